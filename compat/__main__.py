@@ -1,0 +1,7 @@
+"""``python -m compat ...``: the harness command line."""
+
+import sys
+
+from compat.harness.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""The host side: plan cells, drive them, report. Never imports torch."""

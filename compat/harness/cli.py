@@ -1,0 +1,140 @@
+"""Command line of the harness; the nox sessions are thin wrappers around these commands.
+
+``python -m compat matrix|cell|report|list`` works without nox as well, which is how
+the sessions stay testable and how a CI job without nox can call the same code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from compat.harness.errors import UsageError
+from compat.harness.gate import EXIT_USAGE, exit_code
+from compat.harness.matrix import Cell, Matrix, load_matrix
+from compat.harness.pipconfig import read_pip_config
+from compat.harness.report import render_console, write_reports
+from compat.harness.results import CellResult
+from compat.harness.run import Progress, default_jobs, run_cells
+from compat.harness.runs import RunManifest, load_run, new_run_dir, update_latest
+
+__all__ = ["main"]
+
+DEFAULT_MATRIX = "matrix.toml"
+
+
+def envs_root() -> Path:
+    """Where cell environments live: ``$COMPAT_ENVS_DIR`` or ``.envs`` in the working dir."""
+    return Path(os.environ.get("COMPAT_ENVS_DIR") or ".envs").resolve()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="compat", description="torch compatibility matrix")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add_run_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--matrix", default=DEFAULT_MATRIX, help="matrix file (matrix.toml)")
+        p.add_argument("--out", default=None,
+                       help="run folder (default reports/<run-id>, with reports/latest)")
+        p.add_argument("-j", "--jobs", type=int, default=None,
+                       help="cells at once (default: what cores and memory allow)")
+
+    p_matrix = sub.add_parser("matrix", help="run every cell, then report")
+    add_run_options(p_matrix)
+    p_matrix.add_argument("--cells", nargs="+", default=None, help="only these cell ids")
+
+    p_cell = sub.add_parser("cell", help="run one cell")
+    add_run_options(p_cell)
+    p_cell.add_argument("cell_id")
+
+    p_report = sub.add_parser("report", help="rebuild the report of a run from its cell folders")
+    p_report.add_argument("run", nargs="?", default="reports/latest", help="run folder")
+
+    p_list = sub.add_parser("list", help="list the matrix's cells")
+    p_list.add_argument("--matrix", default=DEFAULT_MATRIX)
+    p_list.add_argument("--json", action="store_true", help="as JSON")
+    return parser
+
+
+def _run(matrix: Matrix, cells: list[Cell], args: argparse.Namespace) -> int:
+    if args.out:
+        run_dir = Path(args.out).resolve()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        run_id, reports = run_dir.name, None
+    else:
+        reports = Path("reports").resolve()
+        run_id, run_dir = new_run_dir(reports, matrix.name)
+    RunManifest.for_matrix(run_id, matrix, cells).write(run_dir)
+    jobs = args.jobs if args.jobs and args.jobs > 0 else default_jobs()
+    applicable = sum(c.applicable for c in cells)
+    print(f"compat: {len(cells)} cells ({applicable} applicable) from {matrix.path}, "
+          f"{jobs} at a time -> {run_dir}", flush=True)
+    results = run_cells(cells, matrix, run_dir=run_dir, envs_root=envs_root(),
+                        pip_config=read_pip_config(), jobs=jobs, progress=Progress(len(cells)))
+    return _finish(run_dir, run_id, results, RunManifest.read(run_dir), reports)
+
+
+def _finish(run_dir: Path, run_id: str, results: Sequence[CellResult],
+            manifest: RunManifest | None, reports: Path | None) -> int:
+    code = exit_code(results)
+    info = manifest.matrix_info() if manifest else {"name": run_id}
+    paths = write_reports(run_dir, results, run_id=run_id, matrix=info, exit_code=code)
+    print()
+    print(render_console(results))
+    print()
+    if reports is not None:
+        update_latest(reports, run_dir)
+    print(f"reports: {', '.join(str(p) for p in paths.values())}")
+    print(f"exit code {code}")
+    return code
+
+
+def _report(args: argparse.Namespace) -> int:
+    run_dir = Path(args.run)
+    if not run_dir.is_dir():
+        raise UsageError(f"{run_dir}: no such run folder")
+    run_dir = run_dir.resolve()
+    loaded = load_run(run_dir)
+    for problem in loaded.problems:
+        print(f"compat: skipped {problem}", file=sys.stderr)
+    if not loaded.results:
+        raise UsageError(f"{run_dir}: no cell results to report")
+    run_id = loaded.manifest.run_id if loaded.manifest else run_dir.name
+    return _finish(run_dir, run_id, loaded.results, loaded.manifest, None)
+
+
+def _list(args: argparse.Namespace) -> int:
+    matrix = load_matrix(args.matrix)
+    if args.json:
+        print(json.dumps([{"id": c.id, "python": c.python, "torch": c.torch,
+                           "torchao": c.torchao, "stack": c.stack, "channel": c.channel,
+                           "not_applicable": c.not_applicable} for c in matrix.cells], indent=2))
+        return 0
+    for cell in matrix.cells:
+        note = f"  (not applicable: {cell.not_applicable})" if cell.not_applicable else ""
+        print(f"{cell.id}{note}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "matrix":
+            matrix = load_matrix(args.matrix)
+            cells = list(matrix.cells)
+            if args.cells:
+                cells = [matrix.cell(c) for c in args.cells]
+            return _run(matrix, cells, args)
+        if args.command == "cell":
+            matrix = load_matrix(args.matrix)
+            return _run(matrix, [matrix.cell(args.cell_id)], args)
+        if args.command == "report":
+            return _report(args)
+        return _list(args)
+    except UsageError as exc:
+        print(f"compat: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE

@@ -1,0 +1,37 @@
+"""The exit code of a run: one number a release pipeline can gate on.
+
+=====  ==============================================================================
+code   meaning
+=====  ==============================================================================
+0      every gating cell behaved as expected (passes, expected failures, n/a, skips)
+1      an unexpected failure, error, crash, timeout or import failure, or a regression
+       against the baseline
+2      usage or configuration error (bad matrix file, bad option, unreadable baseline)
+3      infrastructure only: some gating cell could not be installed, nothing else failed
+=====  ==============================================================================
+
+Non-gating cells (e.g. nightlies marked ``gating = false``) are reported but never
+change the code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from compat.harness.results import CellResult
+
+__all__ = ["EXIT_INFRA", "EXIT_OK", "EXIT_UNEXPECTED", "EXIT_USAGE", "exit_code"]
+
+EXIT_OK = 0
+EXIT_UNEXPECTED = 1
+EXIT_USAGE = 2
+EXIT_INFRA = 3
+
+
+def exit_code(results: Iterable[CellResult], *, regressions: int = 0) -> int:
+    gating = [r for r in results if r.gating]
+    if regressions or any(r.status.unexpected for r in gating):
+        return EXIT_UNEXPECTED
+    if any(r.status.infrastructure for r in gating):
+        return EXIT_INFRA
+    return EXIT_OK

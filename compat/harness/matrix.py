@@ -1,0 +1,386 @@
+"""Load ``matrix.toml`` into cells, validating every key before anything is installed.
+
+The file declares axes (python, pt2e stacks), a list of torch entries each with its
+torchao pairing, ``include``/``exclude`` rules and expectations. The product of the
+axes, minus exclusions, plus inclusions, is the cell list; cells that cannot exist are
+kept with a *not applicable* reason so that the grid can say why they were not run.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import re
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+from compat.harness.applicability import STACKS, not_applicable_reason
+from compat.harness.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+__all__ = ["Cell", "Expectation", "Matrix", "Selector", "load_matrix", "parse_matrix"]
+
+DEFAULT_TESTS = ("tests/core",)
+DEFAULT_DEPS = ("pytest",)
+DEFAULT_TIMEOUT = 900.0
+DEFAULT_INSTALL_TIMEOUT = 1800.0
+RELEASE = "release"
+_NONE = "none"
+_SAFE_ID = re.compile(r"[^A-Za-z0-9._+-]")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One point of the matrix: an interpreter, a torch build, a pt2e stack."""
+
+    python: str
+    torch: str
+    stack: str
+    torchao: str | None = None
+    channel: str = RELEASE
+    gating: bool = True
+    not_applicable: str | None = None
+
+    @property
+    def id(self) -> str:
+        """A readable, filesystem- and shell-safe id, also the nox session parameter."""
+        channel = "" if self.channel == RELEASE else f"{self.channel}-"
+        stack = f"torchao{self.torchao}" if self.stack == "torchao" else "torch.ao"
+        return _SAFE_ID.sub("_", f"{channel}torch{self.torch}-{stack}-py{self.python}")
+
+    @property
+    def applicable(self) -> bool:
+        return self.not_applicable is None
+
+
+@dataclass(frozen=True)
+class Selector:
+    """Matches cells by axis values; a bare version means "this release series"."""
+
+    python: SpecifierSet | None = None
+    torch: SpecifierSet | None = None
+    torchao: SpecifierSet | str | None = None
+    stack: str | None = None
+    channel: str | None = None
+
+    def matches(self, cell: Cell) -> bool:
+        if self.stack is not None and cell.stack != self.stack:
+            return False
+        if self.channel is not None and cell.channel != self.channel:
+            return False
+        if not _version_in(cell.python, self.python) or not _version_in(cell.torch, self.torch):
+            return False
+        if self.torchao == _NONE:
+            return cell.torchao is None
+        if isinstance(self.torchao, SpecifierSet):
+            return cell.torchao is not None and _version_in(cell.torchao, self.torchao)
+        return True
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """A known failure: which tests, where, and why. The gate ignores it; a pass is "fixed"."""
+
+    test: str
+    where: Selector
+    reason: str
+    link: str | None = None
+
+    def matches(self, cell: Cell, test_id: str) -> bool:
+        name = test_id.rsplit("::", 1)[-1]
+        hit = fnmatch.fnmatchcase(test_id, self.test) or fnmatch.fnmatchcase(name, self.test)
+        return hit and self.where.matches(cell)
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """A validated matrix file."""
+
+    path: Path
+    name: str
+    cells: tuple[Cell, ...]
+    tests: tuple[str, ...] = DEFAULT_TESTS
+    deps: tuple[str, ...] = DEFAULT_DEPS
+    timeout: float = DEFAULT_TIMEOUT
+    install_timeout: float = DEFAULT_INSTALL_TIMEOUT
+    expectations: tuple[Expectation, ...] = ()
+    channels: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def cell(self, cell_id: str) -> Cell:
+        for cell in self.cells:
+            if cell.id == cell_id:
+                return cell
+        known = difflib.get_close_matches(cell_id, [c.id for c in self.cells], n=1)
+        hint = f" (did you mean {known[0]!r}?)" if known else ""
+        raise ConfigError(self.path, "cell", f"no cell {cell_id!r} in this matrix{hint}")
+
+    def expectation_for(self, cell: Cell, test_id: str) -> Expectation | None:
+        return next((e for e in self.expectations if e.matches(cell, test_id)), None)
+
+
+def _version_in(text: str, spec: SpecifierSet | None) -> bool:
+    if spec is None:
+        return True
+    try:
+        return spec.contains(Version(text), prereleases=True)
+    except InvalidVersion:
+        return False
+
+
+class _Table:
+    """A TOML table read key by key, so that every error names its key and leftovers fail."""
+
+    def __init__(self, path: Path, key: str, data: object) -> None:
+        self.path, self.key = path, key
+        if not isinstance(data, dict):
+            raise ConfigError(path, key, f"expected a table, got {_show(data)}")
+        self.data: dict[str, Any] = dict(data)
+        self.seen: set[str] = set()
+
+    def _key(self, name: str) -> str:
+        return f"{self.key}.{name}" if self.key else name
+
+    def error(self, name: str, message: str) -> ConfigError:
+        return ConfigError(self.path, self._key(name), message)
+
+    def raw(self, name: str) -> object:
+        self.seen.add(name)
+        return self.data.get(name)
+
+    def string(self, name: str, default: str | None = None, *, choices: Iterable[str] = ()) -> Any:
+        value = self.raw(name)
+        if value is None:
+            return default
+        if not isinstance(value, str) or not value.strip():
+            raise self.error(name, f"expected a non-empty string, got {_show(value)}")
+        options = tuple(choices)
+        if options and value not in options:
+            raise self.error(name, f"{value!r} is not one of {', '.join(options)}")
+        return value
+
+    def strings(self, name: str, default: Iterable[str] = ()) -> tuple[str, ...]:
+        value = self.raw(name)
+        if value is None:
+            return tuple(default)
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise self.error(name, f"expected a list of strings, got {_show(value)}")
+        return tuple(value)
+
+    def number(self, name: str, default: float) -> float:
+        value = self.raw(name)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise self.error(name, f"expected a positive number of seconds, got {_show(value)}")
+        return float(value)
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self.raw(name)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise self.error(name, f"expected true or false, got {_show(value)}")
+        return value
+
+    def tables(self, name: str) -> list[_Table]:
+        value = self.raw(name)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise self.error(name, f"expected an array of tables ([[{name}]]), got {_show(value)}")
+        return [_Table(self.path, f"{self._key(name)}[{i}]", v) for i, v in enumerate(value)]
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.data) - self.seen)
+        if unknown:
+            name = unknown[0]
+            close = difflib.get_close_matches(name, sorted(self.seen), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise self.error(name, f"unknown key{hint}")
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _version(table: _Table, name: str, text: str) -> str:
+    try:
+        Version(text)
+    except InvalidVersion:
+        raise table.error(name, f"{text!r} is not a valid version") from None
+    return text
+
+
+def _specifier(table: _Table, name: str, text: str | None) -> SpecifierSet | None:
+    """``"2.8"`` means the 2.8 series (``==2.8.*``); anything else is a PEP 440 specifier."""
+    if text is None:
+        return None
+    try:
+        return SpecifierSet(f"=={Version(text)}.*")
+    except InvalidVersion:
+        pass
+    try:
+        return SpecifierSet(text)
+    except InvalidSpecifier:
+        raise table.error(name, f"{text!r} is neither a version nor a version specifier") from None
+
+
+def _selector(table: _Table) -> Selector:
+    torchao = table.string("torchao")
+    selector = Selector(
+        python=_specifier(table, "python", table.string("python")),
+        torch=_specifier(table, "torch", table.string("torch")),
+        torchao=torchao if torchao == _NONE else _specifier(table, "torchao", torchao),
+        stack=table.string("stack", choices=STACKS),
+        channel=table.string("channel"),
+    )
+    return selector
+
+
+def parse_matrix(path: Path, data: Mapping[str, Any]) -> Matrix:
+    """Build a :class:`Matrix` from parsed TOML; every problem is a :class:`ConfigError`."""
+    root = _Table(path, "", data)
+    settings = _Table(path, "matrix", root.raw("matrix") or {})
+    name = settings.string("name", path.stem)
+    pythons = tuple(_version(settings, "python", p) for p in settings.strings("python", ["3.11"]))
+    stacks = settings.strings("stacks", STACKS)
+    for stack in stacks:
+        if stack not in STACKS:
+            raise settings.error("stacks", f"{stack!r} is not one of {', '.join(STACKS)}")
+    tests = settings.strings("tests", DEFAULT_TESTS)
+    for test in tests:
+        if not (path.parent / test.split("::", 1)[0]).exists():
+            raise settings.error("tests", f"{test!r} does not exist next to the matrix file")
+    matrix_kwargs: dict[str, Any] = {
+        "tests": tests,
+        "deps": settings.strings("deps", DEFAULT_DEPS),
+        "timeout": settings.number("timeout", DEFAULT_TIMEOUT),
+        "install_timeout": settings.number("install-timeout", DEFAULT_INSTALL_TIMEOUT),
+    }
+    settings.finish()
+
+    channels = _channels(root)
+    cells: list[Cell] = []
+    for entry in root.tables("torch"):
+        version = _version(entry, "version", entry.string("version") or _missing(entry, "version"))
+        torchao = entry.string("torchao")
+        if torchao is not None:
+            _version(entry, "torchao", torchao)
+        channel = _channel(entry, channels)
+        gating = entry.boolean("gating", channels.get(channel, {}).get("gating", True))
+        entry_pythons = tuple(_version(entry, "python", p) for p in entry.strings("python", pythons))
+        entry_stacks = entry.strings("stacks", stacks)
+        for stack in entry_stacks:
+            if stack not in STACKS:
+                raise entry.error("stacks", f"{stack!r} is not one of {', '.join(STACKS)}")
+        entry.finish()
+        for python in entry_pythons:
+            for stack in entry_stacks:
+                if stack == "torchao" and torchao is None:
+                    continue  # no torchao paired with this torch: only torch.ao is meant
+                ao = torchao if stack == "torchao" else None
+                cells.append(Cell(python, version, stack, ao, channel, gating))
+
+    excludes = []
+    for rule in root.tables("exclude"):
+        excludes.append(_selector(rule))
+        rule.finish()
+    cells = [c for c in cells if not any(rule.matches(c) for rule in excludes)]
+
+    for extra in root.tables("include"):
+        stack = extra.string("stack", choices=STACKS) or _missing(extra, "stack")
+        torchao = extra.string("torchao")
+        cells.append(
+            Cell(
+                python=_version(extra, "python", extra.string("python", pythons[0])),
+                torch=_version(extra, "torch", extra.string("torch") or _missing(extra, "torch")),
+                stack=stack,
+                torchao=None if torchao in (None, _NONE) else _version(extra, "torchao", torchao),
+                channel=_channel(extra, channels),
+                gating=extra.boolean("gating", True),
+            )
+        )
+        extra.finish()
+
+    expectations = []
+    for rule in root.tables("expect"):
+        test = rule.string("test") or _missing(rule, "test")
+        reason = rule.string("reason") or _missing(rule, "reason")
+        link = rule.string("link")
+        expectations.append(Expectation(test, _selector(rule), reason, link))
+        rule.finish()
+    root.finish()
+
+    planned: list[Cell] = []
+    seen: dict[str, Cell] = {}
+    for cell in cells:
+        if cell.id in seen:
+            raise ConfigError(path, "torch", f"duplicate cell {cell.id!r}")
+        reason = not_applicable_reason(
+            python=cell.python, torch=cell.torch, stack=cell.stack, torchao=cell.torchao
+        )
+        seen[cell.id] = cell
+        planned.append(Cell(**{**cell.__dict__, "not_applicable": reason}))
+    if not planned:
+        raise ConfigError(path, "torch", "the matrix has no cells (add [[torch]] entries)")
+    return Matrix(path, name, tuple(planned), expectations=tuple(expectations),
+                  channels=channels, **matrix_kwargs)
+
+
+def _missing(table: _Table, name: str) -> Any:
+    raise table.error(name, "is required")
+
+
+def _channels(root: _Table) -> dict[str, dict[str, Any]]:
+    raw = root.raw("channels") or {}
+    table = _Table(root.path, "channels", raw)
+    channels: dict[str, dict[str, Any]] = {RELEASE: {}}
+    for name in list(table.data):
+        entry = _Table(root.path, f"channels.{name}", table.raw(name))
+        channels[name] = {
+            "index-url": entry.string("index-url"),
+            "extra-index-urls": entry.strings("extra-index-urls"),
+            "find-links": entry.strings("find-links"),
+            "gating": entry.boolean("gating", True),
+        }
+        entry.finish()
+    table.finish()
+    return channels
+
+
+def _channel(table: _Table, channels: Mapping[str, Any]) -> str:
+    channel = table.string("channel", RELEASE)
+    if channel not in channels:
+        close = difflib.get_close_matches(channel, list(channels), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(channels)})"
+        raise table.error("channel", f"unknown channel {channel!r}{hint}")
+    return channel
+
+
+def load_matrix(path: Path | str) -> Matrix:
+    """Read and validate a matrix file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(path, "", "no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, "", f"cannot read: {exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, "", f"not valid TOML: {exc}") from None
+    return parse_matrix(path.resolve(), data)

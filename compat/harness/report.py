@@ -1,0 +1,223 @@
+"""The grid (tests x cells) and its renderings, all from one list of :class:`CellResult`.
+
+Rows are tests, then the rows that explain a column: its status, the torch build it
+really had, install and test time, and every shim route the cell took.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tabulate import tabulate
+
+from compat.harness.redact import redact
+from compat.harness.results import (
+    SCHEMA_VERSION,
+    CellResult,
+    CellStatus,
+    Outcome,
+    atomic_write_text,
+)
+
+__all__ = [
+    "LEGEND",
+    "SYMBOLS",
+    "Grid",
+    "build_grid",
+    "render_console",
+    "render_markdown",
+    "run_document",
+    "write_reports",
+]
+
+SYMBOLS: dict[str, str] = {
+    Outcome.PASSED.value: "✓",
+    Outcome.FAILED.value: "✗",
+    Outcome.ERROR.value: "E",
+    Outcome.SKIPPED.value: "s",
+    Outcome.XFAILED.value: "x",
+    Outcome.XPASSED.value: "X",
+    Outcome.NOT_RUN.value: "·",
+    CellStatus.NOT_APPLICABLE.value: "n/a",
+}
+LEGEND = (
+    "✓ passed  ✗ failed  E error  s skipped  x expected failure  X expected failure passed "
+    "(fixed)  · not run  n/a not applicable"
+)
+_STATUS_LABEL = {
+    CellStatus.PASSED: "PASS",
+    CellStatus.FAILED: "FAIL",
+    CellStatus.ERROR: "ERROR",
+    CellStatus.INSTALL_FAILED: "INSTALL-FAILED",
+    CellStatus.IMPORT_FAILED: "IMPORT-FAILED",
+    CellStatus.CRASHED: "CRASHED",
+    CellStatus.TIMED_OUT: "TIMED-OUT",
+    CellStatus.NOT_APPLICABLE: "n/a",
+    CellStatus.SKIPPED: "skipped",
+    CellStatus.NOT_RUN: "not run",
+}
+
+
+def torch_build(result: CellResult) -> str:
+    """What the column really had: ``2.8.0+cu128``, ``2.13.0+cpu``, or the requested version."""
+    fp = result.fingerprint
+    version = str(fp.get("torch") or result.cell.get("torch", "?"))
+    if "+" not in version and fp.get("torch"):
+        cuda = fp.get("torch_cuda")
+        version += f"+cu{str(cuda).replace('.', '')}" if cuda else "+cpu"
+    return version
+
+
+def column_header(result: CellResult, sep: str = "\n") -> str:
+    cell = result.cell
+    stack = "torch.ao" if cell["stack"] == "torch.ao" else f"torchao {cell.get('torchao')}"
+    channel = "" if cell.get("channel", "release") == "release" else f"{cell['channel']} "
+    gating = "" if result.gating else " (non-gating)"
+    return sep.join([f"{channel}torch {cell['torch']}{gating}", stack, f"py{cell['python']}"])
+
+
+def short_test_name(nodeid: str, all_ids: Sequence[str]) -> str:
+    """The test function's name when it is unique in the grid, else the full node id."""
+    name = nodeid.rsplit("::", 1)[-1]
+    clash = sum(1 for other in all_ids if other.rsplit("::", 1)[-1] == name)
+    return name if clash == 1 else nodeid
+
+
+@dataclass
+class Grid:
+    headers: list[str]
+    test_rows: list[tuple[str, list[str]]]
+    info_rows: list[tuple[str, list[str]]]
+    results: list[CellResult]
+
+    def rows(self) -> list[list[str]]:
+        return [[name, *values] for name, values in [*self.test_rows, *self.info_rows]]
+
+
+def _test_ids(results: Sequence[CellResult]) -> list[str]:
+    ids: list[str] = []
+    for result in results:
+        for test in result.tests:
+            if test.nodeid not in ids:
+                ids.append(test.nodeid)
+    return ids
+
+
+def _empty_symbol(result: CellResult) -> str:
+    if result.status is CellStatus.NOT_APPLICABLE:
+        return "n/a"
+    if result.status is CellStatus.SKIPPED:
+        return "-"
+    return SYMBOLS[Outcome.NOT_RUN.value]
+
+
+def build_grid(results: Sequence[CellResult], *, sep: str = "\n") -> Grid:
+    ids = _test_ids(results)
+    by_cell = [{t.nodeid: t for t in r.tests} for r in results]
+    test_rows = []
+    for nodeid in ids:
+        values = []
+        for result, tests in zip(results, by_cell):
+            test = tests.get(nodeid)
+            values.append(SYMBOLS[test.outcome.value] if test else _empty_symbol(result))
+        test_rows.append((short_test_name(nodeid, ids), values))
+
+    def seconds(result: CellResult, key: str) -> str:
+        value = result.timings.get(key)
+        if value is None:
+            return ""
+        reused = key == "install" and result.install.get("reused")
+        return f"{value:.1f}s" + (" (reused)" if reused else "")
+
+    info_rows = [
+        ("status", [_STATUS_LABEL[r.status] for r in results]),
+        ("torch build", [torch_build(r) if r.fingerprint else "" for r in results]),
+        ("install", [seconds(r, "install") for r in results]),
+        ("tests", [seconds(r, "tests") for r in results]),
+    ]
+    route_keys: list[str] = []
+    for result in results:
+        route_keys += [k for k in result.routes if k not in route_keys]
+    for key in route_keys:
+        info_rows.append((f"route: {key}", [r.routes.get(key, "") for r in results]))
+    headers = [column_header(r, sep) for r in results]
+    return Grid(headers, test_rows, info_rows, list(results))
+
+
+def _problems(results: Sequence[CellResult]) -> list[str]:
+    lines = []
+    for result in results:
+        if result.status in (CellStatus.PASSED, CellStatus.NOT_APPLICABLE):
+            continue
+        lines.append(f"{result.cell_id}: {result.status.value}: {result.reason or ''}".rstrip())
+    return lines
+
+
+def render_console(results: Sequence[CellResult]) -> str:
+    grid = build_grid(results)
+    table = tabulate(grid.rows(), headers=["test", *grid.headers], tablefmt="simple",
+                     stralign="center", disable_numparse=True)
+    lines = [table, "", LEGEND]
+    problems = _problems(results)
+    if problems:
+        lines += ["", "Cells not passing:", *(f"  {p}" for p in problems)]
+    return "\n".join(lines)
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", "<br>")
+
+
+def render_markdown(results: Sequence[CellResult], *, title: str, exit_code: int) -> str:
+    grid = build_grid(results, sep="<br>")
+    rows = [[_md_escape(c) for c in row] for row in grid.rows()]
+    table = tabulate(rows, headers=["test", *grid.headers], tablefmt="github",
+                     disable_numparse=True)
+    verdict = "all cells as expected" if exit_code == 0 else f"exit code {exit_code}"
+    lines = [f"## torch-compat-matrix: {title}", "", f"**{verdict}**", "", table, "",
+             f"_{LEGEND}_"]
+    problems = _problems(results)
+    if problems:
+        lines += ["", "### Cells not passing", "", *(f"- {_md_escape(p)}" for p in problems)]
+    return "\n".join(lines) + "\n"
+
+
+def run_document(results: Sequence[CellResult], *, run_id: str, matrix: dict[str, Any],
+                 exit_code: int) -> dict[str, Any]:
+    """The run's ``results.json``: versioned, self-describing, enough to redraw every report."""
+    statuses: dict[str, int] = {}
+    for result in results:
+        statuses[result.status.value] = statuses.get(result.status.value, 0) + 1
+    return {
+        "schema": SCHEMA_VERSION,
+        "run_id": run_id,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "matrix": matrix,
+        "host": {"platform": platform.platform(), "python": platform.python_version()},
+        "exit_code": exit_code,
+        "summary": statuses,
+        "cells": [r.to_dict() for r in results],
+    }
+
+
+def write_reports(run_dir: Path, results: Sequence[CellResult], *, run_id: str,
+                  matrix: dict[str, Any], exit_code: int) -> dict[str, Path]:
+    """Write results.json and summary.md; append the summary to a CI step summary if set."""
+    doc = run_document(results, run_id=run_id, matrix=matrix, exit_code=exit_code)
+    paths = {"json": run_dir / "results.json", "markdown": run_dir / "summary.md"}
+    atomic_write_text(paths["json"], redact(json.dumps(doc, indent=2, sort_keys=True)) + "\n")
+    summary = render_markdown(results, title=str(matrix.get("name", run_id)),
+                              exit_code=exit_code)
+    atomic_write_text(paths["markdown"], redact(summary))
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        with open(step_summary, "a", encoding="utf-8") as handle:
+            handle.write(redact(summary))
+    return paths

@@ -1,0 +1,268 @@
+"""The results model: what one cell did, classified, and how it travels as JSON.
+
+A :class:`CellResult` is built from evidence only (the install record, the events the
+plugin streamed, the exit code or signal, the clock) and round-trips through
+``to_dict``/``from_dict`` so that a CI shard's cell folder merges like a local one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from compat.harness.errors import ResultFileError
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "CellResult",
+    "CellStatus",
+    "Outcome",
+    "TestResult",
+    "atomic_write_text",
+    "classify",
+    "read_events",
+]
+
+SCHEMA_VERSION = 1
+
+
+class CellStatus(str, Enum):
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"
+    INSTALL_FAILED = "install-failed"
+    IMPORT_FAILED = "import-failed"
+    CRASHED = "crashed"
+    TIMED_OUT = "timed-out"
+    NOT_APPLICABLE = "not-applicable"
+    SKIPPED = "skipped"
+    NOT_RUN = "not-run"
+
+    @property
+    def unexpected(self) -> bool:
+        """Counts against the gate (when the cell is gating)."""
+        return self in _UNEXPECTED
+
+    @property
+    def infrastructure(self) -> bool:
+        return self is CellStatus.INSTALL_FAILED
+
+
+_UNEXPECTED = frozenset(
+    {CellStatus.FAILED, CellStatus.ERROR, CellStatus.IMPORT_FAILED, CellStatus.CRASHED,
+     CellStatus.TIMED_OUT}
+)
+
+
+class Outcome(str, Enum):
+    """One test in one cell, after expectations are applied."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"
+    SKIPPED = "skipped"
+    XFAILED = "xfailed"  # failed, and the matrix or the test said it would
+    XPASSED = "xpassed"  # expected to fail, passed: reported as fixed
+    NOT_RUN = "not-run"  # the cell died before reaching it
+
+    @property
+    def unexpected(self) -> bool:
+        return self in (Outcome.FAILED, Outcome.ERROR)
+
+
+@dataclass
+class TestResult:
+    nodeid: str
+    outcome: Outcome
+    duration: float = 0.0
+    message: str | None = None
+    expected_reason: str | None = None  # set when an expectation matched
+
+
+@dataclass
+class CellResult:
+    """Everything the report needs to know about one cell."""
+
+    cell_id: str
+    cell: dict[str, Any]
+    status: CellStatus
+    reason: str | None = None
+    gating: bool = True
+    tests: list[TestResult] = field(default_factory=list)
+    fingerprint: dict[str, Any] = field(default_factory=dict)
+    routes: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    install: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    command: list[str] = field(default_factory=list)
+    returncode: int | None = None
+    log_excerpt: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["schema"] = SCHEMA_VERSION
+        data["status"] = self.status.value
+        for test in data["tests"]:
+            test["outcome"] = test["outcome"].value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CellResult:
+        schema = data.get("schema")
+        if schema != SCHEMA_VERSION:
+            raise ValueError(f"result schema {schema!r}, this harness reads {SCHEMA_VERSION}")
+        fields = dict(data)
+        fields.pop("schema")
+        fields["status"] = CellStatus(fields["status"])
+        fields["tests"] = [
+            TestResult(**{**t, "outcome": Outcome(t["outcome"])}) for t in fields.get("tests", [])
+        ]
+        return cls(**fields)
+
+    def counts(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for test in self.tests:
+            totals[test.outcome.value] = totals.get(test.outcome.value, 0) + 1
+        return totals
+
+    @classmethod
+    def read(cls, path: Path) -> CellResult:
+        try:
+            return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            raise ResultFileError(path, "missing") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ResultFileError(path, f"unreadable or truncated ({exc})") from None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ResultFileError(path, f"not a cell result ({type(exc).__name__}: {exc})") from None
+
+    def write(self, path: Path) -> None:
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temp file and rename, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass
+class Events:
+    """What the plugin streamed, tolerant of a truncated last line (the process died)."""
+
+    fingerprint: dict[str, Any] = field(default_factory=dict)
+    tests: dict[str, dict[str, Any]] = field(default_factory=dict)
+    started: list[str] = field(default_factory=list)
+    collect_errors: list[dict[str, Any]] = field(default_factory=list)
+    finish: dict[str, Any] | None = None
+    corrupt_lines: int = 0
+
+
+def read_events(path: Path) -> Events:
+    events = Events()
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except FileNotFoundError:
+        return events
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            events.corrupt_lines += 1
+            continue
+        if not isinstance(record, dict):
+            events.corrupt_lines += 1
+            continue
+        kind = record.get("event")
+        if kind == "session_start":
+            events.fingerprint = dict(record.get("fingerprint") or {})
+        elif kind == "test_start":
+            events.started.append(str(record.get("nodeid")))
+        elif kind == "test":
+            events.tests[str(record.get("nodeid"))] = record
+        elif kind == "collect_error":
+            events.collect_errors.append(record)
+        elif kind == "session_finish":
+            events.finish = record
+    return events
+
+
+def _signal_name(returncode: int) -> str:
+    try:
+        return signal.Signals(-returncode).name
+    except ValueError:
+        return f"signal {-returncode}"
+
+
+def classify(
+    *,
+    events: Events,
+    returncode: int | None,
+    timed_out: bool,
+    expected: Mapping[str, str],
+    known_tests: Iterable[str] = (),
+) -> tuple[CellStatus, str | None, list[TestResult]]:
+    """Turn a finished (or killed) pytest process into a cell status and per-test outcomes.
+
+    ``expected`` maps node ids to the reason they are expected to fail; ``known_tests``
+    are node ids seen in other cells, reported as not run when this cell died first.
+    """
+    tests: list[TestResult] = []
+    for nodeid, record in events.tests.items():
+        outcome = Outcome(record.get("outcome", "error"))
+        reason = expected.get(nodeid)
+        if reason is not None and outcome in (Outcome.FAILED, Outcome.ERROR):
+            outcome = Outcome.XFAILED
+        elif reason is not None and outcome is Outcome.PASSED:
+            outcome = Outcome.XPASSED
+        tests.append(
+            TestResult(nodeid, outcome, float(record.get("duration") or 0.0),
+                       record.get("message"), reason)
+        )
+    finished = set(events.tests)
+    running = [n for n in events.started if n not in finished]
+    for nodeid in running:
+        tests.append(TestResult(nodeid, Outcome.ERROR, 0.0, "the cell died while this test ran"))
+    seen = finished | set(running)
+    for nodeid in known_tests:
+        if nodeid not in seen:
+            tests.append(TestResult(nodeid, Outcome.NOT_RUN))
+            seen.add(nodeid)
+
+    where = f" in {running[-1]}" if running else ""
+    import_error = events.fingerprint.get("torch_import_error") or events.fingerprint.get(
+        "torchao_import_error"
+    )
+    if timed_out:
+        return CellStatus.TIMED_OUT, f"timed out{where}", tests
+    if returncode is not None and returncode < 0:
+        return CellStatus.CRASHED, f"killed by {_signal_name(returncode)}{where}", tests
+    if import_error:
+        return CellStatus.IMPORT_FAILED, import_error.splitlines()[-1], tests
+    if events.finish is None:
+        return CellStatus.CRASHED, f"pytest exited with {returncode} before finishing{where}", tests
+    if any(t.outcome is Outcome.FAILED for t in tests):
+        failed = sum(t.outcome is Outcome.FAILED for t in tests)
+        return CellStatus.FAILED, f"{failed} test(s) failed unexpectedly", tests
+    if events.collect_errors or any(t.outcome is Outcome.ERROR for t in tests):
+        first = events.collect_errors[0]["nodeid"] if events.collect_errors else "a fixture"
+        return CellStatus.ERROR, f"collection or fixture error ({first})", tests
+    if returncode not in (0, 1, 5):
+        return CellStatus.ERROR, f"pytest exited with {returncode}", tests
+    if not tests:
+        return CellStatus.ERROR, "no tests were collected", tests
+    return CellStatus.PASSED, None, tests

@@ -1,0 +1,226 @@
+"""Drive cells: build or reuse each env, run the test core in one pytest process, classify.
+
+Every cell is independent and writes only under its own folder, so cells run in
+parallel threads (each a child process) and a CI shard's folder merges like a local one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+from typing import TextIO
+
+from compat.harness.envs import InstallFailed, ensure_env, env_lock
+from compat.harness.matrix import Cell, Matrix
+from compat.harness.pipconfig import PipIndexConfig
+from compat.harness.plan import plan_cell
+from compat.harness.redact import redact
+from compat.harness.results import CellResult, CellStatus, classify, read_events
+
+__all__ = ["Progress", "default_jobs", "run_cell", "run_cells"]
+
+CELL_INI = Path(__file__).resolve().parent.parent / "cell_pytest.ini"
+_KILL_GRACE = 10.0
+
+
+class Progress:
+    """One line per phase change: readable in a terminal and in a CI log alike."""
+
+    def __init__(self, total: int, stream: TextIO | None = None) -> None:
+        self.total, self.done = total, 0
+        self.stream = stream or sys.stdout
+        self.lock = threading.Lock()
+        self.started = time.monotonic()
+
+    def phase(self, cell_id: str, text: str) -> None:
+        with self.lock:
+            clock = time.monotonic() - self.started
+            print(f"[{clock:7.1f}s {self.done:>2}/{self.total}] {cell_id}: {text}",
+                  file=self.stream, flush=True)
+
+    def finished(self, result: CellResult) -> None:
+        with self.lock:
+            self.done += 1
+        counts = ", ".join(f"{n} {k}" for k, n in sorted(result.counts().items()))
+        seconds = sum(result.timings.values())
+        detail = f" ({counts})" if counts else ""
+        reason = f": {result.reason}" if result.reason else ""
+        self.phase(result.cell_id, f"{result.status.value} in {seconds:.1f}s{detail}{reason}")
+
+
+def default_jobs(memory_per_cell_gb: float = 4.0) -> int:
+    """As many cells as cores, but no more than memory allows (torch + a test ~ a few GB)."""
+    cores = os.cpu_count() or 1
+    try:
+        pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        by_memory = max(1, int(pages / 2**30 / memory_per_cell_gb))
+    except (ValueError, OSError):
+        by_memory = cores
+    return max(1, min(cores, by_memory))
+
+
+def _cell_env(cell: Cell) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
+    env.update(COMPAT_PT2E_STACK=cell.stack, COMPAT_CELL_ID=cell.id, PYTHONNOUSERSITE="1",
+               PYTHONDONTWRITEBYTECODE="1")
+    return env
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    for sig, wait in ((signal.SIGTERM, _KILL_GRACE), (signal.SIGKILL, None)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _run_tests(cmd: list[str], *, env: dict[str, str], log: Path, timeout: float,
+               cwd: Path) -> tuple[int | None, bool]:
+    """Run the cell's pytest in its own process group; a timeout kills the whole group."""
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd,
+                                start_new_session=True)
+        try:
+            return proc.wait(timeout=timeout), False
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            return proc.returncode, True
+        except BaseException:
+            _kill_group(proc)
+            raise
+
+
+def _tail(path: Path, limit: int = 3000) -> str | None:
+    try:
+        data = path.read_bytes()[-limit:]
+    except OSError:
+        return None
+    return redact(data.decode("utf-8", errors="replace")) or None
+
+
+def _expected_failures(matrix: Matrix, cell: Cell, nodeids: Iterable[str]) -> dict[str, str]:
+    found = {}
+    for nodeid in nodeids:
+        expectation = matrix.expectation_for(cell, nodeid)
+        if expectation is not None:
+            link = f" ({expectation.link})" if expectation.link else ""
+            found[nodeid] = expectation.reason + link
+    return found
+
+
+def run_cell(
+    cell: Cell,
+    matrix: Matrix,
+    *,
+    run_dir: Path,
+    envs_root: Path,
+    pip_config: PipIndexConfig,
+    progress: Progress | None = None,
+) -> CellResult:
+    """Run one cell end to end and write ``cells/<id>/result.json``; never raises for the cell."""
+    cell_dir = run_dir / "cells" / cell.id
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    base = {"cell_id": cell.id, "cell": asdict(cell), "gating": cell.gating}
+    say = (lambda text: progress.phase(cell.id, text)) if progress else (lambda text: None)
+
+    if not cell.applicable:
+        result = CellResult(**base, status=CellStatus.NOT_APPLICABLE, reason=cell.not_applicable)
+        result.write(cell_dir / "result.json")
+        return result
+
+    plan = plan_cell(cell, deps=matrix.deps, envs_root=envs_root, pip_config=pip_config,
+                     channel=matrix.channels.get(cell.channel))
+    install: dict[str, object] = {"plan": plan.to_dict()}
+    timings: dict[str, float] = {}
+    started = time.monotonic()
+    with env_lock(plan.env_dir, exclusive=True):
+        say("preparing environment")
+        try:
+            record = ensure_env(plan, log=cell_dir / "install.log",
+                                timeout=matrix.install_timeout)
+        except InstallFailed as exc:
+            timings["install"] = round(time.monotonic() - started, 3)
+            status = CellStatus.SKIPPED if exc.kind == "no-interpreter" else CellStatus.INSTALL_FAILED
+            result = CellResult(**base, status=status, reason=f"{exc.kind}: {exc.message}",
+                                install={**install, "error_kind": exc.kind}, timings=timings,
+                                log_excerpt=exc.log or _tail(cell_dir / "install.log"))
+            result.write(cell_dir / "result.json")
+            return result
+    install.update(record.to_dict())
+    timings["install"] = round(time.monotonic() - started, 3)
+    say("reused environment" if record.reused else f"installed in {record.seconds:.1f}s")
+
+    events_path = cell_dir / "events.jsonl"
+    events_path.unlink(missing_ok=True)
+    cmd = [str(record.python), "-m", "pytest", *matrix.tests, "-c", str(CELL_INI),
+           "--rootdir", str(matrix.path.parent), "-p", "compat.pytest_plugin",
+           "--compat-events", str(events_path), "--junitxml", str(cell_dir / "junit.xml"),
+           "-o", f"junit_suite_name={cell.id}"]
+    say("testing")
+    started = time.monotonic()
+    with env_lock(plan.env_dir, exclusive=False):
+        returncode, timed_out = _run_tests(cmd, env=_cell_env(cell), log=cell_dir / "pytest.log",
+                                           timeout=matrix.timeout, cwd=matrix.path.parent)
+    timings["tests"] = round(time.monotonic() - started, 3)
+
+    events = read_events(events_path)
+    expected = _expected_failures(matrix, cell, [*events.tests, *events.started])
+    status, reason, tests = classify(events=events, returncode=returncode, timed_out=timed_out,
+                                     expected=expected)
+    finish = events.finish or {}
+    result = CellResult(
+        **base, status=status, reason=reason, tests=tests, fingerprint=events.fingerprint,
+        routes=dict(finish.get("routes") or {}), warnings=list(finish.get("warnings") or []),
+        install=install, timings=timings, command=[redact(c) for c in cmd],
+        returncode=returncode,
+        log_excerpt=None if status is CellStatus.PASSED else _tail(cell_dir / "pytest.log"),
+    )
+    result.write(cell_dir / "result.json")
+    return result
+
+
+def run_cells(
+    cells: Sequence[Cell],
+    matrix: Matrix,
+    *,
+    run_dir: Path,
+    envs_root: Path,
+    pip_config: PipIndexConfig,
+    jobs: int,
+    progress: Progress | None = None,
+    on_result: Callable[[CellResult], None] | None = None,
+) -> list[CellResult]:
+    """Run cells ``jobs`` at a time; results come back in matrix order."""
+    progress = progress or Progress(len(cells))
+
+    def one(cell: Cell) -> CellResult:
+        try:
+            result = run_cell(cell, matrix, run_dir=run_dir, envs_root=envs_root,
+                              pip_config=pip_config, progress=progress)
+        except Exception as exc:  # noqa: BLE001 - one broken cell never takes the run down
+            result = CellResult(cell.id, asdict(cell), CellStatus.ERROR, gating=cell.gating,
+                                reason=f"harness error: {type(exc).__name__}: {exc}",
+                                log_excerpt=traceback.format_exc()[-3000:])
+            result.write(run_dir / "cells" / cell.id / "result.json")
+        progress.finished(result)
+        if on_result is not None:
+            on_result(result)
+        return result
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="cell") as pool:
+        return list(pool.map(one, cells))
+

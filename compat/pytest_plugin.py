@@ -1,0 +1,164 @@
+"""The bridge between a cell and the harness: streams what happens in the cell as JSON lines.
+
+Loaded in the cell with ``-p compat.pytest_plugin --compat-events PATH``. Every line is
+flushed as soon as it is known, so that a segfault or a kill leaves every finished test
+(and the name of the one that was running) on disk. The harness owns the format; this
+side only appends. Runs on every Python a cell may use (3.9+), next to any torch, so it
+must never import :mod:`compat.harness`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+import traceback
+from typing import IO, Any
+
+import pytest
+
+EVENTS_SCHEMA = 1
+_MAX_TEXT = 8000
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("compat", "torch-compat-matrix cell recording")
+    group.addoption("--compat-events", default=None, help="append the cell's events (JSONL) here")
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT // 2] + "\n...\n" + text[-_MAX_TEXT // 2 :]
+
+
+def _version_of(dist: str) -> str | None:
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+    except ImportError:  # pragma: no cover
+        return None
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return None
+
+
+def _import_error(module: str) -> str | None:
+    try:
+        __import__(module)
+    except BaseException as exc:  # noqa: BLE001 - any failure to import is the finding
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        return _clip("".join(traceback.format_exception_only(type(exc), exc)).strip())
+    return None
+
+
+def fingerprint() -> dict[str, Any]:
+    """What this cell really is, read from inside it (importing torch once, here)."""
+    info: dict[str, Any] = {
+        "python": platform.python_version(),
+        "python_implementation": platform.python_implementation(),
+        "executable": sys.executable,
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "stack": os.environ.get("COMPAT_PT2E_STACK"),
+        "pytest": pytest.__version__,
+    }
+    started = time.perf_counter()
+    info["torch_import_error"] = _import_error("torch")
+    info["torch_import_seconds"] = round(time.perf_counter() - started, 3)
+    if info["torch_import_error"] is None:
+        import torch
+
+        version = getattr(torch, "version", None)
+        info["torch"] = str(torch.__version__)
+        info["torch_git_version"] = getattr(version, "git_version", None)
+        info["torch_cuda"] = getattr(version, "cuda", None)
+        info["torch_debug"] = getattr(version, "debug", None)
+    info["torchao"] = _version_of("torchao")
+    if info["torchao"] is not None and os.environ.get("COMPAT_PT2E_STACK") == "torchao":
+        info["torchao_import_error"] = _import_error("torchao")
+    return info
+
+
+class _Recorder:
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self.outcomes: dict[str, dict[str, Any]] = {}
+
+    def emit(self, event: str, **data: Any) -> None:
+        data = {"event": event, "t": round(time.time(), 3), **data}
+        self.stream.write(json.dumps(data, default=str) + "\n")
+        self.stream.flush()
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self.emit("session_start", schema=EVENTS_SCHEMA, fingerprint=fingerprint())
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self.emit("collect_error", nodeid=report.nodeid, message=_clip(str(report.longrepr)))
+
+    def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
+        self.emit("test_start", nodeid=nodeid)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        state = self.outcomes.setdefault(report.nodeid, {"duration": 0.0, "message": None})
+        state["duration"] += report.duration
+        wasxfail = hasattr(report, "wasxfail")
+        if report.when == "call" or (report.outcome != "passed" and "outcome" not in state):
+            if report.skipped:
+                state["outcome"] = "xfailed" if wasxfail else "skipped"
+            elif report.failed:
+                state["outcome"] = "failed" if report.when == "call" else "error"
+            else:
+                state["outcome"] = "xpassed" if wasxfail else "passed"
+            if report.outcome != "passed" or wasxfail:
+                state["message"] = _clip(_longrepr(report))
+        elif report.failed and report.when == "teardown":
+            state["outcome"] = "error"
+            state["message"] = _clip(_longrepr(report))
+        if report.when == "teardown":
+            self.emit(
+                "test",
+                nodeid=report.nodeid,
+                outcome=state.get("outcome", "passed"),
+                duration=round(state["duration"], 4),
+                message=state["message"],
+            )
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        routes: dict[str, str] = {}
+        warnings_seen: list[str] = []
+        shim_routes = sys.modules.get("compat.shims.routes")
+        if shim_routes is not None:
+            try:
+                routes = dict(shim_routes.routes())
+                warnings_seen = list(shim_routes.warnings_seen())
+            except Exception as exc:  # noqa: BLE001 - a broken shim must not lose the results
+                routes = {"error": f"{type(exc).__name__}: {exc}"}
+        self.emit("session_finish", exitstatus=int(exitstatus), routes=routes,
+                  warnings=warnings_seen)
+
+
+def _longrepr(report: pytest.TestReport) -> str:
+    if report.skipped and isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2])
+    text = getattr(report, "longreprtext", "") or str(report.longrepr or "")
+    return text or getattr(report, "wasxfail", "")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    path = config.getoption("compat_events")
+    if not path or hasattr(config, "_compat_recorder"):
+        return
+    stream = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - lives with the session
+    recorder = _Recorder(stream)
+    config._compat_recorder = recorder  # type: ignore[attr-defined]
+    config.pluginmanager.register(recorder, "compat-recorder")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    recorder = getattr(config, "_compat_recorder", None)
+    if recorder is not None:
+        recorder.stream.close()
