@@ -29,7 +29,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def _clip(text: str) -> str:
-    return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT // 2] + "\n...\n" + text[-_MAX_TEXT // 2 :]
+    if len(text) <= _MAX_TEXT:
+        return text
+    return text[: _MAX_TEXT // 2] + "\n...\n" + text[-_MAX_TEXT // 2 :]
 
 
 def _version_of(dist: str) -> str | None:
@@ -46,7 +48,7 @@ def _version_of(dist: str) -> str | None:
 def _import_error(module: str) -> str | None:
     try:
         __import__(module)
-    except BaseException as exc:  # noqa: BLE001 - any failure to import is the finding
+    except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt):
             raise
         return _clip("".join(traceback.format_exception_only(type(exc), exc)).strip())

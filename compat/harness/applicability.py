@@ -112,9 +112,9 @@ def not_applicable_reason(
     """
     torch_minor = _minor(torch)
     py_minor = _minor(python)
-    if torch_minor is not None and py_minor is not None and py_minor in _PYTHON_WHEELS:
-        if not _PYTHON_WHEELS[py_minor].contains(torch_minor):
-            return f"torch {torch} has no wheel for CPython {python}"
+    wheels = _PYTHON_WHEELS.get(py_minor) if py_minor else None
+    if torch_minor is not None and wheels is not None and not wheels.contains(torch_minor):
+        return f"torch {torch} has no wheel for CPython {python}"
     if stack == "torch.ao":
         if torchao is not None:
             return "the torch.ao stack does not use torchao; pair torchao with the torchao stack"

@@ -17,6 +17,7 @@ from compat.harness.errors import UsageError
 from compat.harness.gate import EXIT_USAGE, exit_code
 from compat.harness.matrix import Cell, Matrix, load_matrix
 from compat.harness.pipconfig import read_pip_config
+from compat.harness.probe import probe_cells, render_probe
 from compat.harness.report import render_console, write_reports
 from compat.harness.results import CellResult
 from compat.harness.run import Progress, default_jobs, run_cells
@@ -53,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
 
     p_report = sub.add_parser("report", help="rebuild the report of a run from its cell folders")
     p_report.add_argument("run", nargs="?", default="reports/latest", help="run folder")
+
+    p_probe = sub.add_parser("probe", help="capability grid of every cell, no tests")
+    add_run_options(p_probe)
 
     p_list = sub.add_parser("list", help="list the matrix's cells")
     p_list.add_argument("--matrix", default=DEFAULT_MATRIX)
@@ -107,6 +111,17 @@ def _report(args: argparse.Namespace) -> int:
     return _finish(run_dir, run_id, loaded.results, loaded.manifest, None)
 
 
+def _probe(args: argparse.Namespace) -> int:
+    matrix = load_matrix(args.matrix)
+    cells = list(matrix.cells)
+    jobs = args.jobs if args.jobs and args.jobs > 0 else default_jobs()
+    log_dir = Path(args.out or "reports/probe").resolve()
+    found = probe_cells(cells, matrix, envs_root=envs_root(), pip_config=read_pip_config(),
+                        log_dir=log_dir, jobs=jobs)
+    print(render_probe(cells, found))
+    return 0
+
+
 def _list(args: argparse.Namespace) -> int:
     matrix = load_matrix(args.matrix)
     if args.json:
@@ -134,6 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(matrix, [matrix.cell(args.cell_id)], args)
         if args.command == "report":
             return _report(args)
+        if args.command == "probe":
+            return _probe(args)
         return _list(args)
     except UsageError as exc:
         print(f"compat: error: {exc}", file=sys.stderr)

@@ -119,7 +119,7 @@ def _link_project(env_dir: Path) -> None:
 
 def _classify_uv_error(text: str) -> tuple[str, str]:
     """Reduce uv's report to a kind and its most telling line."""
-    lines = [ln.strip(" ×╰─▶│") .strip() for ln in text.splitlines()]
+    lines = [ln.strip(" \u00d7\u2570\u2500\u25b6\u2502").strip() for ln in text.splitlines()]
     lines = [ln for ln in lines if ln]
     lowered = text.lower()
     if "there is no version of" in lowered or "no matching distribution" in lowered:

@@ -281,7 +281,9 @@ def parse_matrix(path: Path, data: Mapping[str, Any]) -> Matrix:
             _version(entry, "torchao", torchao)
         channel = _channel(entry, channels)
         gating = entry.boolean("gating", channels.get(channel, {}).get("gating", True))
-        entry_pythons = tuple(_version(entry, "python", p) for p in entry.strings("python", pythons))
+        entry_pythons = tuple(
+            _version(entry, "python", p) for p in entry.strings("python", pythons)
+        )
         entry_stacks = entry.strings("stacks", stacks)
         for stack in entry_stacks:
             if stack not in STACKS:

@@ -11,7 +11,7 @@ import os
 import platform
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -77,10 +77,10 @@ def torch_build(result: CellResult) -> str:
 
 def column_header(result: CellResult, sep: str = "\n") -> str:
     cell = result.cell
-    stack = "torch.ao" if cell["stack"] == "torch.ao" else f"torchao {cell.get('torchao')}"
-    channel = "" if cell.get("channel", "release") == "release" else f"{cell['channel']} "
-    gating = "" if result.gating else " (non-gating)"
-    return sep.join([f"{channel}torch {cell['torch']}{gating}", stack, f"py{cell['python']}"])
+    stack = "torch.ao" if cell["stack"] == "torch.ao" else f"ao {cell.get('torchao')}"
+    channel = "" if cell.get("channel", "release") == "release" else f"{cell['channel']}{sep}"
+    gating = "" if result.gating else f"{sep}(non-gating)"
+    return f"{channel}{cell['torch']}{sep}{stack}{sep}py{cell['python']}{gating}"
 
 
 def short_test_name(nodeid: str, all_ids: Sequence[str]) -> str:
@@ -96,6 +96,7 @@ class Grid:
     test_rows: list[tuple[str, list[str]]]
     info_rows: list[tuple[str, list[str]]]
     results: list[CellResult]
+    route_legend: list[str] = field(default_factory=list)
 
     def rows(self) -> list[list[str]]:
         return [[name, *values] for name, values in [*self.test_rows, *self.info_rows]]
@@ -118,13 +119,25 @@ def _empty_symbol(result: CellResult) -> str:
     return SYMBOLS[Outcome.NOT_RUN.value]
 
 
-def build_grid(results: Sequence[CellResult], *, sep: str = "\n") -> Grid:
+def _route_codes(values: Sequence[str], width: int) -> tuple[list[str], list[str]]:
+    """Long route values become letters in the grid, spelled out once in a legend."""
+    if all(len(v) <= width for v in values):
+        return list(values), []
+    distinct = [v for i, v in enumerate(values) if v and v not in values[:i]]
+    codes = {v: chr(ord("A") + i) if i < 26 else str(i) for i, v in enumerate(distinct)}
+    return [codes.get(v, "") for v in values], [f"{codes[v]} = {v}" for v in distinct]
+
+
+def build_grid(
+    results: Sequence[CellResult], *, sep: str = "\n", route_width: int | None = None
+) -> Grid:
+    """The grid; with ``route_width``, route values longer than that become lettered codes."""
     ids = _test_ids(results)
     by_cell = [{t.nodeid: t for t in r.tests} for r in results]
     test_rows = []
     for nodeid in ids:
         values = []
-        for result, tests in zip(results, by_cell):
+        for result, tests in zip(results, by_cell, strict=False):
             test = tests.get(nodeid)
             values.append(SYMBOLS[test.outcome.value] if test else _empty_symbol(result))
         test_rows.append((short_test_name(nodeid, ids), values))
@@ -145,10 +158,15 @@ def build_grid(results: Sequence[CellResult], *, sep: str = "\n") -> Grid:
     route_keys: list[str] = []
     for result in results:
         route_keys += [k for k in result.routes if k not in route_keys]
+    legend: list[str] = []
     for key in route_keys:
-        info_rows.append((f"route: {key}", [r.routes.get(key, "") for r in results]))
+        values = [r.routes.get(key, "") for r in results]
+        if route_width is not None:
+            values, spelled = _route_codes(values, route_width)
+            legend += [f"{key}: {line}" for line in spelled]
+        info_rows.append((f"route: {key}", values))
     headers = [column_header(r, sep) for r in results]
-    return Grid(headers, test_rows, info_rows, list(results))
+    return Grid(headers, test_rows, info_rows, list(results), legend)
 
 
 def _problems(results: Sequence[CellResult]) -> list[str]:
@@ -161,10 +179,12 @@ def _problems(results: Sequence[CellResult]) -> list[str]:
 
 
 def render_console(results: Sequence[CellResult]) -> str:
-    grid = build_grid(results)
+    grid = build_grid(results, route_width=14)
     table = tabulate(grid.rows(), headers=["test", *grid.headers], tablefmt="simple",
-                     stralign="center", disable_numparse=True)
+                     colalign=("left", *["center"] * len(grid.headers)), disable_numparse=True)
     lines = [table, "", LEGEND]
+    if grid.route_legend:
+        lines += ["", "Routes:", *(f"  {line}" for line in grid.route_legend)]
     problems = _problems(results)
     if problems:
         lines += ["", "Cells not passing:", *(f"  {p}" for p in problems)]

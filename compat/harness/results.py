@@ -115,6 +115,8 @@ class CellResult:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CellResult:
+        if not isinstance(data, Mapping):
+            raise TypeError(f"expected an object, got {type(data).__name__}")
         schema = data.get("schema")
         if schema != SCHEMA_VERSION:
             raise ValueError(f"result schema {schema!r}, this harness reads {SCHEMA_VERSION}")
@@ -141,7 +143,8 @@ class CellResult:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ResultFileError(path, f"unreadable or truncated ({exc})") from None
         except (KeyError, TypeError, ValueError) as exc:
-            raise ResultFileError(path, f"not a cell result ({type(exc).__name__}: {exc})") from None
+            message = f"not a cell result ({type(exc).__name__}: {exc})"
+            raise ResultFileError(path, message) from None
 
     def write(self, path: Path) -> None:
         atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")

@@ -27,7 +27,7 @@ from compat.harness.plan import plan_cell
 from compat.harness.redact import redact
 from compat.harness.results import CellResult, CellStatus, classify, read_events
 
-__all__ = ["Progress", "default_jobs", "run_cell", "run_cells"]
+__all__ = ["Progress", "cell_environment", "default_jobs", "run_cell", "run_cells"]
 
 CELL_INI = Path(__file__).resolve().parent.parent / "cell_pytest.ini"
 _KILL_GRACE = 10.0
@@ -69,7 +69,8 @@ def default_jobs(memory_per_cell_gb: float = 4.0) -> int:
     return max(1, min(cores, by_memory))
 
 
-def _cell_env(cell: Cell) -> dict[str, str]:
+def cell_environment(cell: Cell) -> dict[str, str]:
+    """The process environment of a cell: isolated from the host's Python settings."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
     env.update(COMPAT_PT2E_STACK=cell.stack, COMPAT_CELL_ID=cell.id, PYTHONNOUSERSITE="1",
@@ -154,7 +155,8 @@ def run_cell(
                                 timeout=matrix.install_timeout)
         except InstallFailed as exc:
             timings["install"] = round(time.monotonic() - started, 3)
-            status = CellStatus.SKIPPED if exc.kind == "no-interpreter" else CellStatus.INSTALL_FAILED
+            missing_python = exc.kind == "no-interpreter"
+            status = CellStatus.SKIPPED if missing_python else CellStatus.INSTALL_FAILED
             result = CellResult(**base, status=status, reason=f"{exc.kind}: {exc.message}",
                                 install={**install, "error_kind": exc.kind}, timings=timings,
                                 log_excerpt=exc.log or _tail(cell_dir / "install.log"))
@@ -173,8 +175,9 @@ def run_cell(
     say("testing")
     started = time.monotonic()
     with env_lock(plan.env_dir, exclusive=False):
-        returncode, timed_out = _run_tests(cmd, env=_cell_env(cell), log=cell_dir / "pytest.log",
-                                           timeout=matrix.timeout, cwd=matrix.path.parent)
+        returncode, timed_out = _run_tests(
+            cmd, env=cell_environment(cell), log=cell_dir / "pytest.log",
+            timeout=matrix.timeout, cwd=matrix.path.parent)
     timings["tests"] = round(time.monotonic() - started, 3)
 
     events = read_events(events_path)

@@ -86,7 +86,7 @@ class LoadedRun:
 
 
 def load_run(run_dir: Path) -> LoadedRun:
-    """Read every cell folder; a broken file is named in ``problems`` and its cell kept as not run."""
+    """Read every cell folder; a broken file is named in ``problems``, its cell kept as not run."""
     problems: list[str] = []
     try:
         manifest = RunManifest.read(run_dir)

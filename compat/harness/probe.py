@@ -1,0 +1,73 @@
+"""``nox -s probe``: which shape each API has in every cell, without running the tests.
+
+Each cell's env is built or reused exactly as for a run; inside it
+``python -m compat.shims.probe`` prints one JSON object of capabilities.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from tabulate import tabulate
+
+from compat.harness.envs import InstallFailed, ensure_env, env_lock
+from compat.harness.matrix import Cell, Matrix
+from compat.harness.pipconfig import PipIndexConfig
+from compat.harness.plan import plan_cell
+from compat.harness.run import cell_environment
+
+__all__ = ["probe_cell", "probe_cells", "render_probe"]
+
+PROBE_TIMEOUT = 600.0
+
+
+def probe_cell(cell: Cell, matrix: Matrix, *, envs_root: Path, pip_config: PipIndexConfig,
+               log_dir: Path) -> dict[str, str]:
+    plan = plan_cell(cell, deps=matrix.deps, envs_root=envs_root, pip_config=pip_config,
+                     channel=matrix.channels.get(cell.channel))
+    try:
+        with env_lock(plan.env_dir, exclusive=True):
+            record = ensure_env(plan, log=log_dir / f"{cell.id}.install.log",
+                                timeout=matrix.install_timeout)
+    except InstallFailed as exc:
+        return {"status": f"install-failed: {exc.kind}: {exc.message}"}
+    try:
+        with env_lock(plan.env_dir, exclusive=False):
+            proc = subprocess.run([str(record.python), "-m", "compat.shims.probe"],
+                                  capture_output=True, text=True, timeout=PROBE_TIMEOUT,
+                                  env=cell_environment(cell), check=False)
+    except subprocess.TimeoutExpired:
+        return {"status": f"probe timed out after {PROBE_TIMEOUT:.0f}s"}
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    try:
+        found = json.loads(lines[-1])
+    except (IndexError, json.JSONDecodeError):
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"status": f"probe failed (exit {proc.returncode}): {tail}"}
+    return {"status": "ok", **{str(k): str(v) for k, v in found.items()}}
+
+
+def probe_cells(cells: Sequence[Cell], matrix: Matrix, *, envs_root: Path,
+                pip_config: PipIndexConfig, log_dir: Path, jobs: int) -> list[dict[str, str]]:
+    def one(cell: Cell) -> dict[str, str]:
+        if not cell.applicable:
+            return {"status": f"not applicable: {cell.not_applicable}"}
+        return probe_cell(cell, matrix, envs_root=envs_root, pip_config=pip_config,
+                          log_dir=log_dir)
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        return list(pool.map(one, cells))
+
+
+def render_probe(cells: Sequence[Cell], found: Sequence[dict[str, str]]) -> str:
+    keys: list[str] = []
+    for caps in found:
+        keys += [k for k in caps if k not in keys]
+    rows = [[key, *(caps.get(key, "") for caps in found)] for key in keys]
+    headers = ["capability", *(c.id.replace("-", "\n", 2) for c in cells)]
+    return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True,
+                    maxcolwidths=[None] + [28] * len(cells))

@@ -1,0 +1,24 @@
+"""Shared helpers for the host-side tests: no torch, no network."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def write_matrix(tmp_path: Path) -> Callable[[str], Path]:
+    """Write a matrix file (with a ``tests/core`` folder beside it) and return its path."""
+    (tmp_path / "tests" / "core").mkdir(parents=True, exist_ok=True)
+
+    def write(text: str, name: str = "matrix.toml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+        return path
+
+    return write
+
+pytest_plugins = ["pytester"]

@@ -1,0 +1,29 @@
+"""Small builders of cell results for the report and gate tests."""
+
+from __future__ import annotations
+
+from compat.harness.results import CellResult, CellStatus, Outcome, TestResult
+
+NODE = "tests/core/test_metadata_porting.py::TestMetaDataPorting::"
+
+
+def cell_result(
+    torch: str,
+    stack: str = "torch.ao",
+    status: CellStatus = CellStatus.PASSED,
+    outcomes: dict[str, Outcome] | None = None,
+    *,
+    torchao: str | None = None,
+    python: str = "3.11",
+    gating: bool = True,
+    reason: str | None = None,
+    routes: dict[str, str] | None = None,
+) -> CellResult:
+    ao = f"torchao{torchao}" if stack == "torchao" else "torch.ao"
+    cell = {"python": python, "torch": torch, "stack": stack, "torchao": torchao,
+            "channel": "release", "gating": gating, "not_applicable": None}
+    tests = [TestResult(NODE + name, outcome) for name, outcome in (outcomes or {}).items()]
+    fingerprint = {"torch": f"{torch}+cpu"} if tests else {}
+    return CellResult(f"torch{torch}-{ao}-py{python}", cell, status, reason, gating,
+                      tests=tests, fingerprint=fingerprint, routes=routes or {},
+                      timings={"install": 1.5, "tests": 4.25} if tests else {})

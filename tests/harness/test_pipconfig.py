@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from compat.harness.pipconfig import PipIndexConfig, parse_pip_config_list
+
+# Verbatim ``pip config list`` of the reference machine, plus an install-section override.
+PIP_CONFIG_LIST = """\
+:env:.cert='/etc/ssl/certs/ca-certificates.crt'
+:env:.default-timeout='180'
+:env:.find-links='/opt/wheels'
+global.cert='/etc/ssl/certs/ca-certificates.crt'
+global.constraint='/etc/xdg/pip/constraints.txt'
+global.extra-index-url='file:///opt/pypi/simple file:///opt/pypi-more/simple'
+global.find-links='/somewhere/else'
+install.index-url='https://mirror.invalid/simple'
+"""
+
+
+def test_env_overrides_files_and_lists_split() -> None:
+    config = parse_pip_config_list(PIP_CONFIG_LIST)
+    assert config == PipIndexConfig(
+        index_url="https://mirror.invalid/simple",
+        extra_index_urls=("file:///opt/pypi/simple", "file:///opt/pypi-more/simple"),
+        find_links=("/opt/wheels",),
+    )
+
+
+def test_uv_args_keep_pips_best_match_semantics() -> None:
+    args = parse_pip_config_list(PIP_CONFIG_LIST).uv_args()
+    assert args == [
+        "--index-url", "https://mirror.invalid/simple",
+        "--extra-index-url", "file:///opt/pypi/simple",
+        "--extra-index-url", "file:///opt/pypi-more/simple",
+        "--find-links", "/opt/wheels",
+        "--index-strategy", "unsafe-best-match",
+    ]
+
+
+def test_constraint_is_not_passed_on() -> None:
+    assert "constraint" not in " ".join(parse_pip_config_list(PIP_CONFIG_LIST).uv_args())
+
+
+def test_empty_config_adds_nothing() -> None:
+    assert parse_pip_config_list("").uv_args() == []
+    assert parse_pip_config_list(":env:.no-index='true'\n").uv_args() == ["--no-index"]

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from compat.harness.report import build_grid, render_console, render_markdown
+from compat.harness.results import CellStatus, Outcome
+
+from .factories import cell_result
+
+P, F = Outcome.PASSED, Outcome.FAILED
+
+
+def results() -> list:
+    return [
+        cell_result("2.8.0", outcomes={"test_a": P, "test_b": F}, status=CellStatus.FAILED,
+                    reason="1 test(s) failed unexpectedly",
+                    routes={"capture": "export(strict=True)"}),
+        cell_result("2.13.0", "torchao", torchao="0.18.0",
+                    outcomes={"test_a": P, "test_b": Outcome.XFAILED},
+                    routes={"capture": "export(strict=True)", "from_node": "nodesource"}),
+        cell_result("2.13.0", status=CellStatus.NOT_APPLICABLE,
+                    reason="torch.ao pt2e was removed in torch 2.11"),
+        cell_result("2.9.0", status=CellStatus.INSTALL_FAILED,
+                    reason="index-unreachable: Failed to fetch https://***@x.invalid"),
+    ]
+
+
+def test_grid_rows_columns_and_symbols() -> None:
+    grid = build_grid(results())
+    assert grid.test_rows == [
+        ("test_a", ["✓", "✓", "n/a", "·"]),
+        ("test_b", ["✗", "x", "n/a", "·"]),
+    ]
+    info = dict(grid.info_rows)
+    assert info["status"] == ["FAIL", "PASS", "n/a", "INSTALL-FAILED"]
+    assert info["torch build"] == ["2.8.0+cpu", "2.13.0+cpu", "", ""]
+    assert info["route: from_node"] == ["", "nodesource", "", ""]
+    assert info["install"][0] == "1.5s"
+    assert grid.headers[1] == "2.13.0\nao 0.18.0\npy3.11"
+
+
+def test_console_lists_cells_not_passing() -> None:
+    text = render_console(results())
+    assert "test_a" in text
+    assert "torch2.8.0-torch.ao-py3.11: failed: 1 test(s) failed unexpectedly" in text
+    assert "torch2.9.0-torch.ao-py3.11: install-failed: index-unreachable" in text
+    assert "torch2.13.0-torchao0.18.0-py3.11" not in text.split("Cells not passing:")[1]
+
+
+def test_markdown_is_one_table_with_escaped_cells() -> None:
+    rs = results()
+    rs[0].routes["capture"] = "a|b"
+    text = render_markdown(rs, title="default", exit_code=1)
+    table = [ln for ln in text.splitlines() if ln.startswith("|")]
+    assert len({ln.count("|") - ln.count("\\|") for ln in table}) == 1
+    assert "a\\|b" in text
+    assert "**exit code 1**" in text
+    assert "2.13.0<br>ao 0.18.0<br>py3.11" in text
+
+
+def test_long_routes_become_codes_with_a_legend() -> None:
+    rs = results()
+    rs[0].routes["capture"] = "export_for_training(strict=True).module()"
+    rs[1].routes["capture"] = "export(strict=True).module(check_guards=False)"
+    grid = build_grid(rs, route_width=14)
+    assert dict(grid.info_rows)["route: capture"] == ["A", "B", "", ""]
+    assert grid.route_legend == [
+        "capture: A = export_for_training(strict=True).module()",
+        "capture: B = export(strict=True).module(check_guards=False)",
+    ]
+    assert dict(grid.info_rows)["route: from_node"] == ["", "nodesource", "", ""]
+    assert "capture: A = export_for_training" in render_console(rs)

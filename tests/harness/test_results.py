@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from compat.harness.errors import ResultFileError
+from compat.harness.results import (
+    CellResult,
+    CellStatus,
+    Events,
+    Outcome,
+    classify,
+    read_events,
+)
+
+T1, T2, T3 = "t.py::test_one", "t.py::test_two", "t.py::test_three"
+
+
+def events_file(tmp_path: Path, lines: list[object], tail: str = "") -> Path:
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines) + tail, encoding="utf-8")
+    return path
+
+
+def start(**fp: object) -> dict[str, object]:
+    return {"event": "session_start", "fingerprint": {"torch": "2.8.0", **fp}}
+
+
+def rec(nodeid: str, outcome: str, message: str | None = None) -> dict[str, object]:
+    return {"event": "test", "nodeid": nodeid, "outcome": outcome, "duration": 0.5,
+            "message": message}
+
+
+FINISH = {"event": "session_finish", "exitstatus": 0, "routes": {"pt2e": "torch.ao"}}
+
+
+def test_truncated_last_line_keeps_everything_before(tmp_path: Path) -> None:
+    path = events_file(tmp_path, [start(), {"event": "test_start", "nodeid": T1},
+                                  rec(T1, "passed")], tail='{"event": "test_st')
+    events = read_events(path)
+    assert events.corrupt_lines == 1
+    assert list(events.tests) == [T1]
+    assert events.fingerprint["torch"] == "2.8.0"
+
+
+def test_passed_cell() -> None:
+    events = Events(fingerprint={"torch": "2.8.0"}, tests={T1: rec(T1, "passed")},
+                    started=[T1], finish=FINISH)
+    status, reason, tests = classify(events=events, returncode=0, timed_out=False, expected={})
+    assert (status, reason) == (CellStatus.PASSED, None)
+    assert [t.outcome for t in tests] == [Outcome.PASSED]
+
+
+def test_expected_failure_and_fixed() -> None:
+    events = Events(tests={T1: rec(T1, "failed", "boom"), T2: rec(T2, "passed")},
+                    started=[T1, T2], finish=FINISH)
+    status, _, tests = classify(events=events, returncode=1, timed_out=False,
+                                expected={T1: "known", T2: "known too"})
+    assert status is CellStatus.PASSED
+    assert [t.outcome for t in tests] == [Outcome.XFAILED, Outcome.XPASSED]
+    assert tests[0].expected_reason == "known"
+
+
+def test_unexpected_failure() -> None:
+    events = Events(tests={T1: rec(T1, "failed", "boom")}, started=[T1], finish=FINISH)
+    status, reason, _ = classify(events=events, returncode=1, timed_out=False, expected={})
+    assert status is CellStatus.FAILED
+    assert reason == "1 test(s) failed unexpectedly"
+
+
+def test_crash_keeps_finished_tests_and_names_the_running_one() -> None:
+    events = Events(tests={T1: rec(T1, "passed")}, started=[T1, T2])
+    status, reason, tests = classify(events=events, returncode=-11, timed_out=False,
+                                     expected={}, known_tests=[T1, T2, T3])
+    assert status is CellStatus.CRASHED
+    assert reason == f"killed by SIGSEGV in {T2}"
+    assert {t.nodeid: t.outcome for t in tests} == {
+        T1: Outcome.PASSED, T2: Outcome.ERROR, T3: Outcome.NOT_RUN}
+
+
+def test_timeout_wins_over_signal() -> None:
+    events = Events(started=[T1])
+    status, reason, _ = classify(events=events, returncode=-15, timed_out=True, expected={})
+    assert (status, reason) == (CellStatus.TIMED_OUT, f"timed out in {T1}")
+
+
+def test_import_failure() -> None:
+    events = Events(fingerprint={"torch_import_error": "ImportError: libcudnn.so.9: nope"},
+                    finish=FINISH)
+    status, reason, _ = classify(events=events, returncode=2, timed_out=False, expected={})
+    assert (status, reason) == (CellStatus.IMPORT_FAILED, "ImportError: libcudnn.so.9: nope")
+
+
+def test_collection_error() -> None:
+    events = Events(collect_errors=[{"nodeid": "t.py", "message": "SyntaxError"}], finish=FINISH)
+    status, reason, _ = classify(events=events, returncode=2, timed_out=False, expected={})
+    assert status is CellStatus.ERROR
+    assert reason == "collection or fixture error (t.py)"
+
+
+def test_exit_without_session_finish_is_a_crash() -> None:
+    events = Events(tests={T1: rec(T1, "passed")}, started=[T1])
+    status, reason, _ = classify(events=events, returncode=3, timed_out=False, expected={})
+    assert status is CellStatus.CRASHED
+    assert "before finishing" in (reason or "")
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    events = Events(tests={T1: rec(T1, "failed", "boom")}, started=[T1], finish=FINISH)
+    status, reason, tests = classify(events=events, returncode=1, timed_out=False, expected={})
+    result = CellResult("c", {"torch": "2.8.0", "stack": "torch.ao", "python": "3.11"},
+                        status, reason, tests=tests, routes={"pt2e": "torch.ao"})
+    result.write(tmp_path / "result.json")
+    assert CellResult.read(tmp_path / "result.json") == result
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"schema": 1, "cell_id": ', "unreadable or truncated"),
+        ('{"schema": 99}', "result schema 99"),
+        ('{"schema": 1, "status": "exploded", "cell_id": "c", "cell": {}}', "not a cell result"),
+        ("[]", "not a cell result"),
+    ],
+)
+def test_bad_result_files_are_named(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "result.json"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(ResultFileError) as info:
+        CellResult.read(path)
+    assert str(path) in str(info.value)
+    assert message in str(info.value)
