@@ -113,6 +113,13 @@ def _tail(path: Path, limit: int = 3000) -> str | None:
     return redact(data.decode("utf-8", errors="replace")) or None
 
 
+def _rootdir(matrix: Matrix) -> Path:
+    """The folder node ids are relative to: the nearest common ancestor of the matrix and tests."""
+    base = matrix.path.parent
+    paths = [str((base / t.split("::", 1)[0]).resolve()) for t in matrix.tests]
+    return Path(os.path.commonpath([str(base), *paths]))
+
+
 def _expected_failures(matrix: Matrix, cell: Cell, nodeids: Iterable[str]) -> dict[str, str]:
     found = {}
     for nodeid in nodeids:
@@ -169,7 +176,7 @@ def run_cell(
     events_path = cell_dir / "events.jsonl"
     events_path.unlink(missing_ok=True)
     cmd = [str(record.python), "-m", "pytest", *matrix.tests, "-c", str(CELL_INI),
-           "--rootdir", str(matrix.path.parent), "-p", "compat.pytest_plugin",
+           "--rootdir", str(_rootdir(matrix)), "-p", "compat.pytest_plugin",
            "--compat-events", str(events_path), "--junitxml", str(cell_dir / "junit.xml"),
            "-o", f"junit_suite_name={cell.id}"]
     say("testing")

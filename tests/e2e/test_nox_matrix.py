@@ -1,0 +1,119 @@
+"""A real two-version matrix driven through ``nox``: install, test core, grid, reuse.
+
+Needs PyPI (torch 2.8.0 is a CUDA wheel of ~0.9 GB plus ~2.5 GB of nvidia packages on a
+cold uv cache) and runs the seven metadata-porting tests in every applicable cell.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.network]
+
+ROOT = Path(__file__).resolve().parents[2]
+MATRIX = "tests/e2e/matrix.toml"
+SEVEN = {
+    "test_simple_metadata_porting",
+    "test_metadata_porting_with_no_quant_inbetween",
+    "test_metadata_porting_for_dq",
+    "test_metadata_porting_for_two_dq",
+    "test_metadata_porting_for_dq_no_static_q",
+    "test_no_metadata_porting",
+    "test_no_metadata_porting_through_unknown_ops",
+}
+
+
+def nox(*args: str, envs: Path, extra_env: dict[str, str] | None = None
+        ) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COMPAT_ENVS_DIR": str(envs), **(extra_env or {})}
+    env.pop("GITHUB_STEP_SUMMARY", None)
+    return subprocess.run([sys.executable, "-m", "nox", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=3600, check=False)
+
+
+def cells(run: Path) -> dict[str, dict[str, Any]]:
+    doc = json.loads((run / "results.json").read_text(encoding="utf-8"))
+    return {c["cell_id"]: c for c in doc["cells"]}
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
+    base = tmp_path_factory.mktemp("e2e")
+    envs, out = base / "envs", base / "run1"
+    proc = nox("-s", "matrix", "--", "--matrix", MATRIX, "--out", str(out), "-j", "2",
+               envs=envs)
+    return envs, out, proc.stdout + proc.stderr
+
+
+def test_matrix_runs_every_applicable_cell(first_run: tuple[Path, Path, str]) -> None:
+    _, out, log = first_run
+    found = cells(out)
+    assert set(found) == {"torch2.8.0-torch.ao-py3.11", "torch2.13.0-torch.ao-py3.11",
+                          "torch2.13.0-torchao0.18.0-py3.11"}, log
+    assert found["torch2.13.0-torch.ao-py3.11"]["status"] == "not-applicable"
+    for cell_id in ("torch2.8.0-torch.ao-py3.11", "torch2.13.0-torchao0.18.0-py3.11"):
+        cell = found[cell_id]
+        names = {t["nodeid"].rsplit("::", 1)[-1] for t in cell["tests"]}
+        assert names == SEVEN, (cell_id, cell["status"], cell["reason"], log)
+        assert cell["fingerprint"]["torch"].startswith(cell["cell"]["torch"])
+        assert cell["routes"]["pt2e"].startswith(cell["cell"]["stack"].replace(".", "."))
+        assert (out / "cells" / cell_id / "junit.xml").is_file()
+        assert (out / "cells" / cell_id / "events.jsonl").is_file()
+    # The grid is printed, the documents are written.
+    assert "test_no_metadata_porting_through_unknown_ops" in log
+    assert (out / "summary.md").read_text(encoding="utf-8").count("test_") >= 7
+
+
+def test_exit_code_matches_the_report(first_run: tuple[Path, Path, str]) -> None:
+    _, out, log = first_run
+    doc = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert f"exit code {doc['exit_code']}" in log
+    unexpected = [c["cell_id"] for c in doc["cells"]
+                  if c["status"] in ("failed", "error", "crashed", "timed-out", "import-failed")]
+    assert (doc["exit_code"] == 1) == bool(unexpected), log
+    assert doc["exit_code"] == 0, log
+
+
+def test_warm_rerun_reuses_every_env(first_run: tuple[Path, Path, str], tmp_path: Path) -> None:
+    envs, _, _ = first_run
+    out = tmp_path / "run2"
+    proc = nox("-s", "matrix", "--", "--matrix", MATRIX, "--out", str(out), envs=envs)
+    applicable = [c for c in cells(out).values() if c["status"] != "not-applicable"]
+    assert applicable
+    for cell in applicable:
+        assert cell["install"]["reused"] is True, proc.stdout
+        assert cell["timings"]["install"] < 5.0
+    assert "reused environment" in proc.stdout
+
+
+def test_one_cell_session_and_report_session(first_run: tuple[Path, Path, str],
+                                             tmp_path: Path) -> None:
+    envs, run1, _ = first_run
+    listed = nox("-l", envs=envs, extra_env={"COMPAT_MATRIX": MATRIX})
+    assert "cell(torch2.13.0-torchao0.18.0-py3.11)" in listed.stdout
+    assert "cell(torch2.13.0-torch.ao-py3.11)" not in listed.stdout  # not applicable
+    out = tmp_path / "one"
+    proc = nox("-s", "cell(torch2.13.0-torchao0.18.0-py3.11)", "--", "--out", str(out),
+               envs=envs, extra_env={"COMPAT_MATRIX": MATRIX})
+    assert list(cells(out)) == ["torch2.13.0-torchao0.18.0-py3.11"], proc.stdout + proc.stderr
+    before = (run1 / "results.json").read_text(encoding="utf-8")
+    report = nox("-s", "report", "--", str(run1), envs=envs)
+    assert "test_simple_metadata_porting" in report.stdout
+    after = json.loads((run1 / "results.json").read_text(encoding="utf-8"))
+    assert after["cells"] == json.loads(before)["cells"]
+
+
+def test_bad_matrix_is_exit_2_with_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[torch]]\nversion = "2.x"\n', encoding="utf-8")
+    proc = nox("-s", "matrix", "--", "--matrix", str(bad), envs=tmp_path / "envs")
+    assert proc.returncode == 2
+    assert f"{bad}: torch[0].version: '2.x' is not a valid version" in proc.stderr
+    assert "Traceback" not in proc.stderr
