@@ -18,7 +18,8 @@ from compat.harness.gate import EXIT_USAGE, exit_code
 from compat.harness.matrix import Cell, Matrix, load_matrix
 from compat.harness.pipconfig import read_pip_config
 from compat.harness.probe import probe_cells, render_probe
-from compat.harness.report import render_console, write_reports
+from compat.harness.publish import write_reports
+from compat.harness.report import render_console
 from compat.harness.results import CellResult
 from compat.harness.run import Progress, default_jobs, run_cells
 from compat.harness.runs import RunManifest, load_run, new_run_dir, update_latest

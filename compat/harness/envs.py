@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from compat.harness.interpreters import find_interpreter
+from compat.harness.lockfile import installed_wheels, locked_pins
 from compat.harness.plan import InstallPlan
 from compat.harness.redact import redact
 from compat.harness.results import atomic_write_text
@@ -27,6 +28,7 @@ from compat.harness.results import atomic_write_text
 __all__ = ["EnvRecord", "InstallFailed", "ensure_env", "env_lock", "uv_bin", "uv_version"]
 
 STAMP = ".compat-env.json"
+LOCK = "pylock.toml"
 PTH = "torch_compat_matrix.pth"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,6 +50,7 @@ class EnvRecord:
     freeze: list[str] = field(default_factory=list)
     uv_version: str = ""
     interpreter: str = ""
+    wheels: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -58,6 +61,7 @@ class EnvRecord:
             "freeze": self.freeze,
             "uv_version": self.uv_version,
             "interpreter": self.interpreter,
+            "wheels": self.wheels,
         }
 
 
@@ -168,7 +172,7 @@ def ensure_env(plan: InstallPlan, *, log: Path, timeout: float) -> EnvRecord:
         _link_project(env_dir)
         return EnvRecord(_bin(env_dir), True, time.monotonic() - started, plan.key,
                          list(stamp.get("freeze", [])), str(stamp.get("uv_version", "")),
-                         str(stamp.get("interpreter", "")))
+                         str(stamp.get("interpreter", "")), dict(stamp.get("wheels", {})))
 
     interpreter = find_interpreter(plan.python)
     if interpreter is None:
@@ -179,13 +183,25 @@ def ensure_env(plan: InstallPlan, *, log: Path, timeout: float) -> EnvRecord:
     if env_dir.exists():
         shutil.rmtree(env_dir)
     _run([uv, "venv", "--quiet", "--python", interpreter, str(env_dir)], log, timeout, env)
+    # Resolve first, into a lock that names every wheel with its URL and sha256; then
+    # install exactly those versions. Installing the lock file itself would re-hash every
+    # wheel (~3 GB for a CUDA torch, ~20 s per env); exact pins hit uv's cache instead.
+    requirements = env_dir / "requirements.in"
+    requirements.write_text("\n".join(plan.requirements) + "\n", encoding="utf-8")
+    lock = env_dir / LOCK
     remaining = max(1.0, timeout - (time.monotonic() - started))
-    _run([uv, "pip", "install", "--python", str(_bin(env_dir)), *plan.index_args,
-          *plan.requirements], log, remaining, env)
+    _run([uv, "pip", "compile", "--quiet", str(requirements), "--format", "pylock.toml",
+          "--python", str(_bin(env_dir)), *plan.index_args, "-o", str(lock)], log, remaining, env)
+    remaining = max(1.0, timeout - (time.monotonic() - started))
+    pinned = env_dir / "requirements.lock.txt"
+    pinned.write_text("\n".join(locked_pins(lock)) + "\n", encoding="utf-8")
+    _run([uv, "pip", "install", "--python", str(_bin(env_dir)), "--no-deps", *plan.index_args,
+          "-r", str(pinned)], log, remaining, env)
     _link_project(env_dir)
     freeze = _run([uv, "pip", "freeze", "--python", str(_bin(env_dir))], log, 120, env)
     record = EnvRecord(_bin(env_dir), False, time.monotonic() - started, plan.key,
-                       sorted(freeze.split()), uv_version(), interpreter)
+                       sorted(freeze.split()), uv_version(), interpreter,
+                       installed_wheels(env_dir, lock, ("torch", "torchao")))
     atomic_write_text(env_dir / STAMP, json.dumps(
         {**record.to_dict(), "plan": plan.to_dict(), "created": time.time()}, indent=2))
     return record

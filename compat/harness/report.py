@@ -6,25 +6,12 @@ really had, install and test time, and every shim route the cell took.
 
 from __future__ import annotations
 
-import json
-import os
-import platform
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 from tabulate import tabulate
 
-from compat.harness.redact import redact
-from compat.harness.results import (
-    SCHEMA_VERSION,
-    CellResult,
-    CellStatus,
-    Outcome,
-    atomic_write_text,
-)
+from compat.harness.results import CellResult, CellStatus, Outcome
 
 __all__ = [
     "LEGEND",
@@ -33,8 +20,6 @@ __all__ = [
     "build_grid",
     "render_console",
     "render_markdown",
-    "run_document",
-    "write_reports",
 ]
 
 SYMBOLS: dict[str, str] = {
@@ -207,37 +192,3 @@ def render_markdown(results: Sequence[CellResult], *, title: str, exit_code: int
     if problems:
         lines += ["", "### Cells not passing", "", *(f"- {_md_escape(p)}" for p in problems)]
     return "\n".join(lines) + "\n"
-
-
-def run_document(results: Sequence[CellResult], *, run_id: str, matrix: dict[str, Any],
-                 exit_code: int) -> dict[str, Any]:
-    """The run's ``results.json``: versioned, self-describing, enough to redraw every report."""
-    statuses: dict[str, int] = {}
-    for result in results:
-        statuses[result.status.value] = statuses.get(result.status.value, 0) + 1
-    return {
-        "schema": SCHEMA_VERSION,
-        "run_id": run_id,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "matrix": matrix,
-        "host": {"platform": platform.platform(), "python": platform.python_version()},
-        "exit_code": exit_code,
-        "summary": statuses,
-        "cells": [r.to_dict() for r in results],
-    }
-
-
-def write_reports(run_dir: Path, results: Sequence[CellResult], *, run_id: str,
-                  matrix: dict[str, Any], exit_code: int) -> dict[str, Path]:
-    """Write results.json and summary.md; append the summary to a CI step summary if set."""
-    doc = run_document(results, run_id=run_id, matrix=matrix, exit_code=exit_code)
-    paths = {"json": run_dir / "results.json", "markdown": run_dir / "summary.md"}
-    atomic_write_text(paths["json"], redact(json.dumps(doc, indent=2, sort_keys=True)) + "\n")
-    summary = render_markdown(results, title=str(matrix.get("name", run_id)),
-                              exit_code=exit_code)
-    atomic_write_text(paths["markdown"], redact(summary))
-    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if step_summary:
-        with open(step_summary, "a", encoding="utf-8") as handle:
-            handle.write(redact(summary))
-    return paths

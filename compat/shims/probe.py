@@ -86,7 +86,9 @@ def _capture() -> Dict[str, Value]:
     out = {f"capture.{k}": v for k, v in available_captures().items()}
     out["capture.default"] = default_capture()
     ep_cls = getattr(getattr(torch, "export", None), "ExportedProgram", None)
-    has_guards = ep_cls is not None and "check_guards" in inspect.signature(ep_cls.module).parameters
+    has_guards = (
+        ep_cls is not None and "check_guards" in inspect.signature(ep_cls.module).parameters
+    )
     out["capture.module_check_guards"] = "yes" if has_guards else "no"
     return out
 
@@ -134,7 +136,8 @@ def _from_node() -> Dict[str, Value]:
         gm = ep.module()
         ep2 = torch.export.export(gm, args)
         gm2 = ep2.module()
-    raws = [n.meta.get("from_node") for n in ep2.graph_module.graph.nodes if n.op == "call_function"]
+    nodes = ep2.graph_module.graph.nodes
+    raws = [n.meta.get("from_node") for n in nodes if n.op == "call_function"]
     raws = [r for r in raws if r]
     if not raws:
         return {"from_node.format": "F0 absent"}
@@ -228,7 +231,7 @@ def capabilities() -> Dict[str, str]:
         try:
             with routes.capture_warnings(f"probe {name}"):
                 out.update(section())
-        except BaseException as exc:  # noqa: BLE001 - a probe reports, it never crashes
+        except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt):
                 raise
             out[name] = _err(exc)

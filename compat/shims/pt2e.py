@@ -22,12 +22,18 @@ __all__ = ["Pt2eApi", "StackUnavailable", "api"]
 
 # name -> (module under torch.ao, module under torchao); None means "not in that stack".
 _LOCATIONS: Dict[str, tuple] = {
-    "prepare_pt2e": ("torch.ao.quantization.quantize_pt2e", "torchao.quantization.pt2e.quantize_pt2e"),
+    "prepare_pt2e": (
+        "torch.ao.quantization.quantize_pt2e",
+        "torchao.quantization.pt2e.quantize_pt2e",
+    ),
     "prepare_qat_pt2e": (
         "torch.ao.quantization.quantize_pt2e",
         "torchao.quantization.pt2e.quantize_pt2e",
     ),
-    "convert_pt2e": ("torch.ao.quantization.quantize_pt2e", "torchao.quantization.pt2e.quantize_pt2e"),
+    "convert_pt2e": (
+        "torch.ao.quantization.quantize_pt2e",
+        "torchao.quantization.pt2e.quantize_pt2e",
+    ),
     "Quantizer": ("torch.ao.quantization.quantizer", "torchao.quantization.pt2e.quantizer"),
     "QuantizationAnnotation": (
         "torch.ao.quantization.quantizer",

@@ -21,7 +21,7 @@ for _path in (str(_HERE), str(_HERE.parents[1])):
 from compat.shims import routes  # noqa: E402
 
 with routes.capture_warnings("import torch"):
-    import torch  # noqa: E402,F401
+    import torch  # noqa: F401
 
 
 @pytest.fixture(autouse=True)

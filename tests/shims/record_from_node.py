@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any
 
 import torch
 
@@ -27,7 +27,7 @@ class _Model(torch.nn.Module):
         return self.linear(x.view(-1, 3))
 
 
-def _entry(e: Any) -> Dict[str, Any]:
+def _entry(e: Any) -> dict[str, Any]:
     if isinstance(e, tuple):
         return {"kind": "tuple", "name": e[0], "target": str(e[1]),
                 "target_type": type(e[1]).__name__}
@@ -47,7 +47,7 @@ def _entry(e: Any) -> Dict[str, Any]:
     }
 
 
-def _samples(graph: Any, label: str) -> List[Dict[str, Any]]:
+def _samples(graph: Any, label: str) -> list[dict[str, Any]]:
     out = []
     for node in graph.nodes:
         raw = node.meta.get("from_node")
@@ -78,7 +78,7 @@ def _shared(ep: Any, gm: Any) -> Any:
 def main(out_dir: str) -> None:
     model = _Model().eval()
     args = (torch.randn(1, 3, 5, 5),)
-    samples: List[Dict[str, Any]] = []
+    samples: list[dict[str, Any]] = []
     ep = torch.export.export(model, args)
     gm = ep.module()
     samples += _samples(gm.graph, "export().module()")
