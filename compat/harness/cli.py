@@ -12,7 +12,9 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from compat.harness.baseline import diff_runs, load_baseline, render_diff
 from compat.harness.errors import UsageError
 from compat.harness.gate import EXIT_USAGE, exit_code
 from compat.harness.matrix import Cell, Matrix, load_matrix
@@ -44,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="run folder (default reports/<run-id>, with reports/latest)")
         p.add_argument("-j", "--jobs", type=int, default=None,
                        help="cells at once (default: what cores and memory allow)")
+        p.add_argument("--baseline", default=None,
+                       help="a previous results.json: name regressions and fixes, gate on them")
 
     p_matrix = sub.add_parser("matrix", help="run every cell, then report")
     add_run_options(p_matrix)
@@ -55,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p_report = sub.add_parser("report", help="rebuild the report of a run from its cell folders")
     p_report.add_argument("run", nargs="?", default="reports/latest", help="run folder")
+    p_report.add_argument("--baseline", default=None, help="a previous results.json")
 
     p_probe = sub.add_parser("probe", help="capability grid of every cell, no tests")
     add_run_options(p_probe)
@@ -66,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(matrix: Matrix, cells: list[Cell], args: argparse.Namespace) -> int:
+    baseline = _baseline(args)
     if args.out:
         run_dir = Path(args.out).resolve()
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -80,16 +86,28 @@ def _run(matrix: Matrix, cells: list[Cell], args: argparse.Namespace) -> int:
           f"{jobs} at a time -> {run_dir}", flush=True)
     results = run_cells(cells, matrix, run_dir=run_dir, envs_root=envs_root(),
                         pip_config=read_pip_config(), jobs=jobs, progress=Progress(len(cells)))
-    return _finish(run_dir, run_id, results, RunManifest.read(run_dir), reports)
+    return _finish(run_dir, run_id, results, RunManifest.read(run_dir), reports, baseline)
+
+
+def _baseline(args: argparse.Namespace) -> tuple[str, dict[str, Any]] | None:
+    if not getattr(args, "baseline", None):
+        return None
+    return str(args.baseline), load_baseline(args.baseline)
 
 
 def _finish(run_dir: Path, run_id: str, results: Sequence[CellResult],
-            manifest: RunManifest | None, reports: Path | None) -> int:
-    code = exit_code(results)
+            manifest: RunManifest | None, reports: Path | None,
+            baseline: tuple[str, dict[str, Any]] | None = None) -> int:
+    diff = diff_runs(baseline[1], results, name=baseline[0]) if baseline else None
+    code = exit_code(results, regressions=len(diff.regressions) if diff else 0)
     info = manifest.matrix_info() if manifest else {"name": run_id}
-    paths = write_reports(run_dir, results, run_id=run_id, matrix=info, exit_code=code)
+    paths = write_reports(run_dir, results, run_id=run_id, matrix=info, exit_code=code,
+                          diff=diff)
     print()
     print(render_console(results))
+    if diff is not None:
+        print()
+        print(render_diff(diff))
     print()
     if reports is not None:
         update_latest(reports, run_dir)
@@ -103,13 +121,14 @@ def _report(args: argparse.Namespace) -> int:
     if not run_dir.is_dir():
         raise UsageError(f"{run_dir}: no such run folder")
     run_dir = run_dir.resolve()
+    baseline = _baseline(args)
     loaded = load_run(run_dir)
     for problem in loaded.problems:
         print(f"compat: skipped {problem}", file=sys.stderr)
     if not loaded.results:
         raise UsageError(f"{run_dir}: no cell results to report")
     run_id = loaded.manifest.run_id if loaded.manifest else run_dir.name
-    return _finish(run_dir, run_id, loaded.results, loaded.manifest, None)
+    return _finish(run_dir, run_id, loaded.results, loaded.manifest, None, baseline)
 
 
 def _probe(args: argparse.Namespace) -> int:

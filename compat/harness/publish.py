@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from compat.harness.baseline import BaselineDiff, render_diff
 from compat.harness.html_report import render_html
 from compat.harness.junit import merge_junit
 from compat.harness.redact import redact
@@ -42,13 +43,18 @@ def run_document(results: Sequence[CellResult], *, run_id: str, matrix: dict[str
 
 
 def write_reports(run_dir: Path, results: Sequence[CellResult], *, run_id: str,
-                  matrix: dict[str, Any], exit_code: int) -> dict[str, Path]:
-    """Write results.json and summary.md; append the summary to a CI step summary if set."""
+                  matrix: dict[str, Any], exit_code: int,
+                  diff: BaselineDiff | None = None) -> dict[str, Path]:
+    """Write every document; append the summary to a CI step summary when that is set."""
     doc = run_document(results, run_id=run_id, matrix=matrix, exit_code=exit_code)
+    if diff is not None:
+        doc["baseline_diff"] = diff.to_dict()
     paths = {"json": run_dir / "results.json", "markdown": run_dir / "summary.md"}
     atomic_write_text(paths["json"], redact(json.dumps(doc, indent=2, sort_keys=True)) + "\n")
     summary = render_markdown(results, title=str(matrix.get("name", run_id)),
                               exit_code=exit_code)
+    if diff is not None:
+        summary += "\n" + render_diff(diff, markdown=True) + "\n"
     atomic_write_text(paths["markdown"], redact(summary))
     paths["html"] = run_dir / "matrix.html"
     atomic_write_text(paths["html"], render_html(results, title=str(matrix.get("name", run_id)),

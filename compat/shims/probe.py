@@ -149,7 +149,8 @@ def _from_node() -> Dict[str, Value]:
     else:
         fid = "F3"
     stamps = [
-        n for n in gm2.graph.nodes
+        n
+        for n in gm2.graph.nodes
         if (n.meta.get("from_node") or [None])[-1] is not None
         and getattr(n.meta["from_node"][-1], "pass_name", "") == fx_meta.MODULE_STAMP
     ]
@@ -179,8 +180,9 @@ def _serde_from_node() -> bool:
         from torch._export.serde import serialize
     except Exception:  # noqa: BLE001 - no serde means no serialisation of from_node
         return False
-    return any(hasattr(c, "_serialize_from_node") for c in vars(serialize).values()
-               if inspect.isclass(c))
+    return any(
+        hasattr(c, "_serialize_from_node") for c in vars(serialize).values() if inspect.isclass(c)
+    )
 
 
 def _shared_records(ep: Any, gm: Any, stamps: List[Any]) -> bool:

@@ -156,13 +156,20 @@ def api() -> Pt2eApi:
     raw_convert = names["convert_pt2e"]
     has_param, folds, reason = _fold_facts(stack, raw_convert)
     names["convert_pt2e"] = _make_convert(raw_convert, has_param)
-    for fn in ("prepare_pt2e", "prepare_qat_pt2e", "move_exported_model_to_eval",
-               "get_symmetric_quantization_config"):
+    for fn in (
+        "prepare_pt2e",
+        "prepare_qat_pt2e",
+        "move_exported_model_to_eval",
+        "get_symmetric_quantization_config",
+    ):
         if fn in names:
             names[fn] = _recording(names[fn], fn)
     routes.record("pt2e", label)
-    routes.record("convert", f"convert_pt2e(fold_quantize={'True' if has_param else 'n/a'})"
-                  f"{'' if folds else ' no-fold'}: {reason}")
+    routes.record(
+        "convert",
+        f"convert_pt2e(fold_quantize={'True' if has_param else 'n/a'})"
+        f"{'' if folds else ' no-fold'}: {reason}",
+    )
     return Pt2eApi(stack, label, names, has_param, folds, reason)
 
 

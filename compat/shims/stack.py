@@ -72,6 +72,4 @@ def resolve_stack() -> str:
     tao_err = _import_error(TORCHAO)
     if tao_err is None:
         return TORCHAO
-    raise StackUnavailable(
-        f"no pt2e stack imports: torch.ao -> {ao_err}; torchao -> {tao_err}"
-    )
+    raise StackUnavailable(f"no pt2e stack imports: torch.ao -> {ao_err}; torchao -> {tao_err}")

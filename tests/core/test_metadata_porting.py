@@ -268,9 +268,7 @@ class TestMetaDataPorting:
                 quantization_config_dynamic = get_symmetric_quantization_config(
                     is_per_channel=True, is_dynamic=True
                 )
-                annotated_partitions = OP_TO_ANNOTATOR["linear"](
-                    gm, quantization_config_dynamic
-                )
+                annotated_partitions = OP_TO_ANNOTATOR["linear"](gm, quantization_config_dynamic)
                 _tag_partitions(backend_string, "linear_dynamic", annotated_partitions)
 
             def validate(self, model: torch.fx.GraphModule) -> None:
@@ -331,9 +329,7 @@ class TestMetaDataPorting:
                 )
                 annotated_partitions = OP_TO_ANNOTATOR["conv"](gm, quantization_config_dynamic)
                 _tag_partitions(backend_string, "conv2d_dynamic", annotated_partitions)
-                annotated_partitions = OP_TO_ANNOTATOR["linear"](
-                    gm, quantization_config_dynamic
-                )
+                annotated_partitions = OP_TO_ANNOTATOR["linear"](gm, quantization_config_dynamic)
                 _tag_partitions(backend_string, "linear_dynamic", annotated_partitions)
 
             def validate(self, model: torch.fx.GraphModule) -> None:
@@ -393,9 +389,7 @@ class TestMetaDataPorting:
                 quantization_config_dynamic = get_symmetric_quantization_config(
                     is_per_channel=True, is_dynamic=True
                 )
-                annotated_partitions = OP_TO_ANNOTATOR["linear"](
-                    gm, quantization_config_dynamic
-                )
+                annotated_partitions = OP_TO_ANNOTATOR["linear"](gm, quantization_config_dynamic)
                 _tag_partitions(backend_string, "linear_dynamic", annotated_partitions)
 
             def validate(self, model: torch.fx.GraphModule) -> None:

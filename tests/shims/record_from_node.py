@@ -29,8 +29,12 @@ class _Model(torch.nn.Module):
 
 def _entry(e: Any) -> dict[str, Any]:
     if isinstance(e, tuple):
-        return {"kind": "tuple", "name": e[0], "target": str(e[1]),
-                "target_type": type(e[1]).__name__}
+        return {
+            "kind": "tuple",
+            "name": e[0],
+            "target": str(e[1]),
+            "target_type": type(e[1]).__name__,
+        }
     action = getattr(e, "action", None)
     return {
         "kind": "nodesource",
@@ -40,7 +44,8 @@ def _entry(e: Any) -> dict[str, Any]:
         "graph_id_type": type(e.graph_id).__name__,
         "pass_name": e.pass_name,
         "action_kind": "list" if isinstance(action, list) else "single",
-        "action": [a.name for a in action] if isinstance(action, list)
+        "action": [a.name for a in action]
+        if isinstance(action, list)
         else (action.name if action is not None else None),
         "to_dict_action": e.to_dict().get("action") if hasattr(e, "to_dict") else None,
         "from_node": [_entry(p) for p in e.from_node],
@@ -53,11 +58,19 @@ def _samples(graph: Any, label: str) -> list[dict[str, Any]]:
         raw = node.meta.get("from_node")
         if not raw:
             continue
-        interesting = (node.op in ("get_attr", "placeholder")
-                       or any(k in str(node.target) for k in ("linear", "addmm", "pool")))
+        interesting = node.op in ("get_attr", "placeholder") or any(
+            k in str(node.target) for k in ("linear", "addmm", "pool")
+        )
         if interesting:
-            out.append({"graph": label, "op": node.op, "node": node.name,
-                        "target": str(node.target), "from_node": [_entry(e) for e in raw]})
+            out.append(
+                {
+                    "graph": label,
+                    "op": node.op,
+                    "node": node.name,
+                    "target": str(node.target),
+                    "from_node": [_entry(e) for e in raw],
+                }
+            )
     return out
 
 

@@ -47,8 +47,15 @@ class FakeNodeInfo:
 class FakeNodeSource:
     """Shape of torch.fx.traceback.NodeSource: node_info + pass_name + action + from_node."""
 
-    def __init__(self, name: str, target: str, pass_name: str, action: Any,
-                 from_node: list[FakeNodeSource], value_eq: bool = False) -> None:
+    def __init__(
+        self,
+        name: str,
+        target: str,
+        pass_name: str,
+        action: Any,
+        from_node: list[FakeNodeSource],
+        value_eq: bool = False,
+    ) -> None:
         self.node_info = FakeNodeInfo(name, target, 1234)
         self.pass_name = pass_name
         self.action = action
@@ -62,7 +69,9 @@ class FakeNodeSource:
     def to_dict(self) -> dict[str, Any]:
         acts = self.action if isinstance(self.action, list) else [self.action]
         return {
-            "name": self.name, "target": self.target, "graph_id": self.graph_id,
+            "name": self.name,
+            "target": self.target,
+            "graph_id": self.graph_id,
             "pass_name": self.pass_name,
             "action": "+".join(a.name.lower() for a in acts if a is not None),
             "from_node": [p.to_dict() for p in self.from_node],
@@ -87,8 +96,9 @@ def _fake(entry: dict[str, Any], value_eq: bool = False) -> Any:
     else:
         action = NodeSourceAction[entry["action"]] if entry["action"] else None
     parents = [_fake(p, value_eq) for p in entry["from_node"]]
-    return FakeNodeSource(entry["name"], entry["target"], entry["pass_name"], action,
-                          parents, value_eq)
+    return FakeNodeSource(
+        entry["name"], entry["target"], entry["pass_name"], action, parents, value_eq
+    )
 
 
 def _load(version: str) -> dict[str, Any]:
@@ -184,8 +194,13 @@ def test_f2_action_none() -> None:
 
 
 def test_f3_list_action() -> None:
-    ns = FakeNodeSource("add", "aten.add.Tensor", "Interpreter_Foo",
-                        [NodeSourceAction.CREATE, NodeSourceAction.REPLACE], [])
+    ns = FakeNodeSource(
+        "add",
+        "aten.add.Tensor",
+        "Interpreter_Foo",
+        [NodeSourceAction.CREATE, NodeSourceAction.REPLACE],
+        [],
+    )
     assert fx_meta.format_name([ns]) == fx_meta.NESTED_LIST
     assert fx_meta.lineage([ns])[0].actions == ("create", "replace")
 
@@ -239,8 +254,13 @@ def test_f7_shared_records() -> None:
     sample = _samples("2.15.0", graph="reexport.graph_module", op="call_function")[0]
     ep_node_sources = _raw(sample)
     # 2.15: the stamp's from_node is list(ep_node.meta["from_node"]): the same objects.
-    stamp = FakeNodeSource(sample["node"], sample["target"], fx_meta.MODULE_STAMP,
-                           [NodeSourceAction.CREATE], list(ep_node_sources))
+    stamp = FakeNodeSource(
+        sample["node"],
+        sample["target"],
+        fx_meta.MODULE_STAMP,
+        [NodeSourceAction.CREATE],
+        list(ep_node_sources),
+    )
     assert stamp.from_node[0] is ep_node_sources[0]
     (rec,) = fx_meta.lineage([stamp])
     assert rec.parents == fx_meta.lineage(ep_node_sources)

@@ -35,14 +35,23 @@ def test_warnings_recorded_not_raised_under_error_filter() -> None:
 
 
 def test_warnings_kept_when_block_raises() -> None:
-    with pytest.raises(RuntimeError), routes.capture_warnings("x"):
-        warnings.warn("before the crash", UserWarning, stacklevel=1)
-        raise RuntimeError("boom")
+    def crash() -> None:
+        with routes.capture_warnings("x"):
+            warnings.warn("before the crash", UserWarning, stacklevel=1)
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        crash()
     assert routes.warnings_seen() == ["[x] UserWarning: before the crash"]
 
 
 def test_import_is_light() -> None:
     code = "import sys, compat.shims.routes; print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, cwd=str(__import__("pathlib").Path(__file__).parents[2]))
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=str(__import__("pathlib").Path(__file__).parents[2]),
+    )
     assert out.stdout.strip() == "False"

@@ -96,8 +96,11 @@ def test_capture_and_reexport(no_env: None) -> None:
     records = fx_meta.lineage(linear[0])
     assert any(r.target == "aten.linear.default" for r in records)
     assert fx_meta.original_source(linear[0]) is not None
-    assert routes.routes()["from_node"] in (fx_meta.FLAT, fx_meta.NESTED_SINGLE,
-                                            fx_meta.NESTED_LIST)
+    assert routes.routes()["from_node"] in (
+        fx_meta.FLAT,
+        fx_meta.NESTED_SINGLE,
+        fx_meta.NESTED_LIST,
+    )
 
 
 def test_capture_override(no_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -146,13 +149,28 @@ def test_convert_inserts_known_ops(no_env: None) -> None:
 
 
 PROBE_KEYS = {
-    "python", "platform", "torch.version", "torch.git_version", "torchao.version",
-    "pt2e.stack.torch.ao", "pt2e.stack.torchao", "pt2e.resolved", "pt2e.convert",
-    "pt2e.QuantizationAnnotation.fields", "pt2e.Quantizer.methods", "pt2e.OP_TO_ANNOTATOR.count",
-    "pt2e.OP_TO_ANNOTATOR.keys", "pt2e.get_symmetric_quantization_config.params",
-    "pt2e.PortNodeMetaForQDQ", "capture.capture_pre_autograd_graph",
-    "capture.export_for_training", "capture.export", "capture.default",
-    "capture.module_check_guards", "from_node.format", "fx.copy_meta.quantization_tag",
+    "python",
+    "platform",
+    "torch.version",
+    "torch.git_version",
+    "torchao.version",
+    "pt2e.stack.torch.ao",
+    "pt2e.stack.torchao",
+    "pt2e.resolved",
+    "pt2e.convert",
+    "pt2e.QuantizationAnnotation.fields",
+    "pt2e.Quantizer.methods",
+    "pt2e.OP_TO_ANNOTATOR.count",
+    "pt2e.OP_TO_ANNOTATOR.keys",
+    "pt2e.get_symmetric_quantization_config.params",
+    "pt2e.PortNodeMetaForQDQ",
+    "capture.capture_pre_autograd_graph",
+    "capture.export_for_training",
+    "capture.export",
+    "capture.default",
+    "capture.module_check_guards",
+    "from_node.format",
+    "fx.copy_meta.quantization_tag",
     "quant_ops.namespaces",
 }
 
@@ -178,7 +196,14 @@ def test_probe_section_error_becomes_value(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_probe_main_prints_one_json_object() -> None:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    out = subprocess.run([sys.executable, "-m", "compat.shims.probe"], capture_output=True,
-                         text=True, check=True, env=env, cwd=str(ROOT), timeout=600)
+    out = subprocess.run(
+        [sys.executable, "-m", "compat.shims.probe"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        cwd=str(ROOT),
+        timeout=600,
+    )
     caps = json.loads(out.stdout)
     assert set(caps) >= PROBE_KEYS

@@ -1,0 +1,108 @@
+"""results.json against its JSON Schema, matrix.html in a real browser, the merged JUnit."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from compat.harness.baseline import diff_runs
+from compat.harness.html_report import render_html
+from compat.harness.publish import run_document, write_reports
+from compat.harness.results import CellStatus, Outcome
+
+from .factories import cell_result
+
+SCHEMA = Path(__file__).parents[2] / "compat" / "harness" / "results.schema.json"
+HOSTILE = '<script>alert("x")</script> & </pre><img src=x onerror=alert(1)>'
+
+
+def sample() -> list:
+    failed = cell_result("2.8.0", outcomes={"test_a": Outcome.PASSED, "test_b": Outcome.FAILED},
+                         status=CellStatus.FAILED, reason="1 test(s) failed unexpectedly",
+                         routes={"pt2e": "torch.ao", "capture": HOSTILE})
+    failed.tests[1].message = HOSTILE
+    failed.install = {"reused": False, "wheels": {"torch": {
+        "file": "torch-2.8.0-cp311-cp311-manylinux_2_28_x86_64.whl", "sha256": "ab" * 32,
+        "url": "https://user:secret@mirror.invalid/t.whl", "index": "https://mirror.invalid"}}}
+    return [
+        failed,
+        cell_result("2.13.0", "torchao", torchao="0.18.0",
+                    outcomes={"test_a": Outcome.PASSED, "test_b": Outcome.XFAILED}),
+        cell_result("2.13.0", status=CellStatus.NOT_APPLICABLE, reason="removed in 2.11"),
+        cell_result("2.9.0", status=CellStatus.INSTALL_FAILED,
+                    reason="index-unreachable: https://***@x.invalid"),
+    ]
+
+
+def validator() -> jsonschema.Draft202012Validator:
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def test_results_json_matches_its_schema(tmp_path: Path) -> None:
+    results = sample()
+    diff = diff_runs({}, results)
+    write_reports(tmp_path, results, run_id="r1", matrix={"name": "m"}, exit_code=1, diff=diff)
+    doc = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
+    validator().validate(doc)
+    assert "secret" not in (tmp_path / "results.json").read_text(encoding="utf-8")
+
+
+def test_schema_rejects_what_it_should() -> None:
+    doc = run_document(sample(), run_id="r", matrix={"name": "m"}, exit_code=1)
+    doc["cells"][0]["status"] = "exploded"
+    with pytest.raises(jsonschema.ValidationError):
+        validator().validate(doc)
+
+
+def test_html_escapes_everything_that_came_from_outside() -> None:
+    page = render_html(sample(), title=HOSTILE, exit_code=1)
+    assert "<script>" not in page
+    assert "<img" not in page
+    assert "&lt;script&gt;" in page
+    assert "secret" not in page
+    # every failing symbol links to its message
+    assert 'href="#torch2.8.0-torch.ao-py3.11--tests_core_test_metadata_porting.py' in page
+
+
+def test_merged_junit_has_a_suite_per_cell(tmp_path: Path) -> None:
+    results = sample()
+    cell_dir = tmp_path / "cells" / results[0].cell_id
+    cell_dir.mkdir(parents=True)
+    (cell_dir / "junit.xml").write_text(
+        '<?xml version="1.0"?><testsuites><testsuite name="pytest" tests="2" failures="1">'
+        '<testcase classname="t" name="test_a"/><testcase classname="t" name="test_b">'
+        '<failure message="boom"/></testcase></testsuite></testsuites>', encoding="utf-8")
+    write_reports(tmp_path, results, run_id="r1", matrix={"name": "m"}, exit_code=1)
+    root = ET.parse(tmp_path / "junit.xml").getroot()
+    names = [s.get("name") for s in root.iter("testsuite")]
+    assert names == [r.cell_id for r in results]
+    errors = [s for s in root.iter("testsuite") if s.get("errors") == "1"]
+    assert [s.get("name") for s in errors] == ["torch2.9.0-torch.ao-py3.11"]
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs chromium (.ci/run installs it)")
+def test_html_renders_in_a_headless_browser(tmp_path: Path) -> None:
+    write_reports(tmp_path, sample(), run_id="r1", matrix={"name": "m"}, exit_code=1)
+    shot = tmp_path / "matrix.png"
+    subprocess.run(
+        [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,900",
+         f"--screenshot={shot}", (tmp_path / "matrix.html").as_uri()],
+        check=True, capture_output=True, timeout=120)
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert (width, height) == (1200, 900)
+    assert len(data) > 20_000  # a rendered grid, not a blank page
