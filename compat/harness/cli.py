@@ -9,21 +9,23 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from compat.harness.baseline import diff_runs, load_baseline, render_diff
 from compat.harness.errors import UsageError
-from compat.harness.gate import EXIT_USAGE, exit_code
+from compat.harness.gate import EXIT_INTERRUPTED, EXIT_USAGE, exit_code
 from compat.harness.matrix import Cell, Matrix, load_matrix
 from compat.harness.pipconfig import read_pip_config
 from compat.harness.probe import probe_cells, render_probe
 from compat.harness.publish import write_reports
 from compat.harness.report import render_console
-from compat.harness.results import CellResult
-from compat.harness.run import Progress, default_jobs, run_cells
+from compat.harness.results import CellResult, CellStatus
+from compat.harness.run import Progress, RunInterrupted, default_jobs, run_cells
 from compat.harness.runs import RunManifest, load_run, new_run_dir, update_latest
 
 __all__ = ["main"]
@@ -52,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     p_matrix = sub.add_parser("matrix", help="run every cell, then report")
     add_run_options(p_matrix)
     p_matrix.add_argument("--cells", nargs="+", default=None, help="only these cell ids")
+    p_matrix.add_argument("--resume", nargs="?", const="reports/latest", default=None,
+                          help="keep the finished cells of a run (default reports/latest)")
 
     p_cell = sub.add_parser("cell", help="run one cell")
     add_run_options(p_cell)
@@ -84,9 +88,45 @@ def _run(matrix: Matrix, cells: list[Cell], args: argparse.Namespace) -> int:
     applicable = sum(c.applicable for c in cells)
     print(f"compat: {len(cells)} cells ({applicable} applicable) from {matrix.path}, "
           f"{jobs} at a time -> {run_dir}", flush=True)
-    results = run_cells(cells, matrix, run_dir=run_dir, envs_root=envs_root(),
-                        pip_config=read_pip_config(), jobs=jobs, progress=Progress(len(cells)))
+    reused = _resumed(args, cells, run_dir)
+    todo = [c for c in cells if c.id not in reused]
+    try:
+        fresh = run_cells(todo, matrix, run_dir=run_dir, envs_root=envs_root(),
+                          pip_config=read_pip_config(), jobs=jobs, progress=Progress(len(todo)))
+    except RunInterrupted as stop:
+        by_id = {**reused, **{r.cell_id: r for r in stop.results}}
+        _finish(run_dir, run_id, [by_id[c.id] for c in cells], RunManifest.read(run_dir),
+                reports, baseline)
+        print("compat: interrupted; finished cells are kept (rerun with --resume)",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    by_id = {**reused, **{r.cell_id: r for r in fresh}}
+    results = [by_id[c.id] for c in cells]
     return _finish(run_dir, run_id, results, RunManifest.read(run_dir), reports, baseline)
+
+
+def _resumed(args: argparse.Namespace, cells: Sequence[Cell], run_dir: Path
+             ) -> dict[str, CellResult]:
+    """With ``--resume [RUN]``: finished cells of that run, copied into this one."""
+    if not getattr(args, "resume", None):
+        return {}
+    source = Path(args.resume).resolve()
+    if not source.is_dir():
+        raise UsageError(f"{args.resume}: no such run folder to resume")
+    loaded = load_run(source)
+    wanted = {c.id: c for c in cells}
+    kept: dict[str, CellResult] = {}
+    for result in loaded.results:
+        cell = wanted.get(result.cell_id)
+        if cell is None or result.status is CellStatus.NOT_RUN or result.cell != asdict(cell):
+            continue
+        if source != run_dir:
+            shutil.copytree(source / "cells" / result.cell_id, run_dir / "cells" / result.cell_id,
+                            dirs_exist_ok=True)
+        kept[result.cell_id] = result
+    if kept:
+        print(f"compat: resuming {len(kept)} finished cell(s) from {source}", flush=True)
+    return kept
 
 
 def _baseline(args: argparse.Namespace) -> tuple[str, dict[str, Any]] | None:

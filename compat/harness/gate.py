@@ -8,6 +8,7 @@ code   meaning
        against the baseline
 2      usage or configuration error (bad matrix file, bad option, unreadable baseline)
 3      infrastructure only: some gating cell could not be installed, nothing else failed
+130    interrupted (Ctrl-C); a partial report was written
 =====  ==============================================================================
 
 Non-gating cells (e.g. nightlies marked ``gating = false``) are reported but never
@@ -20,12 +21,14 @@ from collections.abc import Iterable
 
 from compat.harness.results import CellResult
 
-__all__ = ["EXIT_INFRA", "EXIT_OK", "EXIT_UNEXPECTED", "EXIT_USAGE", "exit_code"]
+__all__ = ["EXIT_INFRA", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_UNEXPECTED", "EXIT_USAGE",
+           "exit_code"]
 
 EXIT_OK = 0
 EXIT_UNEXPECTED = 1
 EXIT_USAGE = 2
 EXIT_INFRA = 3
+EXIT_INTERRUPTED = 130
 
 
 def exit_code(results: Iterable[CellResult], *, regressions: int = 0) -> int:

@@ -113,6 +113,8 @@ class Matrix:
     deps: tuple[str, ...] = DEFAULT_DEPS
     timeout: float = DEFAULT_TIMEOUT
     install_timeout: float = DEFAULT_INSTALL_TIMEOUT
+    memory_limit_mb: int | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
     expectations: tuple[Expectation, ...] = ()
     channels: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
@@ -269,6 +271,8 @@ def parse_matrix(path: Path, data: Mapping[str, Any]) -> Matrix:
         "deps": settings.strings("deps", DEFAULT_DEPS),
         "timeout": settings.number("timeout", DEFAULT_TIMEOUT),
         "install_timeout": settings.number("install-timeout", DEFAULT_INSTALL_TIMEOUT),
+        "memory_limit_mb": _optional_int(settings, "memory-limit-mb"),
+        "env": _env_table(settings),
     }
     settings.finish()
 
@@ -340,6 +344,28 @@ def parse_matrix(path: Path, data: Mapping[str, Any]) -> Matrix:
         raise ConfigError(path, "torch", "the matrix has no cells (add [[torch]] entries)")
     return Matrix(path, name, tuple(planned), expectations=tuple(expectations),
                   channels=channels, **matrix_kwargs)
+
+
+def _optional_int(table: _Table, name: str) -> int | None:
+    value = table.raw(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise table.error(name, f"expected a positive whole number, got {_show(value)}")
+    return value
+
+
+def _env_table(table: _Table) -> dict[str, str]:
+    """Extra environment variables for every cell's test process (strings only)."""
+    value = table.raw("env")
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise table.error("env", f"expected a table of strings, got {_show(value)}")
+    for key, item in value.items():
+        if not isinstance(item, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            raise table.error(f"env.{key}", f"expected NAME = \"string\", got {_show(item)}")
+    return dict(value)
 
 
 def _missing(table: _Table, name: str) -> Any:

@@ -256,6 +256,10 @@ def classify(
         return CellStatus.CRASHED, f"killed by {_signal_name(returncode)}{where}", tests
     if import_error:
         return CellStatus.IMPORT_FAILED, import_error.splitlines()[-1], tests
+    never_started = not (events.fingerprint or events.started or events.tests
+                         or events.collect_errors or events.finish)
+    if never_started:
+        return CellStatus.ERROR, f"pytest exited with {returncode} before the session started", tests
     if events.finish is None:
         return CellStatus.CRASHED, f"pytest exited with {returncode} before finishing{where}", tests
     if any(t.outcome is Outcome.FAILED for t in tests):

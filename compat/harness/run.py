@@ -6,31 +6,42 @@ parallel threads (each a child process) and a CI shard's folder merges like a lo
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import subprocess
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from compat.harness.envs import InstallFailed, ensure_env, env_lock
 from compat.harness.matrix import Cell, Matrix
 from compat.harness.pipconfig import PipIndexConfig
 from compat.harness.plan import plan_cell
 from compat.harness.redact import redact
-from compat.harness.results import CellResult, CellStatus, classify, read_events
+from compat.harness.results import (
+    CellResult,
+    CellStatus,
+    Events,
+    TestResult,
+    classify,
+    read_events,
+)
+from compat.harness.supervise import Supervisor, memory_limited
 
-__all__ = ["Progress", "cell_environment", "default_jobs", "run_cell", "run_cells"]
+__all__ = [
+    "Progress",
+    "RunInterrupted",
+    "cell_environment",
+    "default_jobs",
+    "run_cell",
+    "run_cells",
+]
 
 CELL_INI = Path(__file__).resolve().parent.parent / "cell_pytest.ini"
-_KILL_GRACE = 10.0
 
 
 class Progress:
@@ -69,40 +80,14 @@ def default_jobs(memory_per_cell_gb: float = 4.0) -> int:
     return max(1, min(cores, by_memory))
 
 
-def cell_environment(cell: Cell) -> dict[str, str]:
+def cell_environment(cell: Cell, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The process environment of a cell: isolated from the host's Python settings."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
+    env.update(extra or {})
     env.update(COMPAT_PT2E_STACK=cell.stack, COMPAT_CELL_ID=cell.id, PYTHONNOUSERSITE="1",
                PYTHONDONTWRITEBYTECODE="1")
     return env
-
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    for sig, wait in ((signal.SIGTERM, _KILL_GRACE), (signal.SIGKILL, None)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
-def _run_tests(cmd: list[str], *, env: dict[str, str], log: Path, timeout: float,
-               cwd: Path) -> tuple[int | None, bool]:
-    """Run the cell's pytest in its own process group; a timeout kills the whole group."""
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd,
-                                start_new_session=True)
-        try:
-            return proc.wait(timeout=timeout), False
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            return proc.returncode, True
-        except BaseException:
-            _kill_group(proc)
-            raise
 
 
 def _tail(path: Path, limit: int = 3000) -> str | None:
@@ -111,6 +96,34 @@ def _tail(path: Path, limit: int = 3000) -> str | None:
     except OSError:
         return None
     return redact(data.decode("utf-8", errors="replace")) or None
+
+
+def _interrupted(base: dict[str, Any], cell_dir: Path, reason: str,
+                 events: Events | None = None) -> CellResult:
+    """A cell stopped by Ctrl-C: not run, with whatever tests had finished kept."""
+    tests = []
+    if events is not None:
+        _, _, tests = classify(events=events, returncode=0, timed_out=False, expected={})
+        tests = [t for t in tests if t.nodeid in events.tests]
+    result = CellResult(**base, status=CellStatus.NOT_RUN, reason=reason, tests=tests,
+                        fingerprint=events.fingerprint if events else {})
+    result.write(cell_dir / "result.json")
+    return result
+
+
+_OOM_MARKERS = ("MemoryError", "can't allocate memory", "std::bad_alloc")
+
+
+def _memory_hint(status: CellStatus, reason: str | None, tests: Sequence[TestResult],
+                 limit_mb: int | None) -> str | None:
+    """Say "out of memory" when that is what the evidence shows."""
+    oom = any(m in (t.message or "") for t in tests for m in _OOM_MARKERS)
+    limit = f" (memory limit {limit_mb} MiB)" if limit_mb else ""
+    if oom and status in (CellStatus.FAILED, CellStatus.ERROR):
+        return f"{reason}; out of memory{limit}"
+    if status is CellStatus.CRASHED and reason and "SIGKILL" in reason:
+        return f"{reason}; out of memory?{limit}"
+    return reason
 
 
 def _rootdir(matrix: Matrix) -> Path:
@@ -138,13 +151,15 @@ def run_cell(
     envs_root: Path,
     pip_config: PipIndexConfig,
     progress: Progress | None = None,
+    supervisor: Supervisor | None = None,
 ) -> CellResult:
     """Run one cell end to end and write ``cells/<id>/result.json``; never raises for the cell."""
     cell_dir = run_dir / "cells" / cell.id
     cell_dir.mkdir(parents=True, exist_ok=True)
-    base = {"cell_id": cell.id, "cell": asdict(cell), "gating": cell.gating}
+    base: dict[str, Any] = {"cell_id": cell.id, "cell": asdict(cell), "gating": cell.gating}
     say = (lambda text: progress.phase(cell.id, text)) if progress else (lambda text: None)
 
+    supervisor = supervisor or Supervisor()
     if not cell.applicable:
         result = CellResult(**base, status=CellStatus.NOT_APPLICABLE, reason=cell.not_applicable)
         result.write(cell_dir / "result.json")
@@ -162,6 +177,8 @@ def run_cell(
                                 timeout=matrix.install_timeout)
         except InstallFailed as exc:
             timings["install"] = round(time.monotonic() - started, 3)
+            if supervisor.interrupted.is_set():
+                return _interrupted(base, cell_dir, "interrupted while installing")
             missing_python = exc.kind == "no-interpreter"
             status = CellStatus.SKIPPED if missing_python else CellStatus.INSTALL_FAILED
             result = CellResult(**base, status=status, reason=f"{exc.kind}: {exc.message}",
@@ -175,6 +192,8 @@ def run_cell(
 
     events_path = cell_dir / "events.jsonl"
     events_path.unlink(missing_ok=True)
+    if supervisor.interrupted.is_set():
+        return _interrupted(base, cell_dir, "interrupted before its tests started")
     cmd = [str(record.python), "-m", "pytest", *matrix.tests, "-c", str(CELL_INI),
            "--rootdir", str(_rootdir(matrix)), "-p", "compat.pytest_plugin",
            "--compat-events", str(events_path), "--junitxml", str(cell_dir / "junit.xml"),
@@ -182,15 +201,18 @@ def run_cell(
     say("testing")
     started = time.monotonic()
     with env_lock(plan.env_dir, exclusive=False):
-        returncode, timed_out = _run_tests(
-            cmd, env=cell_environment(cell), log=cell_dir / "pytest.log",
-            timeout=matrix.timeout, cwd=matrix.path.parent)
+        returncode, timed_out = supervisor.run(
+            memory_limited(cmd, matrix.memory_limit_mb), env=cell_environment(cell, matrix.env),
+            log=cell_dir / "pytest.log", timeout=matrix.timeout, cwd=matrix.path.parent)
     timings["tests"] = round(time.monotonic() - started, 3)
 
     events = read_events(events_path)
+    if supervisor.interrupted.is_set() and not timed_out:
+        return _interrupted(base, cell_dir, "interrupted while testing", events)
     expected = _expected_failures(matrix, cell, [*events.tests, *events.started])
     status, reason, tests = classify(events=events, returncode=returncode, timed_out=timed_out,
                                      expected=expected)
+    reason = _memory_hint(status, reason, tests, matrix.memory_limit_mb)
     finish = events.finish or {}
     result = CellResult(
         **base, status=status, reason=reason, tests=tests, fingerprint=events.fingerprint,
@@ -213,14 +235,26 @@ def run_cells(
     jobs: int,
     progress: Progress | None = None,
     on_result: Callable[[CellResult], None] | None = None,
+    supervisor: Supervisor | None = None,
 ) -> list[CellResult]:
-    """Run cells ``jobs`` at a time; results come back in matrix order."""
+    """Run cells ``jobs`` at a time; results come back in matrix order.
+
+    On Ctrl-C every running cell is stopped and reported as not run (finished tests
+    kept); :class:`RunInterrupted` then carries all results for a partial report.
+    """
     progress = progress or Progress(len(cells))
+    supervisor = supervisor or Supervisor()
 
     def one(cell: Cell) -> CellResult:
+        if supervisor.interrupted.is_set():
+            base = {"cell_id": cell.id, "cell": asdict(cell), "gating": cell.gating}
+            result = _interrupted(base, run_dir / "cells" / cell.id,
+                                  "interrupted before it started")
+            progress.finished(result)
+            return result
         try:
             result = run_cell(cell, matrix, run_dir=run_dir, envs_root=envs_root,
-                              pip_config=pip_config, progress=progress)
+                              pip_config=pip_config, progress=progress, supervisor=supervisor)
         except Exception as exc:  # noqa: BLE001 - one broken cell never takes the run down
             result = CellResult(cell.id, asdict(cell), CellStatus.ERROR, gating=cell.gating,
                                 reason=f"harness error: {type(exc).__name__}: {exc}",
@@ -231,6 +265,23 @@ def run_cells(
             on_result(result)
         return result
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="cell") as pool:
-        return list(pool.map(one, cells))
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="cell")
+    futures = [pool.submit(one, cell) for cell in cells]
+    try:
+        results = [future.result() for future in futures]
+    except KeyboardInterrupt:
+        supervisor.interrupt()
+        results = [future.result() for future in futures]
+        raise RunInterrupted(results) from None
+    finally:
+        pool.shutdown(wait=True)
+    return results
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run; ``results`` holds every cell, the stopped ones as not run."""
+
+    def __init__(self, results: list[CellResult]) -> None:
+        super().__init__("interrupted")
+        self.results = results
 

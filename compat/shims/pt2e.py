@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Optional
 
 from compat.shims import routes
@@ -87,7 +87,7 @@ class Pt2eApi:
 
     stack: str
     label: str
-    names: Dict[str, Any]
+    names: Dict[str, Any] = field(repr=False)
     fold_quantize_param: bool
     folds_quantize: bool
     fold_reason: str

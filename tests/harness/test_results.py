@@ -132,3 +132,9 @@ def test_bad_result_files_are_named(tmp_path: Path, content: str, message: str) 
         CellResult.read(path)
     assert str(path) in str(info.value)
     assert message in str(info.value)
+
+
+def test_pytest_that_never_started_is_an_error() -> None:
+    status, reason, _ = classify(events=Events(), returncode=4, timed_out=False, expected={})
+    assert (status, reason) == (CellStatus.ERROR,
+                                "pytest exited with 4 before the session started")

@@ -1,0 +1,216 @@
+"""Faults through the real harness: a segfault, an abort, a hang, unbounded memory, a torch
+that will not import, Ctrl-C. Only the uv install is stood in for (the cell runs in this
+interpreter, with a stand-in ``torch`` package on its path); everything after it is real:
+the process group, the timeout, the streamed events, the classification, the report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from compat.harness import cli, run
+from compat.harness.envs import EnvRecord
+from compat.harness.gate import EXIT_INTERRUPTED, EXIT_UNEXPECTED
+from compat.harness.matrix import Matrix, load_matrix
+from compat.harness.pipconfig import PipIndexConfig
+from compat.harness.results import CellStatus, Outcome
+from compat.harness.runs import load_run
+
+FAKE_TORCH = 'import os\n__version__ = os.environ.get("FAKE_TORCH_VERSION", "2.8.0+cpu")\n' \
+             'class version:\n    git_version = "0123abc"\n    cuda = None\n    debug = False\n'
+
+TESTS = {
+    "segfault": """
+        import ctypes, os
+        def test_before(): pass
+        def test_segfault():
+            if os.environ["COMPAT_CELL_ID"].startswith("torch2.9.0"):
+                ctypes.string_at(0)
+        def test_after(): pass
+    """,
+    "abort": """
+        import os
+        def test_before(): pass
+        def test_abort(): os.abort()
+    """,
+    "hang": """
+        import os, time
+        def test_quick(): pass
+        def test_hang():
+            if os.environ["COMPAT_CELL_ID"].startswith("torch2.8.0"):
+                time.sleep(600)
+    """,
+    "memory": """
+        def test_quick(): pass
+        def test_unbounded():
+            hoard = []
+            while True:
+                hoard.append(bytearray(50 * 2**20))
+    """,
+    "plain": """
+        def test_one(): pass
+        def test_two(): assert 1 + 1 == 2
+    """,
+}
+
+
+@pytest.fixture
+def cell_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Matrix]:
+    """A matrix whose cells run this interpreter with a stand-in torch."""
+    fake = tmp_path / "fake-site"
+    (fake / "torch").mkdir(parents=True)
+    (fake / "torch" / "__init__.py").write_text(FAKE_TORCH, encoding="utf-8")
+
+    def fake_env(plan: object, *, log: Path, timeout: float) -> EnvRecord:
+        return EnvRecord(Path(sys.executable), True, 0.0, "fake-key")
+
+    monkeypatch.setattr(run, "ensure_env", fake_env)
+
+    def make(kind: str, *, timeout: int = 120, memory: int | None = None,
+             torch_source: str = FAKE_TORCH, versions: tuple[str, ...] = ("2.8.0", "2.9.0")
+             ) -> Matrix:
+        (fake / "torch" / "__init__.py").write_text(torch_source, encoding="utf-8")
+        tests = tmp_path / "tests" / "core"
+        tests.mkdir(parents=True, exist_ok=True)
+        (tests / "test_fault.py").write_text(textwrap.dedent(TESTS[kind]), encoding="utf-8")
+        entries = "".join(f'[[torch]]\nversion = "{v}"\n' for v in versions)
+        limit = f"memory-limit-mb = {memory}\n" if memory else ""
+        (tmp_path / "matrix.toml").write_text(
+            f'[matrix]\nname = "{kind}"\ntimeout = {timeout}\n{limit}'
+            f'env = {{ PYTHONPATH = "{fake}" }}\n{entries}', encoding="utf-8")
+        return load_matrix(tmp_path / "matrix.toml")
+
+    return make
+
+
+def run_all(matrix: Matrix, run_dir: Path) -> dict[str, object]:
+    results = run.run_cells(list(matrix.cells), matrix, run_dir=run_dir,
+                            envs_root=run_dir / "envs", pip_config=PipIndexConfig(), jobs=2)
+    return {r.cell_id: r for r in results}
+
+
+def outcomes(result: object) -> dict[str, str]:
+    return {t.nodeid.rsplit("::", 1)[-1]: t.outcome.value for t in result.tests}  # type: ignore[attr-defined]
+
+
+def test_segfault_in_one_cell_keeps_the_others(cell_world: Callable[..., Matrix],
+                                               tmp_path: Path) -> None:
+    results = run_all(cell_world("segfault"), tmp_path / "run")
+    ok, crashed = results["torch2.8.0-torch.ao-py3.11"], results["torch2.9.0-torch.ao-py3.11"]
+    assert ok.status is CellStatus.PASSED
+    assert outcomes(ok) == {"test_before": "passed", "test_segfault": "passed",
+                            "test_after": "passed"}
+    assert crashed.status is CellStatus.CRASHED
+    assert crashed.reason == "killed by SIGSEGV in tests/core/test_fault.py::test_segfault"
+    assert outcomes(crashed) == {"test_before": "passed", "test_segfault": "error"}
+    assert crashed.fingerprint["torch"] == "2.8.0+cpu"
+    assert "Segmentation fault" in (crashed.log_excerpt or "") or crashed.returncode == -11
+
+
+def test_abort_is_a_crash_with_finished_tests(cell_world: Callable[..., Matrix],
+                                              tmp_path: Path) -> None:
+    result = run_all(cell_world("abort", versions=("2.8.0",)), tmp_path / "run")[
+        "torch2.8.0-torch.ao-py3.11"]
+    assert result.status is CellStatus.CRASHED
+    assert result.reason == "killed by SIGABRT in tests/core/test_fault.py::test_abort"
+    assert outcomes(result)["test_before"] == "passed"
+
+
+def test_hang_is_timed_out_and_killed(cell_world: Callable[..., Matrix], tmp_path: Path) -> None:
+    started = time.monotonic()
+    result = run_all(cell_world("hang", timeout=8, versions=("2.8.0",)), tmp_path / "run")[
+        "torch2.8.0-torch.ao-py3.11"]
+    assert time.monotonic() - started < 60
+    assert result.status is CellStatus.TIMED_OUT
+    assert result.reason == "timed out in tests/core/test_fault.py::test_hang"
+    assert outcomes(result)["test_quick"] == "passed"
+
+
+def test_unbounded_memory_under_a_limit(cell_world: Callable[..., Matrix],
+                                        tmp_path: Path) -> None:
+    result = run_all(cell_world("memory", memory=600, versions=("2.8.0",)), tmp_path / "run")[
+        "torch2.8.0-torch.ao-py3.11"]
+    assert result.status in (CellStatus.FAILED, CellStatus.CRASHED)
+    assert "out of memory" in (result.reason or "")
+    assert "memory limit 600 MiB" in (result.reason or "")
+    assert outcomes(result)["test_quick"] == "passed"
+
+
+def test_torch_that_will_not_import(cell_world: Callable[..., Matrix], tmp_path: Path) -> None:
+    broken = 'raise ImportError("libcudnn.so.9: cannot open shared object file")\n'
+    result = run_all(cell_world("plain", torch_source=broken, versions=("2.8.0",)),
+                     tmp_path / "run")["torch2.8.0-torch.ao-py3.11"]
+    assert result.status is CellStatus.IMPORT_FAILED
+    assert result.reason == "ImportError: libcudnn.so.9: cannot open shared object file"
+
+
+def test_ctrl_c_writes_a_partial_report_and_resume_keeps_it(
+        cell_world: Callable[..., Matrix], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    # torch2.7.0 finishes at once; torch2.8.0 hangs in test_hang until Ctrl-C.
+    matrix = cell_world("hang", timeout=300, versions=("2.7.0", "2.8.0"))
+    out = tmp_path / "out"
+    monkeypatch.chdir(tmp_path)
+
+    def press_ctrl_c() -> None:
+        events = out / "cells" / "torch2.8.0-torch.ao-py3.11" / "events.jsonl"
+        deadline = time.monotonic() + 120
+        finished = out / "cells" / "torch2.7.0-torch.ao-py3.11" / "result.json"
+        while time.monotonic() < deadline:
+            if (events.exists() and "test_hang" in events.read_text(encoding="utf-8")
+                    and finished.exists()):
+                break
+            time.sleep(0.2)
+        time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    presser = threading.Thread(target=press_ctrl_c, daemon=True)
+    presser.start()
+    code = cli.main(["matrix", "--matrix", str(matrix.path), "--out", str(out), "-j", "2"])
+    presser.join()
+    assert code == EXIT_INTERRUPTED
+    loaded = load_run(out)
+    by_id = {r.cell_id: r for r in loaded.results}
+    stopped = by_id["torch2.8.0-torch.ao-py3.11"]
+    assert stopped.status is CellStatus.NOT_RUN
+    assert stopped.reason == "interrupted while testing"
+    assert [(t.nodeid, t.outcome) for t in stopped.tests] == [
+        ("tests/core/test_fault.py::test_quick", Outcome.PASSED)]
+    assert by_id["torch2.7.0-torch.ao-py3.11"].status is CellStatus.PASSED
+    statuses = [c["status"] for c in
+                json.loads((out / "results.json").read_text(encoding="utf-8"))["cells"]]
+    assert statuses == ["passed", "not-run"]
+
+    # --resume: finished cells come back as they were, the interrupted ones run again.
+    (tmp_path / "tests" / "core" / "test_fault.py").write_text(
+        textwrap.dedent(TESTS["plain"]), encoding="utf-8")
+    out2 = tmp_path / "out2"
+    code = cli.main(["matrix", "--matrix", str(matrix.path), "--out", str(out2),
+                     "--resume", str(out)])
+    assert code == 0
+    again = {r.cell_id: r for r in load_run(out2).results}
+    assert again["torch2.8.0-torch.ao-py3.11"].status is CellStatus.PASSED
+    assert outcomes(again["torch2.8.0-torch.ao-py3.11"]) == {"test_one": "passed",
+                                                           "test_two": "passed"}
+    # the finished cell was taken over, not rerun: it still has the old test file's tests
+    assert outcomes(again["torch2.7.0-torch.ao-py3.11"]) == {"test_quick": "passed",
+                                                           "test_hang": "passed"}
+    assert "resuming 1 finished cell(s)" in capsys.readouterr().out
+
+
+def test_unexpected_failure_gates(cell_world: Callable[..., Matrix], tmp_path: Path,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    matrix = cell_world("segfault")
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(["matrix", "--matrix", str(matrix.path), "--out", str(tmp_path / "o")])
+    assert code == EXIT_UNEXPECTED
