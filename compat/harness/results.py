@@ -259,7 +259,8 @@ def classify(
     never_started = not (events.fingerprint or events.started or events.tests
                          or events.collect_errors or events.finish)
     if never_started:
-        return CellStatus.ERROR, f"pytest exited with {returncode} before the session started", tests
+        reason = f"pytest exited with {returncode} before the session started"
+        return CellStatus.ERROR, reason, tests
     if events.finish is None:
         return CellStatus.CRASHED, f"pytest exited with {returncode} before finishing{where}", tests
     if any(t.outcome is Outcome.FAILED for t in tests):
