@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -65,8 +67,11 @@ class EnvRecord:
         }
 
 
-def uv_bin() -> str:
-    """The uv that ships with this harness (the ``uv`` package), else the one on PATH."""
+_UV_LOCK = threading.Lock()
+
+
+@functools.cache
+def _uv_bin() -> str:
     try:
         from uv import find_uv_bin
 
@@ -76,6 +81,16 @@ def uv_bin() -> str:
         if found is None:
             raise InstallFailed("no-uv", "uv is not installed (pip install uv)") from None
         return found
+
+
+def uv_bin() -> str:
+    """The uv that ships with this harness (the ``uv`` package), else the one on PATH.
+
+    Serialised: ``uv.find_uv_bin`` reads ``sysconfig``, whose lazy initialisation is not
+    thread-safe (seen here as ``get_config_var("EXE")`` returning None in a cell thread).
+    """
+    with _UV_LOCK:
+        return _uv_bin()
 
 
 def uv_version() -> str:

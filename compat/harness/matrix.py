@@ -31,7 +31,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 __all__ = ["Cell", "Expectation", "Matrix", "Selector", "load_matrix", "parse_matrix"]
 
 DEFAULT_TESTS = ("tests/core",)
-DEFAULT_DEPS = ("pytest",)
+DEFAULT_DEPS = ("pytest", "numpy")  # torch < 2.3 needs numpy for dynamo capture
 DEFAULT_TIMEOUT = 900.0
 DEFAULT_INSTALL_TIMEOUT = 1800.0
 RELEASE = "release"
@@ -80,7 +80,7 @@ class Selector:
             return False
         if not _version_in(cell.python, self.python) or not _version_in(cell.torch, self.torch):
             return False
-        if self.torchao == _NONE:
+        if isinstance(self.torchao, str):  # the literal "none"
             return cell.torchao is None
         if isinstance(self.torchao, SpecifierSet):
             return cell.torchao is not None and _version_in(cell.torchao, self.torchao)

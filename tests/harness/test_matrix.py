@@ -143,3 +143,25 @@ def test_default_matrix_is_valid_and_spans_the_eras() -> None:
         assert (torch, "torch.ao") in applicable
     for torch in ("2.8.0", "2.10.0", "2.13.0", "2.15.0"):
         assert (torch, "torchao") in applicable
+
+
+def test_expectation_with_torchao_selector(write_matrix: WriteMatrix) -> None:
+    text = BASIC + """
+[[expect]]
+test = "*"
+torch = "2.8"
+torchao = "0.13.0"
+reason = "pairing broken"
+
+[[expect]]
+test = "test_x"
+torchao = "none"
+reason = "only without torchao"
+"""
+    matrix = load_matrix(write_matrix(text))
+    cells = {c.id: c for c in matrix.cells}
+    paired, plain = cells["torch2.8.0-torchao0.13.0-py3.11"], cells["torch2.8.0-torch.ao-py3.11"]
+    assert matrix.expectation_for(paired, "t.py::test_any").reason == "pairing broken"
+    assert matrix.expectation_for(plain, "t.py::test_any") is None
+    assert matrix.expectation_for(plain, "t.py::test_x").reason == "only without torchao"
+    assert matrix.expectation_for(paired, "t.py::test_x").reason == "pairing broken"
