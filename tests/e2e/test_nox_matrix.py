@@ -111,6 +111,7 @@ def test_one_cell_session_and_report_session(first_run: tuple[Path, Path, str],
 
 
 def test_bad_matrix_is_exit_2_with_one_line(tmp_path: Path) -> None:
+    (tmp_path / "tests" / "core").mkdir(parents=True)
     bad = tmp_path / "bad.toml"
     bad.write_text('[[torch]]\nversion = "2.x"\n', encoding="utf-8")
     proc = nox("-s", "matrix", "--", "--matrix", str(bad), envs=tmp_path / "envs")
