@@ -10,7 +10,9 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -195,8 +197,20 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _terminate_as_interrupt() -> None:
+    """CI cancels with SIGTERM: stop cells and write the partial report, as for Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    _terminate_as_interrupt()
     try:
         if args.command == "matrix":
             matrix = load_matrix(args.matrix)

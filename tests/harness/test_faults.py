@@ -174,9 +174,14 @@ def test_ctrl_c_writes_a_partial_report_and_resume_keeps_it(
         time.sleep(0.5)
         os.kill(os.getpid(), signal.SIGINT)
 
+    # A parent (nox, CI) may start us with SIGINT ignored; a terminal would not.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     presser = threading.Thread(target=press_ctrl_c, daemon=True)
     presser.start()
-    code = cli.main(["matrix", "--matrix", str(matrix.path), "--out", str(out), "-j", "2"])
+    try:
+        code = cli.main(["matrix", "--matrix", str(matrix.path), "--out", str(out), "-j", "2"])
+    finally:
+        signal.signal(signal.SIGINT, previous)
     presser.join()
     assert code == EXIT_INTERRUPTED
     loaded = load_run(out)

@@ -1,0 +1,105 @@
+"""What a package index offers: one project's files, read with a real PEP 503/691 client.
+
+``pypi-simple`` speaks both the HTML (PEP 503) and JSON (PEP 691) forms, parses wheel
+names and digests, and raises typed errors; PyTorch's indexes serve the HTML form,
+often without a sha256 fragment. Everything here is a plain HTTP GET of one page.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import requests
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+from packaging.version import Version
+from pypi_simple import NoSuchProjectError, PyPISimple
+
+from compat.harness.redact import redact
+
+__all__ = ["IndexFile", "IndexUnreachable", "download", "list_wheels", "sha256_of_url"]
+
+TIMEOUT = 30.0
+
+
+class IndexUnreachable(Exception):
+    """The index did not answer, or answered with an error page."""
+
+
+@dataclass(frozen=True)
+class IndexFile:
+    filename: str
+    url: str
+    version: Version
+    sha256: str | None
+    requires_python: str | None
+
+
+def list_wheels(index_url: str, project: str, *, timeout: float = TIMEOUT) -> list[IndexFile]:
+    """Every wheel of ``project`` on the index (an unknown project is an empty list)."""
+    endpoint = index_url.rstrip("/") + "/"
+    try:
+        with PyPISimple(endpoint=endpoint) as client:
+            page = client.get_project_page(project, timeout=timeout)
+    except NoSuchProjectError:
+        return []
+    except requests.RequestException as exc:
+        raise IndexUnreachable(f"{redact(endpoint)}: {type(exc).__name__}: "
+                               f"{redact(str(exc))[:200]}") from None
+    files: list[IndexFile] = []
+    for package in page.packages:
+        if package.package_type != "wheel" or package.version is None:
+            continue
+        try:
+            _, version, _, _ = parse_wheel_filename(package.filename)
+        except InvalidWheelFilename:
+            continue
+        files.append(IndexFile(package.filename, package.url, version,
+                               package.digests.get("sha256"), package.requires_python))
+    return files
+
+
+def download(url: str, dest: Path, *, timeout: float = 600.0) -> str:
+    """Stream ``url`` (http(s) or file) to ``dest``; return its sha256."""
+    digest = hashlib.sha256()
+    tmp = dest.with_name(dest.name + ".part")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as out:
+            while chunk := response.read(1 << 20):
+                digest.update(chunk)
+                out.write(chunk)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise IndexUnreachable(f"{redact(url)}: {exc}") from None
+    tmp.replace(dest)
+    return digest.hexdigest()
+
+
+def sha256_of_url(url: str, *, timeout: float = 600.0) -> str:
+    """Hash a file the index gave no digest for, without keeping it."""
+    digest = hashlib.sha256()
+    if urlsplit(url).scheme == "file":
+        with open(urllib.request.url2pathname(urlsplit(url).path), "rb") as handle:
+            shutil.copyfileobj(handle, _Hasher(digest))
+        return digest.hexdigest()
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            while chunk := response.read(1 << 20):
+                digest.update(chunk)
+    except OSError as exc:
+        raise IndexUnreachable(f"{redact(url)}: {exc}") from None
+    return digest.hexdigest()
+
+
+class _Hasher:
+    def __init__(self, digest: hashlib._Hash) -> None:
+        self.digest = digest
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        return len(data)
