@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from compat.harness.index import IndexUnreachable, sha256_of_url
 from compat.harness.interpreters import find_interpreter
 from compat.harness.lockfile import installed_wheels, locked_pins
 from compat.harness.plan import InstallPlan
@@ -214,9 +215,17 @@ def ensure_env(plan: InstallPlan, *, log: Path, timeout: float) -> EnvRecord:
           "-r", str(pinned)], log, remaining, env)
     _link_project(env_dir)
     freeze = _run([uv, "pip", "freeze", "--python", str(_bin(env_dir))], log, 120, env)
+    wheels = installed_wheels(env_dir, lock, ("torch", "torchao"))
+    for wheel in wheels.values():
+        if not wheel.get("sha256") and wheel.get("url"):
+            # PyTorch's nightly listings carry no digest: hash the file the lock names.
+            try:
+                wheel["sha256"] = sha256_of_url(wheel["url"])
+                wheel["sha256_source"] = "computed"
+            except IndexUnreachable as exc:
+                wheel["sha256_source"] = f"not computed: {exc}"
     record = EnvRecord(_bin(env_dir), False, time.monotonic() - started, plan.key,
-                       sorted(freeze.split()), uv_version(), interpreter,
-                       installed_wheels(env_dir, lock, ("torch", "torchao")))
+                       sorted(freeze.split()), uv_version(), interpreter, wheels)
     atomic_write_text(env_dir / STAMP, json.dumps(
         {**record.to_dict(), "plan": plan.to_dict(), "created": time.time()}, indent=2))
     return record

@@ -72,7 +72,7 @@ def wheel_for(package: dict[str, Any], tags: set[Tag]) -> dict[str, str] | None:
         parts = urlsplit(url)
         index = f"{parts.scheme}://{parts.netloc}" if parts.netloc else f"{parts.scheme}://"
         return {
-            "file": filename,
+            "file": unquote(filename),
             "sha256": str((wheel.get("hashes") or {}).get("sha256", "")),
             "url": redact(url),
             "index": redact(index if parts.scheme != "file" else url.rsplit("/", 1)[0]),

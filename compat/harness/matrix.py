@@ -21,6 +21,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from compat.harness.applicability import STACKS, not_applicable_reason
+from compat.harness.channels import CHANNEL_KINDS, is_nightly_spec
 from compat.harness.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -35,6 +36,7 @@ DEFAULT_DEPS = ("pytest", "numpy")  # torch < 2.3 needs numpy for dynamo capture
 DEFAULT_TIMEOUT = 900.0
 DEFAULT_INSTALL_TIMEOUT = 1800.0
 RELEASE = "release"
+NIGHTLY_TORCHAO = "nightly"  # torchao: the nightly of the same date as the torch nightly
 _NONE = "none"
 _SAFE_ID = re.compile(r"[^A-Za-z0-9._+-]")
 
@@ -50,6 +52,7 @@ class Cell:
     channel: str = RELEASE
     gating: bool = True
     not_applicable: str | None = None
+    url: str | None = None  # a direct wheel URL for torch (a nightly that left the index)
 
     @property
     def id(self) -> str:
@@ -279,12 +282,12 @@ def parse_matrix(path: Path, data: Mapping[str, Any]) -> Matrix:
     channels = _channels(root)
     cells: list[Cell] = []
     for entry in root.tables("torch"):
-        version = _version(entry, "version", entry.string("version") or _missing(entry, "version"))
-        torchao = entry.string("torchao")
-        if torchao is not None:
-            _version(entry, "torchao", torchao)
         channel = _channel(entry, channels)
-        gating = entry.boolean("gating", channels.get(channel, {}).get("gating", True))
+        kind = channels[channel]["kind"]
+        version = _torch_version(entry, "version", entry.string("version"), kind)
+        url = entry.string("url")
+        torchao = _torchao(entry, entry.string("torchao"), kind)
+        gating = entry.boolean("gating", channels[channel]["gating"])
         entry_pythons = tuple(
             _version(entry, "python", p) for p in entry.strings("python", pythons)
         )
@@ -298,7 +301,7 @@ def parse_matrix(path: Path, data: Mapping[str, Any]) -> Matrix:
                 if stack == "torchao" and torchao is None:
                     continue  # no torchao paired with this torch: only torch.ao is meant
                 ao = torchao if stack == "torchao" else None
-                cells.append(Cell(python, version, stack, ao, channel, gating))
+                cells.append(Cell(python, version, stack, ao, channel, gating, url=url))
 
     excludes = []
     for rule in root.tables("exclude"):
@@ -308,15 +311,18 @@ def parse_matrix(path: Path, data: Mapping[str, Any]) -> Matrix:
 
     for extra in root.tables("include"):
         stack = extra.string("stack", choices=STACKS) or _missing(extra, "stack")
+        channel = _channel(extra, channels)
+        kind = channels[channel]["kind"]
         torchao = extra.string("torchao")
         cells.append(
             Cell(
                 python=_version(extra, "python", extra.string("python", pythons[0])),
-                torch=_version(extra, "torch", extra.string("torch") or _missing(extra, "torch")),
+                torch=_torch_version(extra, "torch", extra.string("torch"), kind),
                 stack=stack,
-                torchao=None if torchao in (None, _NONE) else _version(extra, "torchao", torchao),
-                channel=_channel(extra, channels),
-                gating=extra.boolean("gating", True),
+                torchao=None if torchao in (None, _NONE) else _torchao(extra, torchao, kind),
+                channel=channel,
+                gating=extra.boolean("gating", channels[channel]["gating"]),
+                url=extra.string("url"),
             )
         )
         extra.finish()
@@ -372,18 +378,52 @@ def _missing(table: _Table, name: str) -> Any:
     raise table.error(name, "is required")
 
 
+def _torch_version(table: _Table, name: str, text: str | None, kind: str) -> str:
+    """A release version; on a nightly channel also ``YYYY-MM-DD``, ``latest``, ``latest-Nd``."""
+    if text is None:
+        return _missing(table, name)
+    if kind == "nightly" and is_nightly_spec(text):
+        return text
+    try:
+        Version(text)
+    except InvalidVersion:
+        hint = " (or a date, latest, latest-7d)" if kind == "nightly" else ""
+        raise table.error(name, f"{text!r} is not a valid version{hint}") from None
+    return text
+
+
+def _torchao(table: _Table, text: str | None, kind: str) -> str | None:
+    """A torchao version; a nightly torch pairs with the torchao nightly of its date."""
+    if text is None:
+        return NIGHTLY_TORCHAO if kind == "nightly" else None
+    if text == NIGHTLY_TORCHAO and kind == "nightly":
+        return text
+    return _version(table, "torchao", text)
+
+
 def _channels(root: _Table) -> dict[str, dict[str, Any]]:
     raw = root.raw("channels") or {}
     table = _Table(root.path, "channels", raw)
-    channels: dict[str, dict[str, Any]] = {RELEASE: {}}
+    channels: dict[str, dict[str, Any]] = {
+        RELEASE: {"kind": RELEASE, "index-url": None, "find-links": (), "gating": True}}
     for name in list(table.data):
         entry = _Table(root.path, f"channels.{name}", table.raw(name))
-        channels[name] = {
+        default_kind = name if name in CHANNEL_KINDS else "index"
+        kind = entry.string("kind", default_kind, choices=CHANNEL_KINDS)
+        channel = {
+            "kind": kind,
             "index-url": entry.string("index-url"),
-            "extra-index-urls": entry.strings("extra-index-urls"),
             "find-links": entry.strings("find-links"),
-            "gating": entry.boolean("gating", True),
+            "gating": entry.boolean("gating", kind != "nightly"),
         }
+        if kind in ("rc", "nightly", "index") and not channel["index-url"]:
+            raise entry.error("index-url", f"is required for a {kind} channel")
+        if kind == "wheelhouse" and not channel["find-links"]:
+            raise entry.error("find-links", "is required for a wheelhouse channel")
+        for link in channel["find-links"]:
+            if "://" not in link and not (root.path.parent / link).is_dir():
+                raise entry.error("find-links", f"{link!r} is not a folder")
+        channels[name] = channel
         entry.finish()
     table.finish()
     return channels

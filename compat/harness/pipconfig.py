@@ -29,8 +29,12 @@ class PipIndexConfig:
     find_links: tuple[str, ...] = ()
     no_index: bool = False
 
-    def uv_args(self) -> list[str]:
-        """uv flags with pip's meaning: every index is searched for the best version."""
+    def uv_args(self, *, best_match: bool = True) -> list[str]:
+        """uv flags with pip's meaning: every index is searched for the best version.
+
+        ``best_match=False`` keeps uv's first-index rule, for a channel whose own index
+        must win (an RC carries its final version number, as the release does).
+        """
         args: list[str] = []
         if self.no_index:
             args.append("--no-index")
@@ -40,7 +44,7 @@ class PipIndexConfig:
             args += ["--extra-index-url", url]
         for link in self.find_links:
             args += ["--find-links", link]
-        if self.extra_index_urls or self.find_links:
+        if best_match and (self.extra_index_urls or self.find_links):
             # pip merges all sources; uv's default stops at the first index that has the name.
             args += ["--index-strategy", "unsafe-best-match"]
         return args

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from compat.harness.channels import channel_index_args
 from compat.harness.matrix import Cell
 from compat.harness.pipconfig import PipIndexConfig
 
@@ -48,17 +49,6 @@ class InstallPlan:
         return data
 
 
-def _channel_args(channel: Mapping[str, Any]) -> list[str]:
-    args: list[str] = []
-    if channel.get("index-url"):
-        args += ["--index-url", str(channel["index-url"])]
-    for url in channel.get("extra-index-urls") or ():
-        args += ["--extra-index-url", str(url)]
-    for link in channel.get("find-links") or ():
-        args += ["--find-links", str(link)]
-    return args
-
-
 def plan_cell(
     cell: Cell,
     *,
@@ -66,13 +56,19 @@ def plan_cell(
     envs_root: Path,
     pip_config: PipIndexConfig,
     channel: Mapping[str, Any] | None = None,
+    pins: Sequence[str] | None = None,
 ) -> InstallPlan:
-    """Pin torch (and torchao for the torchao stack) exactly; the rest comes from ``deps``."""
-    requirements = [f"torch=={cell.torch}"]
-    if cell.torchao is not None:
-        requirements.append(f"torchao=={cell.torchao}")
+    """Exact torch (and torchao) pins first, then ``deps``; the channel's index first.
+
+    With a channel index uv keeps its first-index rule, so torch comes from the channel
+    even where another index has the same version number (an RC and its final release).
+    """
+    requirements = list(pins) if pins is not None else [f"torch=={cell.torch}"] + (
+        [f"torchao=={cell.torchao}"] if cell.torchao else [])
     requirements += [d for d in deps if d not in requirements]
-    index_args = _channel_args(channel or {}) + pip_config.uv_args()
+    channel = channel or {}
+    own_index = bool(channel.get("index-url"))
+    index_args = channel_index_args(channel) + pip_config.uv_args(best_match=not own_index)
     return InstallPlan(
         cell_id=cell.id,
         python=cell.python,

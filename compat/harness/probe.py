@@ -18,6 +18,7 @@ from compat.harness.envs import InstallFailed, ensure_env, env_lock
 from compat.harness.matrix import Cell, Matrix
 from compat.harness.pipconfig import PipIndexConfig
 from compat.harness.plan import plan_cell
+from compat.harness.resolve import ResolutionFailed, resolve_cell
 from compat.harness.run import cell_environment
 
 __all__ = ["probe_cell", "probe_cells", "render_probe"]
@@ -27,8 +28,13 @@ PROBE_TIMEOUT = 600.0
 
 def probe_cell(cell: Cell, matrix: Matrix, *, envs_root: Path, pip_config: PipIndexConfig,
                log_dir: Path) -> dict[str, str]:
+    channel = matrix.channels.get(cell.channel, {})
+    try:
+        resolved = resolve_cell(cell, channel, envs_root=envs_root)
+    except ResolutionFailed as exc:
+        return {"status": f"install-failed: {exc.kind}: {exc.message}"}
     plan = plan_cell(cell, deps=matrix.deps, envs_root=envs_root, pip_config=pip_config,
-                     channel=matrix.channels.get(cell.channel))
+                     channel=channel, pins=resolved.pins)
     try:
         with env_lock(plan.env_dir, exclusive=True):
             record = ensure_env(plan, log=log_dir / f"{cell.id}.install.log",

@@ -17,11 +17,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TextIO
 
+from compat.harness.applicability import not_applicable_reason
 from compat.harness.envs import InstallFailed, ensure_env, env_lock
 from compat.harness.matrix import Cell, Matrix
 from compat.harness.pipconfig import PipIndexConfig
 from compat.harness.plan import plan_cell
 from compat.harness.redact import redact
+from compat.harness.resolve import ResolutionFailed, resolve_cell
 from compat.harness.results import (
     CellResult,
     CellStatus,
@@ -165,11 +167,33 @@ def run_cell(
         result.write(cell_dir / "result.json")
         return result
 
-    plan = plan_cell(cell, deps=matrix.deps, envs_root=envs_root, pip_config=pip_config,
-                     channel=matrix.channels.get(cell.channel))
-    install: dict[str, object] = {"plan": plan.to_dict()}
     timings: dict[str, float] = {}
     started = time.monotonic()
+    channel = matrix.channels.get(cell.channel, {})
+    try:
+        resolved = resolve_cell(cell, channel, envs_root=envs_root)
+    except ResolutionFailed as exc:
+        timings["install"] = round(time.monotonic() - started, 3)
+        result = CellResult(**base, status=CellStatus.INSTALL_FAILED,
+                            reason=f"{exc.kind}: {exc.message}",
+                            install={"error_kind": exc.kind}, timings=timings)
+        result.write(cell_dir / "result.json")
+        return result
+    if resolved.torch != cell.torch:
+        say(f"resolved {cell.torch} to torch {resolved.torch}"
+            + (f", torchao {resolved.torchao}" if resolved.torchao else ""))
+        late = not_applicable_reason(python=cell.python, torch=resolved.torch, stack=cell.stack,
+                                     torchao=resolved.torchao)
+        if late:
+            result = CellResult(**base, status=CellStatus.NOT_APPLICABLE,
+                                reason=f"{late} (resolved to torch {resolved.torch})")
+            result.write(cell_dir / "result.json")
+            return result
+    plan = plan_cell(cell, deps=matrix.deps, envs_root=envs_root, pip_config=pip_config,
+                     channel=channel, pins=resolved.pins)
+    install: dict[str, object] = {"plan": plan.to_dict(), "resolution": {
+        "torch": resolved.torch, "torchao": resolved.torchao, "notes": resolved.notes,
+        "listing": resolved.nightly}}
     with env_lock(plan.env_dir, exclusive=True):
         say("preparing environment")
         try:
@@ -187,6 +211,10 @@ def run_cell(
             result.write(cell_dir / "result.json")
             return result
     install.update(record.to_dict())
+    for name, listed in resolved.nightly.items():
+        wheel = record.wheels.get(name)
+        if wheel is not None and not listed.get("sha256"):
+            wheel.setdefault("sha256_source", "computed (the index listing gives none)")
     timings["install"] = round(time.monotonic() - started, 3)
     say("reused environment" if record.reused else f"installed in {record.seconds:.1f}s")
 
