@@ -90,3 +90,12 @@ def tests(session: nox.Session) -> None:
     session.install("torch==2.13.0", "torchao==0.18.0", *index_args)
     session.run("ruff", "check", "compat", "tests", "noxfile.py", "benchmarks")
     session.run("pytest", *session.posargs)
+
+
+@nox.session(python=False)
+def prefetch(session: nox.Session) -> None:
+    """Download every cell's wheels into ./wheelhouse (then: matrix -- --offline)."""
+    args = list(session.posargs)
+    if "--matrix" not in args:
+        args = ["--matrix", MATRIX, *args]
+    _exit(cli.main(["prefetch", *args]))

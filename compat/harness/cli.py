@@ -20,9 +20,10 @@ from typing import Any
 
 from compat.harness.baseline import diff_runs, load_baseline, render_diff
 from compat.harness.errors import UsageError
-from compat.harness.gate import EXIT_INTERRUPTED, EXIT_USAGE, exit_code
+from compat.harness.gate import EXIT_INFRA, EXIT_INTERRUPTED, EXIT_USAGE, exit_code
 from compat.harness.matrix import Cell, Matrix, load_matrix
 from compat.harness.pipconfig import read_pip_config
+from compat.harness.prefetch import MANIFEST, prefetch
 from compat.harness.probe import probe_cells, render_probe
 from compat.harness.publish import write_reports
 from compat.harness.report import render_console
@@ -52,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="cells at once (default: what cores and memory allow)")
         p.add_argument("--baseline", default=None,
                        help="a previous results.json: name regressions and fixes, gate on them")
+        p.add_argument("--offline", nargs="?", const="wheelhouse", default=None,
+                       metavar="WHEELHOUSE",
+                       help="build envs only from a prefetched wheelhouse (default ./wheelhouse)")
 
     p_matrix = sub.add_parser("matrix", help="run every cell, then report")
     add_run_options(p_matrix)
@@ -69,6 +73,10 @@ def _parser() -> argparse.ArgumentParser:
 
     p_probe = sub.add_parser("probe", help="capability grid of every cell, no tests")
     add_run_options(p_probe)
+
+    p_prefetch = sub.add_parser("prefetch", help="download every cell's wheels, with hashes")
+    p_prefetch.add_argument("--matrix", default=DEFAULT_MATRIX)
+    p_prefetch.add_argument("--wheelhouse", default="wheelhouse")
 
     p_list = sub.add_parser("list", help="list the matrix's cells")
     p_list.add_argument("--matrix", default=DEFAULT_MATRIX)
@@ -94,7 +102,8 @@ def _run(matrix: Matrix, cells: list[Cell], args: argparse.Namespace) -> int:
     todo = [c for c in cells if c.id not in reused]
     try:
         fresh = run_cells(todo, matrix, run_dir=run_dir, envs_root=envs_root(),
-                          pip_config=read_pip_config(), jobs=jobs, progress=Progress(len(todo)))
+                          pip_config=read_pip_config(), jobs=jobs, progress=Progress(len(todo)),
+                          wheelhouse=_wheelhouse(args))
     except RunInterrupted as stop:
         by_id = {**reused, **{r.cell_id: r for r in stop.results}}
         _finish(run_dir, run_id, [by_id[c.id] for c in cells], RunManifest.read(run_dir),
@@ -105,6 +114,28 @@ def _run(matrix: Matrix, cells: list[Cell], args: argparse.Namespace) -> int:
     by_id = {**reused, **{r.cell_id: r for r in fresh}}
     results = [by_id[c.id] for c in cells]
     return _finish(run_dir, run_id, results, RunManifest.read(run_dir), reports, baseline)
+
+
+def _wheelhouse(args: argparse.Namespace) -> Path | None:
+    if not getattr(args, "offline", None):
+        return None
+    folder = Path(args.offline).resolve()
+    if not (folder / MANIFEST).is_file():
+        raise UsageError(f"{folder}: not a prefetched wheelhouse (run nox -s prefetch first)")
+    return folder
+
+
+def _prefetch(args: argparse.Namespace) -> int:
+    matrix = load_matrix(args.matrix)
+    manifest = prefetch(matrix, wheelhouse=Path(args.wheelhouse).resolve(),
+                        envs_root=envs_root(), pip_config=read_pip_config())
+    failed = {k: v["error"] for k, v in manifest["cells"].items() if "error" in v}
+    total = sum(f["size"] for f in manifest["files"].values())
+    print(f"prefetch: {len(manifest['files'])} wheels, {total / 2**30:.2f} GiB in "
+          f"{args.wheelhouse}; {len(failed)} cell(s) failed")
+    for cell_id, error in failed.items():
+        print(f"  {cell_id}: {error}")
+    return EXIT_INFRA if failed else 0
 
 
 def _resumed(args: argparse.Namespace, cells: Sequence[Cell], run_dir: Path
@@ -225,6 +256,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _report(args)
         if args.command == "probe":
             return _probe(args)
+        if args.command == "prefetch":
+            return _prefetch(args)
         return _list(args)
     except UsageError as exc:
         print(f"compat: error: {exc}", file=sys.stderr)

@@ -30,6 +30,13 @@ class InstallPlan:
     requirements: tuple[str, ...]
     index_args: tuple[str, ...]
     env_dir: Path
+    # Where uv actually reads from when that differs from the plan's indexes: a prefetched
+    # wheelhouse holds exactly the locked wheels, so it does not change the env's identity.
+    source_args: tuple[str, ...] = ()
+
+    @property
+    def uv_source_args(self) -> tuple[str, ...]:
+        return self.source_args or self.index_args
 
     @property
     def key(self) -> str:
@@ -57,6 +64,7 @@ def plan_cell(
     pip_config: PipIndexConfig,
     channel: Mapping[str, Any] | None = None,
     pins: Sequence[str] | None = None,
+    wheelhouse: Path | None = None,
 ) -> InstallPlan:
     """Exact torch (and torchao) pins first, then ``deps``; the channel's index first.
 
@@ -75,4 +83,6 @@ def plan_cell(
         requirements=tuple(requirements),
         index_args=tuple(index_args),
         env_dir=envs_root / cell.id,
+        source_args=("--offline", "--no-index", "--find-links", str(wheelhouse))
+        if wheelhouse else (),
     )

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from compat.harness.errors import ResultFileError
+from compat.harness.redact import redact
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -147,7 +148,8 @@ class CellResult:
             raise ResultFileError(path, message) from None
 
     def write(self, path: Path) -> None:
-        atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        text = json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+        atomic_write_text(path, redact(text))
 
 
 def atomic_write_text(path: Path, text: str) -> None:

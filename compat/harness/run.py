@@ -154,6 +154,7 @@ def run_cell(
     pip_config: PipIndexConfig,
     progress: Progress | None = None,
     supervisor: Supervisor | None = None,
+    wheelhouse: Path | None = None,
 ) -> CellResult:
     """Run one cell end to end and write ``cells/<id>/result.json``; never raises for the cell."""
     cell_dir = run_dir / "cells" / cell.id
@@ -190,7 +191,7 @@ def run_cell(
             result.write(cell_dir / "result.json")
             return result
     plan = plan_cell(cell, deps=matrix.deps, envs_root=envs_root, pip_config=pip_config,
-                     channel=channel, pins=resolved.pins)
+                     channel=channel, pins=resolved.pins, wheelhouse=wheelhouse)
     install: dict[str, object] = {"plan": plan.to_dict(), "resolution": {
         "torch": resolved.torch, "torchao": resolved.torchao, "notes": resolved.notes,
         "listing": resolved.nightly}}
@@ -264,6 +265,7 @@ def run_cells(
     progress: Progress | None = None,
     on_result: Callable[[CellResult], None] | None = None,
     supervisor: Supervisor | None = None,
+    wheelhouse: Path | None = None,
 ) -> list[CellResult]:
     """Run cells ``jobs`` at a time; results come back in matrix order.
 
@@ -282,7 +284,8 @@ def run_cells(
             return result
         try:
             result = run_cell(cell, matrix, run_dir=run_dir, envs_root=envs_root,
-                              pip_config=pip_config, progress=progress, supervisor=supervisor)
+                              pip_config=pip_config, progress=progress, supervisor=supervisor,
+                              wheelhouse=wheelhouse)
         except Exception as exc:  # noqa: BLE001 - one broken cell never takes the run down
             result = CellResult(cell.id, asdict(cell), CellStatus.ERROR, gating=cell.gating,
                                 reason=f"harness error: {type(exc).__name__}: {exc}",

@@ -118,3 +118,39 @@ def test_bad_matrix_is_exit_2_with_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert f"{bad}: torch[0].version: '2.x' is not a valid version" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_prefetch_then_offline_run(tmp_path: Path) -> None:
+    """Wheels of a torchao-era cell into a wheelhouse, then a run with no index at all."""
+    matrix = tmp_path / "matrix.toml"
+    matrix.write_text(f"""
+[matrix]
+name = "offline"
+tests = ["{ROOT / 'tests' / 'core'}"]
+
+[[torch]]
+version = "2.13.0"
+torchao = "0.18.0"
+
+[[expect]]
+test = "test_metadata_porting_for_dq"
+reason = "upstream test is unfinished"
+""", encoding="utf-8")
+    wheelhouse = tmp_path / "wheelhouse"
+    fetched = nox("-s", "prefetch", "--", "--matrix", str(matrix), "--wheelhouse",
+                  str(wheelhouse), envs=tmp_path / "envs")
+    assert fetched.returncode == 0, fetched.stdout + fetched.stderr
+    manifest = json.loads((wheelhouse / "manifest.json").read_text(encoding="utf-8"))
+    torch_files = [f for f in manifest["files"] if f.startswith("torch-2.13.0")]
+    assert len(torch_files) == 1
+    assert len(manifest["files"][torch_files[0]]["sha256"]) == 64
+    # A cold uv cache, uv told to stay offline, and no index: only the wheelhouse is left.
+    out = tmp_path / "run"
+    proc = nox("-s", "matrix", "--", "--matrix", str(matrix), "--out", str(out), "--offline",
+               str(wheelhouse), envs=tmp_path / "fresh-envs",
+               extra_env={"UV_CACHE_DIR": str(tmp_path / "cold-cache"), "UV_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (cell,) = [c for c in cells(out).values() if c["status"] != "not-applicable"]
+    assert cell["status"] == "passed"
+    assert cell["install"]["reused"] is False
+    assert cell["install"]["wheels"]["torch"]["file"] == torch_files[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 from collections.abc import Iterator
@@ -193,3 +194,29 @@ def test_nightly_specs_syntax() -> None:
     assert is_nightly_spec("latest-7d")
     assert not is_nightly_spec("2026-13-40")
     assert not is_nightly_spec("latest-d")
+
+
+def test_credentials_never_reach_logs_or_reports(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unreachable indexes with credentials in their URLs: clean install-failed cells,
+    and the secret appears in no file of the run (logs, results, HTML, JUnit)."""
+    from compat.harness import cli
+
+    dead = closed_port_url().rsplit("/whl/", 1)[0].replace("http://", "http://ci:s3cr3t@")
+    path = write_matrix(tmp_path, f"{dead}/whl/nightly/cpu", f"{dead}/whl/test/cpu",
+                        '[[include]]\ntorch = "2.10.0"\nstack = "torch.ao"\nchannel = "rc"\n')
+    monkeypatch.setenv("COMPAT_ENVS_DIR", str(tmp_path / "envs"))
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(["matrix", "--matrix", str(path), "--out", str(tmp_path / "out")])
+    assert code == 3  # the rc cell gates and could only fail to install
+    doc = (tmp_path / "out" / "results.json").read_text(encoding="utf-8")
+    statuses = {c["cell_id"]: (c["status"], c["reason"]) for c in json.loads(doc)["cells"]}
+    failed = {k: r for k, (s, r) in statuses.items() if s != "not-applicable"}
+    assert sorted(failed) == ["nightly-torch2026-11-20-torch.ao-py3.11",
+                              "nightly-torch2026-11-20-torchaonightly-py3.11",
+                              "rc-torch2.10.0-torch.ao-py3.11"]
+    assert all(r.startswith("index-unreachable: ") for r in failed.values()), statuses
+    for file in (tmp_path / "out").rglob("*"):
+        if file.is_file():
+            assert "s3cr3t" not in file.read_text(encoding="utf-8", errors="replace"), file
+    assert "***@127.0.0.1" in doc

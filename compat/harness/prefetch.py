@@ -1,0 +1,127 @@
+"""``nox -s prefetch``: every wheel every cell needs, in one folder, with its sha256.
+
+Each applicable cell is resolved exactly as for a run (``uv pip compile`` into a
+``pylock.toml``), the wheel built for the cell's interpreter is downloaded once, and
+``manifest.json`` records file, sha256 and origin. ``matrix --offline`` then builds
+every env from that folder alone, on a machine or CI cache without index access.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from compat.harness.channels import cell_tags
+from compat.harness.envs import uv_bin
+from compat.harness.index import IndexUnreachable, download
+from compat.harness.interpreters import find_interpreter
+from compat.harness.lockfile import wheel_for
+from compat.harness.matrix import Matrix
+from compat.harness.pipconfig import PipIndexConfig
+from compat.harness.plan import plan_cell
+from compat.harness.redact import redact
+from compat.harness.resolve import ResolutionFailed, resolve_cell
+from compat.harness.results import atomic_write_text
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["MANIFEST", "prefetch"]
+
+MANIFEST = "manifest.json"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _lock(requirements: Sequence[str], interpreter: str, index_args: Sequence[str],
+          folder: Path) -> list[dict[str, Any]]:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "requirements.in").write_text("\n".join(requirements) + "\n", encoding="utf-8")
+    proc = subprocess.run(
+        [uv_bin(), "pip", "compile", "--quiet", str(folder / "requirements.in"), "--format",
+         "pylock.toml", "--python", interpreter, *index_args, "-o", str(folder / "pylock.toml")],
+        capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+        raise ResolutionFailed("resolve-failed", redact(lines[-1] if lines else "uv failed"))
+    data = tomllib.loads((folder / "pylock.toml").read_text(encoding="utf-8"))
+    return list(data.get("packages", []))
+
+
+def prefetch(matrix: Matrix, *, wheelhouse: Path, envs_root: Path,
+             pip_config: PipIndexConfig) -> dict[str, Any]:
+    """Download every applicable cell's wheels; returns (and writes) the manifest."""
+    wheelhouse.mkdir(parents=True, exist_ok=True)
+    manifest_path = wheelhouse / MANIFEST
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        manifest = {}
+    files: dict[str, Any] = manifest.setdefault("files", {})
+    cells: dict[str, Any] = manifest.setdefault("cells", {})
+    for cell in matrix.cells:
+        if not cell.applicable:
+            continue
+        interpreter = find_interpreter(cell.python)
+        if interpreter is None:
+            cells[cell.id] = {"error": f"no CPython {cell.python} on this machine"}
+            continue
+        channel = matrix.channels.get(cell.channel, {})
+        try:
+            resolved = resolve_cell(cell, channel, envs_root=envs_root)
+            plan = plan_cell(cell, deps=matrix.deps, envs_root=envs_root, pip_config=pip_config,
+                             channel=channel, pins=resolved.pins)
+            packages = _lock(plan.requirements, interpreter, plan.index_args,
+                             wheelhouse / ".locks" / cell.id)
+        except ResolutionFailed as exc:
+            cells[cell.id] = {"error": f"{exc.kind}: {exc.message}"}
+            print(f"prefetch: {cell.id}: {exc.kind}: {exc.message}", flush=True)
+            continue
+        tags = cell_tags(cell.python)
+        names: list[str] = []
+        for package in packages:
+            wheel = wheel_for(package, tags)
+            if wheel is None:
+                continue
+            target = wheelhouse / wheel["file"]
+            expected = wheel.get("sha256") or ""
+            if not (target.exists() and (not expected or _sha256(target) == expected)):
+                try:
+                    got = download(str(package_url(package, wheel)), target)
+                except IndexUnreachable as exc:
+                    cells[cell.id] = {"error": f"index-unreachable: {exc}"}
+                    break
+                if expected and got != expected:
+                    target.unlink()
+                    raise ResolutionFailed("hash-mismatch", f"{wheel['file']}: sha256 {got} "
+                                           f"!= {expected}")
+            files[wheel["file"]] = {"sha256": _sha256(target), "url": wheel["url"],
+                                    "size": target.stat().st_size}
+            names.append(wheel["file"])
+        else:
+            cells[cell.id] = {"requirements": list(plan.requirements), "wheels": names}
+            print(f"prefetch: {cell.id}: {len(names)} wheels", flush=True)
+    atomic_write_text(manifest_path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return manifest
+
+
+def package_url(package: dict[str, Any], wheel: dict[str, str]) -> str:
+    """The unredacted URL of the chosen wheel (the report copy is redacted)."""
+    for entry in package.get("wheels") or []:
+        url = str(entry.get("url") or "")
+        if url.rsplit("/", 1)[-1].replace("%2B", "+") == wheel["file"]:
+            return url
+    return wheel["url"]
