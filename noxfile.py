@@ -99,3 +99,12 @@ def prefetch(session: nox.Session) -> None:
     if "--matrix" not in args:
         args = ["--matrix", MATRIX, *args]
     _exit(cli.main(["prefetch", *args]))
+
+
+@nox.session(python=False)
+def bisect(session: nox.Session) -> None:
+    """First bad release or nightly: ``-- TEST --good V --bad V [--stack S]``."""
+    args = list(session.posargs)
+    if "--matrix" not in args:
+        args = [*args, "--matrix", MATRIX]
+    _exit(cli.main(["bisect", *args]))

@@ -18,10 +18,19 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from compat.harness.applicability import STACKS
 from compat.harness.baseline import diff_runs, load_baseline, render_diff
+from compat.harness.bisect_run import BisectRequest, bisect, render_bisect
 from compat.harness.errors import UsageError
-from compat.harness.gate import EXIT_INFRA, EXIT_INTERRUPTED, EXIT_USAGE, exit_code
+from compat.harness.gate import (
+    EXIT_INFRA,
+    EXIT_INTERRUPTED,
+    EXIT_UNEXPECTED,
+    EXIT_USAGE,
+    exit_code,
+)
 from compat.harness.matrix import Cell, Matrix, load_matrix
+from compat.harness.merge import merge_runs, shard_of
 from compat.harness.pipconfig import read_pip_config
 from compat.harness.prefetch import MANIFEST, prefetch
 from compat.harness.probe import probe_cells, render_probe
@@ -60,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     p_matrix = sub.add_parser("matrix", help="run every cell, then report")
     add_run_options(p_matrix)
     p_matrix.add_argument("--cells", nargs="+", default=None, help="only these cell ids")
+    p_matrix.add_argument("--shard", default=None, help="only shard I/N of the cells")
     p_matrix.add_argument("--resume", nargs="?", const="reports/latest", default=None,
                           help="keep the finished cells of a run (default reports/latest)")
 
@@ -70,6 +80,14 @@ def _parser() -> argparse.ArgumentParser:
     p_report = sub.add_parser("report", help="rebuild the report of a run from its cell folders")
     p_report.add_argument("run", nargs="?", default="reports/latest", help="run folder")
     p_report.add_argument("--baseline", default=None, help="a previous results.json")
+    p_report.add_argument("--merge", nargs="+", default=None, metavar="DIR",
+                          help="fold the run folders under these DIRs (CI shards) into one run")
+    p_report.add_argument("--out", default=None, help="merged run folder (default: RUN)")
+
+    p_plan = sub.add_parser("plan", help="the cells as a CI matrix (GitHub Actions JSON)")
+    p_plan.add_argument("--matrix", default=DEFAULT_MATRIX)
+    p_plan.add_argument("--shard", default=None, help="only shard I/N")
+    p_plan.add_argument("--ids", action="store_true", help="cell ids, one per line")
 
     p_probe = sub.add_parser("probe", help="capability grid of every cell, no tests")
     add_run_options(p_probe)
@@ -77,6 +95,17 @@ def _parser() -> argparse.ArgumentParser:
     p_prefetch = sub.add_parser("prefetch", help="download every cell's wheels, with hashes")
     p_prefetch.add_argument("--matrix", default=DEFAULT_MATRIX)
     p_prefetch.add_argument("--wheelhouse", default="wheelhouse")
+
+    p_bisect = sub.add_parser("bisect", help="first bad torch release or nightly for a test")
+    p_bisect.add_argument("test", help="test name or node id")
+    p_bisect.add_argument("--good", required=True, help="a version (or date on a nightly channel)")
+    p_bisect.add_argument("--bad", required=True, help="a version (or date on a nightly channel)")
+    p_bisect.add_argument("--stack", choices=STACKS, default="torch.ao")
+    p_bisect.add_argument("--torchao", default=None, help="torchao version for --stack torchao")
+    p_bisect.add_argument("--python", default=None, help="CPython (default: the matrix's first)")
+    p_bisect.add_argument("--channel", default="release", help="a channel of the matrix")
+    p_bisect.add_argument("--matrix", default=DEFAULT_MATRIX)
+    p_bisect.add_argument("--out", default=None, help="default reports/bisect/<key>")
 
     p_list = sub.add_parser("list", help="list the matrix's cells")
     p_list.add_argument("--matrix", default=DEFAULT_MATRIX)
@@ -93,7 +122,7 @@ def _run(matrix: Matrix, cells: list[Cell], args: argparse.Namespace) -> int:
     else:
         reports = Path("reports").resolve()
         run_id, run_dir = new_run_dir(reports, matrix.name)
-    RunManifest.for_matrix(run_id, matrix, cells).write(run_dir)
+    RunManifest.for_matrix(run_id, matrix, cells, getattr(args, "shard", None)).write(run_dir)
     jobs = args.jobs if args.jobs and args.jobs > 0 else default_jobs()
     applicable = sum(c.applicable for c in cells)
     print(f"compat: {len(cells)} cells ({applicable} applicable) from {matrix.path}, "
@@ -136,6 +165,28 @@ def _prefetch(args: argparse.Namespace) -> int:
     for cell_id, error in failed.items():
         print(f"  {cell_id}: {error}")
     return EXIT_INFRA if failed else 0
+
+
+def _bisect(args: argparse.Namespace) -> int:
+    matrix = load_matrix(args.matrix)
+    if args.channel not in matrix.channels:
+        raise UsageError(f"--channel {args.channel!r} is not a channel of {matrix.path}")
+    if args.stack == "torchao" and not args.torchao and \
+            matrix.channels[args.channel]["kind"] != "nightly":
+        raise UsageError("--stack torchao needs --torchao VERSION on a release channel")
+    python = args.python or next(iter(c.python for c in matrix.cells))
+    request = BisectRequest(args.test, args.good, args.bad, args.stack, python, args.channel,
+                            args.torchao)
+    out = Path(args.out or f"reports/bisect/{request.key}").resolve()
+    try:
+        record = bisect(request, matrix, out=out, envs_root=envs_root(),
+                        pip_config=read_pip_config())
+    except KeyboardInterrupt:
+        print(f"compat: interrupted; verdicts so far are in {out / 'bisect.json'} "
+              "(rerun the same command to resume)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(render_bisect(record))
+    return 0 if record["endpoints_hold"] else EXIT_UNEXPECTED
 
 
 def _resumed(args: argparse.Namespace, cells: Sequence[Cell], run_dir: Path
@@ -190,18 +241,39 @@ def _finish(run_dir: Path, run_id: str, results: Sequence[CellResult],
 
 
 def _report(args: argparse.Namespace) -> int:
-    run_dir = Path(args.run)
-    if not run_dir.is_dir():
-        raise UsageError(f"{run_dir}: no such run folder")
-    run_dir = run_dir.resolve()
     baseline = _baseline(args)
-    loaded = load_run(run_dir)
+    if args.merge:
+        run_dir = Path(args.out or args.run).resolve()
+        if run_dir.is_symlink() or run_dir.name == "latest":
+            raise UsageError("--merge needs --out DIR for the merged run")
+        loaded = merge_runs([Path(d) for d in args.merge], run_dir)
+    else:
+        run_dir = Path(args.run)
+        if not run_dir.is_dir():
+            raise UsageError(f"{run_dir}: no such run folder")
+        run_dir = run_dir.resolve()
+        loaded = load_run(run_dir)
     for problem in loaded.problems:
         print(f"compat: skipped {problem}", file=sys.stderr)
     if not loaded.results:
         raise UsageError(f"{run_dir}: no cell results to report")
     run_id = loaded.manifest.run_id if loaded.manifest else run_dir.name
     return _finish(run_dir, run_id, loaded.results, loaded.manifest, None, baseline)
+
+
+def _plan(args: argparse.Namespace) -> int:
+    matrix = load_matrix(args.matrix)
+    cells = [c for c in matrix.cells if c.applicable]
+    if args.shard:
+        cells = [cells[k] for k in shard_of(cells, args.shard)]
+    if args.ids:
+        print("\n".join(c.id for c in cells))
+        return 0
+    include = [{"cell": c.id, "session": f"cell({c.id})", "python": c.python, "torch": c.torch,
+                "stack": c.stack, "torchao": c.torchao or "", "channel": c.channel,
+                "gating": c.gating} for c in cells]
+    print(json.dumps({"include": include}))
+    return 0
 
 
 def _probe(args: argparse.Namespace) -> int:
@@ -248,16 +320,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             cells = list(matrix.cells)
             if args.cells:
                 cells = [matrix.cell(c) for c in args.cells]
+            if args.shard:  # as `plan --shard`: applicable cells only; n/a ones need no runner
+                cells = [c for c in cells if c.applicable]
+                cells = [cells[k] for k in shard_of(cells, args.shard)]
             return _run(matrix, cells, args)
         if args.command == "cell":
             matrix = load_matrix(args.matrix)
             return _run(matrix, [matrix.cell(args.cell_id)], args)
         if args.command == "report":
             return _report(args)
+        if args.command == "plan":
+            return _plan(args)
         if args.command == "probe":
             return _probe(args)
         if args.command == "prefetch":
             return _prefetch(args)
+        if args.command == "bisect":
+            return _bisect(args)
         return _list(args)
     except UsageError as exc:
         print(f"compat: error: {exc}", file=sys.stderr)

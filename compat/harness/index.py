@@ -39,11 +39,13 @@ class IndexFile:
     requires_python: str | None
 
 
-def list_wheels(index_url: str, project: str, *, timeout: float = TIMEOUT) -> list[IndexFile]:
-    """Every wheel of ``project`` on the index (an unknown project is an empty list)."""
-    endpoint = index_url.rstrip("/") + "/"
+def list_wheels(index_url: str | None, project: str, *, timeout: float = TIMEOUT
+                ) -> list[IndexFile]:
+    """Every wheel of ``project`` on the index (``None``: the client's default index)."""
+    client_args = {"endpoint": index_url.rstrip("/") + "/"} if index_url else {}
+    endpoint = client_args.get("endpoint", "the default index")
     try:
-        with PyPISimple(endpoint=endpoint) as client:
+        with PyPISimple(**client_args) as client:
             page = client.get_project_page(project, timeout=timeout)
     except NoSuchProjectError:
         return []

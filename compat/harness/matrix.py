@@ -117,6 +117,7 @@ class Matrix:
     timeout: float = DEFAULT_TIMEOUT
     install_timeout: float = DEFAULT_INSTALL_TIMEOUT
     memory_limit_mb: int | None = None
+    select: str | None = None  # a pytest -k expression (bisect runs one test this way)
     env: Mapping[str, str] = field(default_factory=dict)
     expectations: tuple[Expectation, ...] = ()
     channels: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)

@@ -227,6 +227,8 @@ def run_cell(
            "--rootdir", str(_rootdir(matrix)), "-p", "compat.pytest_plugin",
            "--compat-events", str(events_path), "--junitxml", str(cell_dir / "junit.xml"),
            "-o", f"junit_suite_name={cell.id}"]
+    if matrix.select:
+        cmd += ["-k", matrix.select]
     say("testing")
     started = time.monotonic()
     with env_lock(plan.env_dir, exclusive=False):

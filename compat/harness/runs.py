@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +30,17 @@ class RunManifest:
     matrix_path: str
     matrix_name: str
     matrix_sha256: str
-    cells: list[dict[str, Any]]
+    cells: list[dict[str, Any]]  # the cells this run was asked to run
+    all_cells: list[dict[str, Any]] = field(default_factory=list)  # the whole matrix
+    shard: str | None = None
 
     @classmethod
-    def for_matrix(cls, run_id: str, matrix: Matrix, cells: list[Cell]) -> RunManifest:
+    def for_matrix(cls, run_id: str, matrix: Matrix, cells: list[Cell],
+                   shard: str | None = None) -> RunManifest:
         digest = hashlib.sha256(matrix.path.read_bytes()).hexdigest()
         return cls(run_id, str(matrix.path), matrix.name, digest,
-                   [{"id": c.id, **asdict(c)} for c in cells])
+                   [{"id": c.id, **asdict(c)} for c in cells],
+                   [{"id": c.id, **asdict(c)} for c in matrix.cells], shard)
 
     def write(self, run_dir: Path) -> None:
         atomic_write_text(run_dir / MANIFEST, json.dumps(asdict(self), indent=2) + "\n")
@@ -108,6 +112,10 @@ def load_run(run_dir: Path) -> LoadedRun:
             cell_id = cell.pop("id")
             if cell_id in found:
                 results.append(found.pop(cell_id))
+            elif cell.get("not_applicable"):
+                results.append(CellResult(cell_id, cell, CellStatus.NOT_APPLICABLE,
+                                          reason=cell["not_applicable"],
+                                          gating=bool(cell.get("gating", True))))
             else:
                 results.append(CellResult(cell_id, cell, CellStatus.NOT_RUN,
                                           reason="no result for this cell",

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sys
 import textwrap
 import threading
 import time
@@ -19,78 +18,13 @@ from pathlib import Path
 import pytest
 
 from compat.harness import cli, run
-from compat.harness.envs import EnvRecord
 from compat.harness.gate import EXIT_INTERRUPTED, EXIT_UNEXPECTED
-from compat.harness.matrix import Matrix, load_matrix
+from compat.harness.matrix import Matrix
 from compat.harness.pipconfig import PipIndexConfig
 from compat.harness.results import CellStatus, Outcome
 from compat.harness.runs import load_run
 
-FAKE_TORCH = 'import os\n__version__ = os.environ.get("FAKE_TORCH_VERSION", "2.8.0+cpu")\n' \
-             'class version:\n    git_version = "0123abc"\n    cuda = None\n    debug = False\n'
-
-TESTS = {
-    "segfault": """
-        import ctypes, os
-        def test_before(): pass
-        def test_segfault():
-            if os.environ["COMPAT_CELL_ID"].startswith("torch2.9.0"):
-                ctypes.string_at(0)
-        def test_after(): pass
-    """,
-    "abort": """
-        import os
-        def test_before(): pass
-        def test_abort(): os.abort()
-    """,
-    "hang": """
-        import os, time
-        def test_quick(): pass
-        def test_hang():
-            if os.environ["COMPAT_CELL_ID"].startswith("torch2.8.0"):
-                time.sleep(600)
-    """,
-    "memory": """
-        def test_quick(): pass
-        def test_unbounded():
-            hoard = []
-            while True:
-                hoard.append(bytearray(50 * 2**20))
-    """,
-    "plain": """
-        def test_one(): pass
-        def test_two(): assert 1 + 1 == 2
-    """,
-}
-
-
-@pytest.fixture
-def cell_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Matrix]:
-    """A matrix whose cells run this interpreter with a stand-in torch."""
-    fake = tmp_path / "fake-site"
-    (fake / "torch").mkdir(parents=True)
-    (fake / "torch" / "__init__.py").write_text(FAKE_TORCH, encoding="utf-8")
-
-    def fake_env(plan: object, *, log: Path, timeout: float) -> EnvRecord:
-        return EnvRecord(Path(sys.executable), True, 0.0, "fake-key")
-
-    monkeypatch.setattr(run, "ensure_env", fake_env)
-
-    def make(kind: str, *, timeout: int = 120, memory: int | None = None,
-             torch_source: str = FAKE_TORCH, versions: tuple[str, ...] = ("2.8.0", "2.9.0")
-             ) -> Matrix:
-        (fake / "torch" / "__init__.py").write_text(torch_source, encoding="utf-8")
-        tests = tmp_path / "tests" / "core"
-        tests.mkdir(parents=True, exist_ok=True)
-        (tests / "test_fault.py").write_text(textwrap.dedent(TESTS[kind]), encoding="utf-8")
-        entries = "".join(f'[[torch]]\nversion = "{v}"\n' for v in versions)
-        limit = f"memory-limit-mb = {memory}\n" if memory else ""
-        (tmp_path / "matrix.toml").write_text(
-            f'[matrix]\nname = "{kind}"\ntimeout = {timeout}\n{limit}'
-            f'env = {{ PYTHONPATH = "{fake}" }}\n{entries}', encoding="utf-8")
-        return load_matrix(tmp_path / "matrix.toml")
-
-    return make
+from .fake_cells import TESTS
 
 
 def run_all(matrix: Matrix, run_dir: Path) -> dict[str, object]:

@@ -1,0 +1,202 @@
+"""``nox -s bisect``: drive a :class:`Bisection` with real cells, one env per candidate.
+
+Candidates are the final releases between the two ends on the index (or the nightly
+builds between two dates on a nightly channel). Each step is an ordinary cell run of
+the one test, in the same env folder as the matrix, so envs are shared with matrix runs
+and other bisections. Verdicts are saved after every step: Ctrl-C loses nothing and
+rerunning the same command resumes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from packaging.utils import parse_wheel_filename
+from packaging.version import InvalidVersion, Version
+
+from compat.harness.bisect import Bisection, Verdict
+from compat.harness.channels import cell_tags, nightly_date
+from compat.harness.errors import UsageError
+from compat.harness.index import IndexUnreachable, list_wheels
+from compat.harness.matrix import NIGHTLY_TORCHAO, RELEASE, Cell, Matrix
+from compat.harness.pipconfig import PipIndexConfig
+from compat.harness.results import CellResult, CellStatus, Outcome, atomic_write_text
+from compat.harness.run import Progress, run_cell
+
+__all__ = ["BisectRequest", "bisect", "find_candidates", "render_bisect", "verdict_of"]
+
+COMPARE = "https://github.com/pytorch/pytorch/compare/{good}...{bad}"
+_SKIP_STATUSES = {CellStatus.INSTALL_FAILED, CellStatus.IMPORT_FAILED, CellStatus.SKIPPED,
+                  CellStatus.NOT_APPLICABLE, CellStatus.NOT_RUN}
+
+
+@dataclass(frozen=True)
+class BisectRequest:
+    test: str
+    good: str
+    bad: str
+    stack: str
+    python: str
+    channel: str = RELEASE
+    torchao: str | None = None
+
+    @property
+    def key(self) -> str:
+        blob = json.dumps(dataclasses.asdict(self), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def _parse_date(text: str) -> date | None:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def find_candidates(request: BisectRequest, channel: dict[str, Any],
+                    pip_config: PipIndexConfig) -> list[str]:
+    """Ordered candidates from the good end to the bad end, both included."""
+    nightly = channel.get("kind") == "nightly"
+    index = channel.get("index-url") or (None if nightly else pip_config.index_url)
+    try:
+        files = list_wheels(index, "torch")
+    except IndexUnreachable as exc:
+        raise UsageError(f"cannot list torch versions: {exc}") from None
+    tags = cell_tags(request.python)
+    usable = [f for f in files if parse_wheel_filename(f.filename)[3] & tags]
+    if nightly:
+        first, last = _parse_date(request.good), _parse_date(request.bad)
+        if first is None or last is None:
+            raise UsageError("on a nightly channel --good and --bad are dates (YYYY-MM-DD)")
+        newest: dict[date, Version] = {}
+        for f in usable:
+            day = nightly_date(f.version)
+            if day and first <= day <= last and f.version > newest.get(day, Version("0")):
+                newest[day] = f.version
+        return [str(newest[d]) for d in sorted(newest)]
+    try:
+        first_v, last_v = Version(request.good), Version(request.bad)
+    except InvalidVersion as exc:
+        raise UsageError(f"--good/--bad: {exc}") from None
+    if first_v >= last_v:
+        raise UsageError(f"--good {request.good} must be older than --bad {request.bad}")
+    found = {Version(f.version.public) for f in usable
+             if not f.version.is_prerelease and first_v <= Version(f.version.public) <= last_v}
+    return [str(v) for v in sorted(found)]
+
+
+def verdict_of(result: CellResult, test: str) -> Verdict:
+    if result.status in _SKIP_STATUSES:
+        return Verdict.SKIP
+    outcomes = [t.outcome for t in result.tests
+                if t.nodeid == test or t.nodeid.rsplit("::", 1)[-1] == test]
+    if outcomes and all(o in (Outcome.PASSED, Outcome.XPASSED) for o in outcomes):
+        return Verdict.GOOD
+    if any(o in (Outcome.FAILED, Outcome.ERROR, Outcome.XFAILED) for o in outcomes):
+        return Verdict.BAD
+    if result.status in (CellStatus.CRASHED, CellStatus.TIMED_OUT, CellStatus.ERROR):
+        return Verdict.BAD
+    return Verdict.SKIP  # the test does not exist there
+
+
+def bisect(request: BisectRequest, matrix: Matrix, *, out: Path, envs_root: Path,
+           pip_config: PipIndexConfig, candidates: Sequence[str] | None = None) -> dict[str, Any]:
+    """Run the search to the end; returns (and saves) the full record."""
+    channel = dict(matrix.channels.get(request.channel) or {})
+    if candidates is None:
+        candidates = find_candidates(request, channel, pip_config)
+    if len(candidates) < 2:
+        raise UsageError(f"fewer than two torch versions between {request.good} and "
+                         f"{request.bad} for CPython {request.python}")
+    state_path = out / "bisect.json"
+    saved = _load(state_path)
+    search = Bisection.resume(candidates, saved.get("verdicts", {}))
+    record: dict[str, Any] = {
+        "request": dataclasses.asdict(request), "candidates": list(candidates),
+        "verdicts": {k: v.value for k, v in search.verdicts.items()},
+        "git": saved.get("git", {}), "steps": saved.get("steps", []),
+        "envs_built": saved.get("envs_built", 0),
+    }
+    if "::" in request.test:
+        one_test = dataclasses.replace(matrix, tests=(request.test,), select=None)
+    else:
+        one_test = dataclasses.replace(matrix, select=request.test)
+    progress = Progress(len(candidates))
+    while (candidate := search.next_candidate()) is not None:
+        torchao = request.torchao
+        if torchao is None and request.stack == "torchao" and channel.get("kind") == "nightly":
+            torchao = NIGHTLY_TORCHAO
+        cell = Cell(request.python, candidate, request.stack, torchao, request.channel,
+                    gating=True)
+        result = run_cell(cell, one_test, run_dir=out, envs_root=envs_root,
+                          pip_config=pip_config, progress=progress)
+        verdict = verdict_of(result, request.test)
+        search.record(candidate, verdict)
+        built = result.install.get("reused") is False
+        record["envs_built"] += int(built)
+        record["verdicts"][candidate] = verdict.value
+        if result.fingerprint.get("torch_git_version"):
+            record["git"][candidate] = result.fingerprint["torch_git_version"]
+        record["steps"].append({"candidate": candidate, "verdict": verdict.value,
+                                "status": result.status.value, "reason": result.reason,
+                                "env_built": built})
+        progress.finished(result)
+        progress.phase(cell.id, f"verdict {verdict.value}")
+        atomic_write_text(state_path, json.dumps(record, indent=2) + "\n")
+    good, bad, skipped = search.result()
+    record.update(last_good=good, first_bad=bad, skipped=skipped,
+                  endpoints_hold=search.endpoints_hold,
+                  inconsistencies=search.inconsistencies())
+    git_good, git_bad = record["git"].get(good), record["git"].get(bad)
+    record["compare"] = COMPARE.format(good=git_good, bad=git_bad) if git_good and git_bad else None
+    atomic_write_text(state_path, json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def _load(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def render_bisect(record: dict[str, Any]) -> str:
+    request = record["request"]
+    n = len(record["candidates"])
+    bound = math.ceil(math.log2(n)) + 2
+    lines = [f"bisect {request['test']} ({request['stack']}, py{request['python']}, "
+             f"{request['channel']}): {n} candidates {record['candidates'][0]} .. "
+             f"{record['candidates'][-1]}"]
+    for number, step in enumerate(record["steps"], 1):
+        built = "built env" if step["env_built"] else "reused env"
+        why = f": {step['reason']}" if step["verdict"] == "skip" and step["reason"] else ""
+        lines.append(f"  step {number}: {step['candidate']:<28} {step['verdict']:<5} "
+                     f"({step['status']}, {built}){why}")
+    if not record["endpoints_hold"]:
+        lines.append(f"the ends do not hold: {record['candidates'][0]} is "
+                     f"{record['verdicts'].get(record['candidates'][0])}, "
+                     f"{record['candidates'][-1]} is "
+                     f"{record['verdicts'].get(record['candidates'][-1])}")
+        return "\n".join(lines)
+    git = record["git"]
+    lines.append(f"last good: {record['last_good']} (git {git.get(record['last_good'], '?')})")
+    lines.append(f"first bad: {record['first_bad']} (git {git.get(record['first_bad'], '?')})")
+    if record["skipped"]:
+        lines.append(f"skipped in between (could not install or import): "
+                     f"{', '.join(record['skipped'])}")
+    for note in record["inconsistencies"]:
+        lines.append(f"warning: {note}")
+    if record["compare"]:
+        lines.append(record["compare"])
+    lines.append(f"environments built: {record['envs_built']} "
+                 f"(bound ceil(log2({n})) + 2 = {bound}), steps: {len(record['steps'])}")
+    return "\n".join(lines)

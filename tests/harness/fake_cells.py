@@ -1,0 +1,84 @@
+"""Cells that run this interpreter with a stand-in ``torch``: the real harness minus uv.
+
+Only the install is stood in for; the process group, timeout, streamed events,
+classification and report are the real ones.
+"""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from compat.harness import run
+from compat.harness.envs import EnvRecord
+from compat.harness.matrix import Matrix, load_matrix
+
+FAKE_TORCH = 'import os\n__version__ = os.environ.get("FAKE_TORCH_VERSION", "2.8.0+cpu")\n' \
+             'class version:\n    git_version = "0123abc"\n    cuda = None\n    debug = False\n'
+
+TESTS = {
+    "segfault": """
+        import ctypes, os
+        def test_before(): pass
+        def test_segfault():
+            if os.environ["COMPAT_CELL_ID"].startswith("torch2.9.0"):
+                ctypes.string_at(0)
+        def test_after(): pass
+    """,
+    "abort": """
+        import os
+        def test_before(): pass
+        def test_abort(): os.abort()
+    """,
+    "hang": """
+        import os, time
+        def test_quick(): pass
+        def test_hang():
+            if os.environ["COMPAT_CELL_ID"].startswith("torch2.8.0"):
+                time.sleep(600)
+    """,
+    "memory": """
+        def test_quick(): pass
+        def test_unbounded():
+            hoard = []
+            while True:
+                hoard.append(bytearray(50 * 2**20))
+    """,
+    "plain": """
+        def test_one(): pass
+        def test_two(): assert 1 + 1 == 2
+    """,
+}
+
+
+@pytest.fixture
+def cell_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Matrix]:
+    """A matrix whose cells run this interpreter with a stand-in torch."""
+    fake = tmp_path / "fake-site"
+    (fake / "torch").mkdir(parents=True)
+    (fake / "torch" / "__init__.py").write_text(FAKE_TORCH, encoding="utf-8")
+
+    def fake_env(plan: object, *, log: Path, timeout: float) -> EnvRecord:
+        return EnvRecord(Path(sys.executable), True, 0.0, "fake-key")
+
+    monkeypatch.setattr(run, "ensure_env", fake_env)
+
+    def make(kind: str, *, timeout: int = 120, memory: int | None = None,
+             torch_source: str = FAKE_TORCH, versions: tuple[str, ...] = ("2.8.0", "2.9.0")
+             ) -> Matrix:
+        (fake / "torch" / "__init__.py").write_text(torch_source, encoding="utf-8")
+        tests = tmp_path / "tests" / "core"
+        tests.mkdir(parents=True, exist_ok=True)
+        (tests / "test_fault.py").write_text(textwrap.dedent(TESTS[kind]), encoding="utf-8")
+        entries = "".join(f'[[torch]]\nversion = "{v}"\n' for v in versions)
+        limit = f"memory-limit-mb = {memory}\n" if memory else ""
+        (tmp_path / "matrix.toml").write_text(
+            f'[matrix]\nname = "{kind}"\ntimeout = {timeout}\n{limit}'
+            f'env = {{ PYTHONPATH = "{fake}" }}\n{entries}', encoding="utf-8")
+        return load_matrix(tmp_path / "matrix.toml")
+
+    return make

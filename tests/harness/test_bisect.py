@@ -1,0 +1,92 @@
+"""The search alone, against scripted verdicts."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import pytest
+
+from compat.harness.bisect import Bisection, Verdict
+
+G, B, S = Verdict.GOOD, Verdict.BAD, Verdict.SKIP
+
+
+def run(candidates: list[str], oracle: Callable[[str], Verdict]) -> tuple[Bisection, list[str]]:
+    search = Bisection(candidates)
+    tried = []
+    while (candidate := search.next_candidate()) is not None:
+        assert candidate not in tried, "a candidate is never evaluated twice"
+        tried.append(candidate)
+        search.record(candidate, oracle(candidate))
+    return search, tried
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 8, 17, 60, 100])
+def test_finds_every_boundary_within_the_bound(n: int) -> None:
+    candidates = [f"v{i:03d}" for i in range(n)]
+    for first_bad in range(1, n):
+        search, tried = run(candidates, lambda c, fb=first_bad: B if int(c[1:]) >= fb else G)
+        good, bad, skipped = search.result()
+        assert (good, bad, skipped) == (candidates[first_bad - 1], candidates[first_bad], [])
+        assert len(tried) <= math.ceil(math.log2(n)) + 2
+        assert search.endpoints_hold
+
+
+def test_skips_try_the_neighbour_and_are_reported() -> None:
+    candidates = [f"v{i}" for i in range(10)]
+    broken = {"v4", "v5"}
+
+    def oracle(c: str) -> Verdict:
+        if c in broken:
+            return S
+        return B if int(c[1:]) >= 6 else G
+
+    search, tried = run(candidates, oracle)
+    assert search.result() == ("v3", "v6", ["v4", "v5"])
+    assert "v4" in tried
+    assert "v5" in tried
+
+
+def test_skipped_boundary_still_gives_the_narrowest_range() -> None:
+    candidates = ["a", "b", "c", "d"]
+    search, _ = run(candidates, {"a": G, "b": S, "c": S, "d": B}.__getitem__)
+    assert search.result() == ("a", "d", ["b", "c"])
+
+
+def test_bad_good_endpoint_is_visible() -> None:
+    search, tried = run(["a", "b", "c"], {"a": B, "b": B, "c": B}.__getitem__)
+    assert not search.endpoints_hold
+    assert tried == ["a", "c"]
+
+
+def test_a_candidate_that_flips_is_named() -> None:
+    """Behaviour that comes back (a flaky or non-monotonic test) is reported, not hidden."""
+    verdicts = {"v0": G, "v1": G, "v2": B, "v3": G, "v4": B, "v5": B, "v6": B}
+    candidates = list(verdicts)
+    search = Bisection.resume(candidates, {"v2": "bad", "v3": "good"})
+    while (candidate := search.next_candidate()) is not None:
+        search.record(candidate, verdicts[candidate])
+    good, bad = search.result()[:2]
+    assert (good, bad) == ("v1", "v2")
+    assert search.inconsistencies() == ["v3 is good although v2 before it is bad"]
+
+
+def test_resume_reuses_saved_verdicts() -> None:
+    candidates = [f"v{i}" for i in range(16)]
+    oracle = lambda c: B if int(c[1:]) >= 11 else G  # noqa: E731
+    first, tried_first = run(candidates, oracle)
+    half = dict(list(first.verdicts.items())[:3])
+    resumed = Bisection.resume(candidates, {k: v.value for k, v in half.items()})
+    tried_again = []
+    while (candidate := resumed.next_candidate()) is not None:
+        tried_again.append(candidate)
+        resumed.record(candidate, oracle(candidate))
+    assert resumed.result() == first.result()
+    assert len(tried_again) == len(tried_first) - 3
+    assert not set(tried_again) & set(half)
+
+
+def test_needs_two_candidates() -> None:
+    with pytest.raises(ValueError, match="at least a good and a bad"):
+        Bisection(["only"])

@@ -1,0 +1,99 @@
+"""Fan-out and fan-in: shards of a real (stand-in torch) run merge into the single run."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from compat.harness import cli
+from compat.harness.errors import UsageError
+from compat.harness.matrix import Matrix
+from compat.harness.merge import merge_runs, shard_of
+
+# Fields that measure the clock or name the folder, not what the cell did.
+VOLATILE = {"timings", "duration", "t", "created", "run_id", "command", "log_excerpt",
+            "executable", "torch_import_seconds"}
+
+
+def normalised(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: normalised(v) for k, v in value.items() if k not in VOLATILE}
+    if isinstance(value, list):
+        return [normalised(v) for v in value]
+    return value
+
+
+def document(run: Path) -> dict[str, Any]:
+    return json.loads((run / "results.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def matrix(cell_world: Callable[..., Matrix]) -> Matrix:
+    # five cells, three applicable: torch.ao is gone from 2.11
+    return cell_world("plain", versions=("2.7.0", "2.8.0", "2.9.0", "2.11.0", "2.12.0"))
+
+
+def test_shard_split_is_even_and_complete() -> None:
+    items = list(range(10))
+    shards = [shard_of(items, f"{i}/3") for i in (1, 2, 3)]
+    assert sorted(k for shard in shards for k in shard) == items
+    assert [len(s) for s in shards] == [4, 3, 3]
+    with pytest.raises(UsageError, match="expected I/N"):
+        shard_of(items, "two")
+    with pytest.raises(UsageError, match="between 1 and N"):
+        shard_of(items, "4/3")
+
+
+def test_shards_merge_into_the_single_run(matrix: Matrix, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["matrix", "--matrix", str(matrix.path), "--out", str(tmp_path / "single")]
+                    ) == 0
+    for i in (1, 2, 3):
+        assert cli.main(["matrix", "--matrix", str(matrix.path), "--shard", f"{i}/3", "--out",
+                         str(tmp_path / "artifacts" / f"shard-{i}" / "run")]) == 0
+    capsys.readouterr()
+    assert cli.main(["plan", "--matrix", str(matrix.path)]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert [c["session"] for c in plan["include"]] == [
+        f"cell({c.id})" for c in matrix.cells if c.applicable]
+    code = cli.main(["report", "--merge", str(tmp_path / "artifacts"), "--out",
+                     str(tmp_path / "merged")])
+    assert code == 0
+    single, merged = document(tmp_path / "single"), document(tmp_path / "merged")
+    assert [c["cell_id"] for c in merged["cells"]] == [c.id for c in matrix.cells]
+    assert normalised(merged["cells"]) == normalised(single["cells"])
+    assert merged["exit_code"] == single["exit_code"]
+    assert merged["summary"] == single["summary"] == {"not-applicable": 2, "passed": 3}
+
+
+def test_missing_shard_is_reported_as_not_run(matrix: Matrix, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    cli.main(["matrix", "--matrix", str(matrix.path), "--shard", "1/2", "--out",
+              str(tmp_path / "artifacts" / "one")])
+    loaded = merge_runs([tmp_path / "artifacts"], tmp_path / "merged")
+    statuses = {r.cell_id: (r.status.value, r.reason) for r in loaded.results}
+    missing = [k for k, (s, _) in statuses.items() if s == "not-run"]
+    assert missing
+    assert all(statuses[k][1] == "no shard delivered this cell" for k in missing)
+
+
+def test_runs_of_different_matrix_files_are_refused(matrix: Matrix, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    cli.main(["matrix", "--matrix", str(matrix.path), "--shard", "1/2", "--out",
+              str(tmp_path / "artifacts" / "a")])
+    other = matrix.path.with_name("other.toml")
+    other.write_text(matrix.path.read_text(encoding="utf-8") + "\n# changed\n", encoding="utf-8")
+    cli.main(["matrix", "--matrix", str(other), "--shard", "2/2", "--out",
+              str(tmp_path / "artifacts" / "b")])
+    with pytest.raises(UsageError, match="refusing to merge runs of different matrix files"):
+        merge_runs([tmp_path / "artifacts"], tmp_path / "merged")
+    assert cli.main(["report", "--merge", str(tmp_path / "artifacts"), "--out",
+                     str(tmp_path / "merged")]) == 2

