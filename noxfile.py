@@ -108,3 +108,12 @@ def bisect(session: nox.Session) -> None:
     if "--matrix" not in args:
         args = [*args, "--matrix", MATRIX]
     _exit(cli.main(["bisect", *args]))
+
+
+@nox.session(python=False)
+def gc(session: nox.Session) -> None:
+    """Remove envs no longer in the matrix; ``-- --cache-budget 40G`` prunes the uv cache."""
+    args = list(session.posargs)
+    if "--matrix" not in args:
+        args = ["--matrix", MATRIX, *args]
+    _exit(cli.main(["gc", *args]))

@@ -7,13 +7,14 @@ the sessions stay testable and how a CI job without nox can call the same code.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from typing import Any
 from compat.harness.applicability import STACKS
 from compat.harness.baseline import diff_runs, load_baseline, render_diff
 from compat.harness.bisect_run import BisectRequest, bisect, render_bisect
+from compat.harness.disk import tree_bytes, uv_cache_dir
+from compat.harness.envs import uv_bin
 from compat.harness.errors import UsageError
 from compat.harness.gate import (
     EXIT_INFRA,
@@ -29,6 +32,7 @@ from compat.harness.gate import (
     EXIT_USAGE,
     exit_code,
 )
+from compat.harness.gc import collect, parse_size
 from compat.harness.matrix import Cell, Matrix, load_matrix
 from compat.harness.merge import merge_runs, shard_of
 from compat.harness.pipconfig import read_pip_config
@@ -107,6 +111,11 @@ def _parser() -> argparse.ArgumentParser:
     p_bisect.add_argument("--matrix", default=DEFAULT_MATRIX)
     p_bisect.add_argument("--out", default=None, help="default reports/bisect/<key>")
 
+    p_gc = sub.add_parser("gc", help="remove envs not in the matrix; trim the uv cache")
+    p_gc.add_argument("--matrix", default=DEFAULT_MATRIX)
+    p_gc.add_argument("--cache-budget", default=None, help="e.g. 40G: prune the uv cache above it")
+    p_gc.add_argument("--dry-run", action="store_true", help="say what would go, remove nothing")
+
     p_list = sub.add_parser("list", help="list the matrix's cells")
     p_list.add_argument("--matrix", default=DEFAULT_MATRIX)
     p_list.add_argument("--json", action="store_true", help="as JSON")
@@ -128,6 +137,7 @@ def _run(matrix: Matrix, cells: list[Cell], args: argparse.Namespace) -> int:
     print(f"compat: {len(cells)} cells ({applicable} applicable) from {matrix.path}, "
           f"{jobs} at a time -> {run_dir}", flush=True)
     reused = _resumed(args, cells, run_dir)
+    cache_size = _measure_cache_in_background()
     todo = [c for c in cells if c.id not in reused]
     try:
         fresh = run_cells(todo, matrix, run_dir=run_dir, envs_root=envs_root(),
@@ -136,13 +146,34 @@ def _run(matrix: Matrix, cells: list[Cell], args: argparse.Namespace) -> int:
     except RunInterrupted as stop:
         by_id = {**reused, **{r.cell_id: r for r in stop.results}}
         _finish(run_dir, run_id, [by_id[c.id] for c in cells], RunManifest.read(run_dir),
-                reports, baseline)
+                reports, baseline, cache_size())
         print("compat: interrupted; finished cells are kept (rerun with --resume)",
               file=sys.stderr)
         return EXIT_INTERRUPTED
     by_id = {**reused, **{r.cell_id: r for r in fresh}}
     results = [by_id[c.id] for c in cells]
-    return _finish(run_dir, run_id, results, RunManifest.read(run_dir), reports, baseline)
+    return _finish(run_dir, run_id, results, RunManifest.read(run_dir), reports, baseline,
+                   cache_size())
+
+
+def _measure_cache_in_background() -> Callable[[], dict[str, Any]]:
+    """Size the shared uv cache while the cells run; the report says how big it is."""
+    found: dict[str, Any] = {}
+
+    def measure() -> None:
+        with contextlib.suppress(Exception):
+            folder = uv_cache_dir(uv_bin())
+            if folder is not None and folder.is_dir():
+                found.update(uv_cache_dir=str(folder), uv_cache_bytes=tree_bytes(folder))
+
+    worker = threading.Thread(target=measure, daemon=True)
+    worker.start()
+
+    def result() -> dict[str, Any]:
+        worker.join(timeout=60)
+        return dict(found)
+
+    return result
 
 
 def _wheelhouse(args: argparse.Namespace) -> Path | None:
@@ -189,6 +220,23 @@ def _bisect(args: argparse.Namespace) -> int:
     return 0 if record["endpoints_hold"] else EXIT_UNEXPECTED
 
 
+def _gc(args: argparse.Namespace) -> int:
+    matrix = load_matrix(args.matrix)
+    budget = parse_size(args.cache_budget) if args.cache_budget else None
+    report = collect(matrix, envs_root(), cache_budget=budget, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    print(f"gc: {verb} {len(report.removed)} env(s) not in {matrix.path.name}, "
+          f"{report.freed_bytes / 2**20:.0f} MiB of their own files")
+    for name in report.removed:
+        print(f"  {name}")
+    if report.cache_before is not None:
+        print(f"gc: uv cache {report.cache_before / 2**30:.1f} GiB -> "
+              f"{(report.cache_after or 0) / 2**30:.1f} GiB")
+    for note in report.notes:
+        print(f"gc: {note}")
+    return 0
+
+
 def _resumed(args: argparse.Namespace, cells: Sequence[Cell], run_dir: Path
              ) -> dict[str, CellResult]:
     """With ``--resume [RUN]``: finished cells of that run, copied into this one."""
@@ -221,18 +269,23 @@ def _baseline(args: argparse.Namespace) -> tuple[str, dict[str, Any]] | None:
 
 def _finish(run_dir: Path, run_id: str, results: Sequence[CellResult],
             manifest: RunManifest | None, reports: Path | None,
-            baseline: tuple[str, dict[str, Any]] | None = None) -> int:
+            baseline: tuple[str, dict[str, Any]] | None = None,
+            disk: dict[str, Any] | None = None) -> int:
     diff = diff_runs(baseline[1], results, name=baseline[0]) if baseline else None
     code = exit_code(results, regressions=len(diff.regressions) if diff else 0)
     info = manifest.matrix_info() if manifest else {"name": run_id}
     paths = write_reports(run_dir, results, run_id=run_id, matrix=info, exit_code=code,
-                          diff=diff)
+                          diff=diff, disk=disk)
     print()
     print(render_console(results))
     if diff is not None:
         print()
         print(render_diff(diff))
     print()
+    if disk and "uv_cache_bytes" in disk:
+        own = sum(int(r.install.get("disk", {}).get("own_bytes", 0)) for r in results)
+        print(f"disk: uv cache {disk['uv_cache_bytes'] / 2**30:.1f} GiB ({disk['uv_cache_dir']})"
+              f"; envs' own files {own / 2**20:.0f} MiB (the rest is hardlinked from the cache)")
     if reports is not None:
         update_latest(reports, run_dir)
     print(f"reports: {', '.join(str(p) for p in paths.values())}")
@@ -337,6 +390,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _prefetch(args)
         if args.command == "bisect":
             return _bisect(args)
+        if args.command == "gc":
+            return _gc(args)
         return _list(args)
     except UsageError as exc:
         print(f"compat: error: {exc}", file=sys.stderr)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from compat.harness.disk import disk_use
 from compat.harness.index import IndexUnreachable, sha256_of_url
 from compat.harness.interpreters import find_interpreter
 from compat.harness.lockfile import installed_wheels, locked_pins
@@ -54,6 +55,7 @@ class EnvRecord:
     uv_version: str = ""
     interpreter: str = ""
     wheels: dict[str, dict[str, str]] = field(default_factory=dict)
+    disk: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -65,6 +67,7 @@ class EnvRecord:
             "uv_version": self.uv_version,
             "interpreter": self.interpreter,
             "wheels": self.wheels,
+            "disk": self.disk,
         }
 
 
@@ -186,9 +189,13 @@ def ensure_env(plan: InstallPlan, *, log: Path, timeout: float) -> EnvRecord:
     stamp = _read_stamp(env_dir)
     if stamp is not None and stamp.get("key") == plan.key and _bin(env_dir).exists():
         _link_project(env_dir)
+        if "disk" not in stamp:  # envs from before sizes were recorded
+            stamp["disk"] = disk_use(env_dir).to_dict()
+            atomic_write_text(env_dir / STAMP, json.dumps(stamp, indent=2))
         return EnvRecord(_bin(env_dir), True, time.monotonic() - started, plan.key,
                          list(stamp.get("freeze", [])), str(stamp.get("uv_version", "")),
-                         str(stamp.get("interpreter", "")), dict(stamp.get("wheels", {})))
+                         str(stamp.get("interpreter", "")), dict(stamp.get("wheels", {})),
+                         dict(stamp.get("disk", {})))
 
     interpreter = find_interpreter(plan.python)
     if interpreter is None:
@@ -226,7 +233,8 @@ def ensure_env(plan: InstallPlan, *, log: Path, timeout: float) -> EnvRecord:
             except IndexUnreachable as exc:
                 wheel["sha256_source"] = f"not computed: {exc}"
     record = EnvRecord(_bin(env_dir), False, time.monotonic() - started, plan.key,
-                       sorted(freeze.split()), uv_version(), interpreter, wheels)
+                       sorted(freeze.split()), uv_version(), interpreter, wheels,
+                       disk_use(env_dir).to_dict())
     atomic_write_text(env_dir / STAMP, json.dumps(
         {**record.to_dict(), "plan": plan.to_dict(), "created": time.time()}, indent=2))
     return record

@@ -44,11 +44,14 @@ def run_document(results: Sequence[CellResult], *, run_id: str, matrix: dict[str
 
 def write_reports(run_dir: Path, results: Sequence[CellResult], *, run_id: str,
                   matrix: dict[str, Any], exit_code: int,
-                  diff: BaselineDiff | None = None) -> dict[str, Path]:
+                  diff: BaselineDiff | None = None,
+                  disk: dict[str, Any] | None = None) -> dict[str, Path]:
     """Write every document; append the summary to a CI step summary when that is set."""
     doc = run_document(results, run_id=run_id, matrix=matrix, exit_code=exit_code)
     if diff is not None:
         doc["baseline_diff"] = diff.to_dict()
+    if disk:
+        doc["disk"] = disk
     paths = {"json": run_dir / "results.json", "markdown": run_dir / "summary.md"}
     atomic_write_text(paths["json"], redact(json.dumps(doc, indent=2, sort_keys=True)) + "\n")
     summary = render_markdown(results, title=str(matrix.get("name", run_id)),

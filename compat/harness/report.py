@@ -113,6 +113,14 @@ def _route_codes(values: Sequence[str], width: int) -> tuple[list[str], list[str
     return [codes.get(v, "") for v in values], [f"{codes[v]} = {v}" for v in distinct]
 
 
+def _env_disk(result: CellResult) -> str:
+    """Apparent size, and what is the env's own (not hardlinked from the uv cache)."""
+    disk = result.install.get("disk") or {}
+    if "apparent_bytes" not in disk:
+        return ""
+    return f"{disk['apparent_bytes'] / 2**30:.1f}G/{disk['own_bytes'] / 2**20:.0f}M own"
+
+
 def build_grid(
     results: Sequence[CellResult], *, sep: str = "\n", route_width: int | None = None
 ) -> Grid:
@@ -139,6 +147,7 @@ def build_grid(
         ("torch build", [torch_build(r) if r.fingerprint else "" for r in results]),
         ("install", [seconds(r, "install") for r in results]),
         ("tests", [seconds(r, "tests") for r in results]),
+        ("env disk", [_env_disk(r) for r in results]),
     ]
     route_keys: list[str] = []
     for result in results:
