@@ -43,18 +43,19 @@ torchao = "0.13.0"
 """
 
 
-def timed(cmd: list[str], **kwargs: object) -> float:
+def timed(cmd: list[str], ok: tuple[int, ...] = (0,), **kwargs: object) -> float:
+    """Wall time of one command; ``ok`` lists the exit codes that count as a real run."""
     started = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload]
     elapsed = time.perf_counter() - started
-    if proc.returncode not in (0,):
+    if proc.returncode not in ok:
         sys.exit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stdout[-3000:]}"
                  f"\n{proc.stderr[-3000:]}")
     return elapsed
 
 
-def best(repeat: int, cmd: list[str], **kwargs: object) -> float:
-    return min(timed(cmd, **kwargs) for _ in range(repeat))
+def best(repeat: int, cmd: list[str], ok: tuple[int, ...] = (0,), **kwargs: object) -> float:
+    return min(timed(cmd, ok, **kwargs) for _ in range(repeat))
 
 
 def nox_matrix(envs: Path, out: Path, jobs: int, *extra: str) -> list[str]:
@@ -71,8 +72,9 @@ def bare_pytest(envs: Path, repeat: int) -> float:
         python = envs / cell.id / "bin" / "python"
         env = {**os.environ, "COMPAT_PT2E_STACK": cell.stack}
         env.pop("PYTHONPATH", None)
+        # exit 1: the expected failure of test_metadata_porting_for_dq (no matrix here)
         total += best(repeat, [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                               "tests/core"], cwd=ROOT, env=env)
+                               "tests/core"], (0, 1), cwd=ROOT, env=env)
     return total
 
 

@@ -1,6 +1,7 @@
 """Compare a run with a baseline ``results.json``: what regressed, what got fixed, what moved.
 
-Cells are matched by id, tests by node id. A regression is something that was fine
+Cells are matched by id, tests by node id below the rootdir (so a moved matrix file still
+compares). A regression is something that was fine
 (passed, or an expected failure that passed) and now fails unexpectedly, at the test or
 the cell level; it makes the gate fail even where the new result alone would not.
 """
@@ -50,8 +51,13 @@ def load_baseline(path: Path | str) -> dict[str, dict[str, Any]]:
         raise UsageError(f"{path}: not a results.json ({type(exc).__name__}: {exc})") from None
 
 
+def test_key(nodeid: str) -> str:
+    """``test_file.py::Class::test``: the same test whatever folder pytest's rootdir was."""
+    return nodeid.rsplit("/", 1)[-1]
+
+
 def _outcomes(cell: dict[str, Any]) -> dict[str, str]:
-    return {str(t["nodeid"]): str(t["outcome"]) for t in cell.get("tests") or []}
+    return {test_key(str(t["nodeid"])): str(t["outcome"]) for t in cell.get("tests") or []}
 
 
 def diff_runs(baseline: dict[str, dict[str, Any]], results: Sequence[CellResult],
@@ -66,7 +72,7 @@ def diff_runs(baseline: dict[str, dict[str, Any]], results: Sequence[CellResult]
             continue
         old_status, new_status = str(old.get("status")), result.status.value
         old_tests = _outcomes(old)
-        new_tests = {t.nodeid: t.outcome.value for t in result.tests}
+        new_tests = {test_key(t.nodeid): t.outcome.value for t in result.tests}
         if old_status not in _BAD_CELL and new_status in _BAD_CELL and not (
             new_status == CellStatus.FAILED.value and new_tests
         ):

@@ -154,3 +154,38 @@ reason = "upstream test is unfinished"
     assert cell["status"] == "passed"
     assert cell["install"]["reused"] is False
     assert cell["install"]["wheels"]["torch"]["file"] == torch_files[0]
+
+
+def test_real_results_match_the_schema(first_run: tuple[Path, Path, str]) -> None:
+    import jsonschema
+
+    _, out, _ = first_run
+    schema = json.loads((ROOT / "compat" / "harness" / "results.schema.json").read_text(
+        encoding="utf-8"))
+    jsonschema.Draft202012Validator(schema).validate(
+        json.loads((out / "results.json").read_text(encoding="utf-8")))
+
+
+def test_baseline_diff_names_a_deliberately_broken_cell(first_run: tuple[Path, Path, str],
+                                                        tmp_path: Path) -> None:
+    """Force the capture API torch removed in 2.7 onto the 2.8.0 cell: the tests can no
+    longer capture a graph there, and the diff against the first run must say so."""
+    envs, run1, _ = first_run
+    broken = tmp_path / "broken.toml"
+    text = (ROOT / MATRIX).read_text(encoding="utf-8").replace(
+        'tests = ["../core"]',
+        f'tests = ["{ROOT / "tests" / "core"}"]\nenv = {{ COMPAT_CAPTURE = '
+        '"capture_pre_autograd_graph" }')
+    broken.write_text(text + '\n[[exclude]]\ntorch = "2.13.0"\n', encoding="utf-8")
+    proc = nox("-s", "matrix", "--", "--matrix", str(broken), "--out", str(tmp_path / "run"),
+               "--baseline", str(run1 / "results.json"), envs=envs)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    doc = json.loads((tmp_path / "run" / "results.json").read_text(encoding="utf-8"))
+    regressions = doc["baseline_diff"]["regressions"]
+    assert regressions, proc.stdout
+    assert all(r.startswith("torch2.8.0-torch.ao-py3.11: ") for r in regressions)
+    assert "test_simple_metadata_porting: passed -> " in " ".join(regressions)
+    assert doc["baseline_diff"]["vanished"] == ["torch2.13.0-torch.ao-py3.11",
+                                                "torch2.13.0-torchao0.18.0-py3.11"]
+    assert "regressions: " in proc.stdout
+    assert "Against " in (tmp_path / "run" / "summary.md").read_text(encoding="utf-8")

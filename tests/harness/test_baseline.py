@@ -13,6 +13,8 @@ from compat.harness.results import CellStatus, Outcome
 
 from .factories import NODE, cell_result
 
+KEY = NODE.rsplit("/", 1)[-1]
+
 P, F, X = Outcome.PASSED, Outcome.FAILED, Outcome.XFAILED
 
 
@@ -32,9 +34,9 @@ def test_regression_fix_still_failing_appeared_vanished() -> None:
         cell_result("2.10.0", outcomes={"test_a": P}),
     ]
     diff = diff_runs(old, new, name="old.json")
-    assert diff.regressions == [f"torch2.8.0-torch.ao-py3.11: {NODE}test_a: passed -> failed"]
-    assert diff.fixes == [f"torch2.8.0-torch.ao-py3.11: {NODE}test_c: xfailed -> xpassed"]
-    assert diff.still_failing == [f"torch2.8.0-torch.ao-py3.11: {NODE}test_b"]
+    assert diff.regressions == [f"torch2.8.0-torch.ao-py3.11: {KEY}test_a: passed -> failed"]
+    assert diff.fixes == [f"torch2.8.0-torch.ao-py3.11: {KEY}test_c: xfailed -> xpassed"]
+    assert diff.still_failing == [f"torch2.8.0-torch.ao-py3.11: {KEY}test_b"]
     assert diff.appeared == ["torch2.10.0-torch.ao-py3.11"]
     assert diff.vanished == ["torch2.9.0-torch.ao-py3.11"]
     assert exit_code(new, regressions=len(diff.regressions)) == EXIT_UNEXPECTED
