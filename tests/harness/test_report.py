@@ -30,7 +30,7 @@ def test_grid_rows_columns_and_symbols() -> None:
         ("test_b", ["✗", "x", "n/a", "·"]),
     ]
     info = dict(grid.info_rows)
-    assert info["status"] == ["FAIL", "PASS", "n/a", "INSTALL-FAILED"]
+    assert info["status"] == ["FAIL", "PASS (1x)", "n/a", "INSTALL-FAILED"]
     assert info["torch build"] == ["2.8.0+cpu", "2.13.0+cpu", "", ""]
     assert info["route: from_node"] == ["", "nodesource", "", ""]
     assert info["install"][0] == "1.5s"
