@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import textwrap
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,6 +25,7 @@ from compat.harness.run import cell_environment
 __all__ = ["probe_cell", "probe_cells", "render_probe"]
 
 PROBE_TIMEOUT = 600.0
+WIDTH = 28
 
 
 def probe_cell(cell: Cell, matrix: Matrix, *, envs_root: Path, pip_config: PipIndexConfig,
@@ -48,10 +50,12 @@ def probe_cell(cell: Cell, matrix: Matrix, *, envs_root: Path, pip_config: PipIn
                                   env=cell_environment(cell), check=False)
     except subprocess.TimeoutExpired:
         return {"status": f"probe timed out after {PROBE_TIMEOUT:.0f}s"}
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    start = proc.stdout.find("{")  # anything torch printed before the object is skipped
     try:
-        found = json.loads(lines[-1])
-    except (IndexError, json.JSONDecodeError):
+        found, _ = json.JSONDecoder().raw_decode(proc.stdout[start:]) if start >= 0 else ({}, 0)
+        if not found:
+            raise ValueError("no JSON object")
+    except ValueError:
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         return {"status": f"probe failed (exit {proc.returncode}): {tail}"}
     return {"status": "ok", **{str(k): str(v) for k, v in found.items()}}
@@ -73,7 +77,9 @@ def render_probe(cells: Sequence[Cell], found: Sequence[dict[str, str]]) -> str:
     keys: list[str] = []
     for caps in found:
         keys += [k for k in caps if k not in keys]
-    rows = [[key, *(caps.get(key, "") for caps in found)] for key in keys]
+    # Wrapped here, not with tabulate's maxcolwidths: that path turns the string "False"
+    # into True (it re-parses wrapped cells as booleans; tabulate 0.9/0.10).
+    rows = [[key, *(textwrap.fill(caps.get(key, ""), WIDTH) for caps in found)]
+            for key in keys]
     headers = ["capability", *(c.id.replace("-", "\n", 2) for c in cells)]
-    return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True,
-                    maxcolwidths=[None] + [28] * len(cells))
+    return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)

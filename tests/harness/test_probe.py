@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from compat.harness.matrix import Cell
+from compat.harness.probe import render_probe
+
+
+def test_probe_grid_keeps_every_value_verbatim() -> None:
+    cells = [Cell("3.11", "2.8.0", "torch.ao"), Cell("3.11", "2.13.0", "torchao", "0.18.0")]
+    found = [{"status": "ok", "from_node.shared_records": "False",
+              "pt2e.keys": "linear,conv," * 6},
+             {"status": "ok", "from_node.shared_records": "True"}]
+    text = render_probe(cells, found)
+    row = next(line for line in text.splitlines() if line.startswith("from_node.shared"))
+    assert row.split()[1:] == ["False", "True"]
+    assert "linear,conv" in text
+    assert all(len(part) <= 28 for line in text.splitlines()[3:] for part in line.split())
