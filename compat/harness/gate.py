@@ -7,7 +7,8 @@ code   meaning
 1      an unexpected failure, error, crash, timeout or import failure, or a regression
        against the baseline
 2      usage or configuration error (bad matrix file, bad option, unreadable baseline)
-3      infrastructure only: some gating cell could not be installed, nothing else failed
+3      infrastructure only: some gating cell could not be installed or has no result
+       (a lost CI shard, a corrupt result file), nothing else failed
 130    interrupted (Ctrl-C); a partial report was written
 =====  ==============================================================================
 

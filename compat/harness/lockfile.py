@@ -37,16 +37,23 @@ def _packages(lock: Path) -> list[dict[str, Any]]:
 
 
 def locked_pins(lock: Path) -> list[str]:
-    """``name==version`` for every package of the lock (the complete, resolved set)."""
-    return [f"{p['name']}=={p['version']}" for p in _packages(lock)
-            if p.get("name") and p.get("version")]
+    """``name==version`` for every package of the lock (the complete, resolved set);
+    ``name @ url`` for a package locked to a direct URL (``archive``)."""
+    pins = []
+    for package in _packages(lock):
+        archive = package.get("archive") or {}
+        if package.get("name") and archive.get("url"):
+            pins.append(f"{package['name']} @ {archive['url']}")
+        elif package.get("name") and package.get("version"):
+            pins.append(f"{package['name']}=={package['version']}")
+    return pins
 
 
 def installed_tags(env_dir: Path, name: str) -> set[Tag]:
     """Tags from ``<name>-*.dist-info/WHEEL`` in the env's site-packages."""
     wanted = canonicalize_name(name)
     for wheel in env_dir.glob("lib/python*/site-packages/*.dist-info/WHEEL"):
-        dist = wheel.parent.name.rsplit("-", 1)[0]
+        dist = wheel.parent.name.removesuffix(".dist-info").split("-", 1)[0]
         if canonicalize_name(dist) != wanted:
             continue
         headers = HeaderParser().parsestr(wheel.read_text(encoding="utf-8"))
@@ -59,7 +66,9 @@ def installed_tags(env_dir: Path, name: str) -> set[Tag]:
 
 def wheel_for(package: dict[str, Any], tags: set[Tag]) -> dict[str, str] | None:
     """The lock entry's wheel built for ``tags`` (the first wheel when tags are unknown)."""
-    wheels = package.get("wheels") or []
+    wheels = list(package.get("wheels") or [])
+    if package.get("archive"):  # a direct URL requirement
+        wheels.append(package["archive"])
     for wheel in wheels:
         url = str(wheel.get("url") or wheel.get("path") or "")
         filename = unquote(urlsplit(url).path.rsplit("/", 1)[-1])

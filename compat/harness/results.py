@@ -53,7 +53,8 @@ class CellStatus(str, Enum):
 
     @property
     def infrastructure(self) -> bool:
-        return self is CellStatus.INSTALL_FAILED
+        """No verdict for reasons outside the code under test (no install, no result)."""
+        return self in (CellStatus.INSTALL_FAILED, CellStatus.NOT_RUN)
 
 
 _UNEXPECTED = frozenset(

@@ -150,3 +150,82 @@ def test_unreachable_indexes_fail_cleanly_per_cell(index: str, tmp_path: Path,
         assert cells[cell_id]["reason"].startswith("index-unreachable: "), cells[cell_id]
     assert doc["code"] == EXIT_INFRA  # the rc cell gates; only infrastructure failed
     assert (tmp_path / "out" / "matrix.html").is_file()
+
+
+def test_direct_url_for_a_nightly_that_left_the_index(index: str, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    wheel = f"torch-2.17.0.dev{STAMP}%2Bcpu-{TAG}.whl"
+    tests = tmp_path / "tests"
+    tests.mkdir()
+    (tests / "test_build.py").write_text(
+        "import torch\n\ndef test_imports():\n    assert torch.__version__\n", encoding="utf-8")
+    matrix = tmp_path / "matrix.toml"
+    matrix.write_text(f"""
+[matrix]
+tests = ["tests"]
+deps = ["pytest"]
+stacks = ["torch.ao"]
+
+[channels.nightly]
+index-url = "{index}/whl/nightly/cpu"
+
+[[torch]]
+version = "2020-01-01"
+channel = "nightly"
+url = "{index}/whl/nightly/cpu/{wheel}"
+""", encoding="utf-8")
+    doc = run(tmp_path, matrix, monkeypatch)
+    (cell,) = doc["cells"]
+    assert cell["status"] == "passed", cell["reason"]
+    assert cell["fingerprint"]["torch"] == f"2.17.0.dev{STAMP}+cpu"
+    assert cell["install"]["wheels"]["torch"]["file"] == wheel.replace("%2B", "+")
+    assert cell["install"]["resolution"]["notes"] == [
+        f"torch from {index}/whl/nightly/cpu/{wheel}"]
+
+
+def test_bisect_over_nightly_dates(index: str, tmp_path: Path,
+                                   monkeypatch: pytest.MonkeyPatch,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """The behaviour changes with the build of BAD; ten nightlies, found in log2 steps."""
+    bad_day = TODAY - timedelta(days=6)
+    tests = tmp_path / "tests"
+    tests.mkdir()
+    (tests / "test_nightly.py").write_text(f"""
+import datetime
+import torch
+
+def test_feature():
+    stamp = torch.__version__.split(".dev")[1][:8]
+    assert datetime.datetime.strptime(stamp, "%Y%m%d").date() < datetime.date.fromisoformat(
+        "{bad_day.isoformat()}")
+""", encoding="utf-8")
+    matrix = tmp_path / "matrix.toml"
+    matrix.write_text(f"""
+[matrix]
+tests = ["tests"]
+deps = ["pytest"]
+
+[channels.nightly]
+index-url = "{index}/whl/nightly/cpu"
+
+[[torch]]
+version = "latest"
+channel = "nightly"
+""", encoding="utf-8")
+    monkeypatch.setenv("COMPAT_ENVS_DIR", str(tmp_path / "envs"))
+    monkeypatch.chdir(tmp_path)
+    first, last = TODAY - timedelta(days=9), TODAY
+    code = cli.main(["bisect", "test_feature", "--good", first.isoformat(), "--bad",
+                     last.isoformat(), "--channel", "nightly", "--matrix", str(matrix),
+                     "--out", str(tmp_path / "bisect")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    record = json.loads((tmp_path / "bisect" / "bisect.json").read_text(encoding="utf-8"))
+    assert len(record["candidates"]) == 10
+    before = bad_day - timedelta(days=1)
+    assert record["last_good"] == f"2.17.0.dev{before:%Y%m%d}+cpu"
+    assert record["first_bad"] == f"2.17.0.dev{bad_day:%Y%m%d}+cpu"
+    assert record["envs_built"] <= 6  # ceil(log2(10)) + 2
+    assert record["compare"] == ("https://github.com/pytorch/pytorch/compare/"
+                                 f"{7:040d}...{6:040d}")
+    assert "first bad: 2.17.0.dev" in out

@@ -189,3 +189,47 @@ def test_baseline_diff_names_a_deliberately_broken_cell(first_run: tuple[Path, P
                                                 "torch2.13.0-torchao0.18.0-py3.11"]
     assert "regressions: " in proc.stdout
     assert "Against " in (tmp_path / "run" / "summary.md").read_text(encoding="utf-8")
+
+
+def test_two_runs_at_once_share_one_env_build(first_run: tuple[Path, Path, str],
+                                              tmp_path: Path) -> None:
+    """Two terminals (or a CI retry) on the same envs: one builds, the other waits and
+    reuses; both reports are complete and nothing is corrupted."""
+    import shutil
+
+    envs, _, _ = first_run
+    cell_id = "torch2.13.0-torchao0.18.0-py3.11"
+    shutil.rmtree(envs / cell_id)
+    env = {**os.environ, "COMPAT_ENVS_DIR": str(envs), "COMPAT_MATRIX": MATRIX}
+    env.pop("GITHUB_STEP_SUMMARY", None)
+    procs = [subprocess.Popen([sys.executable, "-m", "nox", "-s", f"cell({cell_id})", "--",
+                               "--out", str(tmp_path / name)], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for name in ("a", "b")]
+    logs = [p.communicate(timeout=1800)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], logs
+    results = [cells(tmp_path / name)[cell_id] for name in ("a", "b")]
+    assert sorted(r["install"]["reused"] for r in results) == [False, True]
+    assert [r["status"] for r in results] == ["passed", "passed"]
+    assert results[0]["install"]["key"] == results[1]["install"]["key"]
+
+
+def test_real_shards_merge_into_the_single_run(first_run: tuple[Path, Path, str],
+                                              tmp_path: Path) -> None:
+    envs, run1, _ = first_run
+    for shard in ("1/2", "2/2"):
+        proc = nox("-s", "matrix", "--", "--matrix", MATRIX, "--shard", shard, "--out",
+                   str(tmp_path / "artifacts" / shard.replace("/", "-of-")), envs=envs)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    merged = tmp_path / "merged"
+    proc = nox("-s", "report", "--", "--merge", str(tmp_path / "artifacts"), "--out",
+               str(merged), envs=envs)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    single, combined = cells(run1), cells(merged)
+    assert list(combined) == list(single)
+    for cell_id, cell in single.items():
+        assert combined[cell_id]["status"] == cell["status"]
+        assert ({t["nodeid"]: t["outcome"] for t in combined[cell_id]["tests"]}
+                == {t["nodeid"]: t["outcome"] for t in cell["tests"]})
+        assert combined[cell_id]["routes"] == cell["routes"]
+        assert combined[cell_id]["fingerprint"].get("torch") == cell["fingerprint"].get("torch")

@@ -97,3 +97,21 @@ def test_runs_of_different_matrix_files_are_refused(matrix: Matrix, tmp_path: Pa
         merge_runs([tmp_path / "artifacts"], tmp_path / "merged")
     assert cli.main(["report", "--merge", str(tmp_path / "artifacts"), "--out",
                      str(tmp_path / "merged")]) == 2
+
+
+def test_report_names_a_corrupt_cell_file_and_keeps_the_rest(
+        matrix: Matrix, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "run"
+    assert cli.main(["matrix", "--matrix", str(matrix.path), "--out", str(out)]) == 0
+    broken = out / "cells" / "torch2.8.0-torch.ao-py3.11" / "result.json"
+    broken.write_text(broken.read_text(encoding="utf-8")[:200], encoding="utf-8")  # truncated
+    capsys.readouterr()
+    assert cli.main(["report", str(out)]) == 3  # a gating cell without a verdict
+    err = capsys.readouterr().err
+    assert f"compat: skipped {broken}: unreadable or truncated" in err
+    cells = {c["cell_id"]: c for c in document(out)["cells"]}
+    assert cells["torch2.8.0-torch.ao-py3.11"]["status"] == "not-run"
+    assert cells["torch2.7.0-torch.ao-py3.11"]["status"] == "passed"
+    assert cells["torch2.9.0-torch.ao-py3.11"]["status"] == "passed"
