@@ -44,40 +44,65 @@ def _cell_ids() -> list[str]:
         return []  # the matrix session reports the error with exit code 2
 
 
-def _exit(code: int) -> None:
+def _harness(session: nox.Session, command: str, *, with_matrix: bool = True) -> None:
+    """Run one harness command with the session's arguments; exit with its code."""
+    args = list(session.posargs)
+    if with_matrix and "--matrix" not in args:
+        args += ["--matrix", MATRIX]
+    code = cli.main([command, *args])
     if code:
-        raise SystemExit(code)
+        raise SystemExit(code)  # nox itself only knows 0 and 1; the gate needs 2 and 3 too
 
 
 @nox.session(python=False)
 def matrix(session: nox.Session) -> None:
     """Run every cell of the matrix (``-- --matrix FILE --out DIR -j N``), then report."""
-    args = list(session.posargs)
-    if "--matrix" not in args:
-        args = ["--matrix", MATRIX, *args]
-    _exit(cli.main(["matrix", *args]))
+    _harness(session, "matrix")
 
 
 @nox.session(python=False)
 @nox.parametrize("cell_id", _cell_ids(), ids=_cell_ids())
 def cell(session: nox.Session, cell_id: str) -> None:
     """One cell of the matrix, alone (its folder merges into a report like any other)."""
-    _exit(cli.main(["cell", cell_id, "--matrix", MATRIX, *session.posargs]))
+    code = cli.main(["cell", cell_id, "--matrix", MATRIX, *session.posargs])
+    if code:
+        raise SystemExit(code)
 
 
 @nox.session(python=False)
 def report(session: nox.Session) -> None:
     """Rebuild a run's report from its cell folders (default ``reports/latest``)."""
-    _exit(cli.main(["report", *session.posargs]))
+    _harness(session, "report", with_matrix=False)
 
 
 @nox.session(python=False)
 def probe(session: nox.Session) -> None:
     """Print which shape each API has in every cell, without running the tests."""
-    args = list(session.posargs)
-    if "--matrix" not in args:
-        args = ["--matrix", MATRIX, *args]
-    _exit(cli.main(["probe", *args]))
+    _harness(session, "probe")
+
+
+@nox.session(python=False)
+def prefetch(session: nox.Session) -> None:
+    """Download every cell's wheels into ./wheelhouse (then: matrix -- --offline)."""
+    _harness(session, "prefetch")
+
+
+@nox.session(python=False)
+def bisect(session: nox.Session) -> None:
+    """First bad release or nightly: ``-- TEST --good V --bad V [--stack S]``."""
+    _harness(session, "bisect")
+
+
+@nox.session(python=False)
+def plan(session: nox.Session) -> None:
+    """The cells as a GitHub Actions ``strategy.matrix`` (``-- --shard I/N --ids``)."""
+    _harness(session, "plan")
+
+
+@nox.session(python=False)
+def gc(session: nox.Session) -> None:
+    """Remove envs no longer in the matrix; ``-- --cache-budget 40G`` prunes the uv cache."""
+    _harness(session, "gc")
 
 
 @nox.session
@@ -90,30 +115,3 @@ def tests(session: nox.Session) -> None:
     session.install("torch==2.13.0", "torchao==0.18.0", *index_args)
     session.run("ruff", "check", "compat", "tests", "noxfile.py", "benchmarks")
     session.run("pytest", *session.posargs)
-
-
-@nox.session(python=False)
-def prefetch(session: nox.Session) -> None:
-    """Download every cell's wheels into ./wheelhouse (then: matrix -- --offline)."""
-    args = list(session.posargs)
-    if "--matrix" not in args:
-        args = ["--matrix", MATRIX, *args]
-    _exit(cli.main(["prefetch", *args]))
-
-
-@nox.session(python=False)
-def bisect(session: nox.Session) -> None:
-    """First bad release or nightly: ``-- TEST --good V --bad V [--stack S]``."""
-    args = list(session.posargs)
-    if "--matrix" not in args:
-        args = [*args, "--matrix", MATRIX]
-    _exit(cli.main(["bisect", *args]))
-
-
-@nox.session(python=False)
-def gc(session: nox.Session) -> None:
-    """Remove envs no longer in the matrix; ``-- --cache-budget 40G`` prunes the uv cache."""
-    args = list(session.posargs)
-    if "--matrix" not in args:
-        args = ["--matrix", MATRIX, *args]
-    _exit(cli.main(["gc", *args]))
