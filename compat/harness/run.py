@@ -163,10 +163,14 @@ def run_cell(
     say = (lambda text: progress.phase(cell.id, text)) if progress else (lambda text: None)
 
     supervisor = supervisor or Supervisor()
-    if not cell.applicable:
-        result = CellResult(**base, status=CellStatus.NOT_APPLICABLE, reason=cell.not_applicable)
+
+    def finish(status: CellStatus, reason: str | None, **extra: Any) -> CellResult:
+        result = CellResult(**base, status=status, reason=reason, **extra)
         result.write(cell_dir / "result.json")
         return result
+
+    if not cell.applicable:
+        return finish(CellStatus.NOT_APPLICABLE, cell.not_applicable)
 
     timings: dict[str, float] = {}
     started = time.monotonic()
@@ -175,21 +179,15 @@ def run_cell(
         resolved = resolve_cell(cell, channel, envs_root=envs_root)
     except ResolutionFailed as exc:
         timings["install"] = round(time.monotonic() - started, 3)
-        result = CellResult(**base, status=CellStatus.INSTALL_FAILED,
-                            reason=f"{exc.kind}: {exc.message}",
-                            install={"error_kind": exc.kind}, timings=timings)
-        result.write(cell_dir / "result.json")
-        return result
+        return finish(CellStatus.INSTALL_FAILED, f"{exc.kind}: {exc.message}",
+                      install={"error_kind": exc.kind}, timings=timings)
     if resolved.torch != cell.torch:
         say(f"resolved {cell.torch} to torch {resolved.torch}"
             + (f", torchao {resolved.torchao}" if resolved.torchao else ""))
         late = not_applicable_reason(python=cell.python, torch=resolved.torch, stack=cell.stack,
                                      torchao=resolved.torchao)
         if late:
-            result = CellResult(**base, status=CellStatus.NOT_APPLICABLE,
-                                reason=f"{late} (resolved to torch {resolved.torch})")
-            result.write(cell_dir / "result.json")
-            return result
+            return finish(CellStatus.NOT_APPLICABLE, f"{late} (resolved to torch {resolved.torch})")
     plan = plan_cell(cell, deps=matrix.deps, envs_root=envs_root, pip_config=pip_config,
                      channel=channel, pins=resolved.pins, wheelhouse=wheelhouse)
     install: dict[str, object] = {"plan": plan.to_dict(), "resolution": {
@@ -205,12 +203,10 @@ def run_cell(
             if supervisor.interrupted.is_set():
                 return _interrupted(base, cell_dir, "interrupted while installing")
             missing_python = exc.kind == "no-interpreter"
-            status = CellStatus.SKIPPED if missing_python else CellStatus.INSTALL_FAILED
-            result = CellResult(**base, status=status, reason=f"{exc.kind}: {exc.message}",
-                                install={**install, "error_kind": exc.kind}, timings=timings,
-                                log_excerpt=exc.log or _tail(cell_dir / "install.log"))
-            result.write(cell_dir / "result.json")
-            return result
+            return finish(CellStatus.SKIPPED if missing_python else CellStatus.INSTALL_FAILED,
+                          f"{exc.kind}: {exc.message}",
+                          install={**install, "error_kind": exc.kind}, timings=timings,
+                          log_excerpt=exc.log or _tail(cell_dir / "install.log"))
     install.update(record.to_dict())
     for name, listed in resolved.nightly.items():
         wheel = record.wheels.get(name)
@@ -223,12 +219,7 @@ def run_cell(
     events_path.unlink(missing_ok=True)
     if supervisor.interrupted.is_set():
         return _interrupted(base, cell_dir, "interrupted before its tests started")
-    cmd = [str(record.python), "-m", "pytest", *matrix.tests, "-c", str(CELL_INI),
-           "--rootdir", str(_rootdir(matrix)), "-p", "compat.pytest_plugin",
-           "--compat-events", str(events_path), "--junitxml", str(cell_dir / "junit.xml"),
-           "-o", f"junit_suite_name={cell.id}"]
-    if matrix.select:
-        cmd += ["-k", matrix.select]
+    cmd = _pytest_command(record.python, matrix, cell, cell_dir, events_path)
     say("testing")
     started = time.monotonic()
     with env_lock(plan.env_dir, exclusive=False):
@@ -244,16 +235,26 @@ def run_cell(
     status, reason, tests = classify(events=events, returncode=returncode, timed_out=timed_out,
                                      expected=expected)
     reason = _memory_hint(status, reason, tests, matrix.memory_limit_mb)
-    finish = events.finish or {}
-    result = CellResult(
-        **base, status=status, reason=reason, tests=tests, fingerprint=events.fingerprint,
-        routes=dict(finish.get("routes") or {}), warnings=list(finish.get("warnings") or []),
+    session = events.finish or {}
+    return finish(
+        status, reason, tests=tests, fingerprint=events.fingerprint,
+        routes=dict(session.get("routes") or {}), warnings=list(session.get("warnings") or []),
         install=install, timings=timings, command=[redact(c) for c in cmd],
         returncode=returncode,
         log_excerpt=None if status is CellStatus.PASSED else _tail(cell_dir / "pytest.log"),
     )
-    result.write(cell_dir / "result.json")
-    return result
+
+
+def _pytest_command(python: Path, matrix: Matrix, cell: Cell, cell_dir: Path,
+                    events: Path) -> list[str]:
+    """One pytest for the whole cell: torch is imported once, the plugin streams events."""
+    cmd = [str(python), "-m", "pytest", *matrix.tests, "-c", str(CELL_INI),
+           "--rootdir", str(_rootdir(matrix)), "-p", "compat.pytest_plugin",
+           "--compat-events", str(events), "--junitxml", str(cell_dir / "junit.xml"),
+           "-o", f"junit_suite_name={cell.id}"]
+    if matrix.select:
+        cmd += ["-k", matrix.select]
+    return cmd
 
 
 def run_cells(
