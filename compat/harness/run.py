@@ -175,6 +175,8 @@ def run_cell(
     timings: dict[str, float] = {}
     started = time.monotonic()
     channel = matrix.channels.get(cell.channel, {})
+    if channel.get("kind") == "nightly" and not cell.url:
+        say(f"resolving nightly {cell.torch}")
     try:
         resolved = resolve_cell(cell, channel, envs_root=envs_root)
     except ResolutionFailed as exc:
