@@ -11,7 +11,14 @@ import re
 from collections.abc import Sequence
 
 from compat.harness.redact import redact
-from compat.harness.report import LEGEND, SYMBOLS, build_grid, column_header, torch_build
+from compat.harness.report import (
+    LEGEND,
+    SYMBOLS,
+    build_grid,
+    column_header,
+    short_message,
+    torch_build,
+)
 from compat.harness.results import CellResult, CellStatus
 
 __all__ = ["render_html"]
@@ -37,6 +44,7 @@ table.grid{border-collapse:collapse;margin-top:12px}
 details{border:1px solid #d0d7de;border-radius:6px;margin:8px 0;padding:6px 10px}
 details:target{outline:3px solid #0969da}
 summary{cursor:pointer;font-weight:600}
+p.why{font-family:ui-monospace,monospace;font-size:12px;color:#a40e26;margin:6px 0}
 pre{background:#f6f8fa;padding:8px;overflow:auto;max-height:420px;font-size:12px}
 ul.routes{font-size:12px;color:#57606a;margin:6px 0}
 table.kv td{padding:1px 10px 1px 0;vertical-align:top;font-size:12px}
@@ -137,8 +145,9 @@ def _cell_details(result: CellResult) -> str:
             f'<details id="{_anchor(result.cell_id, test.nodeid)}"'
             f"{' open' if test.outcome.unexpected else ''}>"
             f"<summary>{_e(SYMBOLS[test.outcome.value])} {_e(test.nodeid)} "
-            f"({_e(test.outcome.value)})</summary><pre>{_e(note + (test.message or ''))}</pre>"
-            "</details>"
+            f"({_e(test.outcome.value)})</summary>"
+            f'<p class="why">{_e(short_message(test.message))}</p>'
+            f"<pre>{_e(note + (test.message or ''))}</pre></details>"
         )
     if result.warnings:
         items = "".join(f"<li>{_e(w)}</li>" for w in result.warnings)

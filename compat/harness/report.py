@@ -50,6 +50,13 @@ _STATUS_LABEL = {
 }
 
 
+def short_message(message: str | None) -> str:
+    """The line that says what went wrong: pytest's first ``E`` line, else the last line."""
+    lines = [ln.strip() for ln in (message or "").splitlines() if ln.strip()]
+    errors = [ln[1:].strip() for ln in lines if ln.startswith("E ")]
+    return (errors[0] if errors else lines[-1] if lines else "")[:300]
+
+
 def status_label(result: CellResult) -> str:
     """``PASS``, or ``PASS (2x)`` when it passed with expected failures; else the status."""
     label = _STATUS_LABEL[result.status]
@@ -171,11 +178,16 @@ def build_grid(
 
 
 def _problems(results: Sequence[CellResult]) -> list[str]:
+    """Each cell that did not pass, and the first unexpected failure's telling line."""
     lines = []
     for result in results:
         if result.status in (CellStatus.PASSED, CellStatus.NOT_APPLICABLE):
             continue
-        lines.append(f"{result.cell_id}: {result.status.value}: {result.reason or ''}".rstrip())
+        line = f"{result.cell_id}: {result.status.value}: {result.reason or ''}".rstrip()
+        first = next((t for t in result.tests if t.outcome.unexpected and t.message), None)
+        if first is not None:
+            line += f" (first: {first.nodeid.rsplit('::', 1)[-1]}: {short_message(first.message)})"
+        lines.append(line)
     return lines
 
 

@@ -68,3 +68,12 @@ def test_long_routes_become_codes_with_a_legend() -> None:
     ]
     assert dict(grid.info_rows)["route: from_node"] == ["", "nodesource", "", ""]
     assert "capture: A = export_for_training" in render_console(rs)
+
+
+def test_short_message_is_pytests_error_line() -> None:
+    from compat.harness.report import short_message
+
+    text = "def test():\n>       assert x == 1\nE       assert 2 == 1\nE        +  where ...\n"
+    assert short_message(text) == "assert 2 == 1"
+    assert short_message("RuntimeError: boom\n") == "RuntimeError: boom"
+    assert short_message(None) == ""
