@@ -12,7 +12,7 @@ import difflib
 import fnmatch
 import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from packaging.version import InvalidVersion, Version
 from compat.harness.applicability import STACKS, not_applicable_reason
 from compat.harness.channels import CHANNEL_KINDS, is_nightly_spec
 from compat.harness.errors import ConfigError
+from compat.harness.tables import Table, env_table, missing, optional_int
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -143,86 +144,7 @@ def _version_in(text: str, spec: SpecifierSet | None) -> bool:
         return False
 
 
-class _Table:
-    """A TOML table read key by key, so that every error names its key and leftovers fail."""
-
-    def __init__(self, path: Path, key: str, data: object) -> None:
-        self.path, self.key = path, key
-        if not isinstance(data, dict):
-            raise ConfigError(path, key, f"expected a table, got {_show(data)}")
-        self.data: dict[str, Any] = dict(data)
-        self.seen: set[str] = set()
-
-    def _key(self, name: str) -> str:
-        return f"{self.key}.{name}" if self.key else name
-
-    def error(self, name: str, message: str) -> ConfigError:
-        return ConfigError(self.path, self._key(name), message)
-
-    def raw(self, name: str) -> object:
-        self.seen.add(name)
-        return self.data.get(name)
-
-    def string(self, name: str, default: str | None = None, *, choices: Iterable[str] = ()) -> Any:
-        value = self.raw(name)
-        if value is None:
-            return default
-        if not isinstance(value, str) or not value.strip():
-            raise self.error(name, f"expected a non-empty string, got {_show(value)}")
-        options = tuple(choices)
-        if options and value not in options:
-            raise self.error(name, f"{value!r} is not one of {', '.join(options)}")
-        return value
-
-    def strings(self, name: str, default: Iterable[str] = ()) -> tuple[str, ...]:
-        value = self.raw(name)
-        if value is None:
-            return tuple(default)
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            raise self.error(name, f"expected a list of strings, got {_show(value)}")
-        return tuple(value)
-
-    def number(self, name: str, default: float) -> float:
-        value = self.raw(name)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise self.error(name, f"expected a positive number of seconds, got {_show(value)}")
-        return float(value)
-
-    def boolean(self, name: str, default: bool) -> bool:
-        value = self.raw(name)
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            raise self.error(name, f"expected true or false, got {_show(value)}")
-        return value
-
-    def tables(self, name: str) -> list[_Table]:
-        value = self.raw(name)
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            raise self.error(name, f"expected an array of tables ([[{name}]]), got {_show(value)}")
-        return [_Table(self.path, f"{self._key(name)}[{i}]", v) for i, v in enumerate(value)]
-
-    def finish(self) -> None:
-        unknown = sorted(set(self.data) - self.seen)
-        if unknown:
-            name = unknown[0]
-            close = difflib.get_close_matches(name, sorted(self.seen), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise self.error(name, f"unknown key{hint}")
-
-
-def _show(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _version(table: _Table, name: str, text: str) -> str:
+def _version(table: Table, name: str, text: str) -> str:
     try:
         Version(text)
     except InvalidVersion:
@@ -230,7 +152,7 @@ def _version(table: _Table, name: str, text: str) -> str:
     return text
 
 
-def _specifier(table: _Table, name: str, text: str | None) -> SpecifierSet | None:
+def _specifier(table: Table, name: str, text: str | None) -> SpecifierSet | None:
     """``"2.8"`` means the 2.8 series (``==2.8.*``); anything else is a PEP 440 specifier."""
     if text is None:
         return None
@@ -244,7 +166,7 @@ def _specifier(table: _Table, name: str, text: str | None) -> SpecifierSet | Non
         raise table.error(name, f"{text!r} is neither a version nor a version specifier") from None
 
 
-def _selector(table: _Table) -> Selector:
+def _selector(table: Table) -> Selector:
     torchao = table.string("torchao")
     selector = Selector(
         python=_specifier(table, "python", table.string("python")),
@@ -258,8 +180,8 @@ def _selector(table: _Table) -> Selector:
 
 def parse_matrix(path: Path, data: Mapping[str, Any]) -> Matrix:
     """Build a :class:`Matrix` from parsed TOML; every problem is a :class:`ConfigError`."""
-    root = _Table(path, "", data)
-    settings = _Table(path, "matrix", root.raw("matrix") or {})
+    root = Table(path, "", data)
+    settings = Table(path, "matrix", root.raw("matrix") or {})
     name = settings.string("name", path.stem)
     pythons = tuple(_version(settings, "python", p) for p in settings.strings("python", ["3.11"]))
     stacks = settings.strings("stacks", STACKS)
@@ -275,8 +197,8 @@ def parse_matrix(path: Path, data: Mapping[str, Any]) -> Matrix:
         "deps": settings.strings("deps", DEFAULT_DEPS),
         "timeout": settings.number("timeout", DEFAULT_TIMEOUT),
         "install_timeout": settings.number("install-timeout", DEFAULT_INSTALL_TIMEOUT),
-        "memory_limit_mb": _optional_int(settings, "memory-limit-mb"),
-        "env": _env_table(settings),
+        "memory_limit_mb": optional_int(settings, "memory-limit-mb"),
+        "env": env_table(settings),
     }
     settings.finish()
 
@@ -311,7 +233,7 @@ def parse_matrix(path: Path, data: Mapping[str, Any]) -> Matrix:
     cells = [c for c in cells if not any(rule.matches(c) for rule in excludes)]
 
     for extra in root.tables("include"):
-        stack = extra.string("stack", choices=STACKS) or _missing(extra, "stack")
+        stack = extra.string("stack", choices=STACKS) or missing(extra, "stack")
         channel = _channel(extra, channels)
         kind = channels[channel]["kind"]
         torchao = extra.string("torchao")
@@ -330,8 +252,8 @@ def parse_matrix(path: Path, data: Mapping[str, Any]) -> Matrix:
 
     expectations = []
     for rule in root.tables("expect"):
-        test = rule.string("test") or _missing(rule, "test")
-        reason = rule.string("reason") or _missing(rule, "reason")
+        test = rule.string("test") or missing(rule, "test")
+        reason = rule.string("reason") or missing(rule, "reason")
         link = rule.string("link")
         expectations.append(Expectation(test, _selector(rule), reason, link))
         rule.finish()
@@ -353,36 +275,10 @@ def parse_matrix(path: Path, data: Mapping[str, Any]) -> Matrix:
                   channels=channels, **matrix_kwargs)
 
 
-def _optional_int(table: _Table, name: str) -> int | None:
-    value = table.raw(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise table.error(name, f"expected a positive whole number, got {_show(value)}")
-    return value
-
-
-def _env_table(table: _Table) -> dict[str, str]:
-    """Extra environment variables for every cell's test process (strings only)."""
-    value = table.raw("env")
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise table.error("env", f"expected a table of strings, got {_show(value)}")
-    for key, item in value.items():
-        if not isinstance(item, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
-            raise table.error(f"env.{key}", f"expected NAME = \"string\", got {_show(item)}")
-    return dict(value)
-
-
-def _missing(table: _Table, name: str) -> Any:
-    raise table.error(name, "is required")
-
-
-def _torch_version(table: _Table, name: str, text: str | None, kind: str) -> str:
+def _torch_version(table: Table, name: str, text: str | None, kind: str) -> str:
     """A release version; on a nightly channel also ``YYYY-MM-DD``, ``latest``, ``latest-Nd``."""
     if text is None:
-        return _missing(table, name)
+        return missing(table, name)
     if kind == "nightly" and is_nightly_spec(text):
         return text
     try:
@@ -393,7 +289,7 @@ def _torch_version(table: _Table, name: str, text: str | None, kind: str) -> str
     return text
 
 
-def _torchao(table: _Table, text: str | None, kind: str) -> str | None:
+def _torchao(table: Table, text: str | None, kind: str) -> str | None:
     """A torchao version; a nightly torch pairs with the torchao nightly of its date."""
     if text is None:
         return NIGHTLY_TORCHAO if kind == "nightly" else None
@@ -402,13 +298,13 @@ def _torchao(table: _Table, text: str | None, kind: str) -> str | None:
     return _version(table, "torchao", text)
 
 
-def _channels(root: _Table) -> dict[str, dict[str, Any]]:
+def _channels(root: Table) -> dict[str, dict[str, Any]]:
     raw = root.raw("channels") or {}
-    table = _Table(root.path, "channels", raw)
+    table = Table(root.path, "channels", raw)
     channels: dict[str, dict[str, Any]] = {
         RELEASE: {"kind": RELEASE, "index-url": None, "find-links": (), "gating": True}}
     for name in list(table.data):
-        entry = _Table(root.path, f"channels.{name}", table.raw(name))
+        entry = Table(root.path, f"channels.{name}", table.raw(name))
         default_kind = name if name in CHANNEL_KINDS else "index"
         kind = entry.string("kind", default_kind, choices=CHANNEL_KINDS)
         channel = {
@@ -430,7 +326,7 @@ def _channels(root: _Table) -> dict[str, dict[str, Any]]:
     return channels
 
 
-def _channel(table: _Table, channels: Mapping[str, Any]) -> str:
+def _channel(table: Table, channels: Mapping[str, Any]) -> str:
     channel = table.string("channel", RELEASE)
     if channel not in channels:
         close = difflib.get_close_matches(channel, list(channels), n=1)
