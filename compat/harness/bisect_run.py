@@ -28,8 +28,9 @@ from compat.harness.errors import UsageError
 from compat.harness.index import IndexUnreachable, list_wheels
 from compat.harness.matrix import NIGHTLY_TORCHAO, RELEASE, Cell, Matrix
 from compat.harness.pipconfig import PipIndexConfig
+from compat.harness.progress import Progress
 from compat.harness.results import CellResult, CellStatus, Outcome, atomic_write_text
-from compat.harness.run import Progress, run_cell
+from compat.harness.run import run_cell
 
 __all__ = ["BisectRequest", "bisect", "find_candidates", "render_bisect", "verdict_of"]
 

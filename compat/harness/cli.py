@@ -38,10 +38,11 @@ from compat.harness.merge import merge_runs, shard_of
 from compat.harness.pipconfig import read_pip_config
 from compat.harness.prefetch import MANIFEST, prefetch
 from compat.harness.probe import probe_cells, render_probe
+from compat.harness.progress import make_progress
 from compat.harness.publish import write_reports
 from compat.harness.report import render_console
 from compat.harness.results import CellResult, CellStatus
-from compat.harness.run import Progress, RunInterrupted, default_jobs, run_cells
+from compat.harness.run import RunInterrupted, default_jobs, run_cells
 from compat.harness.runs import RunManifest, load_run, new_run_dir, update_latest
 
 __all__ = ["main"]
@@ -140,9 +141,13 @@ def _run(matrix: Matrix, cells: list[Cell], args: argparse.Namespace) -> int:
     cache_size = _measure_cache_in_background()
     todo = [c for c in cells if c.id not in reused]
     try:
-        fresh = run_cells(todo, matrix, run_dir=run_dir, envs_root=envs_root(),
-                          pip_config=read_pip_config(), jobs=jobs, progress=Progress(len(todo)),
-                          wheelhouse=_wheelhouse(args))
+        progress = make_progress([c.id for c in todo])
+        try:
+            fresh = run_cells(todo, matrix, run_dir=run_dir, envs_root=envs_root(),
+                              pip_config=read_pip_config(), jobs=jobs, progress=progress,
+                              wheelhouse=_wheelhouse(args))
+        finally:
+            progress.close()
     except RunInterrupted as stop:
         by_id = {**reused, **{r.cell_id: r for r in stop.results}}
         _finish(run_dir, run_id, [by_id[c.id] for c in cells], RunManifest.read(run_dir),

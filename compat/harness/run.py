@@ -7,21 +7,20 @@ parallel threads (each a child process) and a CI shard's folder merges like a lo
 from __future__ import annotations
 
 import os
-import sys
-import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from compat.harness.applicability import not_applicable_reason
 from compat.harness.envs import InstallFailed, ensure_env, env_lock
 from compat.harness.matrix import Cell, Matrix
 from compat.harness.pipconfig import PipIndexConfig
 from compat.harness.plan import plan_cell
+from compat.harness.progress import Progress
 from compat.harness.redact import redact
 from compat.harness.resolve import ResolutionFailed, resolve_cell
 from compat.harness.results import (
@@ -35,7 +34,6 @@ from compat.harness.results import (
 from compat.harness.supervise import Supervisor, memory_limited
 
 __all__ = [
-    "Progress",
     "RunInterrupted",
     "cell_environment",
     "default_jobs",
@@ -44,31 +42,6 @@ __all__ = [
 ]
 
 CELL_INI = Path(__file__).resolve().parent.parent / "cell_pytest.ini"
-
-
-class Progress:
-    """One line per phase change: readable in a terminal and in a CI log alike."""
-
-    def __init__(self, total: int, stream: TextIO | None = None) -> None:
-        self.total, self.done = total, 0
-        self.stream = stream or sys.stdout
-        self.lock = threading.Lock()
-        self.started = time.monotonic()
-
-    def phase(self, cell_id: str, text: str) -> None:
-        with self.lock:
-            clock = time.monotonic() - self.started
-            print(f"[{clock:7.1f}s {self.done:>2}/{self.total}] {cell_id}: {text}",
-                  file=self.stream, flush=True)
-
-    def finished(self, result: CellResult) -> None:
-        with self.lock:
-            self.done += 1
-        counts = ", ".join(f"{n} {k}" for k, n in sorted(result.counts().items()))
-        seconds = sum(result.timings.values())
-        detail = f" ({counts})" if counts else ""
-        reason = f": {result.reason}" if result.reason else ""
-        self.phase(result.cell_id, f"{result.status.value} in {seconds:.1f}s{detail}{reason}")
 
 
 def default_jobs(memory_per_cell_gb: float = 4.0) -> int:

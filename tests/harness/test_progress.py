@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import io
+
+from compat.harness.progress import LiveBoard, Progress, make_progress
+from compat.harness.results import CellStatus
+
+from .factories import cell_result
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_lines_in_a_log_board_on_a_terminal() -> None:
+    assert type(make_progress(["a"], io.StringIO())) is Progress
+    board = make_progress(["a"], Terminal())
+    assert isinstance(board, LiveBoard)
+    board.close()
+
+
+def test_board_redraws_in_place_and_keeps_final_lines() -> None:
+    term = Terminal()
+    ids = ["torch2.8.0-torch.ao-py3.11", "torch2.13.0-torch.ao-py3.11"]
+    board = LiveBoard(ids, term)
+    board.phase(ids[0], "testing")
+    board.finished(cell_result("2.8.0", status=CellStatus.FAILED, reason="1 test(s) failed"))
+    board.finished(cell_result("2.13.0", status=CellStatus.NOT_APPLICABLE, reason="gone"))
+    board.close()
+    text = term.getvalue()
+    assert "\x1b[3F" in text  # moved up over its own three lines to redraw
+    last = text.rsplit("\x1b[3F", 1)[-1]
+    assert "2/2 cells done" in last
+    assert "torch2.8.0-torch.ao-py3.11   failed in 0.0s: 1 test(s) failed" in last
+    assert "torch2.13.0-torch.ao-py3.11  not-applicable in 0.0s: gone" in last
+
+
+def test_log_lines_carry_clock_count_and_status() -> None:
+    log = io.StringIO()
+    progress = Progress(1, log)
+    progress.phase("c", "testing")
+    progress.finished(cell_result("2.8.0"))
+    lines = log.getvalue().splitlines()
+    assert lines[0].endswith("0/1] c: testing")
+    assert lines[1].endswith("1/1] torch2.8.0-torch.ao-py3.11: passed in 0.0s")
