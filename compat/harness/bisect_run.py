@@ -94,6 +94,20 @@ def find_candidates(request: BisectRequest, channel: dict[str, Any],
     return [str(v) for v in sorted(found)]
 
 
+def torchao_for(request: BisectRequest, candidate: str, channel: dict[str, Any],
+                pairing: dict[str, str]) -> str | None:
+    """The torchao of a candidate, as the matrix would pair it: ``--torchao`` if given,
+    else the nightly of the same date, else the pairing a ``[[torch]]`` entry declares
+    for that version (none: the candidate installs without torchao and is skipped)."""
+    if request.stack != "torchao":
+        return None
+    if request.torchao:
+        return request.torchao
+    if channel.get("kind") == "nightly":
+        return NIGHTLY_TORCHAO
+    return pairing.get(candidate)
+
+
 def verdict_of(result: CellResult, test: str) -> Verdict:
     if result.status in _SKIP_STATUSES:
         return Verdict.SKIP
@@ -131,12 +145,13 @@ def bisect(request: BisectRequest, matrix: Matrix, *, out: Path, envs_root: Path
     else:
         one_test = dataclasses.replace(matrix, select=request.test)
     progress = Progress(len(candidates))
+    pairing = {c.torch: c.torchao for c in matrix.cells if c.stack == "torchao" and c.torchao}
     while (candidate := search.next_candidate()) is not None:
-        torchao = request.torchao
-        if torchao is None and request.stack == "torchao" and channel.get("kind") == "nightly":
-            torchao = NIGHTLY_TORCHAO
+        torchao = torchao_for(request, candidate, channel, pairing)
+        unpaired = (f"no torchao paired with torch {candidate} in the matrix (give --torchao)"
+                    if request.stack == "torchao" and torchao is None else None)
         cell = Cell(request.python, candidate, request.stack, torchao, request.channel,
-                    gating=True)
+                    gating=True, not_applicable=unpaired)
         result = run_cell(cell, one_test, run_dir=out, envs_root=envs_root,
                           pip_config=pip_config, progress=progress)
         verdict = verdict_of(result, request.test)

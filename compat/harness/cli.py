@@ -207,9 +207,6 @@ def _bisect(args: argparse.Namespace) -> int:
     matrix = load_matrix(args.matrix)
     if args.channel not in matrix.channels:
         raise UsageError(f"--channel {args.channel!r} is not a channel of {matrix.path}")
-    if args.stack == "torchao" and not args.torchao and \
-            matrix.channels[args.channel]["kind"] != "nightly":
-        raise UsageError("--stack torchao needs --torchao VERSION on a release channel")
     python = args.python or next(iter(c.python for c in matrix.cells))
     request = BisectRequest(args.test, args.good, args.bad, args.stack, python, args.channel,
                             args.torchao)

@@ -90,3 +90,18 @@ def test_resume_reuses_saved_verdicts() -> None:
 def test_needs_two_candidates() -> None:
     with pytest.raises(ValueError, match="at least a good and a bad"):
         Bisection(["only"])
+
+
+def test_torchao_pairing_follows_the_matrix() -> None:
+    from compat.harness.bisect_run import BisectRequest, torchao_for
+
+    release, nightly = {"kind": "release"}, {"kind": "nightly"}
+    pairing = {"2.8.0": "0.13.0", "2.10.0": "0.16.0"}
+    ao = BisectRequest("t", "2.8.0", "2.10.0", "torchao", "3.11")
+    assert torchao_for(ao, "2.10.0", release, pairing) == "0.16.0"
+    assert torchao_for(ao, "2.9.0", release, pairing) is None  # not paired: skipped
+    fixed = BisectRequest("t", "2.8.0", "2.10.0", "torchao", "3.11", torchao="0.14.1")
+    assert torchao_for(fixed, "2.9.0", release, pairing) == "0.14.1"
+    assert torchao_for(ao, "2.17.0.dev20261120+cpu", nightly, pairing) == "nightly"
+    plain = BisectRequest("t", "2.8.0", "2.10.0", "torch.ao", "3.11")
+    assert torchao_for(plain, "2.9.0", release, pairing) is None
