@@ -159,6 +159,9 @@ def _classify_uv_error(text: str) -> tuple[str, str]:
         kind = "install-error"
     telling = next((ln for ln in lines if ln.startswith("Because")), None)
     telling = telling or next((ln for ln in lines if ln.lower().startswith("error")), None)
+    causes = [ln.removeprefix("cause:").strip() for ln in lines if ln.startswith("cause:")]
+    if telling and causes:  # which URL, and the root cause (e.g. the DNS error)
+        telling += f" ({causes[0]}; {causes[-1]})" if len(causes) > 1 else f" ({causes[0]})"
     return kind, redact(telling or (lines[-1] if lines else "uv failed without a message"))
 
 

@@ -42,3 +42,24 @@ def test_constraint_is_not_passed_on() -> None:
 def test_empty_config_adds_nothing() -> None:
     assert parse_pip_config_list("").uv_args() == []
     assert parse_pip_config_list(":env:.no-index='true'\n").uv_args() == ["--no-index"]
+
+
+def test_uv_errors_are_reduced_to_kind_and_telling_line() -> None:
+    from compat.harness.envs import _classify_uv_error
+
+    unreachable = (
+        "error: Request failed after 3 retries in 6.6s\n"
+        "  cause: Failed to fetch: https://u:tok@idx.invalid/whl/test/cpu/torchao/\n"
+        "  cause: error sending request for url (https://idx.invalid/whl/test/cpu/torchao/)\n"
+        "  cause: failed to lookup address information: Name or service not known\n")
+    kind, line = _classify_uv_error(unreachable)
+    assert kind == "index-unreachable"
+    assert line == ("error: Request failed after 3 retries in 6.6s (Failed to fetch: "
+                    "https://***@idx.invalid/whl/test/cpu/torchao/; failed to lookup address "
+                    "information: Name or service not known)")
+    missing = ("  \u00d7 No solution found when resolving dependencies:\n"
+               "  ╰─▶ Because there is no version of torch==9.9 and you require torch==9.9, "
+               "we can conclude that your requirements are unsatisfiable.\n")
+    kind, line = _classify_uv_error(missing)
+    assert kind == "no-such-version"
+    assert line.startswith("Because there is no version of torch==9.9")
