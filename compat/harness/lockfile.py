@@ -18,8 +18,6 @@ from urllib.parse import unquote, urlsplit
 from packaging.tags import Tag, parse_tag
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
-from compat.harness.redact import redact
-
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -83,8 +81,8 @@ def wheel_for(package: dict[str, Any], tags: set[Tag]) -> dict[str, str] | None:
         return {
             "file": unquote(filename),
             "sha256": str((wheel.get("hashes") or {}).get("sha256", "")),
-            "url": redact(url),
-            "index": redact(index if parts.scheme != "file" else url.rsplit("/", 1)[0]),
+            "url": url,  # as the lock has it; every report and result file is redacted
+            "index": index if parts.scheme != "file" else url.rsplit("/", 1)[0],
             "size": str(wheel.get("size", "")),
         }
     return None

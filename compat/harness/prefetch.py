@@ -100,7 +100,7 @@ def prefetch(matrix: Matrix, *, wheelhouse: Path, envs_root: Path,
             expected = wheel.get("sha256") or ""
             if not (target.exists() and (not expected or _sha256(target) == expected)):
                 try:
-                    got = download(str(package_url(package, wheel)), target)
+                    got = download(wheel["url"], target)
                 except IndexUnreachable as exc:
                     cells[cell.id] = {"error": f"index-unreachable: {exc}"}
                     break
@@ -108,7 +108,7 @@ def prefetch(matrix: Matrix, *, wheelhouse: Path, envs_root: Path,
                     target.unlink()
                     raise ResolutionFailed("hash-mismatch", f"{wheel['file']}: sha256 {got} "
                                            f"!= {expected}")
-            files[wheel["file"]] = {"sha256": _sha256(target), "url": wheel["url"],
+            files[wheel["file"]] = {"sha256": _sha256(target), "url": redact(wheel["url"]),
                                     "size": target.stat().st_size}
             names.append(wheel["file"])
         else:
@@ -117,11 +117,3 @@ def prefetch(matrix: Matrix, *, wheelhouse: Path, envs_root: Path,
     atomic_write_text(manifest_path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
 
-
-def package_url(package: dict[str, Any], wheel: dict[str, str]) -> str:
-    """The unredacted URL of the chosen wheel (the report copy is redacted)."""
-    for entry in package.get("wheels") or []:
-        url = str(entry.get("url") or "")
-        if url.rsplit("/", 1)[-1].replace("%2B", "+") == wheel["file"]:
-            return url
-    return wheel["url"]

@@ -56,4 +56,4 @@ def test_the_installed_variant_is_picked_by_its_tags(tmp_path: Path) -> None:
     assert found["torch"]["index"] == "https://files.example"
     assert found["torchao"]["file"] == (
         "torchao-0.20.0.dev20261124+cpu-cp310-abi3-manylinux_2_28_x86_64.whl")
-    assert found["torchao"]["url"].startswith("http://***@127.0.0.1:1/")
+    assert found["torchao"]["url"].startswith("http://u:p@127.0.0.1:1/")  # redacted on write
