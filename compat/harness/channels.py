@@ -54,10 +54,11 @@ class Resolution:
 
 
 def is_nightly_spec(text: str) -> bool:
-    if _NIGHTLY.match(text) is None:
-        return False
+    """``YYYY-MM-DD`` (a real date), ``latest`` or ``latest-Nd``."""
     found = _NIGHTLY.match(text)
-    if found and found["date"]:
+    if found is None:
+        return False
+    if found["date"]:
         try:
             date.fromisoformat(found["date"])
         except ValueError:

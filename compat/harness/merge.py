@@ -48,10 +48,17 @@ def _rank(result: CellResult) -> int:
 def merge_runs(sources: Sequence[Path], out: Path) -> LoadedRun:
     runs = _run_dirs(sources)
     manifests: list[tuple[Path, RunManifest]] = []
+    problems: list[str] = []
     for run in runs:
-        manifest = RunManifest.read(run)
+        try:
+            manifest = RunManifest.read(run)
+        except ResultFileError as exc:
+            problems.append(str(exc))
+            continue
         if manifest is not None:
             manifests.append((run, manifest))
+    if not manifests:
+        raise UsageError(f"no readable run manifest among: {'; '.join(problems)}")
     first_dir, first = manifests[0]
     for run, manifest in manifests[1:]:
         if manifest.matrix_sha256 != first.matrix_sha256:
@@ -62,13 +69,14 @@ def merge_runs(sources: Sequence[Path], out: Path) -> LoadedRun:
     all_cells = next((m.all_cells for _, m in manifests if m.all_cells), first.cells)
     out.mkdir(parents=True, exist_ok=True)
     chosen: dict[str, tuple[CellResult, Path]] = {}
-    problems: list[str] = []
+    corrupt: set[str] = set()
     for run, _ in manifests:
         for path in sorted((run / "cells").glob("*/result.json")):
             try:
                 result = CellResult.read(path)
             except ResultFileError as exc:
                 problems.append(str(exc))
+                corrupt.add(path.parent.name)
                 continue
             kept = chosen.get(result.cell_id)
             if kept is None or _rank(result) > _rank(kept[0]):
@@ -83,6 +91,7 @@ def merge_runs(sources: Sequence[Path], out: Path) -> LoadedRun:
     loaded = load_run(out)
     for result in loaded.results:
         if result.status is CellStatus.NOT_RUN and result.cell_id not in chosen:
-            result.reason = "no shard delivered this cell"
+            result.reason = ("its result file is corrupt" if result.cell_id in corrupt
+                             else "no shard delivered this cell")
     loaded.problems[:0] = problems
     return loaded

@@ -115,3 +115,19 @@ def test_report_names_a_corrupt_cell_file_and_keeps_the_rest(
     assert cells["torch2.8.0-torch.ao-py3.11"]["status"] == "not-run"
     assert cells["torch2.7.0-torch.ao-py3.11"]["status"] == "passed"
     assert cells["torch2.9.0-torch.ao-py3.11"]["status"] == "passed"
+
+
+def test_corrupt_shard_files_are_named_not_fatal(matrix: Matrix, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for shard in ("1/2", "2/2"):
+        cli.main(["matrix", "--matrix", str(matrix.path), "--shard", shard, "--out",
+                  str(tmp_path / "artifacts" / shard.replace("/", "-"))])
+    victim = next((tmp_path / "artifacts" / "1-2" / "cells").glob("*/result.json"))
+    victim.write_text("{ not json", encoding="utf-8")
+    (tmp_path / "artifacts" / "2-2" / "run.json").write_text("[", encoding="utf-8")
+    loaded = merge_runs([tmp_path / "artifacts"], tmp_path / "merged")
+    assert any(str(victim) in p for p in loaded.problems)
+    assert any("run.json" in p for p in loaded.problems)
+    by_id = {r.cell_id: r for r in loaded.results}
+    assert by_id[victim.parent.name].reason == "its result file is corrupt"
