@@ -58,9 +58,13 @@ def envs_root() -> Path:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="compat", description="torch compatibility matrix")
     sub = parser.add_subparsers(dest="command", required=True)
+    with_matrix = argparse.ArgumentParser(add_help=False)
+    with_matrix.add_argument("--matrix", default=DEFAULT_MATRIX, help="matrix file (matrix.toml)")
+
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[with_matrix], help=text)
 
     def add_run_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--matrix", default=DEFAULT_MATRIX, help="matrix file (matrix.toml)")
         p.add_argument("--out", default=None,
                        help="run folder (default reports/<run-id>, with reports/latest)")
         p.add_argument("-j", "--jobs", type=int, default=None,
@@ -71,14 +75,14 @@ def _parser() -> argparse.ArgumentParser:
                        metavar="WHEELHOUSE",
                        help="build envs only from a prefetched wheelhouse (default ./wheelhouse)")
 
-    p_matrix = sub.add_parser("matrix", help="run every cell, then report")
+    p_matrix = command("matrix", "run every cell, then report")
     add_run_options(p_matrix)
     p_matrix.add_argument("--cells", nargs="+", default=None, help="only these cell ids")
     p_matrix.add_argument("--shard", default=None, help="only shard I/N of the cells")
     p_matrix.add_argument("--resume", nargs="?", const="reports/latest", default=None,
                           help="keep the finished cells of a run (default reports/latest)")
 
-    p_cell = sub.add_parser("cell", help="run one cell")
+    p_cell = command("cell", "run one cell")
     add_run_options(p_cell)
     p_cell.add_argument("cell_id")
 
@@ -89,19 +93,17 @@ def _parser() -> argparse.ArgumentParser:
                           help="fold the run folders under these DIRs (CI shards) into one run")
     p_report.add_argument("--out", default=None, help="merged run folder (default: RUN)")
 
-    p_plan = sub.add_parser("plan", help="the cells as a CI matrix (GitHub Actions JSON)")
-    p_plan.add_argument("--matrix", default=DEFAULT_MATRIX)
+    p_plan = command("plan", "the cells as a CI matrix (GitHub Actions JSON)")
     p_plan.add_argument("--shard", default=None, help="only shard I/N")
     p_plan.add_argument("--ids", action="store_true", help="cell ids, one per line")
 
-    p_probe = sub.add_parser("probe", help="capability grid of every cell, no tests")
+    p_probe = command("probe", "capability grid of every cell, no tests")
     add_run_options(p_probe)
 
-    p_prefetch = sub.add_parser("prefetch", help="download every cell's wheels, with hashes")
-    p_prefetch.add_argument("--matrix", default=DEFAULT_MATRIX)
+    p_prefetch = command("prefetch", "download every cell's wheels, with hashes")
     p_prefetch.add_argument("--wheelhouse", default="wheelhouse")
 
-    p_bisect = sub.add_parser("bisect", help="first bad torch release or nightly for a test")
+    p_bisect = command("bisect", "first bad torch release or nightly for a test")
     p_bisect.add_argument("test", help="test name or node id")
     p_bisect.add_argument("--good", required=True, help="a version (or date on a nightly channel)")
     p_bisect.add_argument("--bad", required=True, help="a version (or date on a nightly channel)")
@@ -109,16 +111,13 @@ def _parser() -> argparse.ArgumentParser:
     p_bisect.add_argument("--torchao", default=None, help="torchao version for --stack torchao")
     p_bisect.add_argument("--python", default=None, help="CPython (default: the matrix's first)")
     p_bisect.add_argument("--channel", default="release", help="a channel of the matrix")
-    p_bisect.add_argument("--matrix", default=DEFAULT_MATRIX)
     p_bisect.add_argument("--out", default=None, help="default reports/bisect/<key>")
 
-    p_gc = sub.add_parser("gc", help="remove envs not in the matrix; trim the uv cache")
-    p_gc.add_argument("--matrix", default=DEFAULT_MATRIX)
+    p_gc = command("gc", "remove envs not in the matrix; trim the uv cache")
     p_gc.add_argument("--cache-budget", default=None, help="e.g. 40G: prune the uv cache above it")
     p_gc.add_argument("--dry-run", action="store_true", help="say what would go, remove nothing")
 
-    p_list = sub.add_parser("list", help="list the matrix's cells")
-    p_list.add_argument("--matrix", default=DEFAULT_MATRIX)
+    p_list = command("list", "list the matrix's cells")
     p_list.add_argument("--json", action="store_true", help="as JSON")
     return parser
 

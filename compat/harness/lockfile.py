@@ -23,10 +23,11 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["installed_tags", "installed_wheels", "locked_pins", "wheel_for"]
+__all__ = ["installed_tags", "installed_wheels", "locked_pins", "read_packages", "wheel_for"]
 
 
-def _packages(lock: Path) -> list[dict[str, Any]]:
+def read_packages(lock: Path) -> list[dict[str, Any]]:
+    """The ``[[packages]]`` of a ``pylock.toml`` (none when it is missing or unreadable)."""
     try:
         data = tomllib.loads(lock.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError):
@@ -38,7 +39,7 @@ def locked_pins(lock: Path) -> list[str]:
     """``name==version`` for every package of the lock (the complete, resolved set);
     ``name @ url`` for a package locked to a direct URL (``archive``)."""
     pins = []
-    for package in _packages(lock):
+    for package in read_packages(lock):
         archive = package.get("archive") or {}
         if package.get("name") and archive.get("url"):
             pins.append(f"{package['name']} @ {archive['url']}")
@@ -92,7 +93,7 @@ def installed_wheels(env_dir: Path, lock: Path, names: Iterable[str]) -> dict[st
     """For each of ``names`` present in the lock: file, sha256, url and index of its wheel."""
     wanted = {canonicalize_name(n) for n in names}
     found: dict[str, dict[str, str]] = {}
-    for package in _packages(lock):
+    for package in read_packages(lock):
         name = canonicalize_name(str(package.get("name", "")))
         if name not in wanted:
             continue

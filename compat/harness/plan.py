@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from compat.harness.channels import channel_index_args
-from compat.harness.matrix import Cell
+from compat.harness.matrix import Cell, Matrix
 from compat.harness.pipconfig import PipIndexConfig
+from compat.harness.resolve import ResolvedCell, resolve_cell
 
-__all__ = ["ENV_FORMAT", "InstallPlan", "plan_cell"]
+__all__ = ["ENV_FORMAT", "InstallPlan", "plan_cell", "plan_for"]
 
 # Bump when the layout of a cell environment changes, to rebuild every env once.
 ENV_FORMAT = 1
@@ -86,3 +87,16 @@ def plan_cell(
         source_args=("--offline", "--no-index", "--find-links", str(wheelhouse))
         if wheelhouse else (),
     )
+
+
+def plan_for(cell: Cell, matrix: Matrix, *, envs_root: Path, pip_config: PipIndexConfig,
+             wheelhouse: Path | None = None) -> tuple[ResolvedCell, InstallPlan]:
+    """Resolve the cell on its channel, then plan its env: what run, probe and prefetch share.
+
+    Raises :class:`ResolutionFailed` when the channel cannot name the build.
+    """
+    channel = matrix.channels.get(cell.channel, {})
+    resolved = resolve_cell(cell, channel, envs_root=envs_root)
+    plan = plan_cell(cell, deps=matrix.deps, envs_root=envs_root, pip_config=pip_config,
+                     channel=channel, pins=resolved.pins, wheelhouse=wheelhouse)
+    return resolved, plan

@@ -8,42 +8,27 @@ every env from that folder alone, on a machine or CI cache without index access.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from compat.harness.channels import cell_tags
 from compat.harness.envs import uv_bin
-from compat.harness.index import IndexUnreachable, download
+from compat.harness.index import IndexUnreachable, download, sha256_of_url
 from compat.harness.interpreters import find_interpreter
-from compat.harness.lockfile import wheel_for
+from compat.harness.lockfile import read_packages, wheel_for
 from compat.harness.matrix import Matrix
 from compat.harness.pipconfig import PipIndexConfig
-from compat.harness.plan import plan_cell
+from compat.harness.plan import plan_for
 from compat.harness.redact import redact
-from compat.harness.resolve import ResolutionFailed, resolve_cell
+from compat.harness.resolve import ResolutionFailed
 from compat.harness.results import atomic_write_text
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 __all__ = ["MANIFEST", "prefetch"]
 
 MANIFEST = "manifest.json"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _lock(requirements: Sequence[str], interpreter: str, index_args: Sequence[str],
@@ -57,8 +42,7 @@ def _lock(requirements: Sequence[str], interpreter: str, index_args: Sequence[st
     if proc.returncode != 0:
         lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
         raise ResolutionFailed("resolve-failed", redact(lines[-1] if lines else "uv failed"))
-    data = tomllib.loads((folder / "pylock.toml").read_text(encoding="utf-8"))
-    return list(data.get("packages", []))
+    return read_packages(folder / "pylock.toml")
 
 
 def prefetch(matrix: Matrix, *, wheelhouse: Path, envs_root: Path,
@@ -79,11 +63,8 @@ def prefetch(matrix: Matrix, *, wheelhouse: Path, envs_root: Path,
         if interpreter is None:
             cells[cell.id] = {"error": f"no CPython {cell.python} on this machine"}
             continue
-        channel = matrix.channels.get(cell.channel, {})
         try:
-            resolved = resolve_cell(cell, channel, envs_root=envs_root)
-            plan = plan_cell(cell, deps=matrix.deps, envs_root=envs_root, pip_config=pip_config,
-                             channel=channel, pins=resolved.pins)
+            _, plan = plan_for(cell, matrix, envs_root=envs_root, pip_config=pip_config)
             packages = _lock(plan.requirements, interpreter, plan.index_args,
                              wheelhouse / ".locks" / cell.id)
         except ResolutionFailed as exc:
@@ -98,17 +79,18 @@ def prefetch(matrix: Matrix, *, wheelhouse: Path, envs_root: Path,
                 continue
             target = wheelhouse / wheel["file"]
             expected = wheel.get("sha256") or ""
-            if not (target.exists() and (not expected or _sha256(target) == expected)):
+            digest = sha256_of_url(target.as_uri()) if target.exists() else ""
+            if not digest or (expected and digest != expected):
                 try:
-                    got = download(wheel["url"], target)
+                    digest = download(wheel["url"], target)
                 except IndexUnreachable as exc:
                     cells[cell.id] = {"error": f"index-unreachable: {exc}"}
                     break
-                if expected and got != expected:
+                if expected and digest != expected:
                     target.unlink()
-                    raise ResolutionFailed("hash-mismatch", f"{wheel['file']}: sha256 {got} "
+                    raise ResolutionFailed("hash-mismatch", f"{wheel['file']}: sha256 {digest} "
                                            f"!= {expected}")
-            files[wheel["file"]] = {"sha256": _sha256(target), "url": redact(wheel["url"]),
+            files[wheel["file"]] = {"sha256": digest, "url": redact(wheel["url"]),
                                     "size": target.stat().st_size}
             names.append(wheel["file"])
         else:

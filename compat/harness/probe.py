@@ -18,8 +18,8 @@ from tabulate import tabulate
 from compat.harness.envs import InstallFailed, ensure_env, env_lock
 from compat.harness.matrix import Cell, Matrix
 from compat.harness.pipconfig import PipIndexConfig
-from compat.harness.plan import plan_cell
-from compat.harness.resolve import ResolutionFailed, resolve_cell
+from compat.harness.plan import plan_for
+from compat.harness.resolve import ResolutionFailed
 from compat.harness.run import cell_environment
 
 __all__ = ["probe_cell", "probe_cells", "render_probe"]
@@ -30,13 +30,10 @@ WIDTH = 28
 
 def probe_cell(cell: Cell, matrix: Matrix, *, envs_root: Path, pip_config: PipIndexConfig,
                log_dir: Path) -> dict[str, str]:
-    channel = matrix.channels.get(cell.channel, {})
     try:
-        resolved = resolve_cell(cell, channel, envs_root=envs_root)
+        _, plan = plan_for(cell, matrix, envs_root=envs_root, pip_config=pip_config)
     except ResolutionFailed as exc:
         return {"status": f"install-failed: {exc.kind}: {exc.message}"}
-    plan = plan_cell(cell, deps=matrix.deps, envs_root=envs_root, pip_config=pip_config,
-                     channel=channel, pins=resolved.pins)
     try:
         with env_lock(plan.env_dir, exclusive=True):
             record = ensure_env(plan, log=log_dir / f"{cell.id}.install.log",

@@ -19,10 +19,10 @@ from compat.harness.applicability import not_applicable_reason
 from compat.harness.envs import InstallFailed, ensure_env, env_lock
 from compat.harness.matrix import Cell, Matrix
 from compat.harness.pipconfig import PipIndexConfig
-from compat.harness.plan import plan_cell
+from compat.harness.plan import plan_for
 from compat.harness.progress import Progress
 from compat.harness.redact import redact
-from compat.harness.resolve import ResolutionFailed, resolve_cell
+from compat.harness.resolve import ResolutionFailed
 from compat.harness.results import (
     CellResult,
     CellStatus,
@@ -147,11 +147,11 @@ def run_cell(
 
     timings: dict[str, float] = {}
     started = time.monotonic()
-    channel = matrix.channels.get(cell.channel, {})
-    if channel.get("kind") == "nightly" and not cell.url:
+    if matrix.channels.get(cell.channel, {}).get("kind") == "nightly" and not cell.url:
         say(f"resolving nightly {cell.torch}")
     try:
-        resolved = resolve_cell(cell, channel, envs_root=envs_root)
+        resolved, plan = plan_for(cell, matrix, envs_root=envs_root, pip_config=pip_config,
+                                  wheelhouse=wheelhouse)
     except ResolutionFailed as exc:
         timings["install"] = round(time.monotonic() - started, 3)
         return finish(CellStatus.INSTALL_FAILED, f"{exc.kind}: {exc.message}",
@@ -163,8 +163,6 @@ def run_cell(
                                      torchao=resolved.torchao)
         if late:
             return finish(CellStatus.NOT_APPLICABLE, f"{late} (resolved to torch {resolved.torch})")
-    plan = plan_cell(cell, deps=matrix.deps, envs_root=envs_root, pip_config=pip_config,
-                     channel=channel, pins=resolved.pins, wheelhouse=wheelhouse)
     install: dict[str, object] = {"plan": plan.to_dict(), "resolution": {
         "torch": resolved.torch, "torchao": resolved.torchao, "notes": resolved.notes,
         "listing": resolved.nightly}}
