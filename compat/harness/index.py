@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import threading
 import urllib.request
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
-from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 from pypi_simple import NoSuchProjectError, PyPISimple
 
 from compat.harness.redact import redact
 
-__all__ = ["IndexFile", "IndexUnreachable", "download", "list_wheels", "sha256_of_url"]
+__all__ = ["IndexFile", "IndexUnreachable", "Listings", "download", "list_wheels",
+           "sha256_of_url"]
 
 TIMEOUT = 30.0
 
@@ -53,16 +56,54 @@ def list_wheels(index_url: str | None, project: str, *, timeout: float = TIMEOUT
         raise IndexUnreachable(f"{redact(endpoint)}: {type(exc).__name__}: "
                                f"{redact(str(exc))[:200]}") from None
     files: list[IndexFile] = []
+    wanted = canonicalize_name(project)
     for package in page.packages:
         if package.package_type != "wheel" or package.version is None:
             continue
         try:
-            _, version, _, _ = parse_wheel_filename(package.filename)
+            name, version, _, _ = parse_wheel_filename(package.filename)
         except InvalidWheelFilename:
+            continue
+        if name != wanted:  # a flat find-links page lists every project's files
             continue
         files.append(IndexFile(package.filename, package.url, version,
                                package.digests.get("sha256"), package.requires_python))
     return files
+
+
+class Listings:
+    """One run's reading of the indexes: each project page is fetched once.
+
+    Every cell of a run that asks for ``latest`` then names the same build, even if a
+    new nightly lands mid-run, and an index that does not answer costs one timeout, not
+    one per cell. Safe to share between the run's worker threads.
+    """
+
+    def __init__(self, lister: Callable[[str | None, str], list[IndexFile]] | None = None
+                 ) -> None:
+        self._lister = lister or (lambda url, project: list_wheels(url, project))
+        self._guard = threading.Lock()
+        self._pages: dict[tuple[str | None, str], _Page] = {}
+
+    def wheels(self, index_url: str | None, project: str) -> list[IndexFile]:
+        with self._guard:
+            page = self._pages.setdefault((index_url, project), _Page())
+        with page.lock:
+            if page.files is None and page.error is None:
+                try:
+                    page.files = self._lister(index_url, project)
+                except IndexUnreachable as exc:
+                    page.error = str(exc)
+        if page.error is not None:
+            raise IndexUnreachable(page.error)
+        return list(page.files or [])
+
+
+@dataclass
+class _Page:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    files: list[IndexFile] | None = None
+    error: str | None = None
 
 
 def download(url: str, dest: Path, *, timeout: float = 600.0) -> str:

@@ -80,15 +80,27 @@ def parse_pip_config_list(text: str) -> PipIndexConfig:
     )
 
 
+def _pip_commands() -> list[list[str]]:
+    """pip of this interpreter, else of the one it was made from.
+
+    A venv made by uv (nox's uv backend, for one) has no pip, yet pip's configuration
+    lives in files and ``PIP_*`` variables it shares with its base interpreter.
+    """
+    interpreters = [sys.executable]
+    base = getattr(sys, "_base_executable", "")
+    if base and sys.prefix != sys.base_prefix:  # a venv's python may be a symlink to its base
+        interpreters.append(base)
+    return [[python, "-m", "pip", "config", "list"] for python in interpreters]
+
+
 def read_pip_config(env: Mapping[str, str] | None = None) -> PipIndexConfig:
     """Ask the host's pip; no pip (or a broken one) means no extra configuration."""
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "pip", "config", "list"],
-            capture_output=True, text=True, timeout=60, env=dict(env or os.environ), check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return PipIndexConfig()
-    if proc.returncode != 0:
-        return PipIndexConfig()
-    return parse_pip_config_list(proc.stdout)
+    for command in _pip_commands():
+        try:
+            proc = subprocess.run(command, capture_output=True, text=True, timeout=60,
+                                  env=dict(env or os.environ), check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if proc.returncode == 0:
+            return parse_pip_config_list(proc.stdout)
+    return PipIndexConfig()

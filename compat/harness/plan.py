@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from compat.harness.channels import channel_index_args
+from compat.harness.index import Listings
 from compat.harness.matrix import Cell, Matrix
 from compat.harness.pipconfig import PipIndexConfig
 from compat.harness.resolve import ResolvedCell, resolve_cell
@@ -90,13 +91,14 @@ def plan_cell(
 
 
 def plan_for(cell: Cell, matrix: Matrix, *, envs_root: Path, pip_config: PipIndexConfig,
-             wheelhouse: Path | None = None) -> tuple[ResolvedCell, InstallPlan]:
+             wheelhouse: Path | None = None, listings: Listings | None = None
+             ) -> tuple[ResolvedCell, InstallPlan]:
     """Resolve the cell on its channel, then plan its env: what run, probe and prefetch share.
 
     Raises :class:`ResolutionFailed` when the channel cannot name the build.
     """
     channel = matrix.channels.get(cell.channel, {})
-    resolved = resolve_cell(cell, channel, envs_root=envs_root)
+    resolved = resolve_cell(cell, channel, envs_root=envs_root, listings=listings)
     plan = plan_cell(cell, deps=matrix.deps, envs_root=envs_root, pip_config=pip_config,
                      channel=channel, pins=resolved.pins, wheelhouse=wheelhouse)
     return resolved, plan

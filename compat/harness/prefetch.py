@@ -16,7 +16,7 @@ from typing import Any
 
 from compat.harness.channels import cell_tags
 from compat.harness.envs import uv_bin
-from compat.harness.index import IndexUnreachable, download, sha256_of_url
+from compat.harness.index import IndexUnreachable, Listings, download, sha256_of_url
 from compat.harness.interpreters import find_interpreter
 from compat.harness.lockfile import read_packages, wheel_for
 from compat.harness.matrix import Matrix
@@ -56,6 +56,7 @@ def prefetch(matrix: Matrix, *, wheelhouse: Path, envs_root: Path,
         manifest = {}
     files: dict[str, Any] = manifest.setdefault("files", {})
     cells: dict[str, Any] = manifest.setdefault("cells", {})
+    listings = Listings()
     for cell in matrix.cells:
         if not cell.applicable:
             continue
@@ -64,7 +65,8 @@ def prefetch(matrix: Matrix, *, wheelhouse: Path, envs_root: Path,
             cells[cell.id] = {"error": f"no CPython {cell.python} on this machine"}
             continue
         try:
-            _, plan = plan_for(cell, matrix, envs_root=envs_root, pip_config=pip_config)
+            _, plan = plan_for(cell, matrix, envs_root=envs_root, pip_config=pip_config,
+                               listings=listings)
             packages = _lock(plan.requirements, interpreter, plan.index_args,
                              wheelhouse / ".locks" / cell.id)
         except ResolutionFailed as exc:

@@ -16,6 +16,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from compat.harness.envs import InstallFailed, ensure_env, env_lock
+from compat.harness.index import Listings
 from compat.harness.matrix import Cell, Matrix
 from compat.harness.pipconfig import PipIndexConfig
 from compat.harness.plan import plan_for
@@ -29,9 +30,10 @@ WIDTH = 28
 
 
 def probe_cell(cell: Cell, matrix: Matrix, *, envs_root: Path, pip_config: PipIndexConfig,
-               log_dir: Path) -> dict[str, str]:
+               log_dir: Path, listings: Listings | None = None) -> dict[str, str]:
     try:
-        _, plan = plan_for(cell, matrix, envs_root=envs_root, pip_config=pip_config)
+        _, plan = plan_for(cell, matrix, envs_root=envs_root, pip_config=pip_config,
+                           listings=listings)
     except ResolutionFailed as exc:
         return {"status": f"install-failed: {exc.kind}: {exc.message}"}
     try:
@@ -60,11 +62,13 @@ def probe_cell(cell: Cell, matrix: Matrix, *, envs_root: Path, pip_config: PipIn
 
 def probe_cells(cells: Sequence[Cell], matrix: Matrix, *, envs_root: Path,
                 pip_config: PipIndexConfig, log_dir: Path, jobs: int) -> list[dict[str, str]]:
+    listings = Listings()
+
     def one(cell: Cell) -> dict[str, str]:
         if not cell.applicable:
             return {"status": f"not applicable: {cell.not_applicable}"}
         return probe_cell(cell, matrix, envs_root=envs_root, pip_config=pip_config,
-                          log_dir=log_dir)
+                          log_dir=log_dir, listings=listings)
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         return list(pool.map(one, cells))

@@ -3,7 +3,7 @@
 Releases, RCs and wheelhouse builds are already exact (``torch==2.9.0`` from the
 channel's index). Nightlies are looked up on the channel's listing; a dated spec is
 remembered in ``<envs>/.resolved.json`` so that a warm rerun needs no network, while
-``latest`` asks the index every time (and falls back to the last answer, saying so,
+``latest`` asks the index once per run (and falls back to the last answer, saying so,
 when the index cannot be reached).
 """
 
@@ -63,14 +63,14 @@ def _store(path: Path, key: str, value: dict[str, Any]) -> None:
 
 
 def _nightly(project: str, spec: str, *, index: str, python: str, today: date,
-             cache: Path) -> tuple[Resolution, str | None]:
+             cache: Path, listings: index_client.Listings) -> tuple[Resolution, str | None]:
     key = f"{redact(index)}|{project}|{spec}|{python}"
     dated = not spec.startswith("latest")
     remembered = _load_cache(cache).get(key)
     if dated and remembered:
         return Resolution(**remembered), None
     try:
-        files = index_client.list_wheels(index, project)
+        files = listings.wheels(index, project)
     except index_client.IndexUnreachable as exc:
         if remembered:
             return Resolution(**remembered), f"index unreachable, reused the last answer ({exc})"
@@ -84,9 +84,14 @@ def _nightly(project: str, spec: str, *, index: str, python: str, today: date,
 
 
 def resolve_cell(cell: Cell, channel: Mapping[str, Any], *, envs_root: Path,
-                 today: date | None = None) -> ResolvedCell:
-    """Exact pins for torch (and torchao) from the cell's channel."""
+                 today: date | None = None,
+                 listings: index_client.Listings | None = None) -> ResolvedCell:
+    """Exact pins for torch (and torchao) from the cell's channel.
+
+    Cells resolved with one ``listings`` (one run) read each index page once.
+    """
     today = today or date.today()
+    listings = listings or index_client.Listings()
     if cell.url:
         pins = [f"torch @ {cell.url}"]
         if cell.torchao and cell.torchao != NIGHTLY_TORCHAO:
@@ -101,7 +106,7 @@ def resolve_cell(cell: Cell, channel: Mapping[str, Any], *, envs_root: Path,
     index = str(channel["index-url"])
     cache = envs_root / CACHE
     torch, note = _nightly("torch", cell.torch, index=index, python=cell.python, today=today,
-                           cache=cache)
+                           cache=cache, listings=listings)
     resolved = ResolvedCell(torch.version, None, [f"torch=={torch.version}"],
                             [n for n in [note] if n], {"torch": torch.__dict__})
     if cell.torchao is None:
@@ -112,7 +117,7 @@ def resolve_cell(cell: Cell, channel: Mapping[str, Any], *, envs_root: Path,
         return resolved
     day = nightly_date(Version(torch.version))
     ao, note = _nightly("torchao", str(day) if day else cell.torch, index=index,
-                        python=cell.python, today=today, cache=cache)
+                        python=cell.python, today=today, cache=cache, listings=listings)
     resolved.torchao = ao.version
     resolved.pins.append(f"torchao=={ao.version}")
     resolved.nightly["torchao"] = ao.__dict__

@@ -17,6 +17,7 @@ from typing import Any
 
 from compat.harness.applicability import not_applicable_reason
 from compat.harness.envs import InstallFailed, ensure_env, env_lock
+from compat.harness.index import Listings
 from compat.harness.matrix import Cell, Matrix
 from compat.harness.pipconfig import PipIndexConfig
 from compat.harness.plan import plan_for
@@ -128,6 +129,7 @@ def run_cell(
     progress: Progress | None = None,
     supervisor: Supervisor | None = None,
     wheelhouse: Path | None = None,
+    listings: Listings | None = None,
 ) -> CellResult:
     """Run one cell end to end and write ``cells/<id>/result.json``; never raises for the cell."""
     cell_dir = run_dir / "cells" / cell.id
@@ -151,7 +153,7 @@ def run_cell(
         say(f"resolving nightly {cell.torch}")
     try:
         resolved, plan = plan_for(cell, matrix, envs_root=envs_root, pip_config=pip_config,
-                                  wheelhouse=wheelhouse)
+                                  wheelhouse=wheelhouse, listings=listings)
     except ResolutionFailed as exc:
         timings["install"] = round(time.monotonic() - started, 3)
         return finish(CellStatus.INSTALL_FAILED, f"{exc.kind}: {exc.message}",
@@ -250,6 +252,7 @@ def run_cells(
     """
     progress = progress or Progress(len(cells))
     supervisor = supervisor or Supervisor()
+    listings = Listings()  # one reading of each index page per run
 
     def one(cell: Cell) -> CellResult:
         if supervisor.interrupted.is_set():
@@ -261,7 +264,7 @@ def run_cells(
         try:
             result = run_cell(cell, matrix, run_dir=run_dir, envs_root=envs_root,
                               pip_config=pip_config, progress=progress, supervisor=supervisor,
-                              wheelhouse=wheelhouse)
+                              wheelhouse=wheelhouse, listings=listings)
         except Exception as exc:  # noqa: BLE001 - one broken cell never takes the run down
             result = CellResult(cell.id, asdict(cell), CellStatus.ERROR, gating=cell.gating,
                                 reason=f"harness error: {type(exc).__name__}: {exc}",

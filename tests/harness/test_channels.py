@@ -13,7 +13,7 @@ import pytest
 
 from compat.harness.channels import NightlyNotFound, is_nightly_spec, resolve_nightly
 from compat.harness.errors import ConfigError
-from compat.harness.index import IndexUnreachable, list_wheels
+from compat.harness.index import IndexFile, IndexUnreachable, Listings, list_wheels
 from compat.harness.matrix import load_matrix
 from compat.harness.resolve import ResolutionFailed, resolve_cell
 
@@ -169,6 +169,34 @@ def test_dated_nightly_is_remembered_and_needs_no_network(index: str, tmp_path: 
     with pytest.raises(ResolutionFailed) as info:
         resolve_cell(cell, offline, envs_root=tmp_path / "envs", today=TODAY)
     assert info.value.kind == "index-unreachable"
+
+
+def test_one_run_reads_each_index_page_once(index: str, tmp_path: Path) -> None:
+    """``latest`` cells of one run agree on the build; a dead index costs one timeout."""
+    path = write_matrix(tmp_path, f"{index}/whl/nightly/cpu", f"{index}/whl/test/cpu")
+    path.write_text(path.read_text(encoding="utf-8").replace('"2026-11-20"', '"latest"'),
+                    encoding="utf-8")
+    matrix = load_matrix(path)
+    asked: list[tuple[str | None, str]] = []
+
+    def counting(url: str | None, project: str) -> list[IndexFile]:
+        asked.append((url, project))
+        return list_wheels(url, project)
+
+    listings = Listings(counting)
+    nightly = [c for c in matrix.cells if c.channel == "nightly"]
+    pins = [resolve_cell(cell, matrix.channels["nightly"], envs_root=tmp_path / "envs",
+                         today=TODAY, listings=listings).pins[0] for cell in nightly]
+    assert pins == ["torch==2.17.0.dev20261127+cpu"] * 2
+    assert sorted(p for _, p in asked) == ["torch", "torchao"]
+    dead = {**matrix.channels["nightly"], "index-url": closed_port_url()}
+    attempts = Listings(counting)
+    asked.clear()
+    for cell in nightly:
+        with pytest.raises(ResolutionFailed, match="ConnectionError"):
+            resolve_cell(cell, dead, envs_root=tmp_path / "other", today=TODAY,
+                         listings=attempts)
+    assert asked == [(dead["index-url"], "torch")]
 
 
 @pytest.mark.parametrize(("extra", "message"), [

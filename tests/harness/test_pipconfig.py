@@ -1,6 +1,15 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from uv import find_uv_bin
+
 from compat.harness.pipconfig import PipIndexConfig, parse_pip_config_list
+
+ROOT = Path(__file__).resolve().parents[2]
 
 # Verbatim ``pip config list`` of the reference machine, plus an install-section override.
 PIP_CONFIG_LIST = """\
@@ -63,3 +72,17 @@ def test_uv_errors_are_reduced_to_kind_and_telling_line() -> None:
     kind, line = _classify_uv_error(missing)
     assert kind == "no-such-version"
     assert line.startswith("Because there is no version of torch==9.9")
+
+
+def test_a_venv_without_pip_asks_its_base_interpreter(tmp_path: Path) -> None:
+    """nox's uv backend makes venvs with no pip; the machine's pip config must still count."""
+    venv = tmp_path / "no-pip"
+    subprocess.run([find_uv_bin(), "venv", "-q", "--python", sys.executable, str(venv)], check=True)
+    python = venv / "bin" / "python"
+    assert subprocess.run([python, "-m", "pip", "--version"], capture_output=True).returncode != 0
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PIP_FIND_LINKS": "/wheels/from-env",
+           "PIP_CONFIG_FILE": os.devnull}
+    code = ("from compat.harness.pipconfig import read_pip_config; "
+            "print(read_pip_config().find_links)")
+    out = subprocess.run([python, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "('/wheels/from-env',)"
