@@ -268,6 +268,11 @@ def _baseline(args: argparse.Namespace) -> tuple[str, dict[str, Any]] | None:
     return str(args.baseline), load_baseline(args.baseline)
 
 
+def console_width() -> int:
+    """The terminal's width, ``$COLUMNS``, or 200 for a CI log (wide, yet one screen)."""
+    return max(80, shutil.get_terminal_size((200, 24)).columns)
+
+
 def _finish(run_dir: Path, run_id: str, results: Sequence[CellResult],
             manifest: RunManifest | None, reports: Path | None,
             baseline: tuple[str, dict[str, Any]] | None = None,
@@ -278,7 +283,7 @@ def _finish(run_dir: Path, run_id: str, results: Sequence[CellResult],
     paths = write_reports(run_dir, results, run_id=run_id, matrix=info, exit_code=code,
                           diff=diff, disk=disk)
     print()
-    print(render_console(results))
+    print(render_console(results, width=console_width()))
     if diff is not None:
         print()
         print(render_diff(diff))

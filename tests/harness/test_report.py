@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 from compat.harness.report import build_grid, render_console, render_markdown
 from compat.harness.results import CellStatus, Outcome
 
@@ -43,6 +45,26 @@ def test_console_lists_cells_not_passing() -> None:
     assert "torch2.8.0-torch.ao-py3.11: failed: 1 test(s) failed unexpectedly" in text
     assert "torch2.9.0-torch.ao-py3.11: install-failed: index-unreachable" in text
     assert "torch2.13.0-torchao0.18.0-py3.11" not in text.split("Cells not passing:")[1]
+
+
+def test_wide_grids_are_banded_to_the_width() -> None:
+    rs = results() * 5  # 20 cells, 5 of them not applicable: listed, not given columns
+    text = render_console(rs, width=100)
+    assert "Not applicable (not installed, not run):" in text
+    tables = [block for block in text.split("\n\n") if block.startswith("cells ")]
+    assert len(tables) > 1
+    spans = []
+    for block in tables:
+        title, *body = block.split("\n")
+        first, _, last = title.split()[1].partition("-")
+        spans.append((int(first), int(last or first)))
+        assert title.endswith("of 15")
+        assert max(len(line) for line in body) <= 100
+        assert body[4].startswith("test_a")  # every band repeats the test column
+    assert spans[0][0] == 1
+    assert spans[-1][1] == 15
+    assert all(b[0] == a[1] + 1 for a, b in itertools.pairwise(spans))
+    assert "cells 1-" not in render_console(rs)  # no width: one table
 
 
 def test_markdown_is_one_table_with_escaped_cells() -> None:
