@@ -79,8 +79,11 @@ class Bisection:
                    if self.verdicts.get(c) is Verdict.SKIP]
         return self.candidates[lo], self.candidates[hi], between
 
-    def inconsistencies(self) -> list[str]:
-        """Goods found after a bad: the behaviour flipped back (flaky or not monotonic)."""
+    def inconsistencies(self, good: str = "good", bad: str = "bad") -> list[str]:
+        """Goods found after a bad: the behaviour flipped back (flaky or not monotonic).
+
+        ``good`` / ``bad`` name the two verdicts in the message (a fix search swaps them).
+        """
         seen_bad: str | None = None
         found = []
         for candidate in self.candidates:
@@ -88,5 +91,5 @@ class Bisection:
             if verdict is Verdict.BAD and seen_bad is None:
                 seen_bad = candidate
             elif verdict is Verdict.GOOD and seen_bad is not None:
-                found.append(f"{candidate} is good although {seen_bad} before it is bad")
+                found.append(f"{candidate} is {good} although {seen_bad} before it is {bad}")
         return found

@@ -21,7 +21,7 @@ from typing import Any
 
 from compat.harness.applicability import STACKS
 from compat.harness.baseline import diff_runs, load_baseline, render_diff
-from compat.harness.bisect_run import BisectRequest, bisect, render_bisect
+from compat.harness.bisect_run import BisectRequest, bisect, matrix_candidates, render_bisect
 from compat.harness.disk import tree_bytes, uv_cache_dir
 from compat.harness.envs import uv_bin
 from compat.harness.errors import UsageError
@@ -103,7 +103,8 @@ def _parser() -> argparse.ArgumentParser:
     p_prefetch = command("prefetch", "download every cell's wheels, with hashes")
     p_prefetch.add_argument("--wheelhouse", default="wheelhouse")
 
-    p_bisect = command("bisect", "first bad torch release or nightly for a test")
+    p_bisect = command("bisect", "first bad torch release or nightly for a test (--good "
+                                 "newer than --bad: the first good one, the fix)")
     p_bisect.add_argument("test", help="test name or node id")
     p_bisect.add_argument("--good", required=True, help="a version (or date on a nightly channel)")
     p_bisect.add_argument("--bad", required=True, help="a version (or date on a nightly channel)")
@@ -111,6 +112,9 @@ def _parser() -> argparse.ArgumentParser:
     p_bisect.add_argument("--torchao", default=None, help="torchao version for --stack torchao")
     p_bisect.add_argument("--python", default=None, help="CPython (default: the matrix's first)")
     p_bisect.add_argument("--channel", default="release", help="a channel of the matrix")
+    p_bisect.add_argument("--versions", choices=("index", "matrix"), default="index",
+                          help="candidates: every release on the index (default), or only the "
+                               "torch versions the matrix declares (envs usually built)")
     p_bisect.add_argument("--out", default=None, help="default reports/bisect/<key>")
 
     p_gc = command("gc", "remove envs not in the matrix; trim the uv cache")
@@ -211,8 +215,9 @@ def _bisect(args: argparse.Namespace) -> int:
                             args.torchao)
     out = Path(args.out or f"reports/bisect/{request.key}").resolve()
     try:
+        candidates = matrix_candidates(request, matrix) if args.versions == "matrix" else None
         record = bisect(request, matrix, out=out, envs_root=envs_root(),
-                        pip_config=read_pip_config())
+                        pip_config=read_pip_config(), candidates=candidates)
     except KeyboardInterrupt:
         print(f"compat: interrupted; verdicts so far are in {out / 'bisect.json'} "
               "(rerun the same command to resume)", file=sys.stderr)

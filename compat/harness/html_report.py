@@ -29,9 +29,14 @@ h1{font-size:20px;margin:0 0 4px} h2{font-size:16px;margin:28px 0 8px}
 .verdict{display:inline-block;padding:2px 10px;border-radius:12px;font-weight:600}
 .ok{background:#dafbe1;color:#116329}.bad{background:#ffebe9;color:#a40e26}
 .infra{background:#fff8c5;color:#7d4e00}
-table.grid{border-collapse:collapse;margin-top:12px}
-.grid th,.grid td{border:1px solid #d0d7de;padding:4px 8px;text-align:center;white-space:nowrap}
+table.grid{border-collapse:separate;border-spacing:0;margin-top:12px;
+  border-top:1px solid #d0d7de;border-left:1px solid #d0d7de}
+.grid th,.grid td{border-right:1px solid #d0d7de;border-bottom:1px solid #d0d7de;padding:4px 8px;
+  text-align:center;white-space:nowrap}
 .grid th.row,.grid td.row{text-align:left;font-family:ui-monospace,monospace;font-size:12px}
+.scroll{overflow-x:auto;max-width:100%}
+.grid .row{position:sticky;left:0;background:#fff;z-index:1}
+.grid thead th.row{background:#f6f8fa}
 .grid thead th{background:#f6f8fa;font-weight:600;vertical-align:bottom}
 .grid a{color:inherit;text-decoration:none;display:block}
 .o-passed{background:#dafbe1}.o-failed{background:#ff8182;font-weight:700}
@@ -107,8 +112,8 @@ def _grid(results: Sequence[CellResult]) -> str:
                             for v, t in zip(values, titles, strict=True))
         rows.append(f'<tr class="info"><td class="row">{_e(name)}</td>{cells}</tr>')
     legend = "".join(f"<li>{_e(line)}</li>" for line in grid.route_legend)
-    return (f'<table class="grid"><thead><tr><th class="row">test</th>{heads}</tr></thead>'
-            f"<tbody>{''.join(rows)}</tbody></table>"
+    return (f'<div class="scroll"><table class="grid"><thead><tr><th class="row">test</th>'
+            f"{heads}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
             + (f'<ul class="routes">{legend}</ul>' if legend else ""))
 
 

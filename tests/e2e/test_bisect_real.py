@@ -52,3 +52,41 @@ def test_torch_ao_pt2e_stops_at_2_11(tmp_path: Path) -> None:
     assert json.loads((out / "bisect.json").read_text(encoding="utf-8"))["steps"] == \
         record["steps"]
     assert "testing" not in again.stdout
+
+
+def test_the_fix_for_porting_through_unknown_ops(tmp_path: Path) -> None:
+    """--good newer than --bad finds the fix. The grid shows 2.2.2 and 2.3.1 porting a
+    get_attr's tag through add/relu; 2.4.0 restricted port_metadata_pass's walk-back to
+    view-like ops. Over the matrix's own versions, the search must name 2.4.1."""
+    matrix = tmp_path / "matrix.toml"
+    matrix.write_text(f"""
+[matrix]
+tests = ["{ROOT / 'tests' / 'core'}"]
+stacks = ["torch.ao"]
+
+[[torch]]
+version = "2.2.2"
+
+[[torch]]
+version = "2.3.1"
+
+[[torch]]
+version = "2.4.1"
+""", encoding="utf-8")
+    out = tmp_path / "fix"
+    env = {**os.environ, "COMPAT_ENVS_DIR": str(tmp_path / "envs")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "nox", "-s", "bisect", "--",
+         "test_no_metadata_porting_through_unknown_ops", "--good", "2.4.1", "--bad", "2.2.2",
+         "--versions", "matrix", "--matrix", str(matrix), "--out", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600, check=False)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log
+    record = json.loads((out / "bisect.json").read_text(encoding="utf-8"))
+    assert record["candidates"] == ["2.2.2", "2.3.1", "2.4.1"]
+    assert (record["mode"], record["last_bad"], record["first_good"]) == \
+        ("fix", "2.3.1", "2.4.1"), log
+    assert record["verdicts"] == {"2.2.2": "bad", "2.4.1": "good", "2.3.1": "bad"}
+    assert "first good: 2.4.1" in log
+    assert record["compare"] == ("https://github.com/pytorch/pytorch/compare/"
+                                 f"{record['git']['2.3.1']}...{record['git']['2.4.1']}")

@@ -48,6 +48,12 @@ TESTS = {
             while True:
                 hoard.append(bytearray(50 * 2**20))
     """,
+    "fixed-in-2.4": """
+        import os
+        def test_porting():
+            version = os.environ["COMPAT_CELL_ID"].split("-")[0].removeprefix("torch")
+            assert tuple(int(p) for p in version.split(".")[:2]) >= (2, 4)
+    """,
     "plain": """
         def test_one(): pass
         def test_two(): assert 1 + 1 == 2

@@ -1,13 +1,15 @@
-"""The search alone, against scripted verdicts."""
+"""The search against scripted verdicts, and the driver over stand-in cells."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from compat.harness.bisect import Bisection, Verdict
+from compat.harness.matrix import Matrix
 
 G, B, S = Verdict.GOOD, Verdict.BAD, Verdict.SKIP
 
@@ -105,3 +107,47 @@ def test_torchao_pairing_follows_the_matrix() -> None:
     assert torchao_for(ao, "2.17.0.dev20261120+cpu", nightly, pairing) == "nightly"
     plain = BisectRequest("t", "2.8.0", "2.10.0", "torch.ao", "3.11")
     assert torchao_for(plain, "2.9.0", release, pairing) is None
+
+
+def test_a_fix_is_found_over_the_matrix_versions(cell_world: Callable[..., Matrix],
+                                                 tmp_path: Path) -> None:
+    """--good newer than --bad: the first good version, over real (stand-in) cell runs."""
+    from compat.harness.bisect_run import (
+        BisectRequest,
+        bisect,
+        matrix_candidates,
+        render_bisect,
+    )
+    from compat.harness.pipconfig import PipIndexConfig
+
+    matrix = cell_world("fixed-in-2.4", versions=("2.2.2", "2.3.1", "2.4.1", "2.5.1", "2.6.0"))
+    request = BisectRequest("test_porting", good="2.5.1", bad="2.2.2", stack="torch.ao",
+                            python="3.11")
+    assert request.finds_fix
+    candidates = matrix_candidates(request, matrix)
+    assert candidates == ["2.2.2", "2.3.1", "2.4.1", "2.5.1"]  # 2.6.0 is outside the ends
+    out = tmp_path / "bisect"
+    record = bisect(request, matrix, out=out, envs_root=tmp_path / "envs",
+                    pip_config=PipIndexConfig(), candidates=candidates)
+    assert record["mode"] == "fix"
+    assert (record["last_bad"], record["first_good"]) == ("2.3.1", "2.4.1")
+    assert record["verdicts"] == {"2.2.2": "bad", "2.5.1": "good", "2.3.1": "bad",
+                                  "2.4.1": "good"}  # real verdicts, not the search's
+    text = render_bisect(record)
+    assert "looking for the fix" in text
+    assert "last bad: 2.3.1 (git 0123abc)" in text
+    assert "first good: 2.4.1 (git 0123abc)" in text
+    again = bisect(request, matrix, out=out, envs_root=tmp_path / "envs",
+                   pip_config=PipIndexConfig(), candidates=candidates)
+    assert len(again["steps"]) == len(record["steps"])  # resumed: nothing run twice
+    assert again["first_good"] == "2.4.1"
+
+
+def test_same_ends_are_a_usage_error() -> None:
+    from compat.harness.bisect_run import BisectRequest, find_candidates
+    from compat.harness.errors import UsageError
+    from compat.harness.pipconfig import PipIndexConfig
+
+    same = BisectRequest("t", "2.4.1", "2.4.1", "torch.ao", "3.11")
+    with pytest.raises(UsageError, match="are the same version"):
+        find_candidates(same, {"kind": "release"}, PipIndexConfig())
