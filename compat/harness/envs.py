@@ -145,7 +145,10 @@ def _classify_uv_error(text: str) -> tuple[str, str]:
     lines = [ln.strip(" \u00d7\u2570\u2500\u25b6\u2502").strip() for ln in text.splitlines()]
     lines = [ln for ln in lines if ln]
     lowered = text.lower()
-    if "there is no version of" in lowered or "no matching distribution" in lowered:
+    if any(s in lowered for s in ("no space left on device", "os error 28",
+                                   "disk quota exceeded", "os error 122")):
+        kind = "disk-full"  # uv says "Failed to download": the machine, not the index, failed
+    elif "there is no version of" in lowered or "no matching distribution" in lowered:
         kind = "no-such-version"
     elif "has no wheels with a matching python" in lowered or "requires-python" in lowered or (
         "only " in lowered and "available" in lowered and "wheel" in lowered

@@ -74,6 +74,21 @@ def test_uv_errors_are_reduced_to_kind_and_telling_line() -> None:
     assert line.startswith("Because there is no version of torch==9.9")
 
 
+def test_a_full_disk_is_not_an_unreachable_index() -> None:
+    """Verbatim from a CI run whose /tmp filled up while uv extracted a CUDA wheel."""
+    from compat.harness.envs import _classify_uv_error
+
+    text = ("error: Failed to download `nvidia-cudnn-cu13==9.20.0.48`\n"
+            "  cause: Failed to extract archive: nvidia_cudnn_cu13-9.20.0.48-py3-none-"
+            "manylinux_2_27_x86_64.whl\n"
+            "  cause: failed to write to file `/tmp/cold-cache/.tmpwgdXnb/nvidia/cudnn/lib/"
+            "libcudnn_engines_precompiled.so.9`: No space left on device (os error 28)\n")
+    kind, line = _classify_uv_error(text)
+    assert kind == "disk-full"
+    assert line.startswith("error: Failed to download `nvidia-cudnn-cu13==9.20.0.48` (Failed ")
+    assert line.endswith("No space left on device (os error 28))")
+
+
 def test_a_venv_without_pip_asks_its_base_interpreter(tmp_path: Path) -> None:
     """nox's uv backend makes venvs with no pip; the machine's pip config must still count."""
     venv = tmp_path / "no-pip"
