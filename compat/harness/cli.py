@@ -347,7 +347,7 @@ def _probe(args: argparse.Namespace) -> int:
     log_dir = Path(args.out or "reports/probe").resolve()
     found = probe_cells(cells, matrix, envs_root=envs_root(), pip_config=read_pip_config(),
                         log_dir=log_dir, jobs=jobs)
-    print(render_probe(cells, found))
+    print(render_probe(cells, found, width=console_width()))
     return 0
 
 

@@ -13,8 +13,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tabulate import tabulate
-
+from compat.harness.bands import render_banded
 from compat.harness.envs import InstallFailed, ensure_env, env_lock
 from compat.harness.index import Listings
 from compat.harness.matrix import Cell, Matrix
@@ -74,7 +73,8 @@ def probe_cells(cells: Sequence[Cell], matrix: Matrix, *, envs_root: Path,
         return list(pool.map(one, cells))
 
 
-def render_probe(cells: Sequence[Cell], found: Sequence[dict[str, str]]) -> str:
+def render_probe(cells: Sequence[Cell], found: Sequence[dict[str, str]], *,
+                 width: int | None = None) -> str:
     keys: list[str] = []
     for caps in found:
         keys += [k for k in caps if k not in keys]
@@ -83,4 +83,4 @@ def render_probe(cells: Sequence[Cell], found: Sequence[dict[str, str]]) -> str:
     rows = [[key, *(textwrap.fill(caps.get(key, ""), WIDTH) for caps in found)]
             for key in keys]
     headers = ["capability", *(c.id.replace("-", "\n", 2) for c in cells)]
-    return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
+    return render_banded(headers, rows, width=width, align="left")

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from tabulate import tabulate
 
+from compat.harness.bands import render_banded
 from compat.harness.results import CellResult, CellStatus, Outcome
 
 __all__ = [
@@ -191,33 +192,6 @@ def _problems(results: Sequence[CellResult]) -> list[str]:
     return lines
 
 
-def _column_width(header: str, values: Sequence[str]) -> int:
-    """As tabulate's "simple" format sizes it: headers get two characters of padding."""
-    def widest(texts: Sequence[str]) -> int:
-        return max((len(line) for text in texts for line in text.split("\n")), default=0)
-
-    return max(widest(values), widest([header]) + 2)
-
-
-def _bands(grid: Grid, width: int) -> list[range]:
-    """Cell columns split so that each band's table fits ``width`` characters.
-
-    Every band repeats the test column; one cell wider than ``width`` still gets a band.
-    """
-    rows = grid.rows()
-    first = _column_width("test", [row[0] for row in rows])
-    bands: list[range] = []
-    start, used = 0, first
-    for j, header in enumerate(grid.headers):
-        column = 2 + _column_width(header, [row[j + 1] for row in rows])
-        if j > start and used + column > width:
-            bands.append(range(start, j))
-            start, used = j, first
-        used += column
-    bands.append(range(start, len(grid.headers)))
-    return bands
-
-
 def render_console(results: Sequence[CellResult], *, width: int | None = None) -> str:
     """The grid for a terminal or a CI log: bands of cells at most ``width`` wide.
 
@@ -229,17 +203,7 @@ def render_console(results: Sequence[CellResult], *, width: int | None = None) -
     if not shown:  # nothing applicable at all: the n/a columns are the news
         shown, folded = list(results), []
     grid = build_grid(shown, route_width=14)
-    rows = grid.rows()
-    bands = _bands(grid, width) if width else [range(len(grid.headers))]
-    lines: list[str] = []
-    for band in bands:
-        if len(bands) > 1:
-            span = (f"{band.start + 1}-{band.stop}" if len(band) > 1 else f"{band.start + 1}")
-            lines += [f"cells {span} of {len(grid.headers)}"]
-        table = tabulate([[row[0], *(row[j + 1] for j in band)] for row in rows],
-                         headers=["test", *(grid.headers[j] for j in band)], tablefmt="simple",
-                         colalign=("left", *["center"] * len(band)), disable_numparse=True)
-        lines += [table, ""]
+    lines = [render_banded(["test", *grid.headers], grid.rows(), width=width), ""]
     lines += [LEGEND]
     if grid.route_legend:
         lines += ["", "Routes:", *(f"  {line}" for line in grid.route_legend)]

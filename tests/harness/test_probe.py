@@ -14,3 +14,14 @@ def test_probe_grid_keeps_every_value_verbatim() -> None:
     assert row.split()[1:] == ["False", "True"]
     assert "linear,conv" in text
     assert all(len(part) <= 28 for line in text.splitlines()[3:] for part in line.split())
+
+
+def test_probe_grid_of_many_cells_is_banded() -> None:
+    cells = [Cell("3.11", f"2.{minor}.0", "torch.ao") for minor in range(2, 11)]
+    found = [{"status": "ok", "capture.api": "export_for_training(strict=True)"}] * len(cells)
+    text = render_probe(cells, found, width=120)
+    titles = [line for line in text.splitlines() if line.startswith("cells ")]
+    assert titles[0].startswith("cells 1-")
+    assert titles[-1].endswith(" of 9")
+    assert max(len(line) for line in text.splitlines()) <= 120
+    assert text.count("capture.api") == len(titles)  # every band repeats the labels
