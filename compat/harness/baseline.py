@@ -91,8 +91,8 @@ def diff_runs(baseline: dict[str, dict[str, Any]], results: Sequence[CellResult]
                 diff.regressions.append(f"{where}: {before or 'absent'} -> {after}")
             elif before in _BAD | {Outcome.XFAILED.value} and after in _GOOD:
                 diff.fixes.append(f"{where}: {before} -> {after}")
-            elif before is not None and after is not None:
-                diff.changed.append(f"{where}: {before} -> {after}")
+            elif old_tests and new_tests:  # both ran: passed -> skipped, a test gone or new
+                diff.changed.append(f"{where}: {before or 'absent'} -> {after or 'absent'}")
     return diff
 
 

@@ -39,7 +39,7 @@ from compat.harness.run import run_cell
 __all__ = ["BisectRequest", "bisect", "find_candidates", "matrix_candidates", "render_bisect",
            "verdict_of"]
 
-COMPARE = "https://github.com/pytorch/pytorch/compare/{good}...{bad}"  # older...newer
+COMPARE = "https://github.com/pytorch/pytorch/compare/{older}...{newer}"
 _SKIP_STATUSES = {CellStatus.INSTALL_FAILED, CellStatus.IMPORT_FAILED, CellStatus.SKIPPED,
                   CellStatus.NOT_APPLICABLE, CellStatus.NOT_RUN}
 
@@ -235,7 +235,7 @@ def bisect(request: BisectRequest, matrix: Matrix, *, out: Path, envs_root: Path
                       inconsistencies=search.inconsistencies())
     record.update(skipped=skipped, endpoints_hold=search.endpoints_hold)
     git_before, git_after = record["git"].get(before), record["git"].get(after)
-    record["compare"] = (COMPARE.format(good=git_before, bad=git_after)
+    record["compare"] = (COMPARE.format(older=git_before, newer=git_after)
                          if git_before and git_after else None)
     atomic_write_text(state_path, json.dumps(record, indent=2) + "\n")
     return record

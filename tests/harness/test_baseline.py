@@ -45,6 +45,16 @@ def test_regression_fix_still_failing_appeared_vanished() -> None:
     assert "cells that vanished: 1" in text
 
 
+def test_a_test_that_is_skipped_gone_or_new_is_named() -> None:
+    old = as_baseline([cell_result("2.8.0", outcomes={"test_a": P, "test_b": P, "test_c": P})])
+    new = [cell_result("2.8.0", outcomes={"test_a": Outcome.SKIPPED, "test_c": P, "test_d": P})]
+    diff = diff_runs(old, new)
+    assert diff.changed == [f"torch2.8.0-torch.ao-py3.11: {KEY}test_a: passed -> skipped",
+                            f"torch2.8.0-torch.ao-py3.11: {KEY}test_b: passed -> absent",
+                            f"torch2.8.0-torch.ao-py3.11: {KEY}test_d: absent -> passed"]
+    assert diff.regressions == []
+
+
 def test_a_cell_that_crashes_is_one_regression() -> None:
     old = as_baseline([cell_result("2.8.0", outcomes={"test_a": P})])
     new = [cell_result("2.8.0", status=CellStatus.CRASHED, reason="killed by SIGSEGV",
