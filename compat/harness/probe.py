@@ -75,12 +75,18 @@ def probe_cells(cells: Sequence[Cell], matrix: Matrix, *, envs_root: Path,
 
 def render_probe(cells: Sequence[Cell], found: Sequence[dict[str, str]], *,
                  width: int | None = None) -> str:
+    """The capability grid; cells that cannot exist are listed under it, not given columns."""
+    probed = [(c, caps) for c, caps in zip(cells, found, strict=True) if c.applicable]
     keys: list[str] = []
-    for caps in found:
+    for _, caps in probed:
         keys += [k for k in caps if k not in keys]
     # Wrapped here, not with tabulate's maxcolwidths: that path turns the string "False"
     # into True (it re-parses wrapped cells as booleans; tabulate 0.9/0.10).
-    rows = [[key, *(textwrap.fill(caps.get(key, ""), WIDTH) for caps in found)]
+    rows = [[key, *(textwrap.fill(caps.get(key, ""), WIDTH) for _, caps in probed)]
             for key in keys]
-    headers = ["capability", *(c.id.replace("-", "\n", 2) for c in cells)]
-    return render_banded(headers, rows, width=width, align="left")
+    headers = ["capability", *(c.id.replace("-", "\n", 2) for c, _ in probed)]
+    text = render_banded(headers, rows, width=width, align="left") if probed else ""
+    skipped = [f"  {c.id}: {c.not_applicable}" for c in cells if not c.applicable]
+    if skipped:
+        text += "\n\nNot applicable (not probed):\n" + "\n".join(skipped)
+    return text.lstrip("\n")

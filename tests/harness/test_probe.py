@@ -25,3 +25,13 @@ def test_probe_grid_of_many_cells_is_banded() -> None:
     assert titles[-1].endswith(" of 9")
     assert max(len(line) for line in text.splitlines()) <= 120
     assert text.count("capture.api") == len(titles)  # every band repeats the labels
+
+
+def test_cells_that_cannot_exist_are_listed_not_probed() -> None:
+    cells = [Cell("3.11", "2.8.0", "torch.ao"),
+             Cell("3.11", "2.13.0", "torch.ao", not_applicable="torch.ao pt2e was removed")]
+    found = [{"status": "ok", "pt2e.resolved": "torch.ao"},
+             {"status": "not applicable: torch.ao pt2e was removed"}]
+    text = render_probe(cells, found)
+    assert "torch2.13.0" not in text.split("Not applicable")[0]
+    assert "  torch2.13.0-torch.ao-py3.11: torch.ao pt2e was removed" in text
