@@ -77,7 +77,8 @@ def _parser() -> argparse.ArgumentParser:
 
     p_matrix = command("matrix", "run every cell, then report")
     add_run_options(p_matrix)
-    p_matrix.add_argument("--cells", nargs="+", default=None, help="only these cell ids")
+    p_matrix.add_argument("--cells", nargs="+", default=None,
+                          help="only these cells: ids or globs ('torch2.8*', '*py3.12')")
     p_matrix.add_argument("--shard", default=None, help="only shard I/N of the cells")
     p_matrix.add_argument("--resume", nargs="?", const="reports/latest", default=None,
                           help="keep the finished cells of a run (default reports/latest)")
@@ -383,7 +384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             matrix = load_matrix(args.matrix)
             cells = list(matrix.cells)
             if args.cells:
-                cells = [matrix.cell(c) for c in args.cells]
+                cells = matrix.cells_matching(args.cells)
             if args.shard:  # as `plan --shard`: applicable cells only; n/a ones need no runner
                 cells = [c for c in cells if c.applicable]
                 cells = [cells[k] for k in shard_of(cells, args.shard)]

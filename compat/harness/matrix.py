@@ -12,7 +12,7 @@ import difflib
 import fnmatch
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,6 +130,14 @@ class Matrix:
         known = difflib.get_close_matches(cell_id, [c.id for c in self.cells], n=1)
         hint = f" (did you mean {known[0]!r}?)" if known else ""
         raise ConfigError(self.path, "cell", f"no cell {cell_id!r} in this matrix{hint}")
+
+    def cells_matching(self, patterns: Sequence[str]) -> list[Cell]:
+        """Cells named by id or by glob (``'torch2.8*'``), in matrix order; a pattern that
+        names no cell is an error, as a misspelt id is."""
+        for pattern in patterns:
+            if not any(fnmatch.fnmatchcase(c.id, pattern) for c in self.cells):
+                self.cell(pattern)  # raises, with a suggestion
+        return [c for c in self.cells if any(fnmatch.fnmatchcase(c.id, p) for p in patterns)]
 
     def expectation_for(self, cell: Cell, test_id: str) -> Expectation | None:
         return next((e for e in self.expectations if e.matches(cell, test_id)), None)

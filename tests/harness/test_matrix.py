@@ -40,6 +40,17 @@ def test_product_of_axes_with_pairing(write_matrix: WriteMatrix) -> None:
     assert by_id["torch2.8.0-torchao0.13.0-py3.11"].applicable
 
 
+def test_cells_by_id_or_glob_in_matrix_order(write_matrix: WriteMatrix) -> None:
+    matrix = load_matrix(write_matrix(BASIC))
+    picked = matrix.cells_matching(["*torchao*", "torch2.8.0-torch.ao-py3.11"])
+    assert [c.id for c in picked] == ["torch2.8.0-torch.ao-py3.11",
+                                      "torch2.8.0-torchao0.13.0-py3.11",
+                                      "torch2.13.0-torchao0.18.0-py3.11"]
+    with pytest.raises(ConfigError, match=r"no cell 'torch2.8.0-torch.ao-py3.1' in this "
+                                          r"matrix \(did you mean 'torch2.8.0-torch.ao-py3.11'"):
+        matrix.cells_matching(["torch2.8.0-torch.ao-py3.1"])
+
+
 def test_entry_without_torchao_makes_no_torchao_cell(write_matrix: WriteMatrix) -> None:
     matrix = load_matrix(write_matrix('[[torch]]\nversion = "2.5.1"\n'))
     assert [c.id for c in matrix.cells] == ["torch2.5.1-torch.ao-py3.11"]
