@@ -81,7 +81,7 @@ class Listings:
 
     def __init__(self, lister: Callable[[str | None, str], list[IndexFile]] | None = None
                  ) -> None:
-        self._lister = lister or (lambda url, project: list_wheels(url, project))
+        self._lister = lister or list_wheels
         self._guard = threading.Lock()
         self._pages: dict[tuple[str | None, str], _Page] = {}
 

@@ -203,8 +203,7 @@ def render_console(results: Sequence[CellResult], *, width: int | None = None) -
     if not shown:  # nothing applicable at all: the n/a columns are the news
         shown, folded = list(results), []
     grid = build_grid(shown, route_width=14)
-    lines = [render_banded(["test", *grid.headers], grid.rows(), width=width), ""]
-    lines += [LEGEND]
+    lines = [render_banded(["test", *grid.headers], grid.rows(), width=width), "", LEGEND]
     if grid.route_legend:
         lines += ["", "Routes:", *(f"  {line}" for line in grid.route_legend)]
     hidden: dict[str, list[str]] = {}
