@@ -105,8 +105,13 @@ class _Recorder:
         self.emit("test_start", nodeid=nodeid)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        state = self.outcomes.setdefault(report.nodeid, {"duration": 0.0, "message": None})
+        state = self.outcomes.setdefault(report.nodeid,
+                                         {"duration": 0.0, "message": None, "reruns": 0})
         state["duration"] += report.duration
+        if report.outcome == "rerun":  # pytest-rerunfailures: this attempt failed, another comes
+            state["reruns"] += 1
+            state.setdefault("first_failure", _clip(_longrepr(report)))
+            return
         wasxfail = hasattr(report, "wasxfail")
         if report.when == "call" or (report.outcome != "passed" and "outcome" not in state):
             if report.skipped:
@@ -121,12 +126,18 @@ class _Recorder:
             state["outcome"] = "error"
             state["message"] = _clip(_longrepr(report))
         if report.when == "teardown":
+            outcome = state.get("outcome", "passed")
+            if state["reruns"] and outcome == "passed":
+                outcome = "flaky"
+                state["message"] = (f"passed on attempt {state['reruns'] + 1}; the first "
+                                    f"failed:\n{state['first_failure']}")
             self.emit(
                 "test",
                 nodeid=report.nodeid,
-                outcome=state.get("outcome", "passed"),
+                outcome=outcome,
                 duration=round(state["duration"], 4),
                 message=state["message"],
+                reruns=state["reruns"],
             )
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:

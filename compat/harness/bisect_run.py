@@ -161,6 +161,8 @@ def verdict_of(result: CellResult, test: str) -> Verdict:
     if result.status in _SKIP_STATUSES:
         return Verdict.SKIP
     outcomes = _outcomes(result, test)
+    if Outcome.FLAKY in outcomes:
+        return Verdict.SKIP  # failed, then passed: neither verdict can be trusted
     if outcomes and all(o in (Outcome.PASSED, Outcome.XPASSED) for o in outcomes):
         return Verdict.GOOD
     if any(o in (Outcome.FAILED, Outcome.ERROR, Outcome.XFAILED) for o in outcomes):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -74,6 +75,9 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--offline", nargs="?", const="wheelhouse", default=None,
                        metavar="WHEELHOUSE",
                        help="build envs only from a prefetched wheelhouse (default ./wheelhouse)")
+        p.add_argument("--reruns", type=int, default=None, metavar="N",
+                       help="rerun a failed test up to N times (overrides the matrix's "
+                            "`reruns`); a later pass is reported as flaky")
 
     p_matrix = command("matrix", "run every cell, then report")
     add_run_options(p_matrix)
@@ -129,6 +133,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run(matrix: Matrix, cells: list[Cell], args: argparse.Namespace) -> int:
     baseline = _baseline(args)
+    if args.reruns is not None:
+        if args.reruns < 0:
+            raise UsageError(f"--reruns {args.reruns}: expected a whole number >= 0")
+        matrix = dataclasses.replace(matrix, reruns=args.reruns)
     if args.out:
         run_dir = Path(args.out).resolve()
         run_dir.mkdir(parents=True, exist_ok=True)

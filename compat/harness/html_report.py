@@ -42,6 +42,7 @@ table.grid{border-collapse:separate;border-spacing:0;margin-top:12px;
 .o-passed{background:#dafbe1}.o-failed{background:#ff8182;font-weight:700}
 .o-error{background:#ffb077;font-weight:700}.o-skipped{background:#eaeef2}
 .o-xfailed{background:#d8b9ff}.o-xpassed{background:#9fd5ff;font-weight:700}
+.o-flaky{background:#fff1a8;font-weight:700}
 .o-not-run{background:#fff8c5}.o-na{background:#f6f8fa;color:#8c959f}
 .info td{font-size:12px;color:#57606a}
 .s-passed{color:#116329;font-weight:600}.s-bad{color:#a40e26;font-weight:700}

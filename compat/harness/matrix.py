@@ -23,7 +23,7 @@ from packaging.version import InvalidVersion, Version
 from compat.harness.applicability import STACKS, not_applicable_reason
 from compat.harness.channels import CHANNEL_KINDS, is_nightly_spec
 from compat.harness.errors import ConfigError
-from compat.harness.tables import Table, env_table, missing, optional_int
+from compat.harness.tables import Table, count, env_table, missing, optional_int
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -118,6 +118,7 @@ class Matrix:
     timeout: float = DEFAULT_TIMEOUT
     install_timeout: float = DEFAULT_INSTALL_TIMEOUT
     memory_limit_mb: int | None = None
+    reruns: int = 0  # rerun a failed test up to N times; a later pass is "flaky"
     select: str | None = None  # a pytest -k expression (bisect runs one test this way)
     env: Mapping[str, str] = field(default_factory=dict)
     expectations: tuple[Expectation, ...] = ()
@@ -130,6 +131,13 @@ class Matrix:
         known = difflib.get_close_matches(cell_id, [c.id for c in self.cells], n=1)
         hint = f" (did you mean {known[0]!r}?)" if known else ""
         raise ConfigError(self.path, "cell", f"no cell {cell_id!r} in this matrix{hint}")
+
+    @property
+    def cell_deps(self) -> tuple[str, ...]:
+        """What every cell installs beside torch: ``deps``, and the rerun plugin if asked."""
+        if self.reruns and not any(d.startswith("pytest-rerunfailures") for d in self.deps):
+            return (*self.deps, "pytest-rerunfailures")
+        return self.deps
 
     def cells_matching(self, patterns: Sequence[str]) -> list[Cell]:
         """Cells named by id or by glob (``'torch2.8*'``), in matrix order; a pattern that
@@ -206,6 +214,7 @@ def parse_matrix(path: Path, data: Mapping[str, Any]) -> Matrix:
         "timeout": settings.number("timeout", DEFAULT_TIMEOUT),
         "install_timeout": settings.number("install-timeout", DEFAULT_INSTALL_TIMEOUT),
         "memory_limit_mb": optional_int(settings, "memory-limit-mb"),
+        "reruns": count(settings, "reruns"),
         "env": env_table(settings),
     }
     settings.finish()

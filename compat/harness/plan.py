@@ -99,6 +99,6 @@ def plan_for(cell: Cell, matrix: Matrix, *, envs_root: Path, pip_config: PipInde
     """
     channel = matrix.channels.get(cell.channel, {})
     resolved = resolve_cell(cell, channel, envs_root=envs_root, listings=listings)
-    plan = plan_cell(cell, deps=matrix.deps, envs_root=envs_root, pip_config=pip_config,
+    plan = plan_cell(cell, deps=matrix.cell_deps, envs_root=envs_root, pip_config=pip_config,
                      channel=channel, pins=resolved.pins, wheelhouse=wheelhouse)
     return resolved, plan

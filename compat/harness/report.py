@@ -30,12 +30,13 @@ SYMBOLS: dict[str, str] = {
     Outcome.SKIPPED.value: "s",
     Outcome.XFAILED.value: "x",
     Outcome.XPASSED.value: "X",
+    Outcome.FLAKY.value: "~",
     Outcome.NOT_RUN.value: "·",
     CellStatus.NOT_APPLICABLE.value: "n/a",
 }
 LEGEND = (
     "✓ passed  ✗ failed  E error  s skipped  x expected failure  X expected failure passed "
-    "(fixed)  · not run  n/a not applicable"
+    "(fixed)  ~ flaky (passed on a rerun)  · not run  n/a not applicable"
 )
 _STATUS_LABEL = {
     CellStatus.PASSED: "PASS",
@@ -59,10 +60,14 @@ def short_message(message: str | None) -> str:
 
 
 def status_label(result: CellResult) -> str:
-    """``PASS``, or ``PASS (2x)`` when it passed with expected failures; else the status."""
+    """``PASS``, ``PASS (2x)`` with expected failures, ``PASS (2x, 1~)`` with a flaky test."""
     label = _STATUS_LABEL[result.status]
-    expected = sum(t.outcome is Outcome.XFAILED for t in result.tests)
-    return f"{label} ({expected}x)" if expected and result.status is CellStatus.PASSED else label
+    if result.status is not CellStatus.PASSED:
+        return label
+    counts = result.counts()
+    notes = [f"{counts[o.value]}{SYMBOLS[o.value]}" for o in (Outcome.XFAILED, Outcome.FLAKY)
+             if counts.get(o.value)]
+    return f"{label} ({', '.join(notes)})" if notes else label
 
 
 def torch_build(result: CellResult) -> str:
@@ -192,6 +197,12 @@ def _problems(results: Sequence[CellResult]) -> list[str]:
     return lines
 
 
+def _flaky(results: Sequence[CellResult]) -> list[str]:
+    """Tests that failed and then passed: not a gate failure, never silent."""
+    return [f"{r.cell_id}: {t.nodeid.rsplit('::', 1)[-1]} passed after {t.reruns} failed "
+            f"attempt(s)" for r in results for t in r.tests if t.outcome is Outcome.FLAKY]
+
+
 def render_console(results: Sequence[CellResult], *, width: int | None = None) -> str:
     """The grid for a terminal or a CI log: bands of cells at most ``width`` wide.
 
@@ -212,6 +223,9 @@ def render_console(results: Sequence[CellResult], *, width: int | None = None) -
     if hidden:
         lines += ["", "Not applicable (not installed, not run):"]
         lines += [f"  {', '.join(ids)}: {reason}" for reason, ids in hidden.items()]
+    flaky = _flaky(results)
+    if flaky:
+        lines += ["", "Flaky (failed, then passed on a rerun):", *(f"  {f}" for f in flaky)]
     problems = _problems(results)
     if problems:
         lines += ["", "Cells not passing:", *(f"  {p}" for p in problems)]
@@ -230,6 +244,10 @@ def render_markdown(results: Sequence[CellResult], *, title: str, exit_code: int
     verdict = "all cells as expected" if exit_code == 0 else f"exit code {exit_code}"
     lines = [f"## torch-compat-matrix: {title}", "", f"**{verdict}**", "", table, "",
              f"_{LEGEND}_"]
+    flaky = _flaky(results)
+    if flaky:
+        lines += ["", "### Flaky (failed, then passed on a rerun)", "",
+                  *(f"- {_md_escape(f)}" for f in flaky)]
     problems = _problems(results)
     if problems:
         lines += ["", "### Cells not passing", "", *(f"- {_md_escape(p)}" for p in problems)]

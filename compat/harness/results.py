@@ -72,6 +72,7 @@ class Outcome(str, Enum):
     SKIPPED = "skipped"
     XFAILED = "xfailed"  # failed, and the matrix or the test said it would
     XPASSED = "xpassed"  # expected to fail, passed: reported as fixed
+    FLAKY = "flaky"  # failed, then passed on a rerun (``reruns`` in matrix.toml)
     NOT_RUN = "not-run"  # the cell died before reaching it
 
     @property
@@ -86,6 +87,7 @@ class TestResult:
     duration: float = 0.0
     message: str | None = None
     expected_reason: str | None = None  # set when an expectation matched
+    reruns: int = 0  # failed attempts before the last one
 
 
 @dataclass
@@ -237,7 +239,7 @@ def classify(
             outcome = Outcome.XPASSED
         tests.append(
             TestResult(nodeid, outcome, float(record.get("duration") or 0.0),
-                       record.get("message"), reason)
+                       record.get("message"), reason, int(record.get("reruns") or 0))
         )
     finished = set(events.tests)
     running = [n for n in events.started if n not in finished]

@@ -229,6 +229,8 @@ def _pytest_command(python: Path, matrix: Matrix, cell: Cell, cell_dir: Path,
            "-o", f"junit_suite_name={cell.id}"]
     if matrix.select:
         cmd += ["-k", matrix.select]
+    if matrix.reruns:
+        cmd += ["--reruns", str(matrix.reruns)]  # pytest-rerunfailures, in cell_deps
     return cmd
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from compat.harness.errors import ConfigError
 
-__all__ = ["Table", "env_table", "missing", "optional_int", "show"]
+__all__ = ["Table", "count", "env_table", "missing", "optional_int", "show"]
 
 
 class Table:
@@ -102,6 +102,15 @@ def optional_int(table: Table, name: str) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise table.error(name, f"expected a positive whole number, got {show(value)}")
+    return value
+
+
+def count(table: Table, name: str, default: int = 0) -> int:
+    value = table.raw(name)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise table.error(name, f"expected a whole number >= 0, got {show(value)}")
     return value
 
 

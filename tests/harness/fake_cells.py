@@ -54,6 +54,15 @@ TESTS = {
             version = os.environ["COMPAT_CELL_ID"].split("-")[0].removeprefix("torch")
             assert tuple(int(p) for p in version.split(".")[:2]) >= (2, 4)
     """,
+    "flaky": """
+        from pathlib import Path
+        def test_steady(): pass
+        def test_flaky():
+            marker = Path(__file__).with_name("attempts")
+            attempts = int(marker.read_text()) if marker.exists() else 0
+            marker.write_text(str(attempts + 1))
+            assert attempts >= 1, "the first attempt fails"
+    """,
     "plain": """
         def test_one(): pass
         def test_two(): assert 1 + 1 == 2
@@ -74,14 +83,15 @@ def cell_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[...,
     monkeypatch.setattr(run, "ensure_env", fake_env)
 
     def make(kind: str, *, timeout: int = 120, memory: int | None = None,
-             torch_source: str = FAKE_TORCH, versions: tuple[str, ...] = ("2.8.0", "2.9.0")
-             ) -> Matrix:
+             torch_source: str = FAKE_TORCH, versions: tuple[str, ...] = ("2.8.0", "2.9.0"),
+             reruns: int = 0) -> Matrix:
         (fake / "torch" / "__init__.py").write_text(torch_source, encoding="utf-8")
         tests = tmp_path / "tests" / "core"
         tests.mkdir(parents=True, exist_ok=True)
         (tests / "test_fault.py").write_text(textwrap.dedent(TESTS[kind]), encoding="utf-8")
         entries = "".join(f'[[torch]]\nversion = "{v}"\n' for v in versions)
         limit = f"memory-limit-mb = {memory}\n" if memory else ""
+        limit += f"reruns = {reruns}\n" if reruns else ""
         (tmp_path / "matrix.toml").write_text(
             f'[matrix]\nname = "{kind}"\ntimeout = {timeout}\n{limit}'
             f'env = {{ PYTHONPATH = "{fake}" }}\n{entries}', encoding="utf-8")

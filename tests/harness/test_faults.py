@@ -153,3 +153,25 @@ def test_unexpected_failure_gates(cell_world: Callable[..., Matrix], tmp_path: P
     monkeypatch.chdir(tmp_path)
     code = cli.main(["matrix", "--matrix", str(matrix.path), "--out", str(tmp_path / "o")])
     assert code == EXIT_UNEXPECTED
+
+
+def test_a_test_that_passes_on_a_rerun_is_flaky_not_failed(
+        cell_world: Callable[..., Matrix], tmp_path: Path) -> None:
+    """`reruns = 2`: the cell runs pytest-rerunfailures; the grid says "~", the gate passes."""
+    from compat.harness.gate import exit_code
+    from compat.harness.report import render_console, status_label
+
+    matrix = cell_world("flaky", versions=("2.8.0",), reruns=2)
+    assert "pytest-rerunfailures" in matrix.cell_deps
+    result = run_all(matrix, tmp_path / "run")["torch2.8.0-torch.ao-py3.11"]
+    assert "--reruns" in result.command
+    assert result.status is CellStatus.PASSED
+    assert outcomes(result) == {"test_steady": "passed", "test_flaky": "flaky"}
+    flaky = next(t for t in result.tests if t.outcome.value == "flaky")
+    assert flaky.reruns == 1
+    assert "the first attempt fails" in (flaky.message or "")
+    assert status_label(result) == "PASS (1~)"
+    assert exit_code([result]) == 0
+    text = render_console([result])
+    assert "Flaky (failed, then passed on a rerun):" in text
+    assert "torch2.8.0-torch.ao-py3.11: test_flaky passed after 1 failed attempt(s)" in text

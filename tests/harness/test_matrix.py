@@ -51,6 +51,15 @@ def test_cells_by_id_or_glob_in_matrix_order(write_matrix: WriteMatrix) -> None:
         matrix.cells_matching(["torch2.8.0-torch.ao-py3.1"])
 
 
+def test_reruns_bring_their_plugin_into_every_cell(write_matrix: WriteMatrix) -> None:
+    plain = load_matrix(write_matrix(BASIC))
+    assert (plain.reruns, "pytest-rerunfailures" in plain.cell_deps) == (0, False)
+    rerun = load_matrix(write_matrix(BASIC.replace('python = ["3.11"]',
+                                                   'python = ["3.11"]\nreruns = 2')))
+    assert rerun.reruns == 2
+    assert rerun.cell_deps == (*rerun.deps, "pytest-rerunfailures")
+
+
 def test_entry_without_torchao_makes_no_torchao_cell(write_matrix: WriteMatrix) -> None:
     matrix = load_matrix(write_matrix('[[torch]]\nversion = "2.5.1"\n'))
     assert [c.id for c in matrix.cells] == ["torch2.5.1-torch.ao-py3.11"]
@@ -123,6 +132,10 @@ def test_python_without_wheels_is_not_applicable(write_matrix: WriteMatrix) -> N
          "matrix.tests: 'no/such/dir' does not exist next to the matrix file"),
         ('[matrix]\ntimeout = -1\n[[torch]]\nversion = "2.8.0"\n',
          "matrix.timeout: expected a positive number of seconds, got -1"),
+        ('[matrix]\nreruns = -2\n[[torch]]\nversion = "2.8.0"\n',
+         "matrix.reruns: expected a whole number >= 0, got -2"),
+        ('[matrix]\nreruns = true\n[[torch]]\nversion = "2.8.0"\n',
+         "matrix.reruns: expected a whole number >= 0, got True"),
         ("[matrix]\n", "torch: the matrix has no cells"),
         ('[[torch]]\nversion = "2.8.0"\n[[torch]]\nversion = "2.8.0"\n',
          "duplicate cell 'torch2.8.0-torch.ao-py3.11'"),

@@ -84,3 +84,32 @@ def test_without_option_plugin_is_silent(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_cell="def test_pass():\n    pass\n")
     result = pytester.runpytest("-p", "compat.pytest_plugin")
     result.assert_outcomes(passed=1)
+
+
+FLAKY = """
+from pathlib import Path
+
+def test_flaky():
+    marker = Path(__file__).with_name("attempts")
+    attempts = int(marker.read_text()) if marker.exists() else 0
+    marker.write_text(str(attempts + 1))
+    assert attempts >= 2, f"attempt {attempts + 1} fails"
+
+def test_always_fails():
+    assert 1 == 2
+"""
+
+
+@pytest.mark.usefixtures("fake_torch")
+def test_a_pass_on_a_rerun_is_flaky(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    """With pytest-rerunfailures' --reruns, attempts are counted and a late pass is flaky."""
+    pytester.makepyfile(test_cell=FLAKY)
+    events_path = tmp_path / "events.jsonl"
+    pytester.runpytest("-p", "compat.pytest_plugin", "--compat-events", str(events_path),
+                       "--reruns", "3")
+    tests = {k.split("::")[-1]: v for k, v in read_events(events_path).tests.items()}
+    assert (tests["test_flaky"]["outcome"], tests["test_flaky"]["reruns"]) == ("flaky", 2)
+    assert tests["test_flaky"]["message"].startswith("passed on attempt 3; the first failed:")
+    assert "attempt 1 fails" in tests["test_flaky"]["message"]
+    assert (tests["test_always_fails"]["outcome"], tests["test_always_fails"]["reruns"]) == \
+        ("failed", 3)
