@@ -6,6 +6,7 @@
     nox -s "cell(torch2.8.0-torch.ao-py3.11)"
     nox -s report [-- RUN_DIR]        rebuild a run's report from its cell folders
     nox -s probe                      capability grid of every cell, without running tests
+    nox -s history -- TEST            a test across the kept runs, and since when it broke
     nox -s tests                      the project's own test suite
 
 Cell environments are not nox virtualenvs: the harness builds one uv environment per
@@ -91,6 +92,12 @@ def prefetch(session: nox.Session) -> None:
 def bisect(session: nox.Session) -> None:
     """First bad release or nightly: ``-- TEST --good V --bad V [--stack S]``."""
     _harness(session, "bisect")
+
+
+@nox.session(python=False)
+def history(session: nox.Session) -> None:
+    """A test across the kept runs: ``-- TEST [--cells GLOB]``; says between which it broke."""
+    _harness(session, "history", with_matrix=False)
 
 
 @nox.session(python=False)

@@ -34,6 +34,7 @@ from compat.harness.gate import (
     exit_code,
 )
 from compat.harness.gc import collect, parse_size
+from compat.harness.history import collect_history, render_history
 from compat.harness.matrix import Cell, Matrix, load_matrix
 from compat.harness.merge import merge_runs, shard_of
 from compat.harness.pipconfig import read_pip_config
@@ -125,6 +126,14 @@ def _parser() -> argparse.ArgumentParser:
     p_gc = command("gc", "remove envs not in the matrix; trim the uv cache")
     p_gc.add_argument("--cache-budget", default=None, help="e.g. 40G: prune the uv cache above it")
     p_gc.add_argument("--dry-run", action="store_true", help="say what would go, remove nothing")
+
+    p_history = sub.add_parser("history", help="a test (or every cell) across the kept runs, "
+                                                "and between which runs it broke or was fixed")
+    p_history.add_argument("test", nargs="?", default=None, help="test name or node id")
+    p_history.add_argument("--reports", default="reports", help="folder of kept runs")
+    p_history.add_argument("--matrix-name", default=None,
+                           help="runs of this matrix (default: the newest run's)")
+    p_history.add_argument("--cells", nargs="+", default=(), help="ids or globs")
 
     p_list = command("list", "list the matrix's cells")
     p_list.add_argument("--json", action="store_true", help="as JSON")
@@ -360,6 +369,13 @@ def _probe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _history(args: argparse.Namespace) -> int:
+    history = collect_history(Path(args.reports), matrix_name=args.matrix_name)
+    print(render_history(history, test=args.test, cell_patterns=args.cells,
+                         width=console_width()))
+    return 0
+
+
 def _list(args: argparse.Namespace) -> int:
     matrix = load_matrix(args.matrix)
     if args.json:
@@ -410,6 +426,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _prefetch(args)
         if args.command == "bisect":
             return _bisect(args)
+        if args.command == "history":
+            return _history(args)
         if args.command == "gc":
             return _gc(args)
         return _list(args)

@@ -1,0 +1,103 @@
+"""A test across kept runs: when it broke, and what to bisect or compare next."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from compat.harness import results
+from compat.harness.cli import main
+from compat.harness.errors import UsageError
+from compat.harness.history import changes, collect_history, render_history
+from compat.harness.results import CellResult, CellStatus, Outcome
+from compat.harness.runs import RunManifest
+
+TEST = "tests/core/test_metadata_porting.py::TestMetaDataPorting::test_simple_metadata_porting"
+NIGHTLY = "nightly-torchlatest-torchaonightly-py3.11"
+RELEASE = "torch2.8.0-torch.ao-py3.11"
+
+
+def cell(cell_id: str, torch: str, outcome: Outcome, numpy: str = "2.4.6") -> CellResult:
+    nightly = cell_id.startswith("nightly")
+    spec = {"python": "3.11", "torch": "latest" if nightly else "2.8.0",
+            "stack": "torchao" if nightly else "torch.ao", "torchao": None,
+            "channel": "nightly" if nightly else "release", "gating": not nightly,
+            "not_applicable": None}
+    failed = outcome is Outcome.FAILED
+    test = results.TestResult(TEST, outcome, 1.0, "E assert 1 == 2" if failed else None)
+    return CellResult(cell_id, spec, CellStatus.FAILED if failed else CellStatus.PASSED,
+                      tests=[test],
+                      fingerprint={"torch": torch},
+                      install={"freeze": [f"numpy=={numpy}", f"torch=={torch}"]})
+
+
+def keep_run(reports: Path, run_id: str, results: list[CellResult], name: str = "nightly") -> None:
+    folder = reports / run_id
+    RunManifest(run_id, "matrix.toml", name, "0" * 64,
+                [{"id": r.cell_id, **r.cell} for r in results]).write(folder)
+    for result in results:
+        result.write(folder / "cells" / result.cell_id / "result.json")
+
+
+@pytest.fixture
+def reports(tmp_path: Path) -> Path:
+    folder = tmp_path / "reports"
+    P, F = Outcome.PASSED, Outcome.FAILED
+    keep_run(folder, "20261120-030000-nightly",
+             [cell(NIGHTLY, "2.17.0.dev20261120+cpu", P), cell(RELEASE, "2.8.0+cpu", P)])
+    keep_run(folder, "20261121-030000-nightly",
+             [cell(NIGHTLY, "2.17.0.dev20261121+cpu", P), cell(RELEASE, "2.8.0+cpu", P)])
+    keep_run(folder, "20261121-120000-other", [cell(RELEASE, "2.8.0+cpu", F)], name="other")
+    keep_run(folder, "20261122-030000-nightly",
+             [cell(NIGHTLY, "2.17.0.dev20261122+cpu", F),
+              cell(RELEASE, "2.8.0+cpu", F, numpy="2.5.0")])
+    keep_run(folder, "20261123-030000-nightly",
+             [cell(NIGHTLY, "2.17.0.dev20261123+cpu", P),
+              cell(RELEASE, "2.8.0+cpu", F, numpy="2.5.0")])
+    return folder
+
+
+def test_runs_of_the_newest_matrix_oldest_first(reports: Path) -> None:
+    history = collect_history(reports)
+    assert [o.run_id for o in history] == ["20261120-030000-nightly", "20261121-030000-nightly",
+                                           "20261122-030000-nightly", "20261123-030000-nightly"]
+    assert [o.run_id for o in collect_history(reports, matrix_name="other")] == \
+        ["20261121-120000-other"]
+
+
+def test_breaks_and_fixes_with_what_to_do_next(reports: Path) -> None:
+    history = collect_history(reports)
+    found = [(c.cell_id, c.kind, c.before[0], c.after[0])
+             for c in changes(history, "test_simple_metadata_porting", [NIGHTLY, RELEASE])]
+    assert found == [
+        (NIGHTLY, "broke", "20261121-030000-nightly", "20261122-030000-nightly"),
+        (NIGHTLY, "fixed", "20261122-030000-nightly", "20261123-030000-nightly"),
+        (RELEASE, "broke", "20261121-030000-nightly", "20261122-030000-nightly"),
+    ]
+    text = render_history(history, test="test_simple_metadata_porting")
+    assert (f"  {NIGHTLY}: broke between 20261121-030000-nightly (torch 2.17.0.dev20261121+cpu)"
+            " and 20261122-030000-nightly (torch 2.17.0.dev20261122+cpu)") in text
+    assert ("    bisect: nox -s bisect -- test_simple_metadata_porting --good 2026-11-21 "
+            "--bad 2026-11-22 --channel nightly --stack torchao --python 3.11") in text
+    # a fix bisects the other way round: --good newer than --bad
+    assert "--good 2026-11-23 --bad 2026-11-22 --channel nightly" in text
+    assert "    same torch build; other packages changed: numpy 2.4.6 -> 2.5.0" in text
+    grid_row = next(line for line in text.splitlines() if line.startswith("20261122"))
+    assert grid_row.split()[1:] == ["✗", "✗"]
+
+
+def test_cell_status_history_and_filters(reports: Path) -> None:
+    text = render_history(collect_history(reports), test=None, cell_patterns=["nightly-*"])
+    assert "history of every cell's status: 4 run(s)" in text
+    assert "torch2.8.0" not in text
+    assert "broke between 20261121-030000-nightly" in text
+    with pytest.raises(UsageError, match="no such cell"):
+        render_history(collect_history(reports), test=None, cell_patterns=["torch9*"])
+
+
+def test_command_line(reports: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["history", "test_simple_metadata_porting", "--reports", str(reports)]) == 0
+    assert "Changes:" in capsys.readouterr().out
+    assert main(["history", "--reports", str(reports / "nowhere")]) == 2
+    assert "no reports folder" in capsys.readouterr().err
