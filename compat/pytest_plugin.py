@@ -9,6 +9,7 @@ must never import :mod:`compat.harness`.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import platform
@@ -26,6 +27,9 @@ _MAX_TEXT = 8000
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("compat", "torch-compat-matrix cell recording")
     group.addoption("--compat-events", default=None, help="append the cell's events (JSONL) here")
+    group.addoption("--compat-no-rerun", action="append", default=[], metavar="GLOB",
+                    help="never rerun tests matching GLOB (node id or name): the matrix "
+                         "expects them to fail")
 
 
 def _clip(text: str) -> str:
@@ -159,6 +163,16 @@ def _longrepr(report: pytest.TestReport) -> str:
         return str(report.longrepr[2])
     text = getattr(report, "longreprtext", "") or str(report.longrepr or "")
     return text or getattr(report, "wasxfail", "")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """An expected failure fails every attempt: pytest-rerunfailures' own per-test marker
+    (``flaky(reruns=0)``) spares it the reruns."""
+    patterns = config.getoption("compat_no_rerun")
+    for item in items if patterns else []:
+        if any(fnmatch.fnmatchcase(item.nodeid, p) or fnmatch.fnmatchcase(item.name, p)
+               for p in patterns):
+            item.add_marker(pytest.mark.flaky(reruns=0))
 
 
 def pytest_configure(config: pytest.Config) -> None:

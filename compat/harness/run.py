@@ -231,6 +231,9 @@ def _pytest_command(python: Path, matrix: Matrix, cell: Cell, cell_dir: Path,
         cmd += ["-k", matrix.select]
     if matrix.reruns:
         cmd += ["--reruns", str(matrix.reruns)]  # pytest-rerunfailures, in cell_deps
+        for expectation in matrix.expectations:
+            if expectation.where.matches(cell):
+                cmd += ["--compat-no-rerun", expectation.test]
     return cmd
 
 

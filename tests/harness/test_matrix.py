@@ -189,3 +189,30 @@ reason = "only without torchao"
     assert matrix.expectation_for(plain, "t.py::test_any") is None
     assert matrix.expectation_for(plain, "t.py::test_x").reason == "only without torchao"
     assert matrix.expectation_for(paired, "t.py::test_x").reason == "pairing broken"
+
+
+def test_a_rerun_cell_spares_only_its_own_expected_failures(write_matrix: WriteMatrix,
+                                                            tmp_path: Path) -> None:
+    from compat.harness.run import _pytest_command
+
+    matrix = load_matrix(write_matrix("""
+        [matrix]
+        reruns = 2
+
+        [[torch]]
+        version = "2.8.0"
+
+        [[expect]]
+        test = "test_old_*"
+        torch = "2.8"
+        reason = "fails on 2.8"
+
+        [[expect]]
+        test = "test_new"
+        torch = ">=2.9"
+        reason = "fails from 2.9"
+        """))
+    cmd = _pytest_command(Path("python"), matrix, matrix.cells[0], tmp_path, tmp_path / "e")
+    assert cmd[cmd.index("--reruns") + 1] == "2"
+    assert [cmd[i + 1] for i, arg in enumerate(cmd) if arg == "--compat-no-rerun"] == \
+        ["test_old_*"]

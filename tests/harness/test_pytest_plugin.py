@@ -113,3 +113,16 @@ def test_a_pass_on_a_rerun_is_flaky(pytester: pytest.Pytester, tmp_path: Path) -
     assert "attempt 1 fails" in tests["test_flaky"]["message"]
     assert (tests["test_always_fails"]["outcome"], tests["test_always_fails"]["reruns"]) == \
         ("failed", 3)
+
+
+@pytest.mark.usefixtures("fake_torch")
+def test_tests_the_matrix_expects_to_fail_are_not_rerun(pytester: pytest.Pytester,
+                                                        tmp_path: Path) -> None:
+    pytester.makepyfile(test_cell=FLAKY)
+    events_path = tmp_path / "events.jsonl"
+    pytester.runpytest("-p", "compat.pytest_plugin", "--compat-events", str(events_path),
+                       "--reruns", "3", "--compat-no-rerun", "test_always_*")
+    tests = {k.split("::")[-1]: v for k, v in read_events(events_path).tests.items()}
+    assert (tests["test_always_fails"]["outcome"], tests["test_always_fails"]["reruns"]) == \
+        ("failed", 0)
+    assert tests["test_flaky"]["outcome"] == "flaky"  # the others still get their reruns
