@@ -98,9 +98,11 @@ def _passing(result: CellResult, test: str | None) -> bool | None:
             return True
         return False if result.status.unexpected else None
     found = _test(result, test)
-    if found is None:
-        return None
-    return True if found.outcome in _PASSING else False if found.outcome in _FAILING else None
+    if found is not None and found.outcome in _PASSING:
+        return True
+    if found is not None and found.outcome in _FAILING:
+        return False
+    return None  # absent, skipped, flaky, not run: no evidence either way
 
 
 def changes(history: Sequence[Observation], test: str | None,
