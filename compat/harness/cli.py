@@ -1,60 +1,50 @@
 """Command line of the harness; the nox sessions are thin wrappers around these commands.
 
-``python -m compat matrix|cell|report|list`` works without nox as well, which is how
-the sessions stay testable and how a CI job without nox can call the same code.
+``python -m compat matrix|cell|report|probe|prefetch|bisect|history|plan|gc|list`` works
+without nox as well, which is how the sessions stay testable and how a CI job without
+nox can call the same code. A run itself is :mod:`compat.harness.matrix_run`.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import dataclasses
 import json
-import os
-import shutil
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from compat.harness.applicability import STACKS
-from compat.harness.baseline import diff_runs, load_baseline, render_diff
 from compat.harness.bisect_run import BisectRequest, bisect, matrix_candidates, render_bisect
-from compat.harness.disk import tree_bytes, uv_cache_dir
-from compat.harness.envs import uv_bin
 from compat.harness.errors import UsageError
 from compat.harness.gate import (
     EXIT_INFRA,
     EXIT_INTERRUPTED,
     EXIT_UNEXPECTED,
     EXIT_USAGE,
-    exit_code,
 )
 from compat.harness.gc import collect, parse_size
 from compat.harness.history import collect_history, render_history
-from compat.harness.matrix import Cell, Matrix, load_matrix
+from compat.harness.matrix import load_matrix
+from compat.harness.matrix_run import (
+    RunOptions,
+    console_width,
+    envs_root,
+    finish_run,
+    load_baseline_option,
+    run_matrix,
+)
 from compat.harness.merge import merge_runs, shard_of
 from compat.harness.pipconfig import read_pip_config
-from compat.harness.prefetch import MANIFEST, prefetch
+from compat.harness.prefetch import prefetch
 from compat.harness.probe import probe_cells, render_probe
-from compat.harness.progress import make_progress
-from compat.harness.publish import write_reports
-from compat.harness.report import render_console
-from compat.harness.results import CellResult, CellStatus
-from compat.harness.run import RunInterrupted, default_jobs, run_cells
-from compat.harness.runs import RunManifest, load_run, new_run_dir, update_latest
+from compat.harness.run import default_jobs
+from compat.harness.runs import load_run
 
 __all__ = ["main"]
 
 DEFAULT_MATRIX = "matrix.toml"
-
-
-def envs_root() -> Path:
-    """Where cell environments live: ``$COMPAT_ENVS_DIR`` or ``.envs`` in the working dir."""
-    return Path(os.environ.get("COMPAT_ENVS_DIR") or ".envs").resolve()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -140,75 +130,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run(matrix: Matrix, cells: list[Cell], args: argparse.Namespace) -> int:
-    baseline = _baseline(args)
-    if args.reruns is not None:
-        if args.reruns < 0:
-            raise UsageError(f"--reruns {args.reruns}: expected a whole number >= 0")
-        matrix = dataclasses.replace(matrix, reruns=args.reruns)
-    if args.out:
-        run_dir = Path(args.out).resolve()
-        run_dir.mkdir(parents=True, exist_ok=True)
-        run_id, reports = run_dir.name, None
-    else:
-        reports = Path("reports").resolve()
-        run_id, run_dir = new_run_dir(reports, matrix.name)
-    RunManifest.for_matrix(run_id, matrix, cells, getattr(args, "shard", None)).write(run_dir)
-    jobs = args.jobs if args.jobs and args.jobs > 0 else default_jobs()
-    applicable = sum(c.applicable for c in cells)
-    print(f"compat: {len(cells)} cells ({applicable} applicable) from {matrix.path}, "
-          f"{jobs} at a time -> {run_dir}", flush=True)
-    reused = _resumed(args, cells, run_dir)
-    cache_size = _measure_cache_in_background()
-    todo = [c for c in cells if c.id not in reused]
-    try:
-        progress = make_progress([c.id for c in todo])
-        try:
-            fresh = run_cells(todo, matrix, run_dir=run_dir, envs_root=envs_root(),
-                              pip_config=read_pip_config(), jobs=jobs, progress=progress,
-                              wheelhouse=_wheelhouse(args))
-        finally:
-            progress.close()
-    except RunInterrupted as stop:
-        by_id = {**reused, **{r.cell_id: r for r in stop.results}}
-        _finish(run_dir, run_id, [by_id[c.id] for c in cells], RunManifest.read(run_dir),
-                reports, baseline, cache_size())
-        print("compat: interrupted; finished cells are kept (rerun with --resume)",
-              file=sys.stderr)
-        return EXIT_INTERRUPTED
-    by_id = {**reused, **{r.cell_id: r for r in fresh}}
-    results = [by_id[c.id] for c in cells]
-    return _finish(run_dir, run_id, results, RunManifest.read(run_dir), reports, baseline,
-                   cache_size())
-
-
-def _measure_cache_in_background() -> Callable[[], dict[str, Any]]:
-    """Size the shared uv cache while the cells run; the report says how big it is."""
-    found: dict[str, Any] = {}
-
-    def measure() -> None:
-        with contextlib.suppress(Exception):
-            folder = uv_cache_dir(uv_bin())
-            if folder is not None and folder.is_dir():
-                found.update(uv_cache_dir=str(folder), uv_cache_bytes=tree_bytes(folder))
-
-    worker = threading.Thread(target=measure, daemon=True)
-    worker.start()
-
-    def result() -> dict[str, Any]:
-        worker.join(timeout=60)
-        return dict(found)
-
-    return result
-
-
-def _wheelhouse(args: argparse.Namespace) -> Path | None:
-    if not getattr(args, "offline", None):
-        return None
-    folder = Path(args.offline).resolve()
-    if not (folder / MANIFEST).is_file():
-        raise UsageError(f"{folder}: not a prefetched wheelhouse (run nox -s prefetch first)")
-    return folder
+def _options(args: argparse.Namespace) -> RunOptions:
+    return RunOptions(out=args.out, jobs=args.jobs, baseline=args.baseline,
+                      resume=getattr(args, "resume", None), offline=args.offline,
+                      reruns=args.reruns, shard=getattr(args, "shard", None))
 
 
 def _prefetch(args: argparse.Namespace) -> int:
@@ -261,69 +186,8 @@ def _gc(args: argparse.Namespace) -> int:
     return 0
 
 
-def _resumed(args: argparse.Namespace, cells: Sequence[Cell], run_dir: Path
-             ) -> dict[str, CellResult]:
-    """With ``--resume [RUN]``: finished cells of that run, copied into this one."""
-    if not getattr(args, "resume", None):
-        return {}
-    source = Path(args.resume).resolve()
-    if not source.is_dir():
-        raise UsageError(f"{args.resume}: no such run folder to resume")
-    loaded = load_run(source)
-    wanted = {c.id: c for c in cells}
-    kept: dict[str, CellResult] = {}
-    for result in loaded.results:
-        cell = wanted.get(result.cell_id)
-        if cell is None or result.status is CellStatus.NOT_RUN or result.cell != asdict(cell):
-            continue
-        if source != run_dir:
-            shutil.copytree(source / "cells" / result.cell_id, run_dir / "cells" / result.cell_id,
-                            dirs_exist_ok=True)
-        kept[result.cell_id] = result
-    if kept:
-        print(f"compat: resuming {len(kept)} finished cell(s) from {source}", flush=True)
-    return kept
-
-
-def _baseline(args: argparse.Namespace) -> tuple[str, dict[str, Any]] | None:
-    if not getattr(args, "baseline", None):
-        return None
-    return str(args.baseline), load_baseline(args.baseline)
-
-
-def console_width() -> int:
-    """The terminal's width, ``$COLUMNS``, or 200 for a CI log (wide, yet one screen)."""
-    return max(80, shutil.get_terminal_size((200, 24)).columns)
-
-
-def _finish(run_dir: Path, run_id: str, results: Sequence[CellResult],
-            manifest: RunManifest | None, reports: Path | None,
-            baseline: tuple[str, dict[str, Any]] | None = None,
-            disk: dict[str, Any] | None = None) -> int:
-    diff = diff_runs(baseline[1], results, name=baseline[0]) if baseline else None
-    code = exit_code(results, regressions=len(diff.regressions) if diff else 0)
-    info = manifest.matrix_info() if manifest else {"name": run_id}
-    paths = write_reports(run_dir, results, run_id=run_id, matrix=info, exit_code=code,
-                          diff=diff, disk=disk)
-    print()
-    print(render_console(results, width=console_width()))
-    if diff is not None:
-        print()
-        print(render_diff(diff))
-    print()
-    if disk and "uv_cache_bytes" in disk:
-        own = sum(int(r.install.get("disk", {}).get("own_bytes", 0)) for r in results)
-        print(f"disk: uv cache {disk['uv_cache_bytes'] / 2**30:.1f} GiB ({disk['uv_cache_dir']})"
-              f"; envs' own files {own / 2**20:.0f} MiB (the rest is hardlinked from the cache)")
-    if reports is not None:
-        update_latest(reports, run_dir)
-    print(f"reports: {', '.join(str(p) for p in paths.values())}")
-    print(f"exit code {code}")
-    return code
-
-
 def _report(args: argparse.Namespace) -> int:
-    baseline = _baseline(args)
+    baseline = load_baseline_option(args.baseline)
     if args.merge:
         run_dir = Path(args.out or args.run).resolve()
         if run_dir.is_symlink() or run_dir.name == "latest":
@@ -340,7 +204,7 @@ def _report(args: argparse.Namespace) -> int:
     if not loaded.results:
         raise UsageError(f"{run_dir}: no cell results to report")
     run_id = loaded.manifest.run_id if loaded.manifest else run_dir.name
-    return _finish(run_dir, run_id, loaded.results, loaded.manifest, None, baseline)
+    return finish_run(run_dir, run_id, loaded.results, loaded.manifest, None, baseline)
 
 
 def _plan(args: argparse.Namespace) -> int:
@@ -412,10 +276,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.shard:  # as `plan --shard`: applicable cells only; n/a ones need no runner
                 cells = [c for c in cells if c.applicable]
                 cells = [cells[k] for k in shard_of(cells, args.shard)]
-            return _run(matrix, cells, args)
+            return run_matrix(matrix, cells, _options(args))
         if args.command == "cell":
             matrix = load_matrix(args.matrix)
-            return _run(matrix, [matrix.cell(args.cell_id)], args)
+            return run_matrix(matrix, [matrix.cell(args.cell_id)], _options(args))
         if args.command == "report":
             return _report(args)
         if args.command == "plan":
