@@ -33,7 +33,13 @@ from compat.harness.index import IndexUnreachable, list_wheels
 from compat.harness.matrix import NIGHTLY_TORCHAO, RELEASE, Cell, Matrix
 from compat.harness.pipconfig import PipIndexConfig
 from compat.harness.progress import Progress
-from compat.harness.results import CellResult, CellStatus, Outcome, atomic_write_text
+from compat.harness.results import (
+    CellResult,
+    CellStatus,
+    Outcome,
+    atomic_write_text,
+    read_json_object,
+)
 from compat.harness.run import run_cell
 
 __all__ = ["BisectRequest", "bisect", "find_candidates", "matrix_candidates", "render_bisect",
@@ -152,20 +158,15 @@ def torchao_for(request: BisectRequest, candidate: str, channel: dict[str, Any],
     return pairing.get(candidate)
 
 
-def _outcomes(result: CellResult, test: str) -> list[Outcome]:
-    return [t.outcome for t in result.tests
-            if t.nodeid == test or t.nodeid.rsplit("::", 1)[-1] == test]
-
-
 def verdict_of(result: CellResult, test: str) -> Verdict:
     if result.status in _SKIP_STATUSES:
         return Verdict.SKIP
-    outcomes = _outcomes(result, test)
+    outcomes = [t.outcome for t in result.tests_named(test)]
     if Outcome.FLAKY in outcomes:
         return Verdict.SKIP  # failed, then passed: neither verdict can be trusted
-    if outcomes and all(o in (Outcome.PASSED, Outcome.XPASSED) for o in outcomes):
+    if outcomes and all(o.passing for o in outcomes):
         return Verdict.GOOD
-    if any(o in (Outcome.FAILED, Outcome.ERROR, Outcome.XFAILED) for o in outcomes):
+    if any(o.failing for o in outcomes):
         return Verdict.BAD
     if result.status in (CellStatus.CRASHED, CellStatus.TIMED_OUT, CellStatus.ERROR):
         return Verdict.BAD
@@ -182,7 +183,7 @@ def bisect(request: BisectRequest, matrix: Matrix, *, out: Path, envs_root: Path
         raise UsageError(f"fewer than two torch versions between {request.good} and "
                          f"{request.bad} for CPython {request.python}")
     state_path = out / "bisect.json"
-    saved = _load(state_path)
+    saved = read_json_object(state_path)
     fix = request.finds_fix
 
     def searched(verdict: Verdict) -> Verdict:
@@ -221,7 +222,7 @@ def bisect(request: BisectRequest, matrix: Matrix, *, out: Path, envs_root: Path
         if result.fingerprint.get("torch_git_version"):
             record["git"][candidate] = result.fingerprint["torch_git_version"]
         # What the test did ("xfailed": it failed, as the matrix expected), else the cell.
-        shown = "/".join(o.value for o in _outcomes(result, request.test))
+        shown = "/".join(t.outcome.value for t in result.tests_named(request.test))
         record["steps"].append({"candidate": candidate, "verdict": verdict.value,
                                 "status": shown or result.status.value,
                                 "reason": result.reason, "env_built": built})
@@ -241,14 +242,6 @@ def bisect(request: BisectRequest, matrix: Matrix, *, out: Path, envs_root: Path
                          if git_before and git_after else None)
     atomic_write_text(state_path, json.dumps(record, indent=2) + "\n")
     return record
-
-
-def _load(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def render_bisect(record: dict[str, Any]) -> str:

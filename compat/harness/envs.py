@@ -27,7 +27,7 @@ from compat.harness.interpreters import find_interpreter
 from compat.harness.lockfile import installed_wheels, locked_pins
 from compat.harness.plan import InstallPlan
 from compat.harness.redact import redact
-from compat.harness.results import atomic_write_text
+from compat.harness.results import atomic_write_text, read_json_object
 
 __all__ = ["EnvRecord", "InstallFailed", "ensure_env", "env_lock", "uv_bin", "uv_version"]
 
@@ -117,14 +117,6 @@ def _bin(env_dir: Path) -> Path:
     return env_dir / "bin" / "python"
 
 
-def _read_stamp(env_dir: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads((env_dir / STAMP).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def _site_packages(env_dir: Path) -> Path:
     found = sorted(env_dir.glob("lib/python*/site-packages"))
     if not found:
@@ -192,8 +184,8 @@ def ensure_env(plan: InstallPlan, *, log: Path, timeout: float) -> EnvRecord:
     """Reuse the cell's env when its key matches, else build it from scratch."""
     env_dir = plan.env_dir
     started = time.monotonic()
-    stamp = _read_stamp(env_dir)
-    if stamp is not None and stamp.get("key") == plan.key and _bin(env_dir).exists():
+    stamp = read_json_object(env_dir / STAMP)
+    if stamp.get("key") == plan.key and _bin(env_dir).exists():
         _link_project(env_dir)
         if "disk" not in stamp:  # envs from before sizes were recorded
             stamp["disk"] = disk_use(env_dir).to_dict()

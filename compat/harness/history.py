@@ -22,13 +22,10 @@ from compat.harness.bands import render_banded
 from compat.harness.channels import nightly_date
 from compat.harness.errors import UsageError
 from compat.harness.report import SYMBOLS, status_label, torch_build
-from compat.harness.results import CellResult, CellStatus, Outcome, TestResult
+from compat.harness.results import CellResult, CellStatus
 from compat.harness.runs import MANIFEST, load_run
 
 __all__ = ["Change", "Observation", "changes", "collect_history", "render_history"]
-
-_PASSING = {Outcome.PASSED, Outcome.XPASSED}
-_FAILING = {Outcome.FAILED, Outcome.ERROR, Outcome.XFAILED}
 
 
 @dataclass
@@ -75,19 +72,14 @@ def _started(folder: Path) -> str:
     return time.strftime("%Y%m%d-%H%M%S", time.localtime((folder / MANIFEST).stat().st_mtime))
 
 
-def _test(result: CellResult, test: str) -> TestResult | None:
-    return next((t for t in result.tests
-                 if t.nodeid == test or t.nodeid.rsplit("::", 1)[-1] == test), None)
-
-
 def _value(result: CellResult | None, test: str | None) -> str:
     if result is None:
         return ""  # the cell was not in that run
     if test is None:
         return status_label(result)
-    found = _test(result, test)
-    if found is not None:
-        return SYMBOLS[found.outcome.value]
+    found = result.tests_named(test)
+    if found:
+        return SYMBOLS[found[0].outcome.value]
     return "n/a" if result.status is CellStatus.NOT_APPLICABLE else SYMBOLS["not-run"]
 
 
@@ -97,10 +89,10 @@ def _passing(result: CellResult, test: str | None) -> bool | None:
         if result.status is CellStatus.PASSED:
             return True
         return False if result.status.unexpected else None
-    found = _test(result, test)
-    if found is not None and found.outcome in _PASSING:
+    outcomes = [t.outcome for t in result.tests_named(test)]
+    if outcomes and all(o.passing for o in outcomes):
         return True
-    if found is not None and found.outcome in _FAILING:
+    if any(o.failing for o in outcomes):
         return False
     return None  # absent, skipped, flaky, not run: no evidence either way
 

@@ -79,7 +79,6 @@ def _status_class(result: CellResult) -> str:
 
 def _grid(results: Sequence[CellResult]) -> str:
     grid = build_grid(results, sep="<br>", route_width=14)
-    full = dict(build_grid(results).info_rows)
     heads = "".join(
         f'<th title="{_e(r.cell_id)}"><a href="#{_anchor(r.cell_id)}">'
         f"{'<br>'.join(_e(p) for p in column_header(r, chr(10)).splitlines())}</a></th>"
@@ -108,7 +107,8 @@ def _grid(results: Sequence[CellResult]) -> str:
             cells = "".join(f'<td class="{_status_class(r)}">{_e(v)}</td>'
                             for r, v in zip(results, values, strict=True))
         else:
-            titles = full.get(name, values)
+            route = name.removeprefix("route: ")  # a lettered route's title spells it out
+            titles = [r.routes.get(route, "") for r in results] if route != name else values
             cells = "".join(f'<td title="{_e(t)}">{_e(v)}</td>'
                             for v, t in zip(values, titles, strict=True))
         rows.append(f'<tr class="info"><td class="row">{_e(name)}</td>{cells}</tr>')

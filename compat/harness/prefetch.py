@@ -24,7 +24,7 @@ from compat.harness.pipconfig import PipIndexConfig
 from compat.harness.plan import plan_for
 from compat.harness.redact import redact
 from compat.harness.resolve import ResolutionFailed
-from compat.harness.results import atomic_write_text
+from compat.harness.results import atomic_write_text, read_json_object
 
 __all__ = ["MANIFEST", "prefetch"]
 
@@ -50,10 +50,7 @@ def prefetch(matrix: Matrix, *, wheelhouse: Path, envs_root: Path,
     """Download every applicable cell's wheels; returns (and writes) the manifest."""
     wheelhouse.mkdir(parents=True, exist_ok=True)
     manifest_path = wheelhouse / MANIFEST
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        manifest = {}
+    manifest = read_json_object(manifest_path)
     files: dict[str, Any] = manifest.setdefault("files", {})
     cells: dict[str, Any] = manifest.setdefault("cells", {})
     listings = Listings()

@@ -19,6 +19,7 @@ from compat.harness.index import Listings
 from compat.harness.matrix import Cell, Matrix
 from compat.harness.pipconfig import PipIndexConfig
 from compat.harness.plan import plan_for
+from compat.harness.report import not_applicable_lines
 from compat.harness.resolve import ResolutionFailed
 from compat.harness.run import cell_environment
 
@@ -86,7 +87,7 @@ def render_probe(cells: Sequence[Cell], found: Sequence[dict[str, str]], *,
             for key in keys]
     headers = ["capability", *(c.id.replace("-", "\n", 2) for c, _ in probed)]
     text = render_banded(headers, rows, width=width, align="left") if probed else ""
-    skipped = [f"  {c.id}: {c.not_applicable}" for c in cells if not c.applicable]
+    skipped = [(c.id, c.not_applicable or "") for c in cells if not c.applicable]
     if skipped:
-        text += "\n\nNot applicable (not probed):\n" + "\n".join(skipped)
+        text += "\n\nNot applicable (not probed):\n" + "\n".join(not_applicable_lines(skipped))
     return text.lstrip("\n")

@@ -6,7 +6,7 @@ really had, install and test time, and every shim route the cell took.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from tabulate import tabulate
@@ -19,6 +19,7 @@ __all__ = [
     "SYMBOLS",
     "Grid",
     "build_grid",
+    "not_applicable_lines",
     "render_console",
     "render_markdown",
 ]
@@ -197,6 +198,14 @@ def _problems(results: Sequence[CellResult]) -> list[str]:
     return lines
 
 
+def not_applicable_lines(cells: Iterable[tuple[str, str]]) -> list[str]:
+    """(cell id, reason) pairs grouped by reason: what a grid lists instead of n/a columns."""
+    by_reason: dict[str, list[str]] = {}
+    for cell_id, reason in cells:
+        by_reason.setdefault(reason, []).append(cell_id)
+    return [f"  {', '.join(ids)}: {reason}" for reason, ids in by_reason.items()]
+
+
 def _flaky(results: Sequence[CellResult]) -> list[str]:
     """Tests that failed and then passed: not a gate failure, never silent."""
     return [f"{r.cell_id}: {t.nodeid.rsplit('::', 1)[-1]} passed after {t.reruns} failed "
@@ -217,12 +226,9 @@ def render_console(results: Sequence[CellResult], *, width: int | None = None) -
     lines = [render_banded(["test", *grid.headers], grid.rows(), width=width), "", LEGEND]
     if grid.route_legend:
         lines += ["", "Routes:", *(f"  {line}" for line in grid.route_legend)]
-    hidden: dict[str, list[str]] = {}
-    for result in folded:
-        hidden.setdefault(result.reason or "", []).append(result.cell_id)
-    if hidden:
-        lines += ["", "Not applicable (not installed, not run):"]
-        lines += [f"  {', '.join(ids)}: {reason}" for reason, ids in hidden.items()]
+    if folded:
+        lines += ["", "Not applicable (not installed, not run):",
+                  *not_applicable_lines((r.cell_id, r.reason or "") for r in folded)]
     flaky = _flaky(results)
     if flaky:
         lines += ["", "Flaky (failed, then passed on a rerun):", *(f"  {f}" for f in flaky)]

@@ -23,7 +23,7 @@ from compat.harness import index as index_client
 from compat.harness.channels import NightlyNotFound, Resolution, nightly_date, resolve_nightly
 from compat.harness.matrix import NIGHTLY_TORCHAO, Cell
 from compat.harness.redact import redact
-from compat.harness.results import atomic_write_text
+from compat.harness.results import atomic_write_text, read_json_object
 
 __all__ = ["ResolutionFailed", "ResolvedCell", "resolve_cell"]
 
@@ -45,19 +45,11 @@ class ResolvedCell:
     nightly: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def _load_cache(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def _store(path: Path, key: str, value: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_suffix(".lock"), "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        data = _load_cache(path)
+        data = read_json_object(path)
         data[key] = value
         atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
@@ -66,7 +58,7 @@ def _nightly(project: str, spec: str, *, index: str, python: str, today: date,
              cache: Path, listings: index_client.Listings) -> tuple[Resolution, str | None]:
     key = f"{redact(index)}|{project}|{spec}|{python}"
     dated = not spec.startswith("latest")
-    remembered = _load_cache(cache).get(key)
+    remembered = read_json_object(cache).get(key)
     if dated and remembered:
         return Resolution(**remembered), None
     try:

@@ -29,6 +29,7 @@ __all__ = [
     "atomic_write_text",
     "classify",
     "read_events",
+    "read_json_object",
 ]
 
 SCHEMA_VERSION = 1
@@ -78,6 +79,16 @@ class Outcome(str, Enum):
     @property
     def unexpected(self) -> bool:
         return self in (Outcome.FAILED, Outcome.ERROR)
+
+    @property
+    def passing(self) -> bool:
+        """The test passed, whatever the matrix expected (bisect and history judge by this)."""
+        return self in (Outcome.PASSED, Outcome.XPASSED)
+
+    @property
+    def failing(self) -> bool:
+        """The test failed, whatever the matrix expected; flaky, skipped, not run: neither."""
+        return self in (Outcome.FAILED, Outcome.ERROR, Outcome.XFAILED)
 
 
 @dataclass
@@ -132,6 +143,10 @@ class CellResult:
         ]
         return cls(**fields)
 
+    def tests_named(self, test: str) -> list[TestResult]:
+        """The results of ``test``: a node id, or a bare test name (every parametrization)."""
+        return [t for t in self.tests if t.nodeid == test or t.nodeid.rsplit("::", 1)[-1] == test]
+
     def counts(self) -> dict[str, int]:
         totals: dict[str, int] = {}
         for test in self.tests:
@@ -166,6 +181,15 @@ def atomic_write_text(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A small state file (a stamp, a cache, saved verdicts): missing or corrupt reads as {}."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 @dataclass

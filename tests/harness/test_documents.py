@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import shutil
 import subprocess
@@ -70,6 +71,8 @@ def test_html_escapes_everything_that_came_from_outside() -> None:
     assert "secret" not in page
     # every failing symbol links to its message
     assert 'href="#torch2.8.0-torch.ao-py3.11--tests_core_test_metadata_porting.py' in page
+    # a long route is a letter in the grid and spelled out, escaped, in its title
+    assert f'title="{html.escape(HOSTILE)}">A</td>' in page
 
 
 def test_merged_junit_has_a_suite_per_cell(tmp_path: Path) -> None:
