@@ -59,6 +59,37 @@ def _import_error(module: str) -> str | None:
     return None
 
 
+def _exception_types(exc: BaseException) -> list[str]:
+    """The exception's class and its bases, each as a bare name and a dotted path.
+
+    An expectation's ``raises`` matches any of them, as ``pytest.raises`` accepts a base.
+    """
+    names: list[str] = []
+    for cls in type(exc).__mro__:
+        if cls is object:
+            continue
+        for name in (cls.__name__, f"{cls.__module__}.{cls.__qualname__}"):
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def _import_with_warnings(module: str) -> tuple[str | None, list[str]]:
+    """Import ``module``; its import error and the warnings it raised (a NumPy ABI warning
+    at ``import torch`` says the environment is broken for any test touching numpy)."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        error = _import_error(module)
+    seen = []
+    for w in caught:
+        text = f"{w.category.__name__}: {str(w.message).strip().splitlines()[0][:300]}"
+        if text not in seen:
+            seen.append(text)
+    return error, seen
+
+
 def fingerprint() -> dict[str, Any]:
     """What this cell really is, read from inside it (importing torch once, here)."""
     info: dict[str, Any] = {
@@ -71,7 +102,7 @@ def fingerprint() -> dict[str, Any]:
         "pytest": pytest.__version__,
     }
     started = time.perf_counter()
-    info["torch_import_error"] = _import_error("torch")
+    info["torch_import_error"], info["torch_import_warnings"] = _import_with_warnings("torch")
     info["torch_import_seconds"] = round(time.perf_counter() - started, 3)
     if info["torch_import_error"] is None:
         import torch
@@ -104,6 +135,21 @@ class _Recorder:
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
             self.emit("collect_error", nodeid=report.nodeid, message=_clip(str(report.longrepr)))
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo) -> Any:
+        """Keep the failure's exception type and message: expectations match on them."""
+        outcome = yield
+        report = outcome.get_result()
+        excinfo = call.excinfo
+        if excinfo is None or not report.failed:
+            return
+        state = self.outcomes.setdefault(report.nodeid,
+                                         {"duration": 0.0, "message": None, "reruns": 0})
+        if "exc_types" in state and report.when == "teardown":
+            return  # the call's failure is the one that says what broke
+        state["exc_types"] = _exception_types(excinfo.value)
+        state["exc_message"] = _clip(str(excinfo.value))
 
     def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
         self.emit("test_start", nodeid=nodeid)
@@ -142,20 +188,24 @@ class _Recorder:
                 duration=round(state["duration"], 4),
                 message=state["message"],
                 reruns=state["reruns"],
+                exc_types=state.get("exc_types", []),
+                exc_message=state.get("exc_message"),
             )
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         routes: dict[str, str] = {}
+        adaptations: dict[str, str] = {}
         warnings_seen: list[str] = []
         shim_routes = sys.modules.get("compat.shims.routes")
         if shim_routes is not None:
             try:
                 routes = dict(shim_routes.routes())
+                adaptations = dict(getattr(shim_routes, "adaptations", dict)())
                 warnings_seen = list(shim_routes.warnings_seen())
             except Exception as exc:  # noqa: BLE001 - a broken shim must not lose the results
                 routes = {"error": f"{type(exc).__name__}: {exc}"}
         self.emit("session_finish", exitstatus=int(exitstatus), routes=routes,
-                  warnings=warnings_seen)
+                  adaptations=adaptations, warnings=warnings_seen)
 
 
 def _longrepr(report: pytest.TestReport) -> str:

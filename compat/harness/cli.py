@@ -69,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--reruns", type=int, default=None, metavar="N",
                        help="rerun a failed test up to N times (overrides the matrix's "
                             "`reruns`); a later pass is reported as flaky")
+        p.add_argument("--strict", action="store_true", default=None,
+                       help="an expected failure that passes (fixed) fails the gate "
+                            "(the matrix's `strict`)")
 
     p_matrix = command("matrix", "run every cell, then report")
     add_run_options(p_matrix)
@@ -133,7 +136,8 @@ def _parser() -> argparse.ArgumentParser:
 def _options(args: argparse.Namespace) -> RunOptions:
     return RunOptions(out=args.out, jobs=args.jobs, baseline=args.baseline,
                       resume=getattr(args, "resume", None), offline=args.offline,
-                      reruns=args.reruns, shard=getattr(args, "shard", None))
+                      reruns=args.reruns, shard=getattr(args, "shard", None),
+                      strict=args.strict)
 
 
 def _prefetch(args: argparse.Namespace) -> int:

@@ -16,6 +16,8 @@ from compat.harness.report import (
     SYMBOLS,
     build_grid,
     column_header,
+    findings,
+    not_applicable_evidence,
     short_message,
     torch_build,
 )
@@ -43,6 +45,7 @@ table.grid{border-collapse:separate;border-spacing:0;margin-top:12px;
 .o-error{background:#ffb077;font-weight:700}.o-skipped{background:#eaeef2}
 .o-xfailed{background:#d8b9ff}.o-xpassed{background:#9fd5ff;font-weight:700}
 .o-flaky{background:#fff1a8;font-weight:700}
+.o-failed-differently{background:#ff8182;font-weight:700}
 .o-not-run{background:#fff8c5}.o-na{background:#f6f8fa;color:#8c959f}
 .info td{font-size:12px;color:#57606a}
 .s-passed{color:#116329;font-weight:600}.s-bad{color:#a40e26;font-weight:700}
@@ -140,13 +143,17 @@ def _cell_details(result: CellResult) -> str:
     for name, wheel in sorted(wheels.items()):
         pairs += [(f"{name} wheel", wheel.get("file")), (f"{name} sha256", wheel.get("sha256")),
                   (f"{name} index", wheel.get("index"))]
-    pairs += [(f"route {k}", v) for k, v in result.routes.items()]
+    pairs += [(f"route {k}", v + (f" (adapted: {result.adaptations[k]})"
+                                  if k in result.adaptations else ""))
+              for k, v in result.routes.items()]
+    pairs += [("torch import warnings", "; ".join(fp.get("torch_import_warnings") or []))]
     pairs += [("timings", ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items()))]
     parts = [_kv(pairs)]
     for test in result.tests:
         if not (test.message or test.expected_reason):
             continue
-        note = f"expected: {test.expected_reason}\n\n" if test.expected_reason else ""
+        note = (f"expected to fail with {test.expected_failure}: {test.expected_reason}\n\n"
+                if test.expected_reason else "")
         parts.append(
             f'<details id="{_anchor(result.cell_id, test.nodeid)}"'
             f"{' open' if test.outcome.unexpected else ''}>"
@@ -182,7 +189,11 @@ def render_html(results: Sequence[CellResult], *, title: str, exit_code: int,
     details = "".join(_cell_details(r) for r in results if r.status is not
                       CellStatus.NOT_APPLICABLE)
     na = [r for r in results if r.status is CellStatus.NOT_APPLICABLE]
-    na_list = "".join(f"<li>{_e(r.cell_id)}: {_e(r.reason)}</li>" for r in na)
+    na_list = "".join(f"<li>{_e(r.cell_id)}: {_e(r.reason)}<br><small>"
+                      f"{_e(not_applicable_evidence(r))}</small></li>" for r in na)
+    sections = "".join(
+        f"<h2>{_e(title)}</h2><ul>{''.join(f'<li>{_e(item)}</li>' for item in items)}</ul>"
+        for title, items in findings(results))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -193,6 +204,7 @@ def render_html(results: Sequence[CellResult], *, title: str, exit_code: int,
 &nbsp; {_e(summary)} &nbsp; <small>{_e(created)}</small></div>
 {_grid(results)}
 <p><small>{_e(LEGEND)}. Click a symbol for its failure message, a column for its cell.</small></p>
+{sections}
 <h2>Cells</h2>
 {details}
 {f"<h2>Not applicable</h2><ul>{na_list}</ul>" if na else ""}

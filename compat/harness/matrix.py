@@ -8,6 +8,7 @@ kept with a *not applicable* reason so that the grid can say why they were not r
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import fnmatch
 import re
@@ -38,6 +39,7 @@ DEFAULT_TIMEOUT = 900.0
 DEFAULT_INSTALL_TIMEOUT = 1800.0
 RELEASE = "release"
 NIGHTLY_TORCHAO = "nightly"  # torchao: the nightly of the same date as the torch nightly
+DEPS_AS_OF_TORCH = "torch-release"  # deps as the index had them when the cell's torch came out
 _NONE = "none"
 _SAFE_ID = re.compile(r"[^A-Za-z0-9._+-]")
 
@@ -54,6 +56,7 @@ class Cell:
     gating: bool = True
     not_applicable: str | None = None
     url: str | None = None  # a direct wheel URL for torch (a nightly that left the index)
+    declared: bool = False  # named by an [[include]]: the user vouches for an unsupported pair
 
     @property
     def id(self) -> str:
@@ -93,17 +96,38 @@ class Selector:
 
 @dataclass(frozen=True)
 class Expectation:
-    """A known failure: which tests, where, and why. The gate ignores it; a pass is "fixed"."""
+    """A known failure: which tests, where, why, and *how* they fail.
+
+    ``raises`` names the exception type (its name or dotted path, any class of its MRO, as
+    ``pytest.raises`` would accept a base class); ``match`` is a regex searched in the
+    failure message. A failure that matches neither is not the known one: it is reported
+    as "failed differently" and fails the gate.
+    """
 
     test: str
     where: Selector
     reason: str
     link: str | None = None
+    raises: str | None = None
+    match: str | None = None
 
     def matches(self, cell: Cell, test_id: str) -> bool:
         name = test_id.rsplit("::", 1)[-1]
         hit = fnmatch.fnmatchcase(test_id, self.test) or fnmatch.fnmatchcase(name, self.test)
         return hit and self.where.matches(cell)
+
+    def explains(self, exc_types: Sequence[str], message: str) -> bool:
+        """Whether a failure with these exception types and message is the expected one."""
+        if self.raises is not None and self.raises not in exc_types:
+            return False
+        return self.match is None or re.search(self.match, message) is not None
+
+    def describe(self) -> str:
+        """``AssertionError matching 'tag'``: how the test is expected to fail."""
+        parts = [self.raises or "any exception"]
+        if self.match is not None:
+            parts.append(f"matching {self.match!r}")
+        return " ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -123,6 +147,9 @@ class Matrix:
     env: Mapping[str, str] = field(default_factory=dict)
     expectations: tuple[Expectation, ...] = ()
     channels: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    strict: bool = False  # an expected failure that passes ("fixed") fails the gate
+    skip_missing_interpreters: bool = False  # else a missing Python is an infrastructure error
+    deps_as_of: str | None = None  # "torch-release" or an ISO date: uv --exclude-newer for deps
 
     def cell(self, cell_id: str) -> Cell:
         for cell in self.cells:
@@ -216,6 +243,9 @@ def parse_matrix(path: Path, data: Mapping[str, Any]) -> Matrix:
         "memory_limit_mb": optional_int(settings, "memory-limit-mb"),
         "reruns": count(settings, "reruns"),
         "env": env_table(settings),
+        "strict": settings.boolean("strict", False),
+        "skip_missing_interpreters": settings.boolean("skip-missing-interpreters", False),
+        "deps_as_of": _deps_as_of(settings),
     }
     settings.finish()
 
@@ -263,6 +293,7 @@ def parse_matrix(path: Path, data: Mapping[str, Any]) -> Matrix:
                 channel=channel,
                 gating=extra.boolean("gating", channels[channel]["gating"]),
                 url=extra.string("url"),
+                declared=True,
             )
         )
         extra.finish()
@@ -272,7 +303,20 @@ def parse_matrix(path: Path, data: Mapping[str, Any]) -> Matrix:
         test = rule.string("test") or missing(rule, "test")
         reason = rule.string("reason") or missing(rule, "reason")
         link = rule.string("link")
-        expectations.append(Expectation(test, _selector(rule), reason, link))
+        raises = rule.string("raises")
+        match = rule.string("match")
+        if raises is None and match is None:
+            hint = " (test = '*' with neither would hide any failure)" if "*" in test else ""
+            raise rule.error("raises", "an expectation needs `raises` (exception type) and/or "
+                             f"`match` (regex in the failure message){hint}")
+        if raises is not None and not re.fullmatch(r"[A-Za-z_][\w.]*", raises):
+            raise rule.error("raises", f"{raises!r} is not an exception type name")
+        if match is not None:
+            try:
+                re.compile(match)
+            except re.error as exc:
+                raise rule.error("match", f"{match!r} is not a valid regex ({exc})") from None
+        expectations.append(Expectation(test, _selector(rule), reason, link, raises, match))
         rule.finish()
     root.finish()
 
@@ -282,7 +326,8 @@ def parse_matrix(path: Path, data: Mapping[str, Any]) -> Matrix:
         if cell.id in seen:
             raise ConfigError(path, "torch", f"duplicate cell {cell.id!r}")
         reason = not_applicable_reason(
-            python=cell.python, torch=cell.torch, stack=cell.stack, torchao=cell.torchao
+            python=cell.python, torch=cell.torch, stack=cell.stack, torchao=cell.torchao,
+            declared=cell.declared,
         )
         seen[cell.id] = cell
         planned.append(Cell(**{**cell.__dict__, "not_applicable": reason}))
@@ -290,6 +335,26 @@ def parse_matrix(path: Path, data: Mapping[str, Any]) -> Matrix:
         raise ConfigError(path, "torch", "the matrix has no cells (add [[torch]] entries)")
     return Matrix(path, name, tuple(planned), expectations=tuple(expectations),
                   channels=channels, **matrix_kwargs)
+
+
+def _deps_as_of(settings: Table) -> str | None:
+    """``"torch-release"``, ``"none"`` or a date (``2024-03-28``, or an RFC 3339 time)."""
+    value = settings.raw("deps-as-of")
+    if value is None or value == _NONE:
+        return None
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return value.isoformat()
+    if value == DEPS_AS_OF_TORCH:
+        return value
+    if isinstance(value, str):
+        try:
+            datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            pass
+        else:
+            return value
+    raise settings.error("deps-as-of", f"expected \"{DEPS_AS_OF_TORCH}\", \"none\" or a date, "
+                         f"got {value!r}")
 
 
 def _torch_version(table: Table, name: str, text: str | None, kind: str) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import shutil
 import sys
 import threading
@@ -24,13 +23,14 @@ from compat.harness.disk import tree_bytes, uv_cache_dir
 from compat.harness.envs import uv_bin
 from compat.harness.errors import UsageError
 from compat.harness.gate import EXIT_INTERRUPTED, exit_code
+from compat.harness.locations import envs_root
 from compat.harness.matrix import Cell, Matrix
 from compat.harness.pipconfig import read_pip_config
 from compat.harness.prefetch import MANIFEST as WHEELHOUSE_MANIFEST
 from compat.harness.progress import make_progress
 from compat.harness.publish import write_reports
 from compat.harness.report import render_console
-from compat.harness.results import CellResult, CellStatus
+from compat.harness.results import CellResult, CellStatus, flag_missing_tests
 from compat.harness.run import RunInterrupted, default_jobs, run_cells
 from compat.harness.runs import RunManifest, load_run, new_run_dir, update_latest
 
@@ -51,11 +51,7 @@ class RunOptions:
     offline: str | None = None
     reruns: int | None = None
     shard: str | None = None
-
-
-def envs_root() -> Path:
-    """Where cell environments live: ``$COMPAT_ENVS_DIR`` or ``.envs`` in the working dir."""
-    return Path(os.environ.get("COMPAT_ENVS_DIR") or ".envs").resolve()
+    strict: bool | None = None
 
 
 def console_width() -> int:
@@ -74,6 +70,8 @@ def run_matrix(matrix: Matrix, cells: Sequence[Cell], options: RunOptions) -> in
         if options.reruns < 0:
             raise UsageError(f"--reruns {options.reruns}: expected a whole number >= 0")
         matrix = dataclasses.replace(matrix, reruns=options.reruns)
+    if options.strict:
+        matrix = dataclasses.replace(matrix, strict=True)
     wheelhouse = _wheelhouse(options.offline)
     if options.out:
         run_dir = Path(options.out).resolve()
@@ -114,6 +112,8 @@ def finish_run(run_dir: Path, run_id: str, results: Sequence[CellResult],
                manifest: RunManifest | None, reports: Path | None,
                baseline: Baseline | None = None, disk: dict[str, Any] | None = None) -> int:
     """Write every report of a run, print the grid (and the diff), return the exit code."""
+    for result in flag_missing_tests(results):
+        result.write(run_dir / "cells" / result.cell_id / "result.json")
     diff = diff_runs(baseline[1], results, name=baseline[0]) if baseline else None
     code = exit_code(results, regressions=len(diff.regressions) if diff else 0)
     info = manifest.matrix_info() if manifest else {"name": run_id}

@@ -6,6 +6,7 @@ really had, install and test time, and every shim route the cell took.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -19,6 +20,9 @@ __all__ = [
     "SYMBOLS",
     "Grid",
     "build_grid",
+    "env_problems",
+    "findings",
+    "not_applicable_evidence",
     "not_applicable_lines",
     "render_console",
     "render_markdown",
@@ -31,13 +35,26 @@ SYMBOLS: dict[str, str] = {
     Outcome.SKIPPED.value: "s",
     Outcome.XFAILED.value: "x",
     Outcome.XPASSED.value: "X",
+    Outcome.FAILED_DIFFERENTLY.value: "≠",
     Outcome.FLAKY.value: "~",
     Outcome.NOT_RUN.value: "·",
     CellStatus.NOT_APPLICABLE.value: "n/a",
 }
 LEGEND = (
-    "✓ passed  ✗ failed  E error  s skipped  x expected failure  X expected failure passed "
-    "(fixed)  ~ flaky (passed on a rerun)  · not run  n/a not applicable"
+    "✓ passed  ✗ failed  E error  ≠ failed differently than expected  s skipped  "
+    "x expected failure  X expected failure passed (fixed)  ~ flaky (passed on a rerun)  "
+    "· not run  n/a not applicable;  route 'adapted': the shim departs from upstream's own "
+    "call at that version (see Adaptations)"
+)
+# The order outcomes are counted in on a status line: good news first.
+_COUNTED = (Outcome.PASSED, Outcome.XFAILED, Outcome.SKIPPED, Outcome.XPASSED, Outcome.FLAKY,
+            Outcome.FAILED_DIFFERENTLY, Outcome.FAILED, Outcome.ERROR, Outcome.NOT_RUN)
+# A warning at ``import torch`` that says the env is broken for some tests, and its name.
+_BROKEN_ENV = (
+    (re.compile(r"Failed to initialize NumPy|_ARRAY_API not found|compiled using NumPy 1\.x"),
+     "NumPy ABI"),
+    (re.compile(r"cannot open shared object file|Could not load library|undefined symbol"),
+     "missing library"),
 )
 _STATUS_LABEL = {
     CellStatus.PASSED: "PASS",
@@ -61,14 +78,23 @@ def short_message(message: str | None) -> str:
 
 
 def status_label(result: CellResult) -> str:
-    """``PASS``, ``PASS (2x)`` with expected failures, ``PASS (2x, 1~)`` with a flaky test."""
+    """``PASS (6✓ 1s)``: the status and every outcome counted, so nothing is green by omission
+    (``PASS (5✓ 1x 1X)``: one expected failure still fails, one now passes)."""
     label = _STATUS_LABEL[result.status]
-    if result.status is not CellStatus.PASSED:
-        return label
     counts = result.counts()
-    notes = [f"{counts[o.value]}{SYMBOLS[o.value]}" for o in (Outcome.XFAILED, Outcome.FLAKY)
-             if counts.get(o.value)]
-    return f"{label} ({', '.join(notes)})" if notes else label
+    notes = [f"{counts[o.value]}{SYMBOLS[o.value]}" for o in _COUNTED if counts.get(o.value)]
+    return f"{label} ({' '.join(notes)})" if notes else label
+
+
+def env_problems(result: CellResult) -> list[str]:
+    """Warnings at ``import torch`` that say the env is broken (``NumPy ABI: <warning>``)."""
+    seen = [*result.fingerprint.get("torch_import_warnings", []), *result.warnings]
+    found = []
+    for pattern, name in _BROKEN_ENV:
+        hit = next((w for w in seen if pattern.search(str(w))), None)
+        if hit is not None:
+            found.append(f"{name}: {hit}")
+    return found
 
 
 def torch_build(result: CellResult) -> str:
@@ -142,6 +168,13 @@ def _env_disk(result: CellResult) -> str:
     return f"{disk['apparent_bytes'] / 2**30:.1f}G/{disk['own_bytes'] / 2**20:.0f}M own"
 
 
+def _env_health(result: CellResult) -> str:
+    if not result.fingerprint:
+        return ""
+    problems = env_problems(result)
+    return "⚠ " + ", ".join(p.split(":", 1)[0] for p in problems) if problems else "ok"
+
+
 def build_grid(
     results: Sequence[CellResult], *, sep: str = "\n", route_width: int | None = None
 ) -> Grid:
@@ -169,6 +202,7 @@ def build_grid(
         ("install", [seconds(r, "install") for r in results]),
         ("tests", [seconds(r, "tests") for r in results]),
         ("env disk", [_env_disk(r) for r in results]),
+        ("env health", [_env_health(r) for r in results]),
     ]
     route_keys: list[str] = []
     for result in results:
@@ -179,6 +213,8 @@ def build_grid(
         if route_width is not None:
             values, spelled = _route_codes(values, route_width)
             legend += [f"{key}: {line}" for line in spelled]
+        values = [f"{v} adapted" if key in r.adaptations else v
+                  for v, r in zip(values, results, strict=True)]
         info_rows.append((f"route: {key}", values))
     headers = [column_header(r, sep) for r in results]
     return Grid(headers, test_rows, info_rows, list(results), legend)
@@ -206,6 +242,69 @@ def not_applicable_lines(cells: Iterable[tuple[str, str]]) -> list[str]:
     return [f"  {', '.join(ids)}: {reason}" for reason, ids in by_reason.items()]
 
 
+def _test_name(nodeid: str) -> str:
+    return nodeid.rsplit("::", 1)[-1]
+
+
+def fixed_lines(results: Sequence[CellResult]) -> list[str]:
+    """Expected failures that pass: each names the expectation to retire."""
+    return [f"{r.cell_id}: {_test_name(t.nodeid)} passes; retire the expectation "
+            f"({t.expected_failure}): {t.expected_reason}"
+            for r in results for t in r.tests if t.outcome is Outcome.XPASSED]
+
+
+def differently_lines(results: Sequence[CellResult]) -> list[str]:
+    """Expected failures that failed some other way: expected and actual, side by side."""
+    lines = []
+    for r in results:
+        for t in r.tests:
+            if t.outcome is Outcome.FAILED_DIFFERENTLY:
+                got = (t.exc_types[0] + ": " if t.exc_types else "") + short_message(t.message)
+                lines.append(f"{r.cell_id}: {_test_name(t.nodeid)}: expected "
+                             f"{t.expected_failure}; got {got}")
+    return lines
+
+
+def env_problem_lines(results: Sequence[CellResult]) -> list[str]:
+    return [f"{r.cell_id}: {p}" for r in results for p in env_problems(r)]
+
+
+def adaptation_lines(results: Sequence[CellResult]) -> list[str]:
+    """Each way a shim departs from upstream's own call, with the cells that rest on it."""
+    where: dict[tuple[str, str], list[str]] = {}
+    for r in results:
+        for key, how in r.adaptations.items():
+            where.setdefault((key, how), []).append(r.cell_id)
+    return [f"{key} ({len(ids)} cell(s): {', '.join(ids)}): {how}"
+            for (key, how), ids in where.items()]
+
+
+def not_applicable_evidence(result: CellResult) -> str:
+    """``claim [source] (confirmed: ...)``: what an n/a rule rests on and how it was checked."""
+    ev = result.applicability
+    if not ev:
+        return ""
+    verdict = ev.get("check_verdict", "unchecked")
+    detail = ev.get("check_detail", "")
+    return f"{ev.get('claim', '')} [{ev.get('source', '')}] ({verdict}: {detail})"
+
+
+def findings(results: Sequence[CellResult]) -> list[tuple[str, list[str]]]:
+    """The lists under every grid, in reading order: (title, lines); empty ones omitted."""
+    sections = [
+        ("Failed differently than expected (a new failure behind a known one)",
+         differently_lines(results)),
+        ("Fixed (an expected failure passes: retire its expectation)", fixed_lines(results)),
+        ("Environment broken for some tests (warning at import torch)",
+         env_problem_lines(results)),
+        ("Adaptations (where the shims depart from upstream's own call)",
+         adaptation_lines(results)),
+        ("Flaky (failed, then passed on a rerun)", _flaky(results)),
+        ("Cells not passing", _problems(results)),
+    ]
+    return [(title, lines) for title, lines in sections if lines]
+
+
 def _flaky(results: Sequence[CellResult]) -> list[str]:
     """Tests that failed and then passed: not a gate failure, never silent."""
     return [f"{r.cell_id}: {t.nodeid.rsplit('::', 1)[-1]} passed after {t.reruns} failed "
@@ -228,14 +327,15 @@ def render_console(results: Sequence[CellResult], *, width: int | None = None) -
         lines += ["", "Routes:", *(f"  {line}" for line in grid.route_legend)]
     if folded:
         lines += ["", "Not applicable (not installed, not run):",
-                  *not_applicable_lines((r.cell_id, r.reason or "") for r in folded)]
-    flaky = _flaky(results)
-    if flaky:
-        lines += ["", "Flaky (failed, then passed on a rerun):", *(f"  {f}" for f in flaky)]
-    problems = _problems(results)
-    if problems:
-        lines += ["", "Cells not passing:", *(f"  {p}" for p in problems)]
+                  *not_applicable_lines((r.cell_id, _with_check(r)) for r in folded)]
+    for title, items in findings(results):
+        lines += ["", f"{title}:", *(f"  {item}" for item in items)]
     return "\n".join(lines)
+
+
+def _with_check(result: CellResult) -> str:
+    verdict = result.applicability.get("check_verdict")
+    return f"{result.reason or ''}" + (f" [rule {verdict}]" if verdict else "")
 
 
 def _md_escape(text: str) -> str:
@@ -250,11 +350,11 @@ def render_markdown(results: Sequence[CellResult], *, title: str, exit_code: int
     verdict = "all cells as expected" if exit_code == 0 else f"exit code {exit_code}"
     lines = [f"## torch-compat-matrix: {title}", "", f"**{verdict}**", "", table, "",
              f"_{LEGEND}_"]
-    flaky = _flaky(results)
-    if flaky:
-        lines += ["", "### Flaky (failed, then passed on a rerun)", "",
-                  *(f"- {_md_escape(f)}" for f in flaky)]
-    problems = _problems(results)
-    if problems:
-        lines += ["", "### Cells not passing", "", *(f"- {_md_escape(p)}" for p in problems)]
+    for heading, items in findings(results):
+        lines += ["", f"### {heading}", "", *(f"- {_md_escape(i)}" for i in items)]
+    na = [r for r in results if r.status is CellStatus.NOT_APPLICABLE]
+    if na:
+        lines += ["", "### Not applicable, and the evidence", "",
+                  *(f"- {_md_escape(r.cell_id)}: {_md_escape(r.reason or '')}; "
+                    f"{_md_escape(not_applicable_evidence(r))}" for r in na)]
     return "\n".join(lines) + "\n"

@@ -11,11 +11,11 @@ import json
 import os
 import signal
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from compat.harness.errors import ResultFileError
 from compat.harness.redact import redact
@@ -28,6 +28,8 @@ __all__ = [
     "TestResult",
     "atomic_write_text",
     "classify",
+    "failure_text",
+    "flag_missing_tests",
     "read_events",
     "read_json_object",
 ]
@@ -73,12 +75,13 @@ class Outcome(str, Enum):
     SKIPPED = "skipped"
     XFAILED = "xfailed"  # failed, and the matrix or the test said it would
     XPASSED = "xpassed"  # expected to fail, passed: reported as fixed
+    FAILED_DIFFERENTLY = "failed-differently"  # expected to fail, failed some other way
     FLAKY = "flaky"  # failed, then passed on a rerun (``reruns`` in matrix.toml)
     NOT_RUN = "not-run"  # the cell died before reaching it
 
     @property
     def unexpected(self) -> bool:
-        return self in (Outcome.FAILED, Outcome.ERROR)
+        return self in (Outcome.FAILED, Outcome.ERROR, Outcome.FAILED_DIFFERENTLY)
 
     @property
     def passing(self) -> bool:
@@ -88,7 +91,8 @@ class Outcome(str, Enum):
     @property
     def failing(self) -> bool:
         """The test failed, whatever the matrix expected; flaky, skipped, not run: neither."""
-        return self in (Outcome.FAILED, Outcome.ERROR, Outcome.XFAILED)
+        return self in (Outcome.FAILED, Outcome.ERROR, Outcome.XFAILED,
+                        Outcome.FAILED_DIFFERENTLY)
 
 
 @dataclass
@@ -99,6 +103,8 @@ class TestResult:
     message: str | None = None
     expected_reason: str | None = None  # set when an expectation matched
     reruns: int = 0  # failed attempts before the last one
+    expected_failure: str | None = None  # how the expectation said it fails (raises/match)
+    exc_types: list[str] = field(default_factory=list)  # the failure's exception and its bases
 
 
 @dataclass
@@ -115,6 +121,8 @@ class CellResult:
     routes: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     install: dict[str, Any] = field(default_factory=dict)
+    adaptations: dict[str, str] = field(default_factory=dict)  # route -> how it departs upstream
+    applicability: dict[str, str] = field(default_factory=dict)  # an n/a rule and its evidence
     timings: dict[str, float] = field(default_factory=dict)
     command: list[str] = field(default_factory=list)
     returncode: int | None = None
@@ -240,30 +248,69 @@ def _signal_name(returncode: int) -> str:
         return f"signal {-returncode}"
 
 
+class Expected(Protocol):
+    """What classification needs of an expectation (``matrix.Expectation``)."""
+
+    reason: str
+    link: str | None
+
+    def explains(self, exc_types: Sequence[str], message: str) -> bool: ...
+
+    def describe(self) -> str: ...
+
+
+def failure_text(record: Mapping[str, Any]) -> str:
+    """The text an expectation's ``match`` is searched in: the exception's own message.
+
+    Never the whole pytest report: its source listing would contain the very string a
+    ``match`` looks for. Without an exception (an old event stream), pytest's ``E`` lines.
+    """
+    if record.get("exc_message") is not None:
+        return str(record["exc_message"])
+    lines = str(record.get("message") or "").splitlines()
+    return "\n".join(ln[1:].strip() for ln in lines if ln.startswith("E "))
+
+
+def _expected_outcome(outcome: Outcome, expectation: Expected | None,
+                      record: Mapping[str, Any]) -> Outcome:
+    if expectation is None:
+        return outcome
+    if outcome is Outcome.PASSED:
+        return Outcome.XPASSED
+    if outcome in (Outcome.FAILED, Outcome.ERROR):
+        types = [str(t) for t in record.get("exc_types") or []]
+        explained = expectation.explains(types, failure_text(record))
+        return Outcome.XFAILED if explained else Outcome.FAILED_DIFFERENTLY
+    return outcome
+
+
 def classify(
     *,
     events: Events,
     returncode: int | None,
     timed_out: bool,
-    expected: Mapping[str, str],
+    expected: Mapping[str, Expected],
     known_tests: Iterable[str] = (),
+    strict: bool = False,
 ) -> tuple[CellStatus, str | None, list[TestResult]]:
     """Turn a finished (or killed) pytest process into a cell status and per-test outcomes.
 
-    ``expected`` maps node ids to the reason they are expected to fail; ``known_tests``
-    are node ids seen in other cells, reported as not run when this cell died first.
+    ``expected`` maps node ids to the expectation that covers them; a failure it does not
+    explain is "failed differently". ``known_tests`` are node ids seen in other cells,
+    reported as not run when this cell died first. ``strict``: a fixed test fails the cell.
     """
     tests: list[TestResult] = []
     for nodeid, record in events.tests.items():
-        outcome = Outcome(record.get("outcome", "error"))
-        reason = expected.get(nodeid)
-        if reason is not None and outcome in (Outcome.FAILED, Outcome.ERROR):
-            outcome = Outcome.XFAILED
-        elif reason is not None and outcome is Outcome.PASSED:
-            outcome = Outcome.XPASSED
+        expectation = expected.get(nodeid)
+        outcome = _expected_outcome(Outcome(record.get("outcome", "error")), expectation, record)
+        reason = None
+        if expectation is not None:
+            reason = expectation.reason + (f" ({expectation.link})" if expectation.link else "")
         tests.append(
             TestResult(nodeid, outcome, float(record.get("duration") or 0.0),
-                       record.get("message"), reason, int(record.get("reruns") or 0))
+                       record.get("message"), reason, int(record.get("reruns") or 0),
+                       expectation.describe() if expectation is not None else None,
+                       [str(t) for t in record.get("exc_types") or []])
         )
     finished = set(events.tests)
     running = [n for n in events.started if n not in finished]
@@ -292,9 +339,12 @@ def classify(
         return CellStatus.ERROR, reason, tests
     if events.finish is None:
         return CellStatus.CRASHED, f"pytest exited with {returncode} before finishing{where}", tests
-    if any(t.outcome is Outcome.FAILED for t in tests):
-        failed = sum(t.outcome is Outcome.FAILED for t in tests)
-        return CellStatus.FAILED, f"{failed} test(s) failed unexpectedly", tests
+    failed = sum(t.outcome is Outcome.FAILED for t in tests)
+    differently = sum(t.outcome is Outcome.FAILED_DIFFERENTLY for t in tests)
+    if failed or differently:
+        parts = [f"{failed} test(s) failed unexpectedly"] if failed else []
+        parts += [f"{differently} failed differently than expected"] if differently else []
+        return CellStatus.FAILED, ", ".join(parts), tests
     if events.collect_errors or any(t.outcome is Outcome.ERROR for t in tests):
         first = events.collect_errors[0]["nodeid"] if events.collect_errors else "a fixture"
         return CellStatus.ERROR, f"collection or fixture error ({first})", tests
@@ -302,4 +352,39 @@ def classify(
         return CellStatus.ERROR, f"pytest exited with {returncode}", tests
     if not tests:
         return CellStatus.ERROR, "no tests were collected", tests
+    if all(t.outcome is Outcome.SKIPPED for t in tests):
+        return CellStatus.ERROR, f"all {len(tests)} test(s) skipped: the cell tested nothing", tests
+    fixed = sum(t.outcome is Outcome.XPASSED for t in tests)
+    if strict and fixed:
+        return (CellStatus.FAILED,
+                f"{fixed} expected failure(s) now pass (strict: retire the expectation)", tests)
     return CellStatus.PASSED, None, tests
+
+
+def flag_missing_tests(results: Sequence[CellResult]) -> list[CellResult]:
+    """A test that other cells ran but this one never reported is not a pass by omission.
+
+    Only cells whose pytest session finished are judged (an install failure or a crash
+    already says why tests are missing); such a cell that passed becomes an error.
+    """
+    ran = [r for r in results if r.status in (CellStatus.PASSED, CellStatus.FAILED,
+                                               CellStatus.ERROR)]
+    known: list[str] = []
+    for result in ran:
+        known += [t.nodeid for t in result.tests if t.nodeid not in known]
+    changed = []
+    for result in ran:
+        have = {t.nodeid for t in result.tests}
+        missing = [n for n in known if n not in have]
+        if not missing:
+            continue
+        result.tests += [TestResult(n, Outcome.NOT_RUN, message="collected in other cells, "
+                                    "missing from this one") for n in missing]
+        if result.status is CellStatus.PASSED:
+            names = ", ".join(n.rsplit("::", 1)[-1] for n in missing[:3])
+            more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+            result.status = CellStatus.ERROR
+            result.reason = (f"{len(missing)} test(s) that other cells ran are missing here "
+                             f"({names}{more})")
+        changed.append(result)
+    return changed

@@ -15,10 +15,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from compat.harness.applicability import not_applicable_reason
+from compat.harness.applicability import checked_rule, not_applicable_reason
 from compat.harness.envs import InstallFailed, ensure_env, env_lock
+from compat.harness.evidence import CONTRADICTED
 from compat.harness.index import Listings
-from compat.harness.matrix import Cell, Matrix
+from compat.harness.matrix import Cell, Expectation, Matrix
 from compat.harness.pipconfig import PipIndexConfig
 from compat.harness.plan import plan_for
 from compat.harness.progress import Progress
@@ -109,13 +110,13 @@ def _rootdir(matrix: Matrix) -> Path:
     return Path(os.path.commonpath([str(base), *paths]))
 
 
-def _expected_failures(matrix: Matrix, cell: Cell, nodeids: Iterable[str]) -> dict[str, str]:
+def _expected_failures(matrix: Matrix, cell: Cell,
+                       nodeids: Iterable[str]) -> dict[str, Expectation]:
     found = {}
     for nodeid in nodeids:
         expectation = matrix.expectation_for(cell, nodeid)
         if expectation is not None:
-            link = f" ({expectation.link})" if expectation.link else ""
-            found[nodeid] = expectation.reason + link
+            found[nodeid] = expectation
     return found
 
 
@@ -145,7 +146,7 @@ def run_cell(
         return result
 
     if not cell.applicable:
-        return finish(CellStatus.NOT_APPLICABLE, cell.not_applicable)
+        return _not_applicable(cell, envs_root, finish)
 
     timings: dict[str, float] = {}
     started = time.monotonic()
@@ -162,6 +163,7 @@ def run_cell(
         say(f"resolved {cell.torch} to torch {resolved.torch}"
             + (f", torchao {resolved.torchao}" if resolved.torchao else ""))
         late = not_applicable_reason(python=cell.python, torch=resolved.torch, stack=cell.stack,
+                                     declared=cell.declared,
                                      torchao=resolved.torchao)
         if late:
             return finish(CellStatus.NOT_APPLICABLE, f"{late} (resolved to torch {resolved.torch})")
@@ -177,8 +179,8 @@ def run_cell(
             timings["install"] = round(time.monotonic() - started, 3)
             if supervisor.interrupted.is_set():
                 return _interrupted(base, cell_dir, "interrupted while installing")
-            missing_python = exc.kind == "no-interpreter"
-            return finish(CellStatus.SKIPPED if missing_python else CellStatus.INSTALL_FAILED,
+            skip = exc.kind == "no-interpreter" and matrix.skip_missing_interpreters
+            return finish(CellStatus.SKIPPED if skip else CellStatus.INSTALL_FAILED,
                           f"{exc.kind}: {exc.message}",
                           install={**install, "error_kind": exc.kind}, timings=timings,
                           log_excerpt=exc.log or _tail(cell_dir / "install.log"))
@@ -208,16 +210,32 @@ def run_cell(
         return _interrupted(base, cell_dir, "interrupted while testing", events)
     expected = _expected_failures(matrix, cell, [*events.tests, *events.started])
     status, reason, tests = classify(events=events, returncode=returncode, timed_out=timed_out,
-                                     expected=expected)
+                                     expected=expected, strict=matrix.strict)
     reason = _memory_hint(status, reason, tests, matrix.memory_limit_mb)
     session = events.finish or {}
     return finish(
         status, reason, tests=tests, fingerprint=events.fingerprint,
         routes=dict(session.get("routes") or {}), warnings=list(session.get("warnings") or []),
+        adaptations=dict(session.get("adaptations") or {}),
         install=install, timings=timings, command=[redact(c) for c in cmd],
         returncode=returncode,
         log_excerpt=None if status is CellStatus.PASSED else _tail(cell_dir / "pytest.log"),
     )
+
+
+def _not_applicable(cell: Cell, envs_root: Path,
+                    finish: Callable[..., CellResult]) -> CellResult:
+    """A cell the rules rule out, with the evidence; an installed env that contradicts the
+    rule turns it into an error, so a wrong rule is caught instead of trusted."""
+    found = checked_rule(python=cell.python, torch=cell.torch, stack=cell.stack,
+                         torchao=cell.torchao, declared=cell.declared, envs_root=envs_root)
+    if found is None:  # the matrix was planned by other rules (an older result folder)
+        return finish(CellStatus.NOT_APPLICABLE, cell.not_applicable)
+    rule, record = found
+    if record["check_verdict"] == CONTRADICTED:
+        return finish(CellStatus.ERROR, f"applicability rule contradicted by an installed env: "
+                      f"{rule.reason}; {record['check_detail']}", applicability=record)
+    return finish(CellStatus.NOT_APPLICABLE, rule.reason, applicability=record)
 
 
 def _pytest_command(python: Path, matrix: Matrix, cell: Cell, cell_dir: Path,

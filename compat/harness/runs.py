@@ -7,6 +7,7 @@ shows up as *not run* instead of vanishing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -15,7 +16,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from compat.harness.applicability import checked_rule
 from compat.harness.errors import ResultFileError
+from compat.harness.locations import envs_root
 from compat.harness.matrix import Cell, Matrix
 from compat.harness.results import CellResult, CellStatus, atomic_write_text
 
@@ -113,12 +116,22 @@ def load_run(run_dir: Path) -> LoadedRun:
             if cell_id in found:
                 results.append(found.pop(cell_id))
             elif cell.get("not_applicable"):
-                results.append(CellResult(cell_id, cell, CellStatus.NOT_APPLICABLE,
-                                          reason=cell["not_applicable"],
-                                          gating=bool(cell.get("gating", True))))
+                results.append(_not_applicable(cell_id, cell))
             else:
                 results.append(CellResult(cell_id, cell, CellStatus.NOT_RUN,
                                           reason="no result for this cell",
                                           gating=bool(cell.get("gating", True))))
     results += found.values()
     return LoadedRun(manifest, results, problems)
+
+
+def _not_applicable(cell_id: str, cell: dict[str, Any]) -> CellResult:
+    """A cell a shard never ran because the rules rule it out: with the same evidence."""
+    found = None
+    with contextlib.suppress(KeyError, TypeError):
+        found = checked_rule(python=cell["python"], torch=cell["torch"], stack=cell["stack"],
+                             torchao=cell.get("torchao"), declared=bool(cell.get("declared")),
+                             envs_root=envs_root())
+    return CellResult(cell_id, cell, CellStatus.NOT_APPLICABLE, reason=cell["not_applicable"],
+                      gating=bool(cell.get("gating", True)),
+                      applicability=found[1] if found else {})

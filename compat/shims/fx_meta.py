@@ -124,6 +124,10 @@ def lineage(node_or_value: Any) -> Tuple[SourceRecord, ...]:
         raise TypeError(f"from_node is {type(raw).__name__}, expected list")
     fmt = format_name(raw)
     routes.record("from_node", fmt.replace("+module-stamp", ""))
+    if fmt == FLAT:
+        routes.adapted("from_node", "from_node holds (name, target) tuples here; upstream "
+                       "compares meta[1] == from_node, the shim compares the normalised "
+                       "SourceRecord.target with str(from_node): the same nodes match")
     return tuple(normalise_entry(e) for e in raw)
 
 

@@ -13,6 +13,8 @@ import warnings
 from typing import Dict, Iterator, List
 
 __all__ = [
+    "adaptations",
+    "adapted",
     "capture_warnings",
     "record",
     "record_warning",
@@ -22,12 +24,26 @@ __all__ = [
 ]
 
 _ROUTES: Dict[str, str] = {}
+_ADAPTED: Dict[str, str] = {}
 _WARNINGS: List[str] = []
 
 
 def record(key: str, value: str) -> None:
     """Remember that shim ``key`` took route ``value`` (last write wins)."""
     _ROUTES[str(key)] = str(value)
+
+
+def adapted(key: str, how: str) -> None:
+    """Say that route ``key`` departs from upstream's own call at this version, and how.
+
+    The grid marks the route "adapted" so a reader knows which green cells rest on it.
+    """
+    _ADAPTED[str(key)] = str(how)
+
+
+def adaptations() -> Dict[str, str]:
+    """Every adaptation recorded so far: route key -> how it differs from upstream."""
+    return {k: _ADAPTED[k] for k in sorted(_ADAPTED)}
 
 
 def routes() -> Dict[str, str]:
@@ -49,6 +65,7 @@ def warnings_seen() -> List[str]:
 def reset() -> None:
     """Forget everything (for tests of the shims themselves)."""
     _ROUTES.clear()
+    _ADAPTED.clear()
     del _WARNINGS[:]
 
 

@@ -131,10 +131,6 @@ tests = ["{ROOT / 'tests' / 'core'}"]
 [[torch]]
 version = "2.13.0"
 torchao = "0.18.0"
-
-[[expect]]
-test = "test_metadata_porting_for_dq"
-reason = "upstream test is unfinished"
 """, encoding="utf-8")
     wheelhouse = tmp_path / "wheelhouse"
     fetched = nox("-s", "prefetch", "--", "--matrix", str(matrix), "--wheelhouse",

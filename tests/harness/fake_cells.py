@@ -63,6 +63,29 @@ TESTS = {
             marker.write_text(str(attempts + 1))
             assert attempts >= 1, "the first attempt fails"
     """,
+    "gate": """
+        import os
+        def _minor():
+            version = os.environ["COMPAT_CELL_ID"].split("-")[0].removeprefix("torch")
+            return tuple(int(p) for p in version.split(".")[:2])
+        def test_walk_back():
+            if os.environ.get("PLANTED"):  # a regression in the pass under test
+                assert {"tag"} == set(), "quantization_tag was not ported"
+            if _minor() < (2, 4):
+                raise ValueError("dq has tag aten.matmul.default that is associated with another")
+        def test_steady(): pass
+    """,
+    "all-skipped": """
+        import pytest
+        def test_one(): pytest.skip("not on this build")
+        def test_two(): pytest.skip("not on this build")
+    """,
+    "version-dependent": """
+        import os
+        def test_everywhere(): pass
+        if os.environ["COMPAT_CELL_ID"].startswith("torch2.9.0"):
+            def test_only_here(): pass
+    """,
     "plain": """
         def test_one(): pass
         def test_two(): assert 1 + 1 == 2
@@ -84,7 +107,8 @@ def cell_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[...,
 
     def make(kind: str, *, timeout: int = 120, memory: int | None = None,
              torch_source: str = FAKE_TORCH, versions: tuple[str, ...] = ("2.8.0", "2.9.0"),
-             reruns: int = 0) -> Matrix:
+             reruns: int = 0, settings: str = "", tables: str = "",
+             env: str = "") -> Matrix:
         (fake / "torch" / "__init__.py").write_text(torch_source, encoding="utf-8")
         tests = tmp_path / "tests" / "core"
         tests.mkdir(parents=True, exist_ok=True)
@@ -93,8 +117,8 @@ def cell_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[...,
         limit = f"memory-limit-mb = {memory}\n" if memory else ""
         limit += f"reruns = {reruns}\n" if reruns else ""
         (tmp_path / "matrix.toml").write_text(
-            f'[matrix]\nname = "{kind}"\ntimeout = {timeout}\n{limit}'
-            f'env = {{ PYTHONPATH = "{fake}" }}\n{entries}', encoding="utf-8")
+            f'[matrix]\nname = "{kind}"\ntimeout = {timeout}\n{limit}{settings}'
+            f'env = {{ PYTHONPATH = "{fake}"{env} }}\n{entries}{tables}', encoding="utf-8")
         return load_matrix(tmp_path / "matrix.toml")
 
     return make

@@ -96,6 +96,7 @@ test = "test_metadata_porting_for_dq"
 torch = "<2.10"
 stack = "torch.ao"
 reason = "known"
+raises = "AssertionError"
 link = "https://example.invalid/1"
 """
     matrix = load_matrix(write_matrix(text))
@@ -140,6 +141,17 @@ def test_python_without_wheels_is_not_applicable(write_matrix: WriteMatrix) -> N
         ('[[torch]]\nversion = "2.8.0"\n[[torch]]\nversion = "2.8.0"\n',
          "duplicate cell 'torch2.8.0-torch.ao-py3.11'"),
         ('[[torch]]\nversion = "2.8.0"\n[[expect]]\ntest = "t"\n', "expect[0].reason: is required"),
+        ('[[torch]]\nversion = "2.8.0"\n[[expect]]\ntest = "*"\nreason = "r"\n',
+         "expect[0].raises: an expectation needs `raises` (exception type) and/or `match` "
+         "(regex in the failure message) (test = '*' with neither would hide any failure)"),
+        ('[[torch]]\nversion = "2.8.0"\n[[expect]]\ntest = "t"\nreason = "r"\nmatch = "("\n',
+         "expect[0].match: '(' is not a valid regex"),
+        ('[[torch]]\nversion = "2.8.0"\n[[expect]]\ntest = "t"\nreason = "r"\n'
+         'raises = "not a type"\n', "expect[0].raises: 'not a type' is not an exception type"),
+        ('[matrix]\ndeps-as-of = "yesterday"\n[[torch]]\nversion = "2.8.0"\n',
+         'matrix.deps-as-of: expected "torch-release", "none" or a date, got \'yesterday\''),
+        ('[matrix]\nstrict = "yes"\n[[torch]]\nversion = "2.8.0"\n',
+         "matrix.strict: expected true or false, got 'yes'"),
         ('torch = "2.8.0"\n', "torch: expected an array of tables"),
     ],
 )
@@ -175,11 +187,13 @@ def test_expectation_with_torchao_selector(write_matrix: WriteMatrix) -> None:
 test = "*"
 torch = "2.8"
 torchao = "0.13.0"
+raises = "AttributeError"
 reason = "pairing broken"
 
 [[expect]]
 test = "test_x"
 torchao = "none"
+match = "boom"
 reason = "only without torchao"
 """
     matrix = load_matrix(write_matrix(text))
@@ -205,11 +219,13 @@ def test_a_rerun_cell_spares_only_its_own_expected_failures(write_matrix: WriteM
         [[expect]]
         test = "test_old_*"
         torch = "2.8"
+        raises = "ValueError"
         reason = "fails on 2.8"
 
         [[expect]]
         test = "test_new"
         torch = ">=2.9"
+        raises = "ValueError"
         reason = "fails from 2.9"
         """))
     cmd = _pytest_command(Path("python"), matrix, matrix.cells[0], tmp_path, tmp_path / "e")

@@ -32,7 +32,7 @@ def test_grid_rows_columns_and_symbols() -> None:
         ("test_b", ["✗", "x", "n/a", "·"]),
     ]
     info = dict(grid.info_rows)
-    assert info["status"] == ["FAIL", "PASS (1x)", "n/a", "INSTALL-FAILED"]
+    assert info["status"] == ["FAIL (1✓ 1✗)", "PASS (1✓ 1x)", "n/a", "INSTALL-FAILED"]
     assert info["torch build"] == ["2.8.0+cpu", "2.13.0+cpu", "", ""]
     assert info["route: from_node"] == ["", "nodesource", "", ""]
     assert info["install"][0] == "1.5s"
@@ -99,3 +99,33 @@ def test_short_message_is_pytests_error_line() -> None:
     assert short_message(text) == "assert 2 == 1"
     assert short_message("RuntimeError: boom\n") == "RuntimeError: boom"
     assert short_message(None) == ""
+
+
+def test_failed_differently_fixed_broken_env_and_adaptations_are_listed() -> None:
+    differs = cell_result("2.2.2", outcomes={"test_a": Outcome.FAILED_DIFFERENTLY},
+                          status=CellStatus.FAILED, reason="1 failed differently than expected")
+    differs.tests[0].expected_failure = "ValueError matching 'has tag'"
+    differs.tests[0].exc_types = ["AssertionError", "builtins.AssertionError"]
+    differs.tests[0].message = "E   AssertionError: assert {'a'} == {'b'}"
+    differs.fingerprint["torch_import_warnings"] = [
+        "UserWarning: Failed to initialize NumPy: _ARRAY_API not found"]
+    differs.adaptations = {"capture": "upstream calls capture_pre_autograd_graph"}
+    differs.routes = {"capture": "capture_pre_autograd_graph(strict=True)"}
+    fixed = cell_result("2.4.1", outcomes={"test_a": Outcome.XPASSED, "test_b": Outcome.SKIPPED})
+    fixed.tests[0].expected_failure = "ValueError"
+    fixed.tests[0].expected_reason = "walks back through any op"
+    text = render_console([differs, fixed], width=200)
+    assert ("torch2.2.2-torch.ao-py3.11: test_a: expected ValueError matching 'has tag'; got "
+            "AssertionError: AssertionError: assert {'a'} == {'b'}") in text
+    assert ("torch2.4.1-torch.ao-py3.11: test_a passes; retire the expectation (ValueError): "
+            "walks back through any op") in text
+    assert "torch2.2.2-torch.ao-py3.11: NumPy ABI: UserWarning: Failed to initialize NumPy" \
+        in text
+    assert "capture (1 cell(s): torch2.2.2-torch.ao-py3.11): upstream calls" in text
+    info = dict(build_grid([differs, fixed]).info_rows)
+    assert info["status"] == ["FAIL (1≠)", "PASS (1s 1X)"]
+    assert info["env health"] == ["⚠ NumPy ABI", "ok"]
+    assert info["route: capture"][0].endswith(" adapted")
+    markdown = render_markdown([differs, fixed], title="t", exit_code=1)
+    assert "### Fixed (an expected failure passes: retire its expectation)" in markdown
+    assert "### Failed differently than expected" in markdown

@@ -6,13 +6,18 @@ from pathlib import Path
 import pytest
 
 from compat.harness.errors import ResultFileError
+from compat.harness.matrix import Expectation, Selector
 from compat.harness.results import (
     CellResult,
     CellStatus,
     Events,
     Outcome,
     classify,
+    flag_missing_tests,
     read_events,
+)
+from compat.harness.results import (
+    TestResult as Result,
 )
 
 T1, T2, T3 = "t.py::test_one", "t.py::test_two", "t.py::test_three"
@@ -53,14 +58,96 @@ def test_passed_cell() -> None:
     assert [t.outcome for t in tests] == [Outcome.PASSED]
 
 
+def expect(reason: str, *, raises: str | None = None, match: str | None = None
+           ) -> Expectation:
+    return Expectation("*", Selector(), reason, raises=raises, match=match)
+
+
+def failed(nodeid: str, exc_types: list[str], exc_message: str,
+           message: str = "source listing") -> dict[str, object]:
+    return {**rec(nodeid, "failed", message), "exc_types": exc_types, "exc_message": exc_message}
+
+
 def test_expected_failure_and_fixed() -> None:
-    events = Events(tests={T1: rec(T1, "failed", "boom"), T2: rec(T2, "passed")},
-                    started=[T1, T2], finish=FINISH)
+    events = Events(tests={T1: failed(T1, ["ValueError", "Exception"], "boom"),
+                           T2: rec(T2, "passed")}, started=[T1, T2], finish=FINISH)
     status, _, tests = classify(events=events, returncode=1, timed_out=False,
-                                expected={T1: "known", T2: "known too"})
+                                expected={T1: expect("known", raises="ValueError"),
+                                          T2: expect("known too", match="x")})
     assert status is CellStatus.PASSED
     assert [t.outcome for t in tests] == [Outcome.XFAILED, Outcome.XPASSED]
     assert tests[0].expected_reason == "known"
+    assert tests[0].expected_failure == "ValueError"
+
+
+def test_strict_turns_a_fixed_test_into_a_failed_cell() -> None:
+    events = Events(tests={T1: rec(T1, "passed")}, started=[T1], finish=FINISH)
+    status, reason, tests = classify(events=events, returncode=0, timed_out=False,
+                                     expected={T1: expect("known", raises="ValueError")},
+                                     strict=True)
+    assert status is CellStatus.FAILED
+    assert reason == "1 expected failure(s) now pass (strict: retire the expectation)"
+    assert tests[0].outcome is Outcome.XPASSED
+
+
+@pytest.mark.parametrize(
+    ("raises", "match", "exc_types", "exc_message", "outcome"),
+    [
+        ("ValueError", None, ["ValueError", "builtins.ValueError"], "x", Outcome.XFAILED),
+        ("Exception", None, ["ValueError", "Exception"], "x", Outcome.XFAILED),  # a base
+        ("builtins.ValueError", None, ["ValueError", "builtins.ValueError"], "x",
+         Outcome.XFAILED),
+        ("ValueError", None, ["AssertionError"], "x", Outcome.FAILED_DIFFERENTLY),
+        (None, "has tag .* associated", [], "a has tag t associated with b", Outcome.XFAILED),
+        (None, "has tag", ["AssertionError"], "assert {'x'} == {'y'}",
+         Outcome.FAILED_DIFFERENTLY),
+        ("ValueError", "walk", ["ValueError"], "another message", Outcome.FAILED_DIFFERENTLY),
+    ],
+)
+def test_a_failure_the_expectation_does_not_explain_is_failed_differently(
+        raises: str | None, match: str | None, exc_types: list[str], exc_message: str,
+        outcome: Outcome) -> None:
+    events = Events(tests={T1: failed(T1, exc_types, exc_message)}, started=[T1], finish=FINISH)
+    status, reason, tests = classify(events=events, returncode=1, timed_out=False,
+                                     expected={T1: expect("r", raises=raises, match=match)})
+    assert tests[0].outcome is outcome
+    if outcome is Outcome.FAILED_DIFFERENTLY:
+        assert (status, reason) == (CellStatus.FAILED, "1 failed differently than expected")
+        assert tests[0].outcome.unexpected
+
+
+def test_match_never_searches_the_source_listing() -> None:
+    """pytest's report quotes the test's source, which holds the very text a match seeks."""
+    record = failed(T1, ["AssertionError"], "assert {'a'} == {'b'}",
+                    message='>  assert ok, "did not preserve quantization tag"\nE  assert')
+    events = Events(tests={T1: record}, started=[T1], finish=FINISH)
+    _, _, tests = classify(events=events, returncode=1, timed_out=False,
+                           expected={T1: expect("r", match="did not preserve")})
+    assert tests[0].outcome is Outcome.FAILED_DIFFERENTLY
+
+
+def test_a_cell_whose_tests_all_skipped_is_not_a_pass() -> None:
+    events = Events(tests={T1: rec(T1, "skipped"), T2: rec(T2, "skipped")}, started=[T1, T2],
+                    finish=FINISH)
+    status, reason, _ = classify(events=events, returncode=0, timed_out=False, expected={})
+    assert (status, reason) == (CellStatus.ERROR,
+                                "all 2 test(s) skipped: the cell tested nothing")
+
+
+def test_a_test_other_cells_ran_is_missing_not_passed() -> None:
+    def cell(cell_id: str, nodeids: list[str]) -> CellResult:
+        return CellResult(cell_id, {}, CellStatus.PASSED,
+                          tests=[Result(n, Outcome.PASSED) for n in nodeids])
+
+    full, short, dead = cell("a", [T1, T2]), cell("b", [T1]), cell("c", [])
+    dead.status = CellStatus.INSTALL_FAILED
+    assert flag_missing_tests([full, short, dead]) == [short]
+    assert short.status is CellStatus.ERROR
+    assert short.reason == "1 test(s) that other cells ran are missing here (test_two)"
+    assert [(t.nodeid, t.outcome) for t in short.tests] == [(T1, Outcome.PASSED),
+                                                           (T2, Outcome.NOT_RUN)]
+    assert full.status is CellStatus.PASSED
+    assert dead.tests == []
 
 
 def test_unexpected_failure() -> None:

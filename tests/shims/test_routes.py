@@ -19,6 +19,15 @@ def test_record_last_write_wins_and_sorted() -> None:
     assert list(routes.routes()) == ["capture", "pt2e"]
 
 
+def test_adaptations_are_kept_apart_from_routes_and_reset() -> None:
+    routes.record("convert", "convert_pt2e(fold_quantize=True)")
+    routes.adapted("convert", "the default is False here")
+    assert routes.adaptations() == {"convert": "the default is False here"}
+    assert routes.routes() == {"convert": "convert_pt2e(fold_quantize=True)"}
+    routes.reset()
+    assert routes.adaptations() == {}
+
+
 def test_warnings_recorded_not_raised_under_error_filter() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -91,6 +91,10 @@ def test_capture_and_reexport(no_env: None) -> None:
     assert "aten.linear.default" in targets
     assert not [n for n in gm.graph.nodes if n.op == "call_module"]  # no _guards_fn
     assert routes.routes()["capture"].startswith(capture_shim.default_capture())
+    if routes.routes()["capture"].endswith(".module(check_guards=False)"):
+        assert "check_guards=False" in routes.adaptations()["capture"]  # a departure, said
+    else:
+        assert "capture" not in routes.adaptations()
     ep = capture_shim.reexport(gm, args)
     assert "strict=True" in routes.routes()["reexport"]
     linear = [n for n in ep.graph_module.graph.nodes if str(n.target) == "aten.linear.default"]
