@@ -12,25 +12,26 @@
 Cell environments are not nox virtualenvs: the harness builds one uv environment per
 cell, keyed by its resolved install plan, so ``matrix`` and ``cell(...)`` share them and a
 warm rerun installs nothing. Sessions that only drive the harness run in nox's own
-interpreter (``python=False``). The ``matrix``, ``cell``, ``report`` and ``probe``
-sessions exit with the harness's documented code (0 ok, 1 unexpected, 2 usage, 3 infra).
+interpreter (``python=False``). A harness command that does not exit 0 fails its session
+through ``session.error`` with the gate's code and meaning in the message, so nox runs
+every selected session, prints its summary and writes ``--report``; the gate's own codes
+(1 unexpected, 2 usage, 3 infrastructure) come from ``python -m compat`` (see README).
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import nox
 
-ROOT = Path(__file__).resolve().parent
-sys.path.insert(0, str(ROOT))
+from compat.harness import cli
+from compat.harness.errors import UsageError
+from compat.harness.gate import describe_exit_code
+from compat.harness.matrix import load_matrix
+from compat.harness.pipconfig import read_pip_config
 
-from compat.harness import cli  # noqa: E402
-from compat.harness.errors import UsageError  # noqa: E402
-from compat.harness.matrix import load_matrix  # noqa: E402
-from compat.harness.pipconfig import read_pip_config  # noqa: E402
+ROOT = Path(__file__).resolve().parent
 
 nox.options.default_venv_backend = "uv"
 nox.options.sessions = ["matrix"]
@@ -42,17 +43,20 @@ def _cell_ids() -> list[str]:
     try:
         return [c.id for c in load_matrix(ROOT / MATRIX).cells if c.applicable]
     except UsageError:
-        return []  # the matrix session reports the error with exit code 2
+        return []  # the matrix session reports the error
 
 
-def _harness(session: nox.Session, command: str, *, with_matrix: bool = True) -> None:
-    """Run one harness command with the session's arguments; exit with its code."""
-    args = list(session.posargs)
-    if with_matrix and "--matrix" not in args:
-        args += ["--matrix", MATRIX]
-    code = cli.main([command, *args])
+CELL_IDS = _cell_ids()  # read once, when nox loads this file
+
+
+def _harness(session: nox.Session, command: str, *args: str, with_matrix: bool = True) -> None:
+    """Run one harness command with the session's arguments; fail the session through nox."""
+    argv = [*args, *session.posargs]
+    if with_matrix and "--matrix" not in argv:
+        argv += ["--matrix", MATRIX]
+    code = cli.main([command, *argv])
     if code:
-        raise SystemExit(code)  # nox itself only knows 0 and 1; the gate needs 2 and 3 too
+        session.error(f"compat {command}: exit code {code} ({describe_exit_code(code)})")
 
 
 @nox.session(python=False)
@@ -62,12 +66,10 @@ def matrix(session: nox.Session) -> None:
 
 
 @nox.session(python=False)
-@nox.parametrize("cell_id", _cell_ids(), ids=_cell_ids())
+@nox.parametrize("cell_id", CELL_IDS, ids=CELL_IDS)
 def cell(session: nox.Session, cell_id: str) -> None:
     """One cell of the matrix, alone (its folder merges into a report like any other)."""
-    code = cli.main(["cell", cell_id, "--matrix", MATRIX, *session.posargs])
-    if code:
-        raise SystemExit(code)
+    _harness(session, "cell", cell_id)
 
 
 @nox.session(python=False)
@@ -120,5 +122,6 @@ def tests(session: nox.Session) -> None:
     # The shims are tested against a real torch; 2.13.0 has a CPU wheel on the reference
     # machine's wheelhouse (pip config), elsewhere it comes from the default index.
     session.install("torch==2.13.0", "torchao==0.18.0", *index_args)
-    session.run("ruff", "check", "compat", "tests", "noxfile.py", "benchmarks")
+    session.run("ruff", "check", "compat", "tests", "noxfile.py", "benchmarks", "scripts")
+    session.run("lint-imports")  # the two sides never mix (pyproject: [tool.importlinter])
     session.run("pytest", *session.posargs)

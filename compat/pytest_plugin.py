@@ -3,8 +3,9 @@
 Loaded in the cell with ``-p compat.pytest_plugin --compat-events PATH``. Every line is
 flushed as soon as it is known, so that a segfault or a kill leaves every finished test
 (and the name of the one that was running) on disk. The harness owns the format; this
-side only appends. Runs on every Python a cell may use (3.9+), next to any torch, so it
-must never import :mod:`compat.harness`.
+side only appends, with the names and version of :mod:`compat.events`. Runs on every
+Python a cell may use (3.9+), next to any torch, so it must never import
+:mod:`compat.harness` (an import-linter contract checks it).
 """
 
 from __future__ import annotations
@@ -20,7 +21,15 @@ from typing import IO, Any
 
 import pytest
 
-EVENTS_SCHEMA = 1
+from compat.events import (
+    COLLECT_ERROR,
+    EVENTS_SCHEMA,
+    SESSION_FINISH,
+    SESSION_START,
+    TEST,
+    TEST_START,
+)
+
 _MAX_TEXT = 8000
 
 
@@ -130,11 +139,11 @@ class _Recorder:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
-        self.emit("session_start", schema=EVENTS_SCHEMA, fingerprint=fingerprint())
+        self.emit(SESSION_START, schema=EVENTS_SCHEMA, fingerprint=fingerprint())
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
-            self.emit("collect_error", nodeid=report.nodeid, message=_clip(str(report.longrepr)))
+            self.emit(COLLECT_ERROR, nodeid=report.nodeid, message=_clip(str(report.longrepr)))
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo) -> Any:
@@ -152,7 +161,7 @@ class _Recorder:
         state["exc_message"] = _clip(str(excinfo.value))
 
     def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
-        self.emit("test_start", nodeid=nodeid)
+        self.emit(TEST_START, nodeid=nodeid)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         state = self.outcomes.setdefault(report.nodeid,
@@ -182,7 +191,7 @@ class _Recorder:
                 state["message"] = (f"passed on attempt {state['reruns'] + 1}; the first "
                                     f"failed:\n{state['first_failure']}")
             self.emit(
-                "test",
+                TEST,
                 nodeid=report.nodeid,
                 outcome=outcome,
                 duration=round(state["duration"], 4),
@@ -204,7 +213,7 @@ class _Recorder:
                 warnings_seen = list(shim_routes.warnings_seen())
             except Exception as exc:  # noqa: BLE001 - a broken shim must not lose the results
                 routes = {"error": f"{type(exc).__name__}: {exc}"}
-        self.emit("session_finish", exitstatus=int(exitstatus), routes=routes,
+        self.emit(SESSION_FINISH, exitstatus=int(exitstatus), routes=routes,
                   adaptations=adaptations, warnings=warnings_seen)
 
 

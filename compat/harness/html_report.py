@@ -10,6 +10,7 @@ import html
 import re
 from collections.abc import Sequence
 
+from compat.harness.gate import EXIT_INFRA, EXIT_OK, describe_exit_code
 from compat.harness.redact import redact
 from compat.harness.report import (
     LEGEND,
@@ -60,8 +61,7 @@ table.kv td{padding:1px 10px 1px 0;vertical-align:top;font-size:12px}
 table.kv td:first-child{color:#57606a;white-space:nowrap}
 """
 
-_VERDICT = {0: ("ok", "all cells as expected"), 1: ("bad", "unexpected failures"),
-            2: ("bad", "usage error"), 3: ("infra", "infrastructure failures only")}
+_VERDICT_CLASS = {EXIT_OK: "ok", EXIT_INFRA: "infra"}
 
 
 def _e(text: object) -> str:
@@ -181,7 +181,7 @@ def _cell_details(result: CellResult) -> str:
 
 def render_html(results: Sequence[CellResult], *, title: str, exit_code: int,
                 created: str = "") -> str:
-    klass, verdict = _VERDICT.get(exit_code, ("bad", f"exit code {exit_code}"))
+    klass, verdict = _VERDICT_CLASS.get(exit_code, "bad"), describe_exit_code(exit_code)
     counts: dict[str, int] = {}
     for result in results:
         counts[result.status.value] = counts.get(result.status.value, 0) + 1

@@ -17,6 +17,14 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol
 
+from compat.events import (
+    COLLECT_ERROR,
+    EVENTS_SCHEMA,
+    SESSION_FINISH,
+    SESSION_START,
+    TEST,
+    TEST_START,
+)
 from compat.harness.errors import ResultFileError
 from compat.harness.redact import redact
 
@@ -210,6 +218,7 @@ class Events:
     collect_errors: list[dict[str, Any]] = field(default_factory=list)
     finish: dict[str, Any] | None = None
     corrupt_lines: int = 0
+    foreign_schema: object = None  # the schema a plugin of another version wrote
 
 
 def read_events(path: Path) -> Events:
@@ -228,15 +237,18 @@ def read_events(path: Path) -> Events:
             events.corrupt_lines += 1
             continue
         kind = record.get("event")
-        if kind == "session_start":
+        if kind == SESSION_START:
+            if record.get("schema") != EVENTS_SCHEMA:
+                events.foreign_schema = record.get("schema")
+                return events  # another plugin version: its fields cannot be trusted
             events.fingerprint = dict(record.get("fingerprint") or {})
-        elif kind == "test_start":
+        elif kind == TEST_START:
             events.started.append(str(record.get("nodeid")))
-        elif kind == "test":
+        elif kind == TEST:
             events.tests[str(record.get("nodeid"))] = record
-        elif kind == "collect_error":
+        elif kind == COLLECT_ERROR:
             events.collect_errors.append(record)
-        elif kind == "session_finish":
+        elif kind == SESSION_FINISH:
             events.finish = record
     return events
 
@@ -323,6 +335,9 @@ def classify(
             seen.add(nodeid)
 
     where = f" in {running[-1]}" if running else ""
+    if events.foreign_schema is not None:
+        return (CellStatus.ERROR, f"the cell's plugin wrote events schema "
+                f"{events.foreign_schema!r}; this harness reads {EVENTS_SCHEMA}", tests)
     import_error = events.fingerprint.get("torch_import_error") or events.fingerprint.get(
         "torchao_import_error"
     )

@@ -115,9 +115,54 @@ def test_bad_matrix_is_exit_2_with_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('[[torch]]\nversion = "2.x"\n', encoding="utf-8")
     proc = nox("-s", "matrix", "--", "--matrix", str(bad), envs=tmp_path / "envs")
-    assert proc.returncode == 2
+    assert proc.returncode == 1  # nox's own code for a failed session
     assert f"{bad}: torch[0].version: '2.x' is not a valid version" in proc.stderr
+    assert "compat matrix: exit code 2 (usage or configuration error)" in proc.stderr
     assert "Traceback" not in proc.stderr
+    gate = subprocess.run([sys.executable, "-m", "compat", "matrix", "--matrix", str(bad)],
+                          cwd=ROOT, capture_output=True, text=True, check=False)
+    assert gate.returncode == 2, gate.stderr  # the gate's own code, for a pipeline
+
+
+def test_cell_sessions_run_on_after_one_fails_and_nox_summarises(
+        first_run: tuple[Path, Path, str], tmp_path: Path) -> None:
+    """nox used as nox: a failing cell session does not stop the next one, and nox's
+    summary and --report say which failed."""
+    envs, _, _ = first_run
+    user_tests = tmp_path / "user_tests"
+    user_tests.mkdir()
+    (user_tests / "test_user.py").write_text(
+        "import torch\n\n\ndef test_not_on_2_8():\n"
+        "    assert not torch.__version__.startswith('2.8'), 'planted: fails on 2.8'\n",
+        encoding="utf-8")
+    matrix = tmp_path / "matrix.toml"
+    matrix.write_text(f"""
+[matrix]
+name = "sessions"
+tests = ["{user_tests}"]
+
+[[torch]]
+version = "2.8.0"
+stacks = ["torch.ao"]
+
+[[torch]]
+version = "2.13.0"
+torchao = "0.18.0"
+stacks = ["torchao"]
+""", encoding="utf-8")
+    first, second = "torch2.8.0-torch.ao-py3.11", "torch2.13.0-torchao0.18.0-py3.11"
+    report = tmp_path / "nox-report.json"
+    proc = nox("--report", str(report), "-s", f"cell({first})", f"cell({second})", "--",
+               "--out", str(tmp_path / "run"), envs=envs, extra_env={"COMPAT_MATRIX": str(matrix)})
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 1, log
+    assert "compat cell: exit code 1 (unexpected failures)" in log
+    assert "Ran 2 sessions" in log, log
+    sessions = {s["signatures"][0]: s["result"]
+                for s in json.loads(report.read_text(encoding="utf-8"))["sessions"]}
+    # session.error is nox's "aborted"; the next session still runs
+    assert sessions == {f"cell({first})": "aborted", f"cell({second})": "success"}, sessions
+    assert cells(tmp_path / "run")[second]["status"] == "passed"
 
 
 def test_prefetch_then_offline_run(tmp_path: Path) -> None:

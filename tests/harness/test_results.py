@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from compat.events import EVENTS_SCHEMA
 from compat.harness.errors import ResultFileError
 from compat.harness.matrix import Expectation, Selector
 from compat.harness.results import (
@@ -30,7 +31,8 @@ def events_file(tmp_path: Path, lines: list[object], tail: str = "") -> Path:
 
 
 def start(**fp: object) -> dict[str, object]:
-    return {"event": "session_start", "fingerprint": {"torch": "2.8.0", **fp}}
+    return {"event": "session_start", "schema": EVENTS_SCHEMA,
+            "fingerprint": {"torch": "2.8.0", **fp}}
 
 
 def rec(nodeid: str, outcome: str, message: str | None = None) -> dict[str, object]:
@@ -225,3 +227,14 @@ def test_pytest_that_never_started_is_an_error() -> None:
     status, reason, _ = classify(events=Events(), returncode=4, timed_out=False, expected={})
     assert (status, reason) == (CellStatus.ERROR,
                                 "pytest exited with 4 before the session started")
+
+
+def test_a_stream_of_another_events_schema_is_refused_not_misread(tmp_path: Path) -> None:
+    path = events_file(tmp_path, [{**start(), "schema": EVENTS_SCHEMA + 1}, rec(T1, "passed"),
+                                  FINISH])
+    events = read_events(path)
+    assert events.tests == {}
+    status, reason, _ = classify(events=events, returncode=0, timed_out=False, expected={})
+    assert status is CellStatus.ERROR
+    assert reason == (f"the cell's plugin wrote events schema {EVENTS_SCHEMA + 1}; "
+                      f"this harness reads {EVENTS_SCHEMA}")

@@ -68,4 +68,4 @@ def test_workflow_runs_the_documented_commands() -> None:
     text = WORKFLOW.read_text(encoding="utf-8")
     assert "python -m compat plan" in text
     assert 'nox -s "${{ matrix.session }}"' in text
-    assert "nox -s report -- --merge artifacts --out reports/merged" in text
+    assert "python -m compat report --merge artifacts --out reports/merged" in text

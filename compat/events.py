@@ -1,0 +1,27 @@
+"""The contract between a cell and the harness: the event stream's names and version.
+
+The pytest plugin (inside a cell, Python 3.9+, next to any torch) writes these events as
+JSON lines; the harness (on the host) reads them. Both import this leaf module and
+nothing else of each other, so a renamed event is one change here, and a stream written
+by a plugin of another version is refused by name instead of misread.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "COLLECT_ERROR",
+    "EVENTS_SCHEMA",
+    "SESSION_FINISH",
+    "SESSION_START",
+    "TEST",
+    "TEST_START",
+]
+
+# Bump on any change a reader of the old version would misread; adding a key is not one.
+EVENTS_SCHEMA = 1
+
+SESSION_START = "session_start"  # schema, fingerprint (what the cell really is)
+COLLECT_ERROR = "collect_error"  # nodeid, message
+TEST_START = "test_start"  # nodeid: the test now running (a crash names it)
+TEST = "test"  # nodeid, outcome, duration, message, reruns, exc_types, exc_message
+SESSION_FINISH = "session_finish"  # exitstatus, routes, adaptations, warnings

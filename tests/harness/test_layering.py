@@ -1,0 +1,53 @@
+"""The layering contracts (import-linter, ``[tool.importlinter]`` in pyproject.toml) hold,
+and they fail when a violation is planted, so the check is not one that cannot fail."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
+    exe = shutil.which("lint-imports", path=str(Path(sys.executable).parent)) or shutil.which(
+        "lint-imports")
+    assert exe, "import-linter is a test dependency"
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    return subprocess.run([exe, "--config", str(root / "pyproject.toml"), "--no-cache"],
+                          cwd=root, env=env, capture_output=True, text=True, check=False)
+
+
+def planted_copy(tmp_path: Path, module: str, line: str) -> Path:
+    shutil.copytree(ROOT / "compat", tmp_path / "compat",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    target = tmp_path / module
+    target.write_text(target.read_text(encoding="utf-8") + f"\n{line}\n", encoding="utf-8")
+    return tmp_path
+
+
+def test_the_contracts_hold() -> None:
+    proc = lint_imports(ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "broken" not in proc.stdout.replace("0 broken", "")
+
+
+@pytest.mark.parametrize(("module", "line", "contract"), [
+    ("compat/harness/gate.py", "import torch  # noqa", "The host harness never imports torch"),
+    ("compat/shims/routes.py", "import compat.harness.gate  # noqa",
+     "The shims never import the harness or pytest"),
+    ("compat/pytest_plugin.py", "import compat.harness.results  # noqa",
+     "The cell's plugin never imports the harness"),
+])
+def test_a_planted_violation_breaks_its_contract(tmp_path: Path, module: str, line: str,
+                                                 contract: str) -> None:
+    proc = lint_imports(planted_copy(tmp_path, module, line))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"{contract}" in proc.stdout
+    assert "BROKEN" in proc.stdout
