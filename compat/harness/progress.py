@@ -8,6 +8,7 @@ form only ever appends, so it reads the same in a file as on a screen.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import threading
 import time
@@ -24,6 +25,12 @@ def _summary(result: CellResult) -> str:
     detail = f" ({counts})" if counts else ""
     reason = f": {result.reason}" if result.reason else ""
     return f"{result.status.value} in {seconds:.1f}s{detail}{reason}"
+
+
+def _fit(line: str, width: int) -> str:
+    """One line of at most ``width`` characters (control characters flattened)."""
+    line = line.replace("\r", " ").replace("\n", " ")
+    return line if len(line) <= width else line[: max(1, width - 1)] + "…"
 
 
 class Progress:
@@ -70,10 +77,14 @@ class LiveBoard(Progress):
 
     def _draw(self) -> None:
         now = time.monotonic()
+        columns = shutil.get_terminal_size((100, 24)).columns
         lines = [f"compat: {self.done}/{self.total} cells done, {now - self.started:.0f}s"]
         for cell_id, (text, since, done) in self.rows.items():
             clock = "" if done or text == "waiting" else f" ({now - since:.0f}s)"
             lines.append(f"  {cell_id:<{self.width}}  {text}{clock}")
+        # A line longer than the terminal wraps onto two rows, and moving up one row per
+        # line would then leave the board's top behind: every line fits, or is cut.
+        lines = [_fit(line, columns - 1) for line in lines]
         up = f"\x1b[{self.drawn}F" if self.drawn else ""
         self.stream.write(up + "".join(f"\x1b[2K{line}\n" for line in lines))
         self.stream.flush()

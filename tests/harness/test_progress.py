@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import io
 
+import pytest
+
 from compat.harness.progress import LiveBoard, Progress, make_progress
 from compat.harness.results import CellStatus
 
@@ -34,6 +36,20 @@ def test_board_redraws_in_place_and_keeps_final_lines() -> None:
     assert "2/2 cells done" in last
     assert "torch2.8.0-torch.ao-py3.11   failed in 0.0s: 1 test(s) failed" in last
     assert "torch2.13.0-torch.ao-py3.11  not-applicable in 0.0s: gone" in last
+
+
+def test_board_lines_never_wrap_past_the_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wrapped line takes two rows, and the redraw would then climb too few."""
+    monkeypatch.setenv("COLUMNS", "60")
+    term = Terminal()
+    board = LiveBoard(["torch2.8.0-torch.ao-py3.11"], term)
+    board.finished(cell_result("2.8.0", status=CellStatus.FAILED, reason="x" * 500 + "\nmore"))
+    board.close()
+    frames = [f for f in term.getvalue().split("\x1b[2K") if f]
+    assert frames
+    lines = [f.split("\x1b[")[0].rstrip("\n") for f in frames]
+    assert all(len(line) <= 59 and "\n" not in line for line in lines), lines
+    assert any(line.endswith("…") for line in lines)
 
 
 def test_log_lines_carry_clock_count_and_status() -> None:
