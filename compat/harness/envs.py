@@ -212,13 +212,14 @@ def ensure_env(plan: InstallPlan, *, log: Path, timeout: float) -> EnvRecord:
     lock = env_dir / LOCK
     remaining = max(1.0, timeout - (time.monotonic() - started))
     _run([uv, "pip", "compile", "--quiet", str(requirements), "--format", "pylock.toml",
-          "--python", str(_bin(env_dir)), *plan.uv_source_args, "-o", str(lock)],
+          "--python", str(_bin(env_dir)), *plan.uv_source_args, *plan.cutoff_args,
+          "-o", str(lock)],
          log, remaining, env)
     remaining = max(1.0, timeout - (time.monotonic() - started))
     pinned = env_dir / "requirements.lock.txt"
     pinned.write_text("\n".join(locked_pins(lock)) + "\n", encoding="utf-8")
     _run([uv, "pip", "install", "--python", str(_bin(env_dir)), "--no-deps",
-          *plan.uv_source_args, "-r", str(pinned)], log, remaining, env)
+          *plan.uv_source_args, *plan.cutoff_args, "-r", str(pinned)], log, remaining, env)
     _link_project(env_dir)
     freeze = _run([uv, "pip", "freeze", "--python", str(_bin(env_dir))], log, 120, env)
     wheels = installed_wheels(env_dir, lock, ("torch", "torchao"))

@@ -11,8 +11,9 @@ import hashlib
 import shutil
 import threading
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -24,7 +25,7 @@ from pypi_simple import NoSuchProjectError, PyPISimple
 from compat.harness.redact import redact
 
 __all__ = ["IndexFile", "IndexUnreachable", "Listings", "download", "list_wheels",
-           "sha256_of_url"]
+           "released_at", "sha256_of_url"]
 
 TIMEOUT = 30.0
 
@@ -40,6 +41,9 @@ class IndexFile:
     version: Version
     sha256: str | None
     requires_python: str | None
+    # PEP 700 (JSON pages only): when the file reached the index. PyTorch's HTML pages and
+    # find-links folders give none.
+    upload_time: datetime | None = None
 
 
 def list_wheels(index_url: str | None, project: str, *, timeout: float = TIMEOUT
@@ -67,8 +71,20 @@ def list_wheels(index_url: str | None, project: str, *, timeout: float = TIMEOUT
         if name != wanted:  # a flat find-links page lists every project's files
             continue
         files.append(IndexFile(package.filename, package.url, version,
-                               package.digests.get("sha256"), package.requires_python))
+                               package.digests.get("sha256"), package.requires_python,
+                               package.upload_time))
     return files
+
+
+def released_at(files: Iterable[IndexFile], version: str) -> datetime | None:
+    """When ``version`` finished uploading: the latest upload time of its files.
+
+    A release's wheels arrive over minutes to hours; its last file marks the moment the
+    whole release was installable. None when no file of that version has a time.
+    """
+    wanted = Version(version)
+    times = [f.upload_time for f in files if f.version == wanted and f.upload_time]
+    return max(times, default=None)
 
 
 class Listings:

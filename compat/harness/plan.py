@@ -19,10 +19,31 @@ from compat.harness.matrix import Cell, Matrix
 from compat.harness.pipconfig import PipIndexConfig
 from compat.harness.resolve import ResolvedCell, resolve_cell
 
-__all__ = ["ENV_FORMAT", "InstallPlan", "plan_cell", "plan_for"]
+__all__ = ["ENV_FORMAT", "InstallPlan", "cutoff_args", "plan_cell", "plan_for"]
 
 # Bump when the layout of a cell environment changes, to rebuild every env once.
 ENV_FORMAT = 1
+
+# Exempt from the deps cutoff: the cell's own pins, and what torch nightlies pin exactly
+# from PyTorch's index. uv drops every file without an upload time under a cutoff, and
+# PyTorch's HTML pages give none ("--exclude-newer-package NAME=false", uv >= 0.9).
+PINNED = ("torch", "torchao", "pytorch-triton")
+
+
+def cutoff_args(cutoff: str | None, *, own_index: bool) -> list[str]:
+    """uv flags that resolve all but the cell's pinned builds as of ``cutoff``.
+
+    A channel with its own index is otherwise searched first-index: the deps it mirrors
+    (numpy, sympy...) would be looked up there only, and have no upload time. Searching
+    every index keeps its torch (an exact pin takes the first index listing that version)
+    and takes dated deps from the default index.
+    """
+    if cutoff is None:
+        return []
+    args = ["--exclude-newer", cutoff]
+    for name in PINNED:
+        args += ["--exclude-newer-package", f"{name}=false"]
+    return args + (["--index-strategy", "unsafe-best-match"] if own_index else [])
 
 
 @dataclass(frozen=True)
@@ -35,6 +56,10 @@ class InstallPlan:
     # Where uv actually reads from when that differs from the plan's indexes: a prefetched
     # wheelhouse holds exactly the locked wheels, so it does not change the env's identity.
     source_args: tuple[str, ...] = ()
+    # deps-as-of: the RFC 3339 time the other packages are resolved as of, and the uv
+    # flags for it, given to every resolve and install of the cell (a wheelhouse too).
+    deps_cutoff: str | None = None
+    cutoff_args: tuple[str, ...] = ()
 
     @property
     def uv_source_args(self) -> tuple[str, ...]:
@@ -48,6 +73,8 @@ class InstallPlan:
             "requirements": sorted(self.requirements),
             "index_args": list(self.index_args),
         }
+        if self.cutoff_args:  # only then: envs built without a cutoff keep their keys
+            identity["cutoff_args"] = list(self.cutoff_args)
         blob = json.dumps(identity, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -67,6 +94,7 @@ def plan_cell(
     channel: Mapping[str, Any] | None = None,
     pins: Sequence[str] | None = None,
     wheelhouse: Path | None = None,
+    deps_cutoff: str | None = None,
 ) -> InstallPlan:
     """Exact torch (and torchao) pins first, then ``deps``; the channel's index first.
 
@@ -87,6 +115,8 @@ def plan_cell(
         env_dir=envs_root / cell.id,
         source_args=("--offline", "--no-index", "--find-links", str(wheelhouse))
         if wheelhouse else (),
+        deps_cutoff=deps_cutoff,
+        cutoff_args=tuple(cutoff_args(deps_cutoff, own_index=own_index)),
     )
 
 
@@ -98,7 +128,9 @@ def plan_for(cell: Cell, matrix: Matrix, *, envs_root: Path, pip_config: PipInde
     Raises :class:`ResolutionFailed` when the channel cannot name the build.
     """
     channel = matrix.channels.get(cell.channel, {})
-    resolved = resolve_cell(cell, channel, envs_root=envs_root, listings=listings)
+    resolved = resolve_cell(cell, channel, envs_root=envs_root, listings=listings,
+                            deps_as_of=matrix.deps_as_of)
     plan = plan_cell(cell, deps=matrix.cell_deps, envs_root=envs_root, pip_config=pip_config,
-                     channel=channel, pins=resolved.pins, wheelhouse=wheelhouse)
+                     channel=channel, pins=resolved.pins, wheelhouse=wheelhouse,
+                     deps_cutoff=resolved.deps_cutoff)
     return resolved, plan

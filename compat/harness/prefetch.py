@@ -64,7 +64,8 @@ def prefetch(matrix: Matrix, *, wheelhouse: Path, envs_root: Path,
         try:
             _, plan = plan_for(cell, matrix, envs_root=envs_root, pip_config=pip_config,
                                listings=listings)
-            packages = _lock(plan.requirements, interpreter, plan.index_args,
+            packages = _lock(plan.requirements, interpreter,
+                             [*plan.index_args, *plan.cutoff_args],
                              wheelhouse / ".locks" / cell.id)
         except ResolutionFailed as exc:
             cells[cell.id] = {"error": f"{exc.kind}: {exc.message}"}
@@ -93,7 +94,8 @@ def prefetch(matrix: Matrix, *, wheelhouse: Path, envs_root: Path,
                                     "size": target.stat().st_size}
             names.append(wheel["file"])
         else:
-            cells[cell.id] = {"requirements": list(plan.requirements), "wheels": names}
+            cells[cell.id] = {"requirements": list(plan.requirements), "wheels": names,
+                              "deps_cutoff": plan.deps_cutoff}
             print(f"prefetch: {cell.id}: {len(names)} wheels", flush=True)
     atomic_write_text(manifest_path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest

@@ -168,6 +168,12 @@ def _env_disk(result: CellResult) -> str:
     return f"{disk['apparent_bytes'] / 2**30:.1f}G/{disk['own_bytes'] / 2**20:.0f}M own"
 
 
+def _deps_as_of(result: CellResult) -> str:
+    """The day the cell's other packages were resolved as of (``deps-as-of``), if any."""
+    cutoff = (result.install.get("plan") or {}).get("deps_cutoff")
+    return str(cutoff)[:10] if cutoff else ""
+
+
 def _env_health(result: CellResult) -> str:
     if not result.fingerprint:
         return ""
@@ -203,6 +209,7 @@ def build_grid(
         ("tests", [seconds(r, "tests") for r in results]),
         ("env disk", [_env_disk(r) for r in results]),
         ("env health", [_env_health(r) for r in results]),
+        ("deps as of", [_deps_as_of(r) for r in results]),
     ]
     route_keys: list[str] = []
     for result in results:

@@ -5,6 +5,10 @@ channel's index). Nightlies are looked up on the channel's listing; a dated spec
 remembered in ``<envs>/.resolved.json`` so that a warm rerun needs no network, while
 ``latest`` asks the index once per run (and falls back to the last answer, saying so,
 when the index cannot be reached).
+
+With ``deps-as-of`` set, the cell also gets a cutoff for its other packages (uv's
+``--exclude-newer``): a fixed time, or when the cell's torch (and torchao) came out, so
+that an old torch is tested with the numpy and pytest of its day, not of today's.
 """
 
 from __future__ import annotations
@@ -13,19 +17,19 @@ import fcntl
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 
 from compat.harness import index as index_client
 from compat.harness.channels import NightlyNotFound, Resolution, nightly_date, resolve_nightly
-from compat.harness.matrix import NIGHTLY_TORCHAO, Cell
+from compat.harness.matrix import DEPS_AS_OF_TORCH, NIGHTLY_TORCHAO, Cell
 from compat.harness.redact import redact
 from compat.harness.results import atomic_write_text, read_json_object
 
-__all__ = ["ResolutionFailed", "ResolvedCell", "resolve_cell"]
+__all__ = ["ResolutionFailed", "ResolvedCell", "deps_cutoff", "resolve_cell", "rfc3339"]
 
 CACHE = ".resolved.json"
 
@@ -43,6 +47,7 @@ class ResolvedCell:
     pins: list[str]
     notes: list[str] = field(default_factory=list)
     nightly: dict[str, dict[str, Any]] = field(default_factory=dict)
+    deps_cutoff: str | None = None  # RFC 3339 UTC time for uv's --exclude-newer, or no cutoff
 
 
 def _store(path: Path, key: str, value: dict[str, Any]) -> None:
@@ -77,13 +82,24 @@ def _nightly(project: str, spec: str, *, index: str, python: str, today: date,
 
 def resolve_cell(cell: Cell, channel: Mapping[str, Any], *, envs_root: Path,
                  today: date | None = None,
-                 listings: index_client.Listings | None = None) -> ResolvedCell:
-    """Exact pins for torch (and torchao) from the cell's channel.
+                 listings: index_client.Listings | None = None,
+                 deps_as_of: str | None = None) -> ResolvedCell:
+    """Exact pins for torch (and torchao) from the cell's channel, and the deps cutoff.
 
     Cells resolved with one ``listings`` (one run) read each index page once.
     """
-    today = today or date.today()
     listings = listings or index_client.Listings()
+    resolved = _pins(cell, channel, envs_root=envs_root, today=today or date.today(),
+                     listings=listings)
+    if deps_as_of:
+        resolved.deps_cutoff, note = deps_cutoff(deps_as_of, resolved, channel,
+                                                 envs_root=envs_root, listings=listings)
+        resolved.notes += [note] if note else []
+    return resolved
+
+
+def _pins(cell: Cell, channel: Mapping[str, Any], *, envs_root: Path, today: date,
+          listings: index_client.Listings) -> ResolvedCell:
     if cell.url:
         pins = [f"torch @ {cell.url}"]
         if cell.torchao and cell.torchao != NIGHTLY_TORCHAO:
@@ -115,3 +131,82 @@ def resolve_cell(cell: Cell, channel: Mapping[str, Any], *, envs_root: Path,
     resolved.nightly["torchao"] = ao.__dict__
     resolved.notes += [n for n in [note] if n]
     return resolved
+
+
+def rfc3339(moment: datetime) -> str:
+    """``2024-03-27T21:07:13Z``: UTC, whole seconds rounded up (so the moment is included)."""
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    moment = moment.astimezone(timezone.utc)
+    if moment.microsecond:
+        moment = moment.replace(microsecond=0) + timedelta(seconds=1)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _end_of(day: date) -> datetime:
+    return datetime.combine(day, time(23, 59, 59), timezone.utc)
+
+
+def _fixed_cutoff(text: str) -> datetime:
+    """A date means the end of that day (UTC); a time without an offset is UTC.
+
+    uv would read a bare date in the machine's time zone: made explicit, the cutoff (and
+    so the env key) is the same on every machine.
+    """
+    try:
+        return _end_of(date.fromisoformat(text))
+    except ValueError:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _released_at(project: str, version: str, channel: Mapping[str, Any], *, cache: Path,
+                 listings: index_client.Listings) -> datetime | None:
+    """When ``version`` of ``project`` came out on the index it is installed from.
+
+    A nightly's date is in its version (PyTorch's HTML pages carry no upload times): the
+    end of that day. Otherwise the channel's index if it lists the project (uv's
+    first-index rule), else the default index; a found time never changes, so it is
+    remembered and a warm rerun needs no network.
+    """
+    day = nightly_date(Version(version))
+    if day is not None:
+        return _end_of(day)
+    index = channel.get("index-url")
+    key = f"deps-as-of|{redact(index) if index else 'default'}|{project}|{version}"
+    remembered = read_json_object(cache).get(key)
+    if remembered:
+        return datetime.fromisoformat(remembered["upload_time"])
+    files = listings.wheels(index, project) if index else []
+    files = files or listings.wheels(None, project)
+    found = index_client.released_at(files, version)
+    if found is not None:
+        _store(cache, key, {"upload_time": found.isoformat()})
+    return found
+
+
+def deps_cutoff(deps_as_of: str, resolved: ResolvedCell, channel: Mapping[str, Any], *,
+                envs_root: Path, listings: index_client.Listings) -> tuple[str | None, str | None]:
+    """The ``--exclude-newer`` time for the cell's other packages, and a note when none.
+
+    ``torch-release``: when the cell's torch came out, or its torchao if that came later
+    (a torchao release needs the deps of its own day). No known time is no cutoff, said
+    in a note: the cell still runs, with today's deps.
+    """
+    if deps_as_of != DEPS_AS_OF_TORCH:
+        return rfc3339(_fixed_cutoff(deps_as_of)), None
+    times = []
+    for project, version in [("torch", resolved.torch), ("torchao", resolved.torchao)]:
+        if version is None:
+            continue
+        where = redact(str(channel.get("index-url") or "the index"))
+        try:
+            found = _released_at(project, version, channel, cache=envs_root / CACHE,
+                                 listings=listings)
+        except InvalidVersion:  # a direct URL cell may name no exact version
+            found = None
+        except index_client.IndexUnreachable as exc:
+            found, where = None, f"{where} ({exc})"
+        if found is None:
+            return None, (f"deps-as-of: no upload time for {project} {version} on {where}; "
+                          "deps resolved as of today")
+        times.append(found)
+    return rfc3339(max(times)), None

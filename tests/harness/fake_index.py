@@ -5,6 +5,9 @@ version's ``+``, no sha256 fragment on nightlies, ``data-requires-python``), mod
 a recorded nightly listing; this machine cannot reach the real indexes to record them.
 The wheels are real and installable: a ``torch`` package whose ``__version__`` and
 ``version.git_version`` say which build it is.
+
+``write_json_listing`` writes the other form, the default index's PEP 691 JSON page with
+PEP 700 upload times, the only form that tells uv's ``--exclude-newer`` when a file came.
 """
 
 from __future__ import annotations
@@ -14,16 +17,21 @@ import csv
 import hashlib
 import http.server
 import io
+import json
 import threading
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from urllib.parse import quote
 
-__all__ = ["Listing", "build_wheel", "serve", "write_listing"]
+__all__ = ["Listing", "build_wheel", "serve", "write_json_listing", "write_listing"]
+
+JSON_PAGE = "index.json"
+JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 
 
 def _record_line(name: str, data: bytes) -> list[str]:
@@ -32,7 +40,7 @@ def _record_line(name: str, data: bytes) -> list[str]:
 
 
 def build_wheel(folder: Path, project: str, version: str, tag: str,
-                git_version: str = "0" * 40) -> Path:
+                git_version: str = "0" * 40, requires: Sequence[str] = ()) -> Path:
     """A minimal valid wheel of ``project`` (torch or torchao) at ``version``."""
     folder.mkdir(parents=True, exist_ok=True)
     dist = f"{project}-{version}"
@@ -45,7 +53,8 @@ def build_wheel(folder: Path, project: str, version: str, tag: str,
             f'__version__ = "{version}"\ngit_version = "{git_version}"\ncuda = None\n'
             "debug = False\n").encode(),
         f"{dist}.dist-info/METADATA": (
-            f"Metadata-Version: 2.1\nName: {project}\nVersion: {version}\n").encode(),
+            f"Metadata-Version: 2.1\nName: {project}\nVersion: {version}\n"
+            + "".join(f"Requires-Dist: {r}\n" for r in requires)).encode(),
         f"{dist}.dist-info/WHEEL": (
             f"Wheel-Version: 1.0\nGenerator: fake-index\nRoot-Is-Purelib: false\n"
             f"Tag: {tag}\n").encode(),
@@ -87,9 +96,35 @@ def write_listing(index_dir: Path, listing: Listing) -> None:
                     encoding="utf-8")
 
 
+def write_json_listing(index_dir: Path, project: str, uploads: Mapping[Path, datetime]
+                       ) -> None:
+    """``<index>/<project>/index.json``: a PEP 691 page giving each wheel's upload time."""
+    files = [{"filename": wheel.name, "url": f"../{quote(wheel.name)}",
+              "hashes": {"sha256": hashlib.sha256(wheel.read_bytes()).hexdigest()},
+              "upload-time": uploaded.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
+             for wheel, uploaded in uploads.items()]
+    page = index_dir / project / JSON_PAGE
+    page.parent.mkdir(parents=True, exist_ok=True)
+    page.write_text(json.dumps({"meta": {"api-version": "1.1"}, "name": project,
+                                "versions": sorted({w.name.split("-")[1] for w in uploads}),
+                                "files": files}), encoding="utf-8")
+
+
 class _Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass
+
+    def send_head(self) -> io.BytesIO | None:  # type: ignore[override]
+        """A folder with an ``index.json`` is a JSON project page."""
+        page = Path(self.translate_path(self.path)) / JSON_PAGE
+        if not self.path.endswith("/") or not page.is_file():
+            return super().send_head()  # type: ignore[return-value]
+        data = page.read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Type", JSON_TYPE)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        return io.BytesIO(data)
 
 
 @contextmanager
