@@ -121,6 +121,7 @@ def fingerprint() -> dict[str, Any]:
         info["torch_git_version"] = getattr(version, "git_version", None)
         info["torch_cuda"] = getattr(version, "cuda", None)
         info["torch_debug"] = getattr(version, "debug", None)
+    info["numpy"] = _version_of("numpy")  # torch's numpy bridge needs the numpy of its era
     info["torchao"] = _version_of("torchao")
     if info["torchao"] is not None and os.environ.get("COMPAT_PT2E_STACK") == "torchao":
         info["torchao_import_error"] = _import_error("torchao")

@@ -135,6 +135,8 @@ def _cell_details(result: CellResult) -> str:
         ("torch", torch_build(result) if fp else ""),
         ("torch git_version", fp.get("torch_git_version")),
         ("torchao", fp.get("torchao")),
+        ("numpy", fp.get("numpy")),
+        ("deps as of", (result.install.get("plan") or {}).get("deps_cutoff")),
         ("python", fp.get("python") or result.cell.get("python")),
         ("platform", fp.get("platform")),
         ("uv", result.install.get("uv_version")),

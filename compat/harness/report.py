@@ -266,7 +266,9 @@ def differently_lines(results: Sequence[CellResult]) -> list[str]:
     for r in results:
         for t in r.tests:
             if t.outcome is Outcome.FAILED_DIFFERENTLY:
-                got = (t.exc_types[0] + ": " if t.exc_types else "") + short_message(t.message)
+                got = short_message(t.message)
+                if t.exc_types and not got.startswith(t.exc_types[0]):
+                    got = f"{t.exc_types[0]}: {got}"
                 lines.append(f"{r.cell_id}: {_test_name(t.nodeid)}: expected "
                              f"{t.expected_failure}; got {got}")
     return lines

@@ -274,3 +274,35 @@ def test_real_shards_merge_into_the_single_run(first_run: tuple[Path, Path, str]
                 == {t["nodeid"]: t["outcome"] for t in cell["tests"]})
         assert combined[cell_id]["routes"] == cell["routes"]
         assert combined[cell_id]["fingerprint"].get("torch") == cell["fingerprint"].get("torch")
+
+
+def test_a_regression_planted_in_the_installed_pass_turns_its_tests_red(
+        first_run: tuple[Path, Path, str], tmp_path: Path) -> None:
+    """The gate's promise, on real torch: quantization_tag no longer ported (only
+    stack_trace) turns every test that checks tags red in both cells, and only those."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import plant_regression
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    envs, _, _ = first_run
+    planted = [p for cell in ("torch2.8.0-torch.ao-py3.11", "torch2.13.0-torchao0.18.0-py3.11")
+               for p in plant_regression.passes(envs / cell)]
+    assert len(planted) == 2
+    try:
+        assert all(plant_regression.plant(p) for p in planted)
+        out = tmp_path / "planted"
+        proc = nox("-s", "matrix", "--", "--matrix", MATRIX, "--out", str(out), envs=envs)
+    finally:
+        for path in planted:
+            plant_regression.undo(path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    broken = {"test_simple_metadata_porting", "test_metadata_porting_with_no_quant_inbetween",
+              "test_metadata_porting_for_two_dq", "test_metadata_porting_for_dq_no_static_q",
+              "test_no_metadata_porting_through_unknown_ops"}
+    for cell_id in ("torch2.8.0-torch.ao-py3.11", "torch2.13.0-torchao0.18.0-py3.11"):
+        outcomes = {t["nodeid"].rsplit("::", 1)[-1]: t["outcome"]
+                    for t in cells(out)[cell_id]["tests"]}
+        assert {n for n, o in outcomes.items() if o == "failed"} == broken, outcomes
+        assert outcomes["test_no_metadata_porting"] == "passed"  # nothing to port: unbroken
+        assert outcomes["test_metadata_porting_for_dq"] == "skipped"  # upstream's skip

@@ -116,7 +116,7 @@ def test_failed_differently_fixed_broken_env_and_adaptations_are_listed() -> Non
     fixed.tests[0].expected_reason = "walks back through any op"
     text = render_console([differs, fixed], width=200)
     assert ("torch2.2.2-torch.ao-py3.11: test_a: expected ValueError matching 'has tag'; got "
-            "AssertionError: AssertionError: assert {'a'} == {'b'}") in text
+            "AssertionError: assert {'a'} == {'b'}") in text
     assert ("torch2.4.1-torch.ao-py3.11: test_a passes; retire the expectation (ValueError): "
             "walks back through any op") in text
     assert "torch2.2.2-torch.ao-py3.11: NumPy ABI: UserWarning: Failed to initialize NumPy" \
