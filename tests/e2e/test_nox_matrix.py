@@ -140,6 +140,7 @@ def test_cell_sessions_run_on_after_one_fails_and_nox_summarises(
 [matrix]
 name = "sessions"
 tests = ["{user_tests}"]
+deps-as-of = "torch-release"  # as tests/e2e/matrix.toml: the same envs are reused
 
 [[torch]]
 version = "2.8.0"
