@@ -23,5 +23,5 @@ EVENTS_SCHEMA = 1
 SESSION_START = "session_start"  # schema, fingerprint (what the cell really is)
 COLLECT_ERROR = "collect_error"  # nodeid, message
 TEST_START = "test_start"  # nodeid: the test now running (a crash names it)
-TEST = "test"  # nodeid, outcome, duration, message, reruns, exc_types, exc_message
+TEST = "test"  # nodeid, outcome, duration, message, reruns, exc_types, exc_message, snapshots
 SESSION_FINISH = "session_finish"  # exitstatus, routes, adaptations, warnings

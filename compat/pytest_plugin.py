@@ -162,6 +162,9 @@ class _Recorder:
         state["exc_message"] = _clip(str(excinfo.value))
 
     def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
+        snapshots = sys.modules.get("compat.shims.snapshot")
+        if snapshots is not None:  # a suite that records porting snapshots imported it
+            snapshots.begin(nodeid)
         self.emit(TEST_START, nodeid=nodeid)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -200,6 +203,7 @@ class _Recorder:
                 reruns=state["reruns"],
                 exc_types=state.get("exc_types", []),
                 exc_message=state.get("exc_message"),
+                snapshots=_snapshots_of(report.nodeid),
             )
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
@@ -216,6 +220,17 @@ class _Recorder:
                 routes = {"error": f"{type(exc).__name__}: {exc}"}
         self.emit(SESSION_FINISH, exitstatus=int(exitstatus), routes=routes,
                   adaptations=adaptations, warnings=warnings_seen)
+
+
+def _snapshots_of(nodeid: str) -> dict[str, Any]:
+    """The porting snapshots the test recorded (``compat.shims.snapshot``), if any."""
+    snapshots = sys.modules.get("compat.shims.snapshot")
+    if snapshots is None:
+        return {}
+    try:
+        return dict(snapshots.take(nodeid))
+    except Exception as exc:  # noqa: BLE001 - a broken shim must not lose the result
+        return {"error": f"{type(exc).__name__}: {exc}"}
 
 
 def _longrepr(report: pytest.TestReport) -> str:

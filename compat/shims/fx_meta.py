@@ -111,7 +111,7 @@ def format_name(node_or_value: Any) -> str:
     return shape
 
 
-def lineage(node_or_value: Any) -> Tuple[SourceRecord, ...]:
+def lineage(node_or_value: Any, *, record_route: bool = True) -> Tuple[SourceRecord, ...]:
     """The top-level ``from_node`` entries, normalised; ``()`` when there are none.
 
     Top level means what upstream tests iterate: in F1 the whole flat history (oldest
@@ -123,6 +123,8 @@ def lineage(node_or_value: Any) -> Tuple[SourceRecord, ...]:
     if not isinstance(raw, (list, tuple)):
         raise TypeError(f"from_node is {type(raw).__name__}, expected list")
     fmt = format_name(raw)
+    if not record_route:  # a snapshot reads lineage without claiming the test's route
+        return tuple(normalise_entry(e) for e in raw)
     routes.record("from_node", fmt.replace("+module-stamp", ""))
     if fmt == FLAT:
         routes.adapted("from_node", "from_node holds (name, target) tuples here; upstream "
@@ -136,14 +138,15 @@ def is_flat(records: Iterable[SourceRecord]) -> bool:
     return all(not r.parents for r in records)
 
 
-def original_source(node_or_value: Any) -> Optional[SourceRecord]:
+def original_source(node_or_value: Any, *, record_route: bool = True
+                    ) -> Optional[SourceRecord]:
     """The greatest ancestor, as torchao's ``_numeric_debugger`` finds it.
 
     Nested: follow ``from_node[-1]`` until a record has no parents. Flat (F1): the first
     tuple, since F1 appends newest last. None for nodes without lineage and for nodes made
     by unlifting (``ExportedProgram.module().unlift()``), which are not in the user graph.
     """
-    records = lineage(node_or_value)
+    records = lineage(node_or_value, record_route=record_route)
     if not records or records[-1].pass_name == UNLIFT_STAMP:
         return None
     raw = _raw(node_or_value)

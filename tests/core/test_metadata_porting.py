@@ -19,7 +19,7 @@ from pt2e_models import Conv2dWithObsSharingOps, MatmulWithConstInput
 from torch.fx import Node
 
 from compat.shims import export as capture_shim
-from compat.shims import fx_meta, quant_ops, routes
+from compat.shims import fx_meta, quant_ops, routes, snapshot
 from compat.shims.pt2e import Pt2eApi, api
 
 
@@ -59,6 +59,7 @@ def _test_quant_tag_preservation_through_decomp(
     model: torch.fx.GraphModule, example_inputs: tuple, from_node_to_tags: Dict[Any, str]
 ) -> None:
     ep = capture_shim.reexport(model, example_inputs)
+    snapshot.record("reexported", ep.graph_module)  # not upstream's: the drift view's record
     found_tags = True
     not_found_nodes = ""
     matched = 0
@@ -102,9 +103,11 @@ def _test_metadata_porting(
     m = capture_shim.capture(m, example_inputs)
 
     m = pt2e.prepare_pt2e(m, quantizer)
+    snapshot.record("prepared", m)  # not upstream's: the drift view's record
     # Calibrate
     m(*example_inputs)
     m = pt2e.convert_pt2e(m, fold_quantize=True)
+    snapshot.record("converted", m)  # not upstream's: the drift view's record
 
     m(*example_inputs)
     quant_op_set = _quant_ops()
