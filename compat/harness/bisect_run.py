@@ -29,17 +29,12 @@ from packaging.version import InvalidVersion, Version
 from compat.harness.bisect import Bisection, Verdict
 from compat.harness.channels import cell_tags, nightly_date
 from compat.harness.errors import UsageError
+from compat.harness.files import atomic_write_text, read_json_object
 from compat.harness.index import IndexUnreachable, list_wheels
 from compat.harness.matrix import NIGHTLY_TORCHAO, RELEASE, Cell, Matrix
 from compat.harness.pipconfig import PipIndexConfig
 from compat.harness.progress import Progress
-from compat.harness.results import (
-    CellResult,
-    CellStatus,
-    Outcome,
-    atomic_write_text,
-    read_json_object,
-)
+from compat.harness.results import CellResult, CellStatus, Outcome
 from compat.harness.run import run_cell
 
 __all__ = ["BisectRequest", "bisect", "find_candidates", "matrix_candidates", "render_bisect",

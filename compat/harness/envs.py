@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from compat.harness.disk import disk_use
+from compat.harness.files import atomic_write_text, read_json_object
 from compat.harness.index import IndexUnreachable, sha256_of_url
 from compat.harness.interpreters import find_interpreter
 from compat.harness.lockfile import installed_wheels, locked_pins
 from compat.harness.plan import InstallPlan
 from compat.harness.redact import redact
-from compat.harness.results import atomic_write_text, read_json_object
 
 __all__ = ["EnvRecord", "InstallFailed", "ensure_env", "env_lock", "uv_bin", "uv_version"]
 

@@ -11,6 +11,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
 
+from compat.harness.files import atomic_writer
 from compat.harness.redact import redact
 from compat.harness.results import CellResult, CellStatus
 
@@ -52,7 +53,6 @@ def merge_junit(run_dir: Path, results: Sequence[CellResult]) -> Path:
         if not suites or result.status not in (CellStatus.PASSED, CellStatus.FAILED):
             root.append(_status_suite(result))
     out = run_dir / "junit.xml"
-    tmp = out.with_suffix(".xml.tmp")
-    ET.ElementTree(root).write(tmp, encoding="utf-8", xml_declaration=True)
-    tmp.replace(out)
+    with atomic_writer(out) as handle:
+        ET.ElementTree(root).write(handle, encoding="utf-8", xml_declaration=True)
     return out

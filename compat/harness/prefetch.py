@@ -16,6 +16,7 @@ from typing import Any
 
 from compat.harness.channels import cell_tags
 from compat.harness.envs import uv_bin
+from compat.harness.files import atomic_write_text, read_json_object
 from compat.harness.index import IndexUnreachable, Listings, download, sha256_of_url
 from compat.harness.interpreters import find_interpreter
 from compat.harness.lockfile import read_packages, wheel_for
@@ -24,7 +25,6 @@ from compat.harness.pipconfig import PipIndexConfig
 from compat.harness.plan import plan_for
 from compat.harness.redact import redact
 from compat.harness.resolve import ResolutionFailed
-from compat.harness.results import atomic_write_text, read_json_object
 
 __all__ = ["MANIFEST", "prefetch"]
 

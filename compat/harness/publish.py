@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from compat.harness.baseline import BaselineDiff, render_diff
+from compat.harness.files import atomic_write_text
 from compat.harness.html_report import render_html
 from compat.harness.junit import merge_junit
 from compat.harness.redact import redact
 from compat.harness.report import render_markdown
-from compat.harness.results import SCHEMA_VERSION, CellResult, atomic_write_text
+from compat.harness.results import SCHEMA_VERSION, CellResult
 
 __all__ = ["run_document", "write_reports"]
 

@@ -25,9 +25,9 @@ from packaging.version import InvalidVersion, Version
 
 from compat.harness import index as index_client
 from compat.harness.channels import NightlyNotFound, Resolution, nightly_date, resolve_nightly
+from compat.harness.files import atomic_write_text, read_json_object
 from compat.harness.matrix import DEPS_AS_OF_TORCH, NIGHTLY_TORCHAO, Cell
 from compat.harness.redact import redact
-from compat.harness.results import atomic_write_text, read_json_object
 
 __all__ = ["ResolutionFailed", "ResolvedCell", "deps_cutoff", "resolve_cell", "rfc3339"]
 

@@ -8,9 +8,7 @@ plugin streamed, the exit code or signal, the clock) and round-trips through
 from __future__ import annotations
 
 import json
-import os
 import signal
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import Enum
@@ -26,6 +24,7 @@ from compat.events import (
     TEST_START,
 )
 from compat.harness.errors import ResultFileError
+from compat.harness.files import atomic_write_text
 from compat.harness.redact import redact
 
 __all__ = [
@@ -34,12 +33,10 @@ __all__ = [
     "CellStatus",
     "Outcome",
     "TestResult",
-    "atomic_write_text",
     "classify",
     "failure_text",
     "flag_missing_tests",
     "read_events",
-    "read_json_object",
 ]
 
 SCHEMA_VERSION = 1
@@ -184,28 +181,6 @@ class CellResult:
     def write(self, path: Path) -> None:
         text = json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
         atomic_write_text(path, redact(text))
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temp file and rename, so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def read_json_object(path: Path) -> dict[str, Any]:
-    """A small state file (a stamp, a cache, saved verdicts): missing or corrupt reads as {}."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 @dataclass

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,9 +17,10 @@ from typing import Any
 
 from compat.harness.applicability import checked_rule
 from compat.harness.errors import ResultFileError
+from compat.harness.files import atomic_symlink, atomic_write_text
 from compat.harness.locations import envs_root
 from compat.harness.matrix import Cell, Matrix
-from compat.harness.results import CellResult, CellStatus, atomic_write_text
+from compat.harness.results import CellResult, CellStatus
 
 __all__ = ["LoadedRun", "RunManifest", "load_run", "new_run_dir", "update_latest"]
 
@@ -78,11 +78,8 @@ def new_run_dir(reports: Path, matrix_name: str) -> tuple[str, Path]:
 
 def update_latest(reports: Path, run_dir: Path) -> None:
     """Point ``reports/latest`` at ``run_dir`` atomically (rename over the old link)."""
-    link = reports / "latest"
-    tmp = reports / f".latest.{os.getpid()}"
-    tmp.unlink(missing_ok=True)
-    tmp.symlink_to(run_dir.name if run_dir.parent == reports else run_dir.resolve())
-    os.replace(tmp, link)
+    atomic_symlink(reports / "latest",
+                   run_dir.name if run_dir.parent == reports else run_dir.resolve())
 
 
 @dataclass
