@@ -2,32 +2,35 @@
 
 ``pypi-simple`` speaks both the HTML (PEP 503) and JSON (PEP 691) forms, parses wheel
 names and digests, and raises typed errors; PyTorch's indexes serve the HTML form,
-often without a sha256 fragment. Everything here is a plain HTTP GET of one page.
+often without a sha256 fragment. Every request here goes through ``requests`` (the
+client ``pypi-simple`` itself uses): a GET of one page, or one file streamed to disk or
+through a hash; a ``file:`` URL (a wheelhouse) is read from disk.
 """
 
 from __future__ import annotations
 
 import hashlib
-import shutil
 import threading
-import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 import requests
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 from pypi_simple import NoSuchProjectError, PyPISimple
 
+from compat.harness.files import atomic_writer
 from compat.harness.redact import redact
 
 __all__ = ["IndexFile", "IndexUnreachable", "Listings", "download", "list_wheels",
            "released_at", "sha256_of_url"]
 
 TIMEOUT = 30.0
+_CHUNK = 1 << 20
 
 
 class IndexUnreachable(Exception):
@@ -122,43 +125,39 @@ class _Page:
     error: str | None = None
 
 
+def _chunks(url: str, *, timeout: float) -> Iterator[bytes]:
+    """The bytes of ``url`` in 1 MiB chunks: a ``file:`` URL from disk, anything else by
+    ``requests`` (the client the listings use), streamed."""
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        with open(url2pathname(parts.path), "rb") as handle:
+            while chunk := handle.read(_CHUNK):
+                yield chunk
+        return
+    with requests.get(url, stream=True, timeout=timeout) as response:
+        response.raise_for_status()
+        yield from response.iter_content(_CHUNK)
+
+
 def download(url: str, dest: Path, *, timeout: float = 600.0) -> str:
     """Stream ``url`` (http(s) or file) to ``dest``; return its sha256."""
     digest = hashlib.sha256()
-    tmp = dest.with_name(dest.name + ".part")
-    dest.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as out:
-            while chunk := response.read(1 << 20):
+        with atomic_writer(dest) as out:
+            for chunk in _chunks(url, timeout=timeout):
                 digest.update(chunk)
                 out.write(chunk)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise IndexUnreachable(f"{redact(url)}: {exc}") from None
-    tmp.replace(dest)
+    except (requests.RequestException, OSError) as exc:
+        raise IndexUnreachable(f"{redact(url)}: {redact(str(exc))}") from None
     return digest.hexdigest()
 
 
 def sha256_of_url(url: str, *, timeout: float = 600.0) -> str:
     """Hash a file the index gave no digest for, without keeping it."""
     digest = hashlib.sha256()
-    if urlsplit(url).scheme == "file":
-        with open(urllib.request.url2pathname(urlsplit(url).path), "rb") as handle:
-            shutil.copyfileobj(handle, _Hasher(digest))
-        return digest.hexdigest()
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            while chunk := response.read(1 << 20):
-                digest.update(chunk)
-    except OSError as exc:
-        raise IndexUnreachable(f"{redact(url)}: {exc}") from None
+        for chunk in _chunks(url, timeout=timeout):
+            digest.update(chunk)
+    except requests.RequestException as exc:
+        raise IndexUnreachable(f"{redact(url)}: {redact(str(exc))}") from None
     return digest.hexdigest()
-
-
-class _Hasher:
-    def __init__(self, digest: hashlib._Hash) -> None:
-        self.digest = digest
-
-    def write(self, data: bytes) -> int:
-        self.digest.update(data)
-        return len(data)
