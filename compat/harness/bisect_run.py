@@ -23,11 +23,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from packaging.utils import parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
 from compat.harness.bisect import Bisection, Verdict
-from compat.harness.channels import cell_tags, nightly_date
+from compat.harness.channels import nightly_date
 from compat.harness.errors import UsageError
 from compat.harness.files import atomic_write_text, read_json_object
 from compat.harness.index import IndexUnreachable, list_wheels
@@ -36,6 +35,7 @@ from compat.harness.pipconfig import PipIndexConfig
 from compat.harness.progress import Progress
 from compat.harness.results import CellResult, CellStatus, Outcome
 from compat.harness.run import run_cell
+from compat.harness.wheel_tags import cell_tags, installable
 
 __all__ = ["BisectRequest", "bisect", "find_candidates", "matrix_candidates", "render_bisect",
            "verdict_of"]
@@ -106,8 +106,7 @@ def find_candidates(request: BisectRequest, channel: dict[str, Any],
         files = list_wheels(index, "torch")
     except IndexUnreachable as exc:
         raise UsageError(f"cannot list torch versions: {exc}") from None
-    tags = cell_tags(request.python)
-    usable = [f for f in files if parse_wheel_filename(f.filename)[3] & tags]
+    usable = installable(files, cell_tags(request.python))
     if nightly:
         newest: dict[date, Version] = {}
         for f in usable:

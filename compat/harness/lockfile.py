@@ -16,7 +16,9 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from packaging.tags import Tag, parse_tag
-from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+from packaging.utils import canonicalize_name
+
+from compat.harness.wheel_tags import fits
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -71,11 +73,7 @@ def wheel_for(package: dict[str, Any], tags: set[Tag]) -> dict[str, str] | None:
     for wheel in wheels:
         url = str(wheel.get("url") or wheel.get("path") or "")
         filename = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
-        try:
-            wheel_tags = parse_wheel_filename(filename)[3]
-        except InvalidWheelFilename:
-            continue
-        if tags and not (wheel_tags & tags):
+        if not fits(filename, tags or None):
             continue
         parts = urlsplit(url)
         index = f"{parts.scheme}://{parts.netloc}" if parts.netloc else f"{parts.scheme}://"

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from compat.harness.channels import cell_tags
 from compat.harness.envs import uv_bin
 from compat.harness.files import atomic_write_text, read_json_object
 from compat.harness.index import IndexUnreachable, Listings, download, sha256_of_url
@@ -25,6 +24,7 @@ from compat.harness.pipconfig import PipIndexConfig
 from compat.harness.plan import plan_for
 from compat.harness.redact import redact
 from compat.harness.resolve import ResolutionFailed
+from compat.harness.wheel_tags import cell_tags
 
 __all__ = ["MANIFEST", "prefetch"]
 

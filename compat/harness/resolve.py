@@ -24,9 +24,10 @@ from typing import Any
 from packaging.version import InvalidVersion, Version
 
 from compat.harness import index as index_client
-from compat.harness.channels import NightlyNotFound, Resolution, nightly_date, resolve_nightly
+from compat.harness.channels import nightly_date
 from compat.harness.files import atomic_write_text, read_json_object
 from compat.harness.matrix import DEPS_AS_OF_TORCH, NIGHTLY_TORCHAO, Cell
+from compat.harness.nightly import NightlyNotFound, Resolution, resolve_nightly
 from compat.harness.redact import redact
 
 __all__ = ["ResolutionFailed", "ResolvedCell", "deps_cutoff", "resolve_cell", "rfc3339"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from compat.harness.channels import NightlyNotFound, is_nightly_spec, resolve_nightly
+from compat.harness.channels import is_nightly_spec
 from compat.harness.errors import ConfigError
 from compat.harness.index import (
     IndexFile,
@@ -23,6 +23,7 @@ from compat.harness.index import (
     sha256_of_url,
 )
 from compat.harness.matrix import load_matrix
+from compat.harness.nightly import NightlyNotFound, resolve_nightly
 from compat.harness.resolve import ResolutionFailed, resolve_cell
 
 from .fake_index import Listing, build_wheel, serve, write_listing

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from compat.harness.bisect_run import BisectRequest, find_candidates
-from compat.harness.channels import NightlyNotFound, nightly_date, resolve_nightly
+from compat.harness.channels import nightly_date
 from compat.harness.index import list_wheels
+from compat.harness.nightly import NightlyNotFound, resolve_nightly
 from compat.harness.pipconfig import PipIndexConfig
 
 from .fake_index import serve
