@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from compat.harness.disk import disk_use, tree_bytes, uv_cache_dir  # noqa: E402
-from compat.harness.envs import uv_bin  # noqa: E402
 from compat.harness.matrix import load_matrix  # noqa: E402
+from compat.harness.uv_cli import uv_bin  # noqa: E402
 
 MATRIX = ROOT / "benchmarks" / "matrix.toml"
 EXTRA = """

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from compat.harness.disk import disk_use, tree_bytes, uv_cache_dir
-from compat.harness.envs import STAMP, env_lock, uv_bin
+from compat.harness.envs import STAMP, env_lock
 from compat.harness.errors import UsageError
 from compat.harness.matrix import Matrix
+from compat.harness.uv_cli import uv_bin
 
 __all__ = ["GcReport", "collect", "parse_size"]
 

@@ -25,7 +25,10 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["installed_tags", "installed_wheels", "locked_pins", "read_packages", "wheel_for"]
+__all__ = ["LOCK", "installed_tags", "installed_wheels", "locked_pins", "read_packages",
+           "wheel_for"]
+
+LOCK = "pylock.toml"  # the lock's file name, in an env and in a prefetch folder
 
 
 def read_packages(lock: Path) -> list[dict[str, Any]]:

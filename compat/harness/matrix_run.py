@@ -20,7 +20,6 @@ from typing import Any
 
 from compat.harness.baseline import diff_runs, load_baseline, render_diff
 from compat.harness.disk import tree_bytes, uv_cache_dir
-from compat.harness.envs import uv_bin
 from compat.harness.errors import UsageError
 from compat.harness.gate import EXIT_INTERRUPTED, exit_code
 from compat.harness.locations import envs_root
@@ -33,6 +32,7 @@ from compat.harness.report import render_console
 from compat.harness.results import CellResult, CellStatus, flag_missing_tests
 from compat.harness.run import RunInterrupted, default_jobs, run_cells
 from compat.harness.runs import RunManifest, load_run, new_run_dir, update_latest
+from compat.harness.uv_cli import uv_bin
 
 __all__ = ["RunOptions", "console_width", "envs_root", "finish_run", "load_baseline_option",
            "run_matrix"]

@@ -1,20 +1,18 @@
 """``nox -s prefetch``: every wheel every cell needs, in one folder, with its sha256.
 
-Each applicable cell is resolved exactly as for a run (``uv pip compile`` into a
-``pylock.toml``), the wheel built for the cell's interpreter is downloaded once, and
-``manifest.json`` records file, sha256 and origin. ``matrix --offline`` then builds
-every env from that folder alone, on a machine or CI cache without index access.
+Each applicable cell is resolved exactly as for a run (the same ``uv pip compile`` into
+a ``pylock.toml``, uv's output in ``.locks/<cell>/compile.log``), the wheel built for the
+cell's interpreter is downloaded once, and ``manifest.json`` records file, sha256 and
+origin. ``matrix --offline`` then builds every env from that folder alone, on a machine or
+CI cache without index access.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from compat.harness.envs import uv_bin
 from compat.harness.files import atomic_write_text, read_json_object
 from compat.harness.index import IndexUnreachable, Listings, download, sha256_of_url
 from compat.harness.interpreters import find_interpreter
@@ -24,25 +22,12 @@ from compat.harness.pipconfig import PipIndexConfig
 from compat.harness.plan import plan_for
 from compat.harness.redact import redact
 from compat.harness.resolve import ResolutionFailed
+from compat.harness.uv_cli import InstallFailed, compile_lock
 from compat.harness.wheel_tags import cell_tags
 
 __all__ = ["MANIFEST", "prefetch"]
 
 MANIFEST = "manifest.json"
-
-
-def _lock(requirements: Sequence[str], interpreter: str, index_args: Sequence[str],
-          folder: Path) -> list[dict[str, Any]]:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "requirements.in").write_text("\n".join(requirements) + "\n", encoding="utf-8")
-    proc = subprocess.run(
-        [uv_bin(), "pip", "compile", "--quiet", str(folder / "requirements.in"), "--format",
-         "pylock.toml", "--python", interpreter, *index_args, "-o", str(folder / "pylock.toml")],
-        capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-        raise ResolutionFailed("resolve-failed", redact(lines[-1] if lines else "uv failed"))
-    return read_packages(folder / "pylock.toml")
 
 
 def prefetch(matrix: Matrix, *, wheelhouse: Path, envs_root: Path,
@@ -61,19 +46,20 @@ def prefetch(matrix: Matrix, *, wheelhouse: Path, envs_root: Path,
         if interpreter is None:
             cells[cell.id] = {"error": f"no CPython {cell.python} on this machine"}
             continue
+        folder = wheelhouse / ".locks" / cell.id
         try:
             _, plan = plan_for(cell, matrix, envs_root=envs_root, pip_config=pip_config,
                                listings=listings)
-            packages = _lock(plan.requirements, interpreter,
-                             [*plan.index_args, *plan.cutoff_args],
-                             wheelhouse / ".locks" / cell.id)
-        except ResolutionFailed as exc:
+            lock = compile_lock(plan.requirements, python=interpreter,
+                                args=[*plan.index_args, *plan.cutoff_args], folder=folder,
+                                log=folder / "compile.log", timeout=matrix.install_timeout)
+        except (ResolutionFailed, InstallFailed) as exc:
             cells[cell.id] = {"error": f"{exc.kind}: {exc.message}"}
             print(f"prefetch: {cell.id}: {exc.kind}: {exc.message}", flush=True)
             continue
         tags = cell_tags(cell.python)
         names: list[str] = []
-        for package in packages:
+        for package in read_packages(lock):
             wheel = wheel_for(package, tags)
             if wheel is None:
                 continue

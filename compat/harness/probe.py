@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from compat.harness.bands import render_banded
-from compat.harness.envs import InstallFailed, ensure_env, env_lock
+from compat.harness.envs import ensure_env, env_lock
 from compat.harness.index import Listings
 from compat.harness.matrix import Cell, Matrix
 from compat.harness.pipconfig import PipIndexConfig
@@ -22,6 +22,7 @@ from compat.harness.plan import plan_for
 from compat.harness.report import not_applicable_lines
 from compat.harness.resolve import ResolutionFailed
 from compat.harness.run import cell_environment
+from compat.harness.uv_cli import InstallFailed
 
 __all__ = ["probe_cell", "probe_cells", "render_probe"]
 

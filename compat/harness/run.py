@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from compat.harness.applicability import checked_rule, not_applicable_reason
-from compat.harness.envs import InstallFailed, ensure_env, env_lock
+from compat.harness.envs import ensure_env, env_lock
 from compat.harness.evidence import CONTRADICTED
 from compat.harness.index import Listings
 from compat.harness.matrix import Cell, Expectation, Matrix
@@ -34,6 +34,7 @@ from compat.harness.results import (
     read_events,
 )
 from compat.harness.supervise import Supervisor, memory_limited
+from compat.harness.uv_cli import InstallFailed
 
 __all__ = [
     "RunInterrupted",

@@ -13,15 +13,15 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
-from compat.harness import envs, prefetch
+from compat.harness import envs, prefetch, uv_cli
 from compat.harness.envs import ensure_env
 from compat.harness.index import IndexFile, IndexUnreachable, Listings, list_wheels
 from compat.harness.interpreters import find_interpreter
-from compat.harness.lockfile import read_packages
+from compat.harness.lockfile import LOCK, read_packages
 from compat.harness.matrix import Matrix, load_matrix
 from compat.harness.pipconfig import PipIndexConfig
 from compat.harness.plan import plan_for
-from compat.harness.resolve import ResolutionFailed, resolve_cell
+from compat.harness.resolve import resolve_cell
 
 from .fake_index import Listing, build_wheel, serve, write_json_listing, write_listing
 
@@ -207,7 +207,7 @@ def test_every_uv_resolve_and_install_gets_the_cutoff(write_matrix: WriteMatrix,
             Path(cmd[cmd.index("-o") + 1]).write_text("", encoding="utf-8")
         return ""
 
-    monkeypatch.setattr(envs, "_run", fake_run)
+    monkeypatch.setattr(uv_cli, "run", fake_run)
     monkeypatch.setattr(envs, "find_interpreter", lambda python: "/usr/bin/python3")
     ensure_env(the_plan, log=tmp_path / "install.log", timeout=60)
     uv_calls = {tuple(c[1:3]): c for c in commands}
@@ -215,20 +215,15 @@ def test_every_uv_resolve_and_install_gets_the_cutoff(write_matrix: WriteMatrix,
         args = uv_calls[step]
         assert args[args.index("--exclude-newer") + 1] == "2024-03-27T21:07:13Z", step
 
-    locked: list[list[str]] = []
-
-    def fake_lock(requirements: list[str], interpreter: str, index_args: list[str],
-                  folder: Path) -> list[dict[str, str]]:
-        locked.append(list(index_args))
-        raise ResolutionFailed("resolve-failed", "stub")
-
-    monkeypatch.setattr(prefetch, "_lock", fake_lock)
+    commands.clear()  # prefetch resolves through the same compile, so the same stub
     monkeypatch.setattr(prefetch, "find_interpreter", lambda python: "/usr/bin/python3")
     monkeypatch.setattr(prefetch, "Listings", lambda: Listings(StubIndex()))
-    prefetch.prefetch(matrix, wheelhouse=tmp_path / "wh", envs_root=tmp_path / "envs",
-                      pip_config=PipIndexConfig())
-    assert ["--exclude-newer", "2024-03-27T21:07:13Z"] in [a[i:i + 2] for a in locked
-                                                            for i in range(len(a))]
+    manifest = prefetch.prefetch(matrix, wheelhouse=tmp_path / "wh",
+                                 envs_root=tmp_path / "envs", pip_config=PipIndexConfig())
+    cutoffs = {Path(c[4]).parent.name: c[c.index("--exclude-newer") + 1]  # c[4]: .locks/<id>/
+               for c in commands if c[1:3] == ["pip", "compile"]}
+    assert cutoffs[cell.id] == "2024-03-27T21:07:13Z", manifest
+    assert cutoffs["nightly-torch2024-03-27-torch.ao-py3.11"] == "2024-03-27T23:59:59Z"
 
 
 # --- real uv against loopback indexes ------------------------------------------------------
@@ -278,5 +273,5 @@ def test_uv_resolves_deps_of_the_day(write_matrix: WriteMatrix, tmp_path: Path,
     _, the_plan = plan_for(matrix.cell(cell_id), matrix, envs_root=tmp_path / "envs",
                            pip_config=PipIndexConfig(index_url=pypi), listings=listings)
     ensure_env(the_plan, log=tmp_path / "install.log", timeout=120)
-    versions = {p["name"]: p["version"] for p in read_packages(the_plan.env_dir / envs.LOCK)}
+    versions = {p["name"]: p["version"] for p in read_packages(the_plan.env_dir / LOCK)}
     assert versions["fakedep"] == fakedep, (tmp_path / "install.log").read_text()

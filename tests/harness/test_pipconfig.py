@@ -54,7 +54,7 @@ def test_empty_config_adds_nothing() -> None:
 
 
 def test_uv_errors_are_reduced_to_kind_and_telling_line() -> None:
-    from compat.harness.envs import _classify_uv_error
+    from compat.harness.uv_cli import _classify_uv_error
 
     unreachable = (
         "error: Request failed after 3 retries in 6.6s\n"
@@ -76,7 +76,7 @@ def test_uv_errors_are_reduced_to_kind_and_telling_line() -> None:
 
 def test_a_full_disk_is_not_an_unreachable_index() -> None:
     """Verbatim from a CI run whose /tmp filled up while uv extracted a CUDA wheel."""
-    from compat.harness.envs import _classify_uv_error
+    from compat.harness.uv_cli import _classify_uv_error
 
     text = ("error: Failed to download `nvidia-cudnn-cu13==9.20.0.48`\n"
             "  cause: Failed to extract archive: nvidia_cudnn_cu13-9.20.0.48-py3-none-"
