@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from compat.harness.channels import is_nightly_spec
+from compat.harness.config.channels import is_nightly_spec
+from compat.harness.config.matrix import load_matrix
 from compat.harness.errors import ConfigError
-from compat.harness.index import (
+from compat.harness.install.index import (
     IndexFile,
     IndexUnreachable,
     Listings,
@@ -22,9 +23,8 @@ from compat.harness.index import (
     list_wheels,
     sha256_of_url,
 )
-from compat.harness.matrix import load_matrix
-from compat.harness.nightly import NightlyNotFound, resolve_nightly
-from compat.harness.resolve import ResolutionFailed, resolve_cell
+from compat.harness.install.nightly import NightlyNotFound, resolve_nightly
+from compat.harness.install.resolve import ResolutionFailed, resolve_cell
 
 from .fake_index import Listing, build_wheel, serve, write_listing
 
@@ -254,7 +254,7 @@ def test_credentials_never_reach_logs_or_reports(tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """Unreachable indexes with credentials in their URLs: clean install-failed cells,
     and the secret appears in no file of the run (logs, results, HTML, JUnit)."""
-    from compat.harness import cli
+    from compat.harness.commands import cli
 
     dead = closed_port_url().rsplit("/whl/", 1)[0].replace("http://", "http://ci:s3cr3t@")
     path = write_matrix(tmp_path, f"{dead}/whl/nightly/cpu", f"{dead}/whl/test/cpu",

@@ -13,15 +13,15 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
-from compat.harness import envs, prefetch, uv_cli
-from compat.harness.envs import ensure_env
-from compat.harness.index import IndexFile, IndexUnreachable, Listings, list_wheels
-from compat.harness.interpreters import find_interpreter
-from compat.harness.lockfile import LOCK, read_packages
-from compat.harness.matrix import Matrix, load_matrix
-from compat.harness.pipconfig import PipIndexConfig
-from compat.harness.plan import plan_for
-from compat.harness.resolve import resolve_cell
+from compat.harness.config.matrix import Matrix, load_matrix
+from compat.harness.install import envs, prefetch, uv_cli
+from compat.harness.install.envs import ensure_env
+from compat.harness.install.index import IndexFile, IndexUnreachable, Listings, list_wheels
+from compat.harness.install.install_plan import plan_for
+from compat.harness.install.interpreters import find_interpreter
+from compat.harness.install.lockfile import LOCK, read_packages
+from compat.harness.install.pipconfig import PipIndexConfig
+from compat.harness.install.resolve import resolve_cell
 
 from .fake_index import Listing, build_wheel, serve, write_json_listing, write_listing
 

@@ -39,10 +39,11 @@ def test_the_contracts_hold() -> None:
 
 
 @pytest.mark.parametrize(("module", "line", "contract"), [
-    ("compat/harness/gate.py", "import torch  # noqa", "The host harness never imports torch"),
-    ("compat/shims/routes.py", "import compat.harness.gate  # noqa",
+    ("compat/harness/results/gate.py", "import torch  # noqa",
+     "The host harness never imports torch"),
+    ("compat/shims/routes.py", "import compat.harness.results.gate  # noqa",
      "The shims never import the harness or pytest"),
-    ("compat/pytest_plugin.py", "import compat.harness.results  # noqa",
+    ("compat/pytest_plugin.py", "import compat.harness.results.model  # noqa",
      "The cell's plugin never imports the harness"),
 ])
 def test_a_planted_violation_breaks_its_contract(tmp_path: Path, module: str, line: str,
