@@ -2,7 +2,10 @@
 
 ``python -m compat matrix|cell|report|probe|prefetch|bisect|history|plan|gc|list`` works
 without nox as well, which is how the sessions stay testable and how a CI job without
-nox can call the same code. A run itself is :mod:`compat.harness.commands.matrix`.
+nox can call the same code. Here: the arguments, and the commands whose work is one call
+into a stage; a command with logic of its own has its module beside this one
+(:mod:`.matrix` for ``matrix``, ``cell`` and ``report``, :mod:`.plan`, :mod:`.probe`,
+:mod:`.bisect`, :mod:`.history`).
 """
 
 from __future__ import annotations
@@ -17,14 +20,8 @@ from pathlib import Path
 
 from compat.harness.commands.bisect import BisectRequest, bisect, matrix_candidates, render_bisect
 from compat.harness.commands.history import collect_history, render_history
-from compat.harness.commands.matrix import (
-    RunOptions,
-    console_width,
-    envs_root,
-    finish_run,
-    load_baseline_option,
-    run_matrix,
-)
+from compat.harness.commands.matrix import RunOptions, console_width, report_run, run_matrix
+from compat.harness.commands.plan import ci_matrix, plan_cells, shard_cells
 from compat.harness.commands.probe import probe_cells, render_probe
 from compat.harness.config.applicability import STACKS
 from compat.harness.config.matrix import load_matrix
@@ -33,14 +30,13 @@ from compat.harness.execute.cell_runner import default_jobs
 from compat.harness.install.garbage import collect, parse_size
 from compat.harness.install.pipconfig import read_pip_config
 from compat.harness.install.prefetch import prefetch
+from compat.harness.locations import envs_root
 from compat.harness.results.gate import (
     EXIT_INFRA,
     EXIT_INTERRUPTED,
     EXIT_UNEXPECTED,
     EXIT_USAGE,
 )
-from compat.harness.results.merge import merge_runs, shard_of
-from compat.harness.results.run_folder import load_run
 
 __all__ = ["main"]
 
@@ -190,39 +186,9 @@ def _gc(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report(args: argparse.Namespace) -> int:
-    baseline = load_baseline_option(args.baseline)
-    if args.merge:
-        run_dir = Path(args.out or args.run).resolve()
-        if run_dir.is_symlink() or run_dir.name == "latest":
-            raise UsageError("--merge needs --out DIR for the merged run")
-        loaded = merge_runs([Path(d) for d in args.merge], run_dir)
-    else:
-        run_dir = Path(args.run)
-        if not run_dir.is_dir():
-            raise UsageError(f"{run_dir}: no such run folder")
-        run_dir = run_dir.resolve()
-        loaded = load_run(run_dir)
-    for problem in loaded.problems:
-        print(f"compat: skipped {problem}", file=sys.stderr)
-    if not loaded.results:
-        raise UsageError(f"{run_dir}: no cell results to report")
-    run_id = loaded.manifest.run_id if loaded.manifest else run_dir.name
-    return finish_run(run_dir, run_id, loaded.results, loaded.manifest, None, baseline)
-
-
 def _plan(args: argparse.Namespace) -> int:
-    matrix = load_matrix(args.matrix)
-    cells = [c for c in matrix.cells if c.applicable]
-    if args.shard:
-        cells = [cells[k] for k in shard_of(cells, args.shard)]
-    if args.ids:
-        print("\n".join(c.id for c in cells))
-        return 0
-    include = [{"cell": c.id, "session": f"cell({c.id})", "python": c.python, "torch": c.torch,
-                "stack": c.stack, "torchao": c.torchao or "", "channel": c.channel,
-                "gating": c.gating} for c in cells]
-    print(json.dumps({"include": include}))
+    cells = plan_cells(load_matrix(args.matrix), args.shard)
+    print("\n".join(c.id for c in cells) if args.ids else json.dumps(ci_matrix(cells)))
     return 0
 
 
@@ -277,15 +243,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             cells = list(matrix.cells)
             if args.cells:
                 cells = matrix.cells_matching(args.cells)
-            if args.shard:  # as `plan --shard`: applicable cells only; n/a ones need no runner
-                cells = [c for c in cells if c.applicable]
-                cells = [cells[k] for k in shard_of(cells, args.shard)]
+            if args.shard:  # the cells `plan --shard` lists
+                cells = shard_cells(cells, args.shard)
             return run_matrix(matrix, cells, _options(args))
         if args.command == "cell":
             matrix = load_matrix(args.matrix)
             return run_matrix(matrix, [matrix.cell(args.cell_id)], _options(args))
         if args.command == "report":
-            return _report(args)
+            return report_run(args.run, merge=args.merge, out=args.out, baseline=args.baseline)
         if args.command == "plan":
             return _plan(args)
         if args.command == "probe":

@@ -32,10 +32,11 @@ from compat.harness.reports.grid import render_console
 from compat.harness.results.baseline import diff_runs, load_baseline, render_diff
 from compat.harness.results.classify import flag_missing_tests
 from compat.harness.results.gate import EXIT_INTERRUPTED, exit_code
+from compat.harness.results.merge import merge_runs
 from compat.harness.results.model import CellResult, CellStatus
 from compat.harness.results.run_folder import RunManifest, load_run, new_run_dir, update_latest
 
-__all__ = ["RunOptions", "console_width", "envs_root", "finish_run", "load_baseline_option",
+__all__ = ["RunOptions", "console_width", "finish_run", "load_baseline_option", "report_run",
            "run_matrix"]
 
 Baseline = tuple[str, dict[str, Any]]
@@ -135,6 +136,29 @@ def finish_run(run_dir: Path, run_id: str, results: Sequence[CellResult],
     print(f"reports: {', '.join(str(p) for p in paths.values())}")
     print(f"exit code {code}")
     return code
+
+
+def report_run(run: str, *, merge: Sequence[str] | None = None, out: str | None = None,
+               baseline: str | None = None) -> int:
+    """``report``: rebuild a kept run's documents, or fold CI shards (``merge``) into ``out``."""
+    loaded_baseline = load_baseline_option(baseline)
+    if merge:
+        run_dir = Path(out or run).resolve()
+        if run_dir.is_symlink() or run_dir.name == "latest":
+            raise UsageError("--merge needs --out DIR for the merged run")
+        loaded = merge_runs([Path(d) for d in merge], run_dir)
+    else:
+        run_dir = Path(run)
+        if not run_dir.is_dir():
+            raise UsageError(f"{run_dir}: no such run folder")
+        run_dir = run_dir.resolve()
+        loaded = load_run(run_dir)
+    for problem in loaded.problems:
+        print(f"compat: skipped {problem}", file=sys.stderr)
+    if not loaded.results:
+        raise UsageError(f"{run_dir}: no cell results to report")
+    run_id = loaded.manifest.run_id if loaded.manifest else run_dir.name
+    return finish_run(run_dir, run_id, loaded.results, loaded.manifest, None, loaded_baseline)
 
 
 def _resumed(resume: str | None, cells: Sequence[Cell], run_dir: Path) -> dict[str, CellResult]:
