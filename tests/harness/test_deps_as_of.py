@@ -6,6 +6,7 @@ loopback (the uv tests): nothing leaves the machine, no torch is installed.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -275,3 +276,34 @@ def test_uv_resolves_deps_of_the_day(write_matrix: WriteMatrix, tmp_path: Path,
     ensure_env(the_plan, log=tmp_path / "install.log", timeout=120)
     versions = {p["name"]: p["version"] for p in read_packages(the_plan.env_dir / LOCK)}
     assert versions["fakedep"] == fakedep, (tmp_path / "install.log").read_text()
+
+
+def test_prefetch_locks_and_fails_as_an_env_build_does(write_matrix: WriteMatrix, tmp_path: Path,
+                                                       indexes: tuple[str, str]) -> None:
+    """prefetch resolves through the env build's ``uv pip compile``: the locked wheels are
+    downloaded and checked against their sha256, and a failure is uv's, classified and
+    logged as an install failure is."""
+    if find_interpreter("3.11") is None:
+        pytest.skip("no CPython 3.11 here")
+    pypi, nightly = indexes
+    cell = "torch2.2.2-torch.ao-py3.11"
+    config = PipIndexConfig(index_url=pypi)
+    good = load_matrix(write_matrix(MATRIX.format(setting="", nightly=nightly)))
+    manifest = prefetch.prefetch(good, wheelhouse=tmp_path / "wh", envs_root=tmp_path / "envs",
+                                 pip_config=config)
+    assert sorted(manifest["cells"][cell]["wheels"]) == ["fakedep-2.0-py3-none-any.whl",
+                                                         "torch-2.2.2-py3-none-any.whl"]
+    for name in manifest["cells"][cell]["wheels"]:
+        data = (tmp_path / "wh" / name).read_bytes()
+        assert manifest["files"][name]["sha256"] == hashlib.sha256(data).hexdigest()
+
+    text = MATRIX.replace('deps = ["fakedep"]', 'deps = ["fakedep==9.9"]')
+    bad = load_matrix(write_matrix(text.format(setting="", nightly=nightly), name="bad.toml"))
+    manifest = prefetch.prefetch(bad, wheelhouse=tmp_path / "wh2", envs_root=tmp_path / "envs",
+                                 pip_config=config)
+    error = manifest["cells"][cell]["error"]
+    assert error.startswith("no-such-version: "), error
+    assert "there is no version of fakedep==9.9" in error
+    log = (tmp_path / "wh2" / ".locks" / cell / "compile.log").read_text(encoding="utf-8")
+    assert "pip compile" in log
+    assert "no version of fakedep==9.9" in log
