@@ -25,11 +25,11 @@ from pathlib import Path
 
 import nox
 
-from compat.harness import cli
+from compat.harness.commands import cli
+from compat.harness.config.matrix import load_matrix
 from compat.harness.errors import UsageError
-from compat.harness.gate import describe_exit_code
-from compat.harness.matrix import load_matrix
-from compat.harness.pipconfig import read_pip_config
+from compat.harness.install.pipconfig import read_pip_config
+from compat.harness.results.gate import describe_exit_code
 
 ROOT = Path(__file__).resolve().parent
 

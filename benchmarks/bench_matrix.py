@@ -30,9 +30,9 @@ from tabulate import tabulate
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from compat.harness.disk import disk_use, tree_bytes, uv_cache_dir  # noqa: E402
-from compat.harness.envs import uv_bin  # noqa: E402
-from compat.harness.matrix import load_matrix  # noqa: E402
+from compat.harness.config.matrix import load_matrix  # noqa: E402
+from compat.harness.install.disk import disk_use, tree_bytes, uv_cache_dir  # noqa: E402
+from compat.harness.install.uv_cli import uv_bin  # noqa: E402
 
 MATRIX = ROOT / "benchmarks" / "matrix.toml"
 EXTRA = """

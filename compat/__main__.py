@@ -2,6 +2,6 @@
 
 import sys
 
-from compat.harness.cli import main
+from compat.harness.commands.cli import main
 
 sys.exit(main())

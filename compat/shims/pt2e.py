@@ -12,7 +12,7 @@ import functools
 import importlib
 import inspect
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict
 
 from compat.shims import routes
 from compat.shims.stack import TORCH_AO, StackUnavailable, resolve_stack
@@ -178,21 +178,7 @@ def api() -> Pt2eApi:
     return Pt2eApi(stack, label, names, has_param, folds, reason)
 
 
-def make_xnnpack_quantizer() -> Any:
-    """``XNNPACKQuantizer()`` with its deprecation warning (2.7+, torchao) recorded."""
-    with routes.capture_warnings("XNNPACKQuantizer()"):
-        return api().XNNPACKQuantizer()
-
-
 def __getattr__(name: str) -> Any:  # PEP 562: lazy ``from compat.shims.pt2e import X``
     if name in _LOCATIONS:
         return getattr(api(), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def describe() -> Optional[str]:
-    """The resolved stack label, or None if none resolves (for the probe)."""
-    try:
-        return api().label
-    except StackUnavailable:
-        return None

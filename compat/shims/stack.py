@@ -16,9 +16,10 @@ from compat.shims import routes
 ENV_VAR = "COMPAT_PT2E_STACK"
 TORCH_AO = "torch.ao"
 TORCHAO = "torchao"
-STACKS = (TORCH_AO, TORCHAO)
 
-# The module whose import proves a stack usable (landscape §3.1 / §4).
+# The module whose import proves a stack usable (landscape §3.1 / §4); its keys are the
+# stacks, in the order tried. The harness declares the same names for the matrix (its
+# STACKS); neither side imports the other, the cell only checks what it was given.
 _PROBE_MODULE = {
     TORCH_AO: "torch.ao.quantization.quantize_pt2e",
     TORCHAO: "torchao.quantization.pt2e.quantize_pt2e",
@@ -42,7 +43,7 @@ def _import_error(stack: str) -> Optional[str]:
 def available_stacks() -> dict:
     """``{stack: "ok" | "unavailable: <reason>"}`` for both stacks."""
     out = {}
-    for stack in STACKS:
+    for stack in _PROBE_MODULE:
         err = _import_error(stack)
         out[stack] = "ok" if err is None else f"unavailable: {err}"
     return out
@@ -53,8 +54,8 @@ def requested_stack() -> Optional[str]:
     value = os.environ.get(ENV_VAR, "").strip()
     if not value:
         return None
-    if value not in STACKS:
-        raise StackUnavailable(f"{ENV_VAR}={value!r} is not one of {STACKS}")
+    if value not in _PROBE_MODULE:
+        raise StackUnavailable(f"{ENV_VAR}={value!r} is not one of {tuple(_PROBE_MODULE)}")
     return value
 
 

@@ -33,11 +33,6 @@ def torch_version() -> Version:
     return parse_version(torch.__version__)
 
 
-def torch_at_least(text: str) -> bool:
-    """True when the running torch is at least ``text`` (release part only)."""
-    return torch_version() >= parse_version(text)
-
-
 def torchao_version_string() -> Optional[str]:
     """torchao's ``__version__`` if torchao is importable, else ``None``."""
     try:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from compat.harness import cli
-from compat.harness.gate import EXIT_INFRA, EXIT_OK
+from compat.harness.commands import cli
+from compat.harness.results.gate import EXIT_INFRA, EXIT_OK
 
 from ..harness.fake_index import Listing, build_wheel, serve, write_listing
 

@@ -202,8 +202,8 @@ def test_real_results_match_the_schema(first_run: tuple[Path, Path, str]) -> Non
     import jsonschema
 
     _, out, _ = first_run
-    schema = json.loads((ROOT / "compat" / "harness" / "results.schema.json").read_text(
-        encoding="utf-8"))
+    schema_path = ROOT / "compat" / "harness" / "results" / "results.schema.json"
+    schema = json.loads(schema_path.read_text(encoding="utf-8"))
     jsonschema.Draft202012Validator(schema).validate(
         json.loads((out / "results.json").read_text(encoding="utf-8")))
 

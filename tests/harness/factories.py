@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from compat.harness.results import CellResult, CellStatus, Outcome, TestResult
+from compat.harness.results.model import CellResult, CellStatus, Outcome, TestResult
 
 NODE = "tests/core/test_metadata_porting.py::TestMetaDataPorting::"
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from compat.harness import run
-from compat.harness.envs import EnvRecord
-from compat.harness.matrix import Matrix, load_matrix
+from compat.harness.config.matrix import Matrix, load_matrix
+from compat.harness.execute import cell_runner
+from compat.harness.install.envs import EnvRecord
 
 FAKE_TORCH = 'import os\n__version__ = os.environ.get("FAKE_TORCH_VERSION", "2.8.0+cpu")\n' \
              'class version:\n    git_version = "0123abc"\n    cuda = None\n    debug = False\n'
@@ -103,7 +103,7 @@ def cell_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[...,
     def fake_env(plan: object, *, log: Path, timeout: float) -> EnvRecord:
         return EnvRecord(Path(sys.executable), True, 0.0, "fake-key")
 
-    monkeypatch.setattr(run, "ensure_env", fake_env)
+    monkeypatch.setattr(cell_runner, "ensure_env", fake_env)
 
     def make(kind: str, *, timeout: int = 120, memory: int | None = None,
              torch_source: str = FAKE_TORCH, versions: tuple[str, ...] = ("2.8.0", "2.9.0"),

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from compat.harness.applicability import not_applicable_reason
+from compat.harness.config.applicability import not_applicable_reason
 
 
 @pytest.mark.parametrize(

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from compat.harness.baseline import diff_runs, load_baseline, render_diff
 from compat.harness.errors import UsageError
-from compat.harness.gate import EXIT_UNEXPECTED, exit_code
-from compat.harness.publish import run_document
-from compat.harness.results import CellStatus, Outcome
+from compat.harness.reports.documents import run_document
+from compat.harness.results.baseline import diff_runs, load_baseline, render_diff
+from compat.harness.results.gate import EXIT_UNEXPECTED, exit_code
+from compat.harness.results.model import CellStatus, Outcome
 
 from .factories import NODE, cell_result
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from compat.harness.bisect import Bisection, Verdict
-from compat.harness.matrix import Matrix
+from compat.harness.config.matrix import Matrix
+from compat.harness.results.bisection import Bisection, Verdict
 
 G, B, S = Verdict.GOOD, Verdict.BAD, Verdict.SKIP
 
@@ -95,7 +95,7 @@ def test_needs_two_candidates() -> None:
 
 
 def test_torchao_pairing_follows_the_matrix() -> None:
-    from compat.harness.bisect_run import BisectRequest, torchao_for
+    from compat.harness.commands.bisect import BisectRequest, torchao_for
 
     release, nightly = {"kind": "release"}, {"kind": "nightly"}
     pairing = {"2.8.0": "0.13.0", "2.10.0": "0.16.0"}
@@ -112,13 +112,13 @@ def test_torchao_pairing_follows_the_matrix() -> None:
 def test_a_fix_is_found_over_the_matrix_versions(cell_world: Callable[..., Matrix],
                                                  tmp_path: Path) -> None:
     """--good newer than --bad: the first good version, over real (stand-in) cell runs."""
-    from compat.harness.bisect_run import (
+    from compat.harness.commands.bisect import (
         BisectRequest,
         bisect,
         matrix_candidates,
         render_bisect,
     )
-    from compat.harness.pipconfig import PipIndexConfig
+    from compat.harness.install.pipconfig import PipIndexConfig
 
     matrix = cell_world("fixed-in-2.4", versions=("2.2.2", "2.3.1", "2.4.1", "2.5.1", "2.6.0"))
     request = BisectRequest("test_porting", good="2.5.1", bad="2.2.2", stack="torch.ao",
@@ -144,9 +144,9 @@ def test_a_fix_is_found_over_the_matrix_versions(cell_world: Callable[..., Matri
 
 
 def test_same_ends_are_a_usage_error() -> None:
-    from compat.harness.bisect_run import BisectRequest, find_candidates
+    from compat.harness.commands.bisect import BisectRequest, find_candidates
     from compat.harness.errors import UsageError
-    from compat.harness.pipconfig import PipIndexConfig
+    from compat.harness.install.pipconfig import PipIndexConfig
 
     same = BisectRequest("t", "2.4.1", "2.4.1", "torch.ao", "3.11")
     with pytest.raises(UsageError, match="are the same version"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import socket
@@ -11,11 +12,19 @@ from pathlib import Path
 
 import pytest
 
-from compat.harness.channels import NightlyNotFound, is_nightly_spec, resolve_nightly
+from compat.harness.config.channels import is_nightly_spec
+from compat.harness.config.matrix import load_matrix
 from compat.harness.errors import ConfigError
-from compat.harness.index import IndexFile, IndexUnreachable, Listings, list_wheels
-from compat.harness.matrix import load_matrix
-from compat.harness.resolve import ResolutionFailed, resolve_cell
+from compat.harness.install.index import (
+    IndexFile,
+    IndexUnreachable,
+    Listings,
+    download,
+    list_wheels,
+    sha256_of_url,
+)
+from compat.harness.install.nightly import NightlyNotFound, resolve_nightly
+from compat.harness.install.resolve import ResolutionFailed, resolve_cell
 
 from .fake_index import Listing, build_wheel, serve, write_listing
 
@@ -111,6 +120,23 @@ def closed_port_url() -> str:
 def test_unreachable_index() -> None:
     with pytest.raises(IndexUnreachable, match="ConnectionError"):
         list_wheels(closed_port_url(), "torch")
+
+
+def test_downloads_and_hashes_go_through_one_client(index: str, tmp_path: Path) -> None:
+    """A wheel by HTTP (requests, streamed) or from disk (``file:``): the same bytes, the same
+    sha256; a missing file or a dead index is IndexUnreachable, and no partial file stays."""
+    [rc] = list_wheels(f"{index}/whl/test/cpu", "torch")
+    digest = download(rc.url, tmp_path / "got" / rc.filename)
+    data = (tmp_path / "got" / rc.filename).read_bytes()
+    assert digest == hashlib.sha256(data).hexdigest() == rc.sha256
+    assert sha256_of_url(rc.url) == digest
+    assert sha256_of_url((tmp_path / "got" / rc.filename).as_uri()) == digest
+    assert download((tmp_path / "got" / rc.filename).as_uri(), tmp_path / "copy.whl") == digest
+    with pytest.raises(IndexUnreachable, match="404"):
+        download(f"{index}/whl/test/cpu/missing.whl", tmp_path / "missing.whl")
+    with pytest.raises(IndexUnreachable, match="ConnectionError"):
+        sha256_of_url(closed_port_url() + "/torch.whl")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.whl", "got"]
 
 
 def write_matrix(tmp_path: Path, nightly_url: str, rc_url: str, extra: str = "") -> Path:
@@ -228,7 +254,7 @@ def test_credentials_never_reach_logs_or_reports(tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """Unreachable indexes with credentials in their URLs: clean install-failed cells,
     and the secret appears in no file of the run (logs, results, HTML, JUnit)."""
-    from compat.harness import cli
+    from compat.harness.commands import cli
 
     dead = closed_port_url().rsplit("/whl/", 1)[0].replace("http://", "http://ci:s3cr3t@")
     path = write_matrix(tmp_path, f"{dead}/whl/nightly/cpu", f"{dead}/whl/test/cpu",

@@ -6,6 +6,7 @@ loopback (the uv tests): nothing leaves the machine, no torch is installed.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -13,15 +14,15 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
-from compat.harness import envs, prefetch
-from compat.harness.envs import ensure_env
-from compat.harness.index import IndexFile, IndexUnreachable, Listings, list_wheels
-from compat.harness.interpreters import find_interpreter
-from compat.harness.lockfile import read_packages
-from compat.harness.matrix import Matrix, load_matrix
-from compat.harness.pipconfig import PipIndexConfig
-from compat.harness.plan import plan_for
-from compat.harness.resolve import ResolutionFailed, resolve_cell
+from compat.harness.config.matrix import Matrix, load_matrix
+from compat.harness.install import envs, prefetch, uv_cli
+from compat.harness.install.envs import ensure_env
+from compat.harness.install.index import IndexFile, IndexUnreachable, Listings, list_wheels
+from compat.harness.install.install_plan import plan_for
+from compat.harness.install.interpreters import find_interpreter
+from compat.harness.install.lockfile import LOCK, read_packages
+from compat.harness.install.pipconfig import PipIndexConfig
+from compat.harness.install.resolve import resolve_cell
 
 from .fake_index import Listing, build_wheel, serve, write_json_listing, write_listing
 
@@ -207,7 +208,7 @@ def test_every_uv_resolve_and_install_gets_the_cutoff(write_matrix: WriteMatrix,
             Path(cmd[cmd.index("-o") + 1]).write_text("", encoding="utf-8")
         return ""
 
-    monkeypatch.setattr(envs, "_run", fake_run)
+    monkeypatch.setattr(uv_cli, "run", fake_run)
     monkeypatch.setattr(envs, "find_interpreter", lambda python: "/usr/bin/python3")
     ensure_env(the_plan, log=tmp_path / "install.log", timeout=60)
     uv_calls = {tuple(c[1:3]): c for c in commands}
@@ -215,20 +216,15 @@ def test_every_uv_resolve_and_install_gets_the_cutoff(write_matrix: WriteMatrix,
         args = uv_calls[step]
         assert args[args.index("--exclude-newer") + 1] == "2024-03-27T21:07:13Z", step
 
-    locked: list[list[str]] = []
-
-    def fake_lock(requirements: list[str], interpreter: str, index_args: list[str],
-                  folder: Path) -> list[dict[str, str]]:
-        locked.append(list(index_args))
-        raise ResolutionFailed("resolve-failed", "stub")
-
-    monkeypatch.setattr(prefetch, "_lock", fake_lock)
+    commands.clear()  # prefetch resolves through the same compile, so the same stub
     monkeypatch.setattr(prefetch, "find_interpreter", lambda python: "/usr/bin/python3")
     monkeypatch.setattr(prefetch, "Listings", lambda: Listings(StubIndex()))
-    prefetch.prefetch(matrix, wheelhouse=tmp_path / "wh", envs_root=tmp_path / "envs",
-                      pip_config=PipIndexConfig())
-    assert ["--exclude-newer", "2024-03-27T21:07:13Z"] in [a[i:i + 2] for a in locked
-                                                            for i in range(len(a))]
+    manifest = prefetch.prefetch(matrix, wheelhouse=tmp_path / "wh",
+                                 envs_root=tmp_path / "envs", pip_config=PipIndexConfig())
+    cutoffs = {Path(c[4]).parent.name: c[c.index("--exclude-newer") + 1]  # c[4]: .locks/<id>/
+               for c in commands if c[1:3] == ["pip", "compile"]}
+    assert cutoffs[cell.id] == "2024-03-27T21:07:13Z", manifest
+    assert cutoffs["nightly-torch2024-03-27-torch.ao-py3.11"] == "2024-03-27T23:59:59Z"
 
 
 # --- real uv against loopback indexes ------------------------------------------------------
@@ -278,5 +274,36 @@ def test_uv_resolves_deps_of_the_day(write_matrix: WriteMatrix, tmp_path: Path,
     _, the_plan = plan_for(matrix.cell(cell_id), matrix, envs_root=tmp_path / "envs",
                            pip_config=PipIndexConfig(index_url=pypi), listings=listings)
     ensure_env(the_plan, log=tmp_path / "install.log", timeout=120)
-    versions = {p["name"]: p["version"] for p in read_packages(the_plan.env_dir / envs.LOCK)}
+    versions = {p["name"]: p["version"] for p in read_packages(the_plan.env_dir / LOCK)}
     assert versions["fakedep"] == fakedep, (tmp_path / "install.log").read_text()
+
+
+def test_prefetch_locks_and_fails_as_an_env_build_does(write_matrix: WriteMatrix, tmp_path: Path,
+                                                       indexes: tuple[str, str]) -> None:
+    """prefetch resolves through the env build's ``uv pip compile``: the locked wheels are
+    downloaded and checked against their sha256, and a failure is uv's, classified and
+    logged as an install failure is."""
+    if find_interpreter("3.11") is None:
+        pytest.skip("no CPython 3.11 here")
+    pypi, nightly = indexes
+    cell = "torch2.2.2-torch.ao-py3.11"
+    config = PipIndexConfig(index_url=pypi)
+    good = load_matrix(write_matrix(MATRIX.format(setting="", nightly=nightly)))
+    manifest = prefetch.prefetch(good, wheelhouse=tmp_path / "wh", envs_root=tmp_path / "envs",
+                                 pip_config=config)
+    assert sorted(manifest["cells"][cell]["wheels"]) == ["fakedep-2.0-py3-none-any.whl",
+                                                         "torch-2.2.2-py3-none-any.whl"]
+    for name in manifest["cells"][cell]["wheels"]:
+        data = (tmp_path / "wh" / name).read_bytes()
+        assert manifest["files"][name]["sha256"] == hashlib.sha256(data).hexdigest()
+
+    text = MATRIX.replace('deps = ["fakedep"]', 'deps = ["fakedep==9.9"]')
+    bad = load_matrix(write_matrix(text.format(setting="", nightly=nightly), name="bad.toml"))
+    manifest = prefetch.prefetch(bad, wheelhouse=tmp_path / "wh2", envs_root=tmp_path / "envs",
+                                 pip_config=config)
+    error = manifest["cells"][cell]["error"]
+    assert error.startswith("no-such-version: "), error
+    assert "there is no version of fakedep==9.9" in error
+    log = (tmp_path / "wh2" / ".locks" / cell / "compile.log").read_text(encoding="utf-8")
+    assert "pip compile" in log
+    assert "no version of fakedep==9.9" in log

@@ -12,14 +12,14 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from compat.harness.baseline import diff_runs
-from compat.harness.html_report import render_html
-from compat.harness.publish import run_document, write_reports
-from compat.harness.results import CellStatus, Outcome
+from compat.harness.reports.documents import run_document, write_reports
+from compat.harness.reports.html import render_html
+from compat.harness.results.baseline import diff_runs
+from compat.harness.results.model import CellStatus, Outcome
 
 from .factories import cell_result
 
-SCHEMA = Path(__file__).parents[2] / "compat" / "harness" / "results.schema.json"
+SCHEMA = Path(__file__).parents[2] / "compat" / "harness" / "results" / "results.schema.json"
 HOSTILE = '<script>alert("x")</script> & </pre><img src=x onerror=alert(1)>'
 
 

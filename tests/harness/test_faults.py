@@ -16,16 +16,17 @@ from pathlib import Path
 
 import pytest
 
-from compat.harness import cli, run
-from compat.harness.gate import EXIT_INTERRUPTED, EXIT_UNEXPECTED
-from compat.harness.matrix import Matrix
-from compat.harness.pipconfig import PipIndexConfig
-from compat.harness.results import CellStatus, Outcome
-from compat.harness.runs import load_run
+from compat.harness.commands import cli
+from compat.harness.config.matrix import Matrix
+from compat.harness.execute import cell_runner
+from compat.harness.install.pipconfig import PipIndexConfig
+from compat.harness.results.gate import EXIT_INTERRUPTED, EXIT_UNEXPECTED
+from compat.harness.results.model import CellStatus, Outcome
+from compat.harness.results.run_folder import load_run
 
 
 def run_all(matrix: Matrix, run_dir: Path) -> dict[str, object]:
-    results = run.run_cells(list(matrix.cells), matrix, run_dir=run_dir,
+    results = cell_runner.run_cells(list(matrix.cells), matrix, run_dir=run_dir,
                             envs_root=run_dir / "envs", pip_config=PipIndexConfig(), jobs=2)
     return {r.cell_id: r for r in results}
 
@@ -155,8 +156,8 @@ def test_unexpected_failure_gates(cell_world: Callable[..., Matrix], tmp_path: P
 def test_a_test_that_passes_on_a_rerun_is_flaky_not_failed(
         cell_world: Callable[..., Matrix], tmp_path: Path) -> None:
     """`reruns = 2`: the cell runs pytest-rerunfailures; the grid says "~", the gate passes."""
-    from compat.harness.gate import exit_code
-    from compat.harness.report import render_console, status_label
+    from compat.harness.reports.grid import render_console, status_label
+    from compat.harness.results.gate import exit_code
 
     matrix = cell_world("flaky", versions=("2.8.0",), reruns=2)
     assert "pytest-rerunfailures" in matrix.cell_deps

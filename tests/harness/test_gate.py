@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from compat.harness.gate import EXIT_INFRA, EXIT_OK, EXIT_UNEXPECTED, exit_code
-from compat.harness.results import CellStatus
+from compat.harness.results.gate import EXIT_INFRA, EXIT_OK, EXIT_UNEXPECTED, exit_code
+from compat.harness.results.model import CellStatus
 
 from .factories import cell_result
 

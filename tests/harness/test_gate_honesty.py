@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from compat.harness import cli
-from compat.harness.gate import EXIT_INFRA, EXIT_OK, EXIT_UNEXPECTED
-from compat.harness.matrix import Matrix
+from compat.harness.commands import cli
+from compat.harness.config.matrix import Matrix
+from compat.harness.results.gate import EXIT_INFRA, EXIT_OK, EXIT_UNEXPECTED
 
 WALK_BACK = """
 [[expect]]

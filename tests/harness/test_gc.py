@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from compat.harness.config.matrix import load_matrix
 from compat.harness.errors import UsageError
-from compat.harness.gc import collect, parse_size
-from compat.harness.matrix import load_matrix
+from compat.harness.install.garbage import collect, parse_size
 
 
 def make_env(root: Path, name: str, size: int) -> Path:

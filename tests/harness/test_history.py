@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from compat.harness import results
-from compat.harness.cli import main
+from compat.harness.commands.cli import main
+from compat.harness.commands.history import changes, collect_history, render_history
 from compat.harness.errors import UsageError
-from compat.harness.history import changes, collect_history, render_history
-from compat.harness.results import CellResult, CellStatus, Outcome
-from compat.harness.runs import RunManifest
+from compat.harness.results.model import CellResult, CellStatus, Outcome
+from compat.harness.results.model import TestResult as Result
+from compat.harness.results.run_folder import RunManifest
 
 TEST = "tests/core/test_metadata_porting.py::TestMetaDataPorting::test_simple_metadata_porting"
 NIGHTLY = "nightly-torchlatest-torchaonightly-py3.11"
@@ -25,7 +25,7 @@ def cell(cell_id: str, torch: str, outcome: Outcome, numpy: str = "2.4.6") -> Ce
             "channel": "nightly" if nightly else "release", "gating": not nightly,
             "not_applicable": None}
     failed = outcome is Outcome.FAILED
-    test = results.TestResult(TEST, outcome, 1.0, "E assert 1 == 2" if failed else None)
+    test = Result(TEST, outcome, 1.0, "E assert 1 == 2" if failed else None)
     return CellResult(cell_id, spec, CellStatus.FAILED if failed else CellStatus.PASSED,
                       tests=[test],
                       fingerprint={"torch": torch},

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+STAGES = "The harness's stages only import downward"
 
 
 def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
@@ -28,7 +29,8 @@ def planted_copy(tmp_path: Path, module: str, line: str) -> Path:
                     ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
     target = tmp_path / module
-    target.write_text(target.read_text(encoding="utf-8") + f"\n{line}\n", encoding="utf-8")
+    old = target.read_text(encoding="utf-8") if target.exists() else ""  # or a new module
+    target.write_text(old + f"\n{line}\n", encoding="utf-8")
     return tmp_path
 
 
@@ -39,15 +41,24 @@ def test_the_contracts_hold() -> None:
 
 
 @pytest.mark.parametrize(("module", "line", "contract"), [
-    ("compat/harness/gate.py", "import torch  # noqa", "The host harness never imports torch"),
-    ("compat/shims/routes.py", "import compat.harness.gate  # noqa",
+    ("compat/harness/results/gate.py", "import torch  # noqa",
+     "The host harness never imports torch or torchao"),
+    ("compat/shims/routes.py", "import compat.harness.results.gate  # noqa",
      "The shims never import the harness or pytest"),
-    ("compat/pytest_plugin.py", "import compat.harness.results  # noqa",
+    ("compat/pytest_plugin.py", "import compat.harness.results.model  # noqa",
      "The cell's plugin never imports the harness"),
+    # the stages: an upward import, a sibling's, a leaf's, and a module outside every stage
+    ("compat/harness/config/matrix.py", "import compat.harness.reports.grid  # noqa",
+     STAGES),
+    ("compat/harness/reports/grid.py", "import compat.harness.execute.progress  # noqa",
+     STAGES),
+    ("compat/harness/install/envs.py", "import compat.harness.results.model  # noqa", STAGES),
+    ("compat/harness/files.py", "import compat.harness.redact  # noqa", STAGES),
+    ("compat/harness/helpers.py", "import compat.harness.files  # noqa", STAGES),
 ])
 def test_a_planted_violation_breaks_its_contract(tmp_path: Path, module: str, line: str,
                                                  contract: str) -> None:
     proc = lint_imports(planted_copy(tmp_path, module, line))
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert f"{contract}" in proc.stdout
-    assert "BROKEN" in proc.stdout
+    assert f"{contract} BROKEN" in proc.stdout
+    assert "Contracts: 3 kept, 1 broken." in proc.stdout  # that contract, and only that one

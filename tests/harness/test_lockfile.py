@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from compat.harness.lockfile import installed_wheels, locked_pins
+from compat.harness.install.lockfile import installed_wheels, locked_pins
 
 F = "https://files.example"
 LOCK = "\n".join([

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from compat.harness.config.matrix import load_matrix
 from compat.harness.errors import ConfigError
-from compat.harness.matrix import load_matrix
 
 WriteMatrix = Callable[..., Path]
 
@@ -207,7 +207,7 @@ reason = "only without torchao"
 
 def test_a_rerun_cell_spares_only_its_own_expected_failures(write_matrix: WriteMatrix,
                                                             tmp_path: Path) -> None:
-    from compat.harness.run import _pytest_command
+    from compat.harness.execute.cell_runner import _pytest_command
 
     matrix = load_matrix(write_matrix("""
         [matrix]

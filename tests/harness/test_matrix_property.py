@@ -10,8 +10,8 @@ import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from compat.harness.config.matrix import Matrix, load_matrix
 from compat.harness.errors import ConfigError
-from compat.harness.matrix import Matrix, load_matrix
 
 KEYS = ["matrix", "torch", "include", "exclude", "expect", "channels", "python", "version",
         "torchao", "stack", "stacks", "tests", "timeout", "install-timeout", "name", "deps",

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from compat.harness import cli
+from compat.harness.commands import cli
+from compat.harness.config.matrix import Matrix
 from compat.harness.errors import UsageError
-from compat.harness.matrix import Matrix
-from compat.harness.merge import merge_runs, shard_of
+from compat.harness.results.merge import merge_runs, shard_of
 
 # Fields that measure the clock or name the folder, not what the cell did.
 VOLATILE = {"timings", "duration", "t", "created", "run_id", "command", "log_excerpt",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from uv import find_uv_bin
 
-from compat.harness.pipconfig import PipIndexConfig, parse_pip_config_list
+from compat.harness.install.pipconfig import PipIndexConfig, parse_pip_config_list
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,7 +54,7 @@ def test_empty_config_adds_nothing() -> None:
 
 
 def test_uv_errors_are_reduced_to_kind_and_telling_line() -> None:
-    from compat.harness.envs import _classify_uv_error
+    from compat.harness.install.uv_cli import _classify_uv_error
 
     unreachable = (
         "error: Request failed after 3 retries in 6.6s\n"
@@ -76,7 +76,7 @@ def test_uv_errors_are_reduced_to_kind_and_telling_line() -> None:
 
 def test_a_full_disk_is_not_an_unreachable_index() -> None:
     """Verbatim from a CI run whose /tmp filled up while uv extracted a CUDA wheel."""
-    from compat.harness.envs import _classify_uv_error
+    from compat.harness.install.uv_cli import _classify_uv_error
 
     text = ("error: Failed to download `nvidia-cudnn-cu13==9.20.0.48`\n"
             "  cause: Failed to extract archive: nvidia_cudnn_cu13-9.20.0.48-py3-none-"
@@ -97,7 +97,7 @@ def test_a_venv_without_pip_asks_its_base_interpreter(tmp_path: Path) -> None:
     assert subprocess.run([python, "-m", "pip", "--version"], capture_output=True).returncode != 0
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PIP_FIND_LINKS": "/wheels/from-env",
            "PIP_CONFIG_FILE": os.devnull}
-    code = ("from compat.harness.pipconfig import read_pip_config; "
+    code = ("from compat.harness.install.pipconfig import read_pip_config; "
             "print(read_pip_config().find_links)")
     out = subprocess.run([python, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "('/wheels/from-env',)"

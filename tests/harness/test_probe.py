@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from compat.harness.matrix import Cell
-from compat.harness.probe import render_probe
+from compat.harness.commands.probe import render_probe
+from compat.harness.config.matrix import Cell
 
 
 def test_probe_grid_keeps_every_value_verbatim() -> None:

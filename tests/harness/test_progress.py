@@ -4,8 +4,8 @@ import io
 
 import pytest
 
-from compat.harness.progress import LiveBoard, Progress, make_progress
-from compat.harness.results import CellStatus
+from compat.harness.execute.progress import LiveBoard, Progress, make_progress
+from compat.harness.results.model import CellStatus
 
 from .factories import cell_result
 

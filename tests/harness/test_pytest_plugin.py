@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from compat.harness.results import read_events
+from compat.harness.results.classify import read_events
 
 TESTS = """
 import pytest

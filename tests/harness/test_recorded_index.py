@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from compat.harness.bisect_run import BisectRequest, find_candidates
-from compat.harness.channels import NightlyNotFound, nightly_date, resolve_nightly
-from compat.harness.index import list_wheels
-from compat.harness.pipconfig import PipIndexConfig
+from compat.harness.commands.bisect import BisectRequest, find_candidates
+from compat.harness.config.channels import nightly_date
+from compat.harness.install.index import list_wheels
+from compat.harness.install.nightly import NightlyNotFound, resolve_nightly
+from compat.harness.install.pipconfig import PipIndexConfig
 
 from .fake_index import serve
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import itertools
 
-from compat.harness.report import build_grid, render_console, render_markdown
-from compat.harness.results import CellStatus, Outcome
+from compat.harness.reports.grid import build_grid, render_console, render_markdown
+from compat.harness.results.model import CellStatus, Outcome
 
 from .factories import cell_result
 
@@ -93,7 +93,7 @@ def test_long_routes_become_codes_with_a_legend() -> None:
 
 
 def test_short_message_is_pytests_error_line() -> None:
-    from compat.harness.report import short_message
+    from compat.harness.reports.grid import short_message
 
     text = "def test():\n>       assert x == 1\nE       assert 2 == 1\nE        +  where ...\n"
     assert short_message(text) == "assert 2 == 1"

@@ -6,20 +6,11 @@ from pathlib import Path
 import pytest
 
 from compat.events import EVENTS_SCHEMA
+from compat.harness.config.matrix import Expectation, Selector
 from compat.harness.errors import ResultFileError
-from compat.harness.matrix import Expectation, Selector
-from compat.harness.results import (
-    CellResult,
-    CellStatus,
-    Events,
-    Outcome,
-    classify,
-    flag_missing_tests,
-    read_events,
-)
-from compat.harness.results import (
-    TestResult as Result,
-)
+from compat.harness.results.classify import Events, classify, flag_missing_tests, read_events
+from compat.harness.results.model import CellResult, CellStatus, Outcome
+from compat.harness.results.model import TestResult as Result
 
 T1, T2, T3 = "t.py::test_one", "t.py::test_two", "t.py::test_three"
 

@@ -1,0 +1,269 @@
+"""Command line of the harness; the nox sessions are thin wrappers around these commands.
+
+``python -m compat matrix|cell|report|probe|prefetch|bisect|history|plan|gc|list`` works
+without nox as well, which is how the sessions stay testable and how a CI job without
+nox can call the same code. Here: the arguments, and the commands whose work is one call
+into a stage; a command with logic of its own has its module beside this one
+(:mod:`.matrix` for ``matrix``, ``cell`` and ``report``, :mod:`.plan`, :mod:`.probe`,
+:mod:`.bisect`, :mod:`.history`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from compat.harness.commands.bisect import BisectRequest, bisect, matrix_candidates, render_bisect
+from compat.harness.commands.history import collect_history, render_history
+from compat.harness.commands.matrix import RunOptions, console_width, report_run, run_matrix
+from compat.harness.commands.plan import ci_matrix, plan_cells, shard_cells
+from compat.harness.commands.probe import probe_cells, render_probe
+from compat.harness.config.applicability import STACKS
+from compat.harness.config.matrix import load_matrix
+from compat.harness.errors import UsageError
+from compat.harness.execute.cell_runner import default_jobs
+from compat.harness.install.garbage import collect, parse_size
+from compat.harness.install.pipconfig import read_pip_config
+from compat.harness.install.prefetch import prefetch
+from compat.harness.locations import envs_root
+from compat.harness.results.gate import (
+    EXIT_INFRA,
+    EXIT_INTERRUPTED,
+    EXIT_UNEXPECTED,
+    EXIT_USAGE,
+)
+
+__all__ = ["main"]
+
+DEFAULT_MATRIX = "matrix.toml"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="compat", description="torch compatibility matrix")
+    sub = parser.add_subparsers(dest="command", required=True)
+    with_matrix = argparse.ArgumentParser(add_help=False)
+    with_matrix.add_argument("--matrix", default=DEFAULT_MATRIX, help="matrix file (matrix.toml)")
+
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[with_matrix], help=text)
+
+    def add_run_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--out", default=None,
+                       help="run folder (default reports/<run-id>, with reports/latest)")
+        p.add_argument("-j", "--jobs", type=int, default=None,
+                       help="cells at once (default: what cores and memory allow)")
+        p.add_argument("--baseline", default=None,
+                       help="a previous results.json: name regressions and fixes, gate on them")
+        p.add_argument("--offline", nargs="?", const="wheelhouse", default=None,
+                       metavar="WHEELHOUSE",
+                       help="build envs only from a prefetched wheelhouse (default ./wheelhouse)")
+        p.add_argument("--reruns", type=int, default=None, metavar="N",
+                       help="rerun a failed test up to N times (overrides the matrix's "
+                            "`reruns`); a later pass is reported as flaky")
+        p.add_argument("--strict", action="store_true", default=None,
+                       help="an expected failure that passes (fixed) fails the gate "
+                            "(the matrix's `strict`)")
+
+    p_matrix = command("matrix", "run every cell, then report")
+    add_run_options(p_matrix)
+    p_matrix.add_argument("--cells", nargs="+", default=None,
+                          help="only these cells: ids or globs ('torch2.8*', '*py3.12')")
+    p_matrix.add_argument("--shard", default=None, help="only shard I/N of the cells")
+    p_matrix.add_argument("--resume", nargs="?", const="reports/latest", default=None,
+                          help="keep the finished cells of a run (default reports/latest)")
+
+    p_cell = command("cell", "run one cell")
+    add_run_options(p_cell)
+    p_cell.add_argument("cell_id")
+
+    p_report = sub.add_parser("report", help="rebuild the report of a run from its cell folders")
+    p_report.add_argument("run", nargs="?", default="reports/latest", help="run folder")
+    p_report.add_argument("--baseline", default=None, help="a previous results.json")
+    p_report.add_argument("--merge", nargs="+", default=None, metavar="DIR",
+                          help="fold the run folders under these DIRs (CI shards) into one run")
+    p_report.add_argument("--out", default=None, help="merged run folder (default: RUN)")
+
+    p_plan = command("plan", "the cells as a CI matrix (GitHub Actions JSON)")
+    p_plan.add_argument("--shard", default=None, help="only shard I/N")
+    p_plan.add_argument("--ids", action="store_true", help="cell ids, one per line")
+
+    p_probe = command("probe", "capability grid of every cell, no tests")
+    add_run_options(p_probe)
+
+    p_prefetch = command("prefetch", "download every cell's wheels, with hashes")
+    p_prefetch.add_argument("--wheelhouse", default="wheelhouse")
+
+    p_bisect = command("bisect", "first bad torch release or nightly for a test (--good "
+                                 "newer than --bad: the first good one, the fix)")
+    p_bisect.add_argument("test", help="test name or node id")
+    p_bisect.add_argument("--good", required=True, help="a version (or date on a nightly channel)")
+    p_bisect.add_argument("--bad", required=True, help="a version (or date on a nightly channel)")
+    p_bisect.add_argument("--stack", choices=STACKS, default="torch.ao")
+    p_bisect.add_argument("--torchao", default=None, help="torchao version for --stack torchao")
+    p_bisect.add_argument("--python", default=None, help="CPython (default: the matrix's first)")
+    p_bisect.add_argument("--channel", default="release", help="a channel of the matrix")
+    p_bisect.add_argument("--versions", choices=("index", "matrix"), default="index",
+                          help="candidates: every release on the index (default), or only the "
+                               "torch versions the matrix declares (envs usually built)")
+    p_bisect.add_argument("--out", default=None, help="default reports/bisect/<key>")
+
+    p_gc = command("gc", "remove envs not in the matrix; trim the uv cache")
+    p_gc.add_argument("--cache-budget", default=None, help="e.g. 40G: prune the uv cache above it")
+    p_gc.add_argument("--dry-run", action="store_true", help="say what would go, remove nothing")
+
+    p_history = sub.add_parser("history", help="a test (or every cell) across the kept runs, "
+                                                "and between which runs it broke or was fixed")
+    p_history.add_argument("test", nargs="?", default=None, help="test name or node id")
+    p_history.add_argument("--reports", default="reports", help="folder of kept runs")
+    p_history.add_argument("--matrix-name", default=None,
+                           help="runs of this matrix (default: the newest run's)")
+    p_history.add_argument("--cells", nargs="+", default=(), help="ids or globs")
+
+    p_list = command("list", "list the matrix's cells")
+    p_list.add_argument("--json", action="store_true", help="as JSON")
+    return parser
+
+
+def _options(args: argparse.Namespace) -> RunOptions:
+    return RunOptions(out=args.out, jobs=args.jobs, baseline=args.baseline,
+                      resume=getattr(args, "resume", None), offline=args.offline,
+                      reruns=args.reruns, shard=getattr(args, "shard", None),
+                      strict=args.strict)
+
+
+def _prefetch(args: argparse.Namespace) -> int:
+    matrix = load_matrix(args.matrix)
+    manifest = prefetch(matrix, wheelhouse=Path(args.wheelhouse).resolve(),
+                        envs_root=envs_root(), pip_config=read_pip_config())
+    failed = {k: v["error"] for k, v in manifest["cells"].items() if "error" in v}
+    total = sum(f["size"] for f in manifest["files"].values())
+    print(f"prefetch: {len(manifest['files'])} wheels, {total / 2**30:.2f} GiB in "
+          f"{args.wheelhouse}; {len(failed)} cell(s) failed")
+    for cell_id, error in failed.items():
+        print(f"  {cell_id}: {error}")
+    return EXIT_INFRA if failed else 0
+
+
+def _bisect(args: argparse.Namespace) -> int:
+    matrix = load_matrix(args.matrix)
+    if args.channel not in matrix.channels:
+        raise UsageError(f"--channel {args.channel!r} is not a channel of {matrix.path}")
+    python = args.python or next(iter(c.python for c in matrix.cells))
+    request = BisectRequest(args.test, args.good, args.bad, args.stack, python, args.channel,
+                            args.torchao)
+    out = Path(args.out or f"reports/bisect/{request.key}").resolve()
+    try:
+        candidates = matrix_candidates(request, matrix) if args.versions == "matrix" else None
+        record = bisect(request, matrix, out=out, envs_root=envs_root(),
+                        pip_config=read_pip_config(), candidates=candidates)
+    except KeyboardInterrupt:
+        print(f"compat: interrupted; verdicts so far are in {out / 'bisect.json'} "
+              "(rerun the same command to resume)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(render_bisect(record))
+    return 0 if record["endpoints_hold"] else EXIT_UNEXPECTED
+
+
+def _gc(args: argparse.Namespace) -> int:
+    matrix = load_matrix(args.matrix)
+    budget = parse_size(args.cache_budget) if args.cache_budget else None
+    report = collect(matrix, envs_root(), cache_budget=budget, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    print(f"gc: {verb} {len(report.removed)} env(s) not in {matrix.path.name}, "
+          f"{report.freed_bytes / 2**20:.0f} MiB of their own files")
+    for name in report.removed:
+        print(f"  {name}")
+    if report.cache_before is not None:
+        print(f"gc: uv cache {report.cache_before / 2**30:.1f} GiB -> "
+              f"{(report.cache_after or 0) / 2**30:.1f} GiB")
+    for note in report.notes:
+        print(f"gc: {note}")
+    return 0
+
+
+def _plan(args: argparse.Namespace) -> int:
+    cells = plan_cells(load_matrix(args.matrix), args.shard)
+    print("\n".join(c.id for c in cells) if args.ids else json.dumps(ci_matrix(cells)))
+    return 0
+
+
+def _probe(args: argparse.Namespace) -> int:
+    matrix = load_matrix(args.matrix)
+    cells = list(matrix.cells)
+    jobs = args.jobs if args.jobs and args.jobs > 0 else default_jobs()
+    log_dir = Path(args.out or "reports/probe").resolve()
+    found = probe_cells(cells, matrix, envs_root=envs_root(), pip_config=read_pip_config(),
+                        log_dir=log_dir, jobs=jobs)
+    print(render_probe(cells, found, width=console_width()))
+    return 0
+
+
+def _history(args: argparse.Namespace) -> int:
+    history = collect_history(Path(args.reports), matrix_name=args.matrix_name)
+    print(render_history(history, test=args.test, cell_patterns=args.cells,
+                         width=console_width()))
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    matrix = load_matrix(args.matrix)
+    if args.json:
+        print(json.dumps([{"id": c.id, "python": c.python, "torch": c.torch,
+                           "torchao": c.torchao, "stack": c.stack, "channel": c.channel,
+                           "not_applicable": c.not_applicable} for c in matrix.cells], indent=2))
+        return 0
+    for cell in matrix.cells:
+        note = f"  (not applicable: {cell.not_applicable})" if cell.not_applicable else ""
+        print(f"{cell.id}{note}")
+    return 0
+
+
+def _terminate_as_interrupt() -> None:
+    """CI cancels with SIGTERM: stop cells and write the partial report, as for Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _terminate_as_interrupt()
+    try:
+        if args.command == "matrix":
+            matrix = load_matrix(args.matrix)
+            cells = list(matrix.cells)
+            if args.cells:
+                cells = matrix.cells_matching(args.cells)
+            if args.shard:  # the cells `plan --shard` lists
+                cells = shard_cells(cells, args.shard)
+            return run_matrix(matrix, cells, _options(args))
+        if args.command == "cell":
+            matrix = load_matrix(args.matrix)
+            return run_matrix(matrix, [matrix.cell(args.cell_id)], _options(args))
+        if args.command == "report":
+            return report_run(args.run, merge=args.merge, out=args.out, baseline=args.baseline)
+        if args.command == "plan":
+            return _plan(args)
+        if args.command == "probe":
+            return _probe(args)
+        if args.command == "prefetch":
+            return _prefetch(args)
+        if args.command == "bisect":
+            return _bisect(args)
+        if args.command == "history":
+            return _history(args)
+        if args.command == "gc":
+            return _gc(args)
+        return _list(args)
+    except UsageError as exc:
+        print(f"compat: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE

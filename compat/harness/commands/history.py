@@ -1,0 +1,169 @@
+"""``nox -s history``: one test across the kept runs, and since when it broke.
+
+Each run folder under ``reports/`` is a dated observation. A ``latest`` nightly cell keeps
+its id while its build changes every day, so only the history of runs says on which
+night a test broke; a release cell keeps its build, so a change there came from the
+tests or the other packages, and the two runs' package lists say which. A break between
+two nightly builds ends with the bisection that narrows it to a commit range.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.version import InvalidVersion, Version
+
+from compat.harness.config.channels import nightly_date
+from compat.harness.errors import UsageError
+from compat.harness.reports.bands import render_banded
+from compat.harness.reports.grid import SYMBOLS, status_label, torch_build
+from compat.harness.results.model import CellResult, CellStatus
+from compat.harness.results.run_folder import MANIFEST, load_run
+
+__all__ = ["Change", "Observation", "changes", "collect_history", "render_history"]
+
+
+@dataclass
+class Observation:
+    """One kept run: its id and every cell's result."""
+
+    run_id: str
+    results: dict[str, CellResult]
+
+
+@dataclass
+class Change:
+    cell_id: str
+    kind: str  # "broke" or "fixed"
+    before: tuple[str, CellResult]  # (run id, result) of the last run on the old side
+    after: tuple[str, CellResult]
+
+
+def collect_history(reports: Path, *, matrix_name: str | None = None) -> list[Observation]:
+    """Runs of one matrix (default: the newest run's), oldest first.
+
+    Runs are ordered by when they started (their manifest is written first); a run whose
+    files are broken contributes what it can, as ``nox -s report`` would.
+    """
+    if not reports.is_dir():
+        raise UsageError(f"{reports}: no reports folder")
+    folders = [d for d in reports.iterdir()
+               if d.is_dir() and not d.is_symlink() and (d / MANIFEST).is_file()]
+    folders.sort(key=_started)
+    loaded = [(d.name, load_run(d)) for d in folders]
+    loaded = [(name, run) for name, run in loaded if run.manifest is not None]
+    if not loaded:
+        raise UsageError(f"{reports}: no runs kept here")
+    wanted = matrix_name or loaded[-1][1].manifest.matrix_name  # type: ignore[union-attr]
+    return [Observation(name, {r.cell_id: r for r in run.results})
+            for name, run in loaded if run.manifest and run.manifest.matrix_name == wanted]
+
+
+def _started(folder: Path) -> str:
+    """When a run started: its id's stamp (``20261127-031411-default``), else its manifest's
+    time; sortable either way."""
+    if re.match(r"\d{8}-\d{6}", folder.name):
+        return folder.name
+    return time.strftime("%Y%m%d-%H%M%S", time.localtime((folder / MANIFEST).stat().st_mtime))
+
+
+def _value(result: CellResult | None, test: str | None) -> str:
+    if result is None:
+        return ""  # the cell was not in that run
+    if test is None:
+        return status_label(result)
+    found = result.tests_named(test)
+    if found:
+        return SYMBOLS[found[0].outcome.value]
+    return "n/a" if result.status is CellStatus.NOT_APPLICABLE else SYMBOLS["not-run"]
+
+
+def _passing(result: CellResult, test: str | None) -> bool | None:
+    """True / False where the run says something about the test (or the cell), else None."""
+    if test is None:
+        if result.status is CellStatus.PASSED:
+            return True
+        return False if result.status.unexpected else None
+    outcomes = [t.outcome for t in result.tests_named(test)]
+    if outcomes and all(o.passing for o in outcomes):
+        return True
+    if any(o.failing for o in outcomes):
+        return False
+    return None  # absent, skipped, flaky, not run: no evidence either way
+
+
+def changes(history: Sequence[Observation], test: str | None,
+            cells: Sequence[str]) -> list[Change]:
+    """Every pass -> fail ("broke") and fail -> pass ("fixed"), run over run, per cell."""
+    found: list[Change] = []
+    for cell_id in cells:
+        last: tuple[str, CellResult, bool] | None = None
+        for observation in history:
+            result = observation.results.get(cell_id)
+            state = _passing(result, test) if result is not None else None
+            if state is None or result is None:
+                continue
+            if last is not None and last[2] != state:
+                kind = "fixed" if state else "broke"
+                found.append(Change(cell_id, kind, (last[0], last[1]),
+                                    (observation.run_id, result)))
+            last = (observation.run_id, result, state)
+    return found
+
+
+def _packages(result: CellResult) -> dict[str, str]:
+    pins = (p.split("==", 1) for p in result.install.get("freeze") or [] if "==" in p)
+    return {name.lower(): version for name, version in pins}
+
+
+def _explain(change: Change, test: str | None) -> list[str]:
+    """What differed between the two runs: the torch build (then: bisect it) or the rest."""
+    (_, old), (_, new) = change.before, change.after
+    old_torch, new_torch = torch_build(old), torch_build(new)
+    if old_torch != new_torch:
+        try:
+            days = nightly_date(Version(old_torch)), nightly_date(Version(new_torch))
+        except InvalidVersion:
+            days = (None, None)
+        if test and days[0] and days[1]:
+            good, bad = (days[0], days[1]) if change.kind == "broke" else (days[1], days[0])
+            cell = new.cell
+            return [f"bisect: nox -s bisect -- {test} --good {good} --bad {bad} "
+                    f"--channel {cell.get('channel')} --stack {cell.get('stack')} "
+                    f"--python {cell.get('python')}"]
+        return []
+    before, after = _packages(old), _packages(new)
+    moved = [f"{name} {before.get(name, 'absent')} -> {after.get(name, 'absent')}"
+             for name in sorted(set(before) | set(after)) if before.get(name) != after.get(name)]
+    if moved:
+        return [f"same torch build; other packages changed: {', '.join(moved)}"]
+    return ["same torch build and packages: the change is in the tests or the shims"]
+
+
+def render_history(history: Sequence[Observation], *, test: str | None,
+                   cell_patterns: Sequence[str] = (), width: int | None = None) -> str:
+    cells: list[str] = []
+    for observation in history:
+        cells += [c for c in observation.results if c not in cells]
+    if cell_patterns:
+        cells = [c for c in cells if any(fnmatch.fnmatchcase(c, p) for p in cell_patterns)]
+        if not cells:
+            raise UsageError(f"--cells {' '.join(cell_patterns)}: no such cell in these runs")
+    what = test or "every cell's status"
+    lines = [f"history of {what}: {len(history)} run(s)", ""]
+    headers = ["run", *(c.replace("-", "\n", 2) for c in cells)]
+    rows = [[o.run_id, *(_value(o.results.get(c), test) for c in cells)] for o in history]
+    lines.append(render_banded(headers, rows, width=width))
+    found = changes(history, test, cells)
+    lines += ["", "Changes:" if found else "No change between runs."]
+    for change in found:
+        (old_run, old), (new_run, new) = change.before, change.after
+        lines.append(f"  {change.cell_id}: {change.kind} between {old_run} "
+                     f"(torch {torch_build(old)}) and {new_run} (torch {torch_build(new)})")
+        lines += [f"    {line}" for line in _explain(change, test)]
+    return "\n".join(lines)

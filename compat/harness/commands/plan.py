@@ -1,0 +1,36 @@
+"""``compat plan``: the cells as a CI matrix, and which cells a shard of a run owns.
+
+A CI job plans the matrix once (``plan``: GitHub Actions ``strategy.matrix`` JSON, or
+``--ids``), then every runner runs one cell (``cell ID``) or one shard (``matrix --shard
+I/N``); both name the same cells, because both select them here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from compat.harness.config.matrix import Cell, Matrix
+from compat.harness.results.merge import shard_of
+
+__all__ = ["ci_matrix", "plan_cells", "shard_cells"]
+
+
+def shard_cells(cells: Sequence[Cell], shard: str) -> list[Cell]:
+    """Shard ``I/N`` of the applicable ``cells`` (a not applicable cell needs no runner)."""
+    applicable = [c for c in cells if c.applicable]
+    return [applicable[k] for k in shard_of(applicable, shard)]
+
+
+def plan_cells(matrix: Matrix, shard: str | None = None) -> list[Cell]:
+    """The cells a CI plan lists: every applicable one, or only shard ``I/N`` of them."""
+    if shard:
+        return shard_cells(matrix.cells, shard)
+    return [c for c in matrix.cells if c.applicable]
+
+
+def ci_matrix(cells: Sequence[Cell]) -> dict[str, Any]:
+    """GitHub Actions ``strategy.matrix``: one ``include`` entry (and nox session) per cell."""
+    return {"include": [{"cell": c.id, "session": f"cell({c.id})", "python": c.python,
+                         "torch": c.torch, "stack": c.stack, "torchao": c.torchao or "",
+                         "channel": c.channel, "gating": c.gating} for c in cells]}

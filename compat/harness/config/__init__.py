@@ -1,0 +1,1 @@
+"""Config (stage 1): the matrix, its channels and applicability rules; imports only the leaves."""

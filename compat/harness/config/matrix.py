@@ -1,0 +1,433 @@
+"""Load ``matrix.toml`` into cells, validating every key before anything is installed.
+
+The file declares axes (python, pt2e stacks), a list of torch entries each with its
+torchao pairing, ``include``/``exclude`` rules and expectations. The product of the
+axes, minus exclusions, plus inclusions, is the cell list; cells that cannot exist are
+kept with a *not applicable* reason so that the grid can say why they were not run.
+"""
+
+from __future__ import annotations
+
+import datetime
+import difflib
+import fnmatch
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+from compat.harness.config.applicability import STACKS, not_applicable_reason
+from compat.harness.config.channels import CHANNEL_KINDS, is_nightly_spec
+from compat.harness.config.tables import Table, count, env_table, missing, optional_int
+from compat.harness.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+__all__ = ["Cell", "Expectation", "Matrix", "Selector", "load_matrix", "parse_matrix"]
+
+DEFAULT_TESTS = ("tests/core",)
+DEFAULT_DEPS = ("pytest", "numpy")  # torch < 2.3 needs numpy for dynamo capture
+DEFAULT_TIMEOUT = 900.0
+DEFAULT_INSTALL_TIMEOUT = 1800.0
+RELEASE = "release"
+NIGHTLY_TORCHAO = "nightly"  # torchao: the nightly of the same date as the torch nightly
+DEPS_AS_OF_TORCH = "torch-release"  # deps as the index had them when the cell's torch came out
+_NONE = "none"
+_SAFE_ID = re.compile(r"[^A-Za-z0-9._+-]")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One point of the matrix: an interpreter, a torch build, a pt2e stack."""
+
+    python: str
+    torch: str
+    stack: str
+    torchao: str | None = None
+    channel: str = RELEASE
+    gating: bool = True
+    not_applicable: str | None = None
+    url: str | None = None  # a direct wheel URL for torch (a nightly that left the index)
+    declared: bool = False  # named by an [[include]]: the user vouches for an unsupported pair
+
+    @property
+    def id(self) -> str:
+        """A readable, filesystem- and shell-safe id, also the nox session parameter."""
+        channel = "" if self.channel == RELEASE else f"{self.channel}-"
+        stack = f"torchao{self.torchao}" if self.stack == "torchao" else "torch.ao"
+        return _SAFE_ID.sub("_", f"{channel}torch{self.torch}-{stack}-py{self.python}")
+
+    @property
+    def applicable(self) -> bool:
+        return self.not_applicable is None
+
+
+@dataclass(frozen=True)
+class Selector:
+    """Matches cells by axis values; a bare version means "this release series"."""
+
+    python: SpecifierSet | None = None
+    torch: SpecifierSet | None = None
+    torchao: SpecifierSet | str | None = None
+    stack: str | None = None
+    channel: str | None = None
+
+    def matches(self, cell: Cell) -> bool:
+        if self.stack is not None and cell.stack != self.stack:
+            return False
+        if self.channel is not None and cell.channel != self.channel:
+            return False
+        if not _version_in(cell.python, self.python) or not _version_in(cell.torch, self.torch):
+            return False
+        if isinstance(self.torchao, str):  # the literal "none"
+            return cell.torchao is None
+        if isinstance(self.torchao, SpecifierSet):
+            return cell.torchao is not None and _version_in(cell.torchao, self.torchao)
+        return True
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """A known failure: which tests, where, why, and *how* they fail.
+
+    ``raises`` names the exception type (its name or dotted path, any class of its MRO, as
+    ``pytest.raises`` would accept a base class); ``match`` is a regex searched in the
+    failure message. A failure that matches neither is not the known one: it is reported
+    as "failed differently" and fails the gate.
+    """
+
+    test: str
+    where: Selector
+    reason: str
+    link: str | None = None
+    raises: str | None = None
+    match: str | None = None
+
+    def matches(self, cell: Cell, test_id: str) -> bool:
+        name = test_id.rsplit("::", 1)[-1]
+        hit = fnmatch.fnmatchcase(test_id, self.test) or fnmatch.fnmatchcase(name, self.test)
+        return hit and self.where.matches(cell)
+
+    def explains(self, exc_types: Sequence[str], message: str) -> bool:
+        """Whether a failure with these exception types and message is the expected one."""
+        if self.raises is not None and self.raises not in exc_types:
+            return False
+        return self.match is None or re.search(self.match, message) is not None
+
+    def describe(self) -> str:
+        """``AssertionError matching 'tag'``: how the test is expected to fail."""
+        parts = [self.raises or "any exception"]
+        if self.match is not None:
+            parts.append(f"matching {self.match!r}")
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """A validated matrix file."""
+
+    path: Path
+    name: str
+    cells: tuple[Cell, ...]
+    tests: tuple[str, ...] = DEFAULT_TESTS
+    deps: tuple[str, ...] = DEFAULT_DEPS
+    timeout: float = DEFAULT_TIMEOUT
+    install_timeout: float = DEFAULT_INSTALL_TIMEOUT
+    memory_limit_mb: int | None = None
+    reruns: int = 0  # rerun a failed test up to N times; a later pass is "flaky"
+    select: str | None = None  # a pytest -k expression (bisect runs one test this way)
+    env: Mapping[str, str] = field(default_factory=dict)
+    expectations: tuple[Expectation, ...] = ()
+    channels: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    strict: bool = False  # an expected failure that passes ("fixed") fails the gate
+    skip_missing_interpreters: bool = False  # else a missing Python is an infrastructure error
+    deps_as_of: str | None = None  # "torch-release" or an ISO date: uv --exclude-newer for deps
+
+    def cell(self, cell_id: str) -> Cell:
+        for cell in self.cells:
+            if cell.id == cell_id:
+                return cell
+        known = difflib.get_close_matches(cell_id, [c.id for c in self.cells], n=1)
+        hint = f" (did you mean {known[0]!r}?)" if known else ""
+        raise ConfigError(self.path, "cell", f"no cell {cell_id!r} in this matrix{hint}")
+
+    @property
+    def cell_deps(self) -> tuple[str, ...]:
+        """What every cell installs beside torch: ``deps``, and the rerun plugin if asked."""
+        if self.reruns and not any(d.startswith("pytest-rerunfailures") for d in self.deps):
+            return (*self.deps, "pytest-rerunfailures")
+        return self.deps
+
+    def cells_matching(self, patterns: Sequence[str]) -> list[Cell]:
+        """Cells named by id or by glob (``'torch2.8*'``), in matrix order; a pattern that
+        names no cell is an error, as a misspelt id is."""
+        for pattern in patterns:
+            if not any(fnmatch.fnmatchcase(c.id, pattern) for c in self.cells):
+                self.cell(pattern)  # raises, with a suggestion
+        return [c for c in self.cells if any(fnmatch.fnmatchcase(c.id, p) for p in patterns)]
+
+    def expectation_for(self, cell: Cell, test_id: str) -> Expectation | None:
+        return next((e for e in self.expectations if e.matches(cell, test_id)), None)
+
+
+def _version_in(text: str, spec: SpecifierSet | None) -> bool:
+    if spec is None:
+        return True
+    try:
+        return spec.contains(Version(text), prereleases=True)
+    except InvalidVersion:
+        return False
+
+
+def _version(table: Table, name: str, text: str) -> str:
+    try:
+        Version(text)
+    except InvalidVersion:
+        raise table.error(name, f"{text!r} is not a valid version") from None
+    return text
+
+
+def _specifier(table: Table, name: str, text: str | None) -> SpecifierSet | None:
+    """``"2.8"`` means the 2.8 series (``==2.8.*``); anything else is a PEP 440 specifier."""
+    if text is None:
+        return None
+    try:
+        return SpecifierSet(f"=={Version(text)}.*")
+    except InvalidVersion:
+        pass
+    try:
+        return SpecifierSet(text)
+    except InvalidSpecifier:
+        raise table.error(name, f"{text!r} is neither a version nor a version specifier") from None
+
+
+def _selector(table: Table) -> Selector:
+    torchao = table.string("torchao")
+    selector = Selector(
+        python=_specifier(table, "python", table.string("python")),
+        torch=_specifier(table, "torch", table.string("torch")),
+        torchao=torchao if torchao == _NONE else _specifier(table, "torchao", torchao),
+        stack=table.string("stack", choices=STACKS),
+        channel=table.string("channel"),
+    )
+    return selector
+
+
+def parse_matrix(path: Path, data: Mapping[str, Any]) -> Matrix:
+    """Build a :class:`Matrix` from parsed TOML; every problem is a :class:`ConfigError`."""
+    root = Table(path, "", data)
+    settings = Table(path, "matrix", root.raw("matrix") or {})
+    name = settings.string("name", path.stem)
+    pythons = tuple(_version(settings, "python", p) for p in settings.strings("python", ["3.11"]))
+    stacks = settings.strings("stacks", STACKS)
+    for stack in stacks:
+        if stack not in STACKS:
+            raise settings.error("stacks", f"{stack!r} is not one of {', '.join(STACKS)}")
+    tests = settings.strings("tests", DEFAULT_TESTS)
+    for test in tests:
+        if not (path.parent / test.split("::", 1)[0]).exists():
+            raise settings.error("tests", f"{test!r} does not exist next to the matrix file")
+    matrix_kwargs: dict[str, Any] = {
+        "tests": tests,
+        "deps": settings.strings("deps", DEFAULT_DEPS),
+        "timeout": settings.number("timeout", DEFAULT_TIMEOUT),
+        "install_timeout": settings.number("install-timeout", DEFAULT_INSTALL_TIMEOUT),
+        "memory_limit_mb": optional_int(settings, "memory-limit-mb"),
+        "reruns": count(settings, "reruns"),
+        "env": env_table(settings),
+        "strict": settings.boolean("strict", False),
+        "skip_missing_interpreters": settings.boolean("skip-missing-interpreters", False),
+        "deps_as_of": _deps_as_of(settings),
+    }
+    settings.finish()
+
+    channels = _channels(root)
+    cells: list[Cell] = []
+    for entry in root.tables("torch"):
+        channel = _channel(entry, channels)
+        kind = channels[channel]["kind"]
+        version = _torch_version(entry, "version", entry.string("version"), kind)
+        url = entry.string("url")
+        torchao = _torchao(entry, entry.string("torchao"), kind)
+        gating = entry.boolean("gating", channels[channel]["gating"])
+        entry_pythons = tuple(
+            _version(entry, "python", p) for p in entry.strings("python", pythons)
+        )
+        entry_stacks = entry.strings("stacks", stacks)
+        for stack in entry_stacks:
+            if stack not in STACKS:
+                raise entry.error("stacks", f"{stack!r} is not one of {', '.join(STACKS)}")
+        entry.finish()
+        for python in entry_pythons:
+            for stack in entry_stacks:
+                if stack == "torchao" and torchao is None:
+                    continue  # no torchao paired with this torch: only torch.ao is meant
+                ao = torchao if stack == "torchao" else None
+                cells.append(Cell(python, version, stack, ao, channel, gating, url=url))
+
+    excludes = []
+    for rule in root.tables("exclude"):
+        excludes.append(_selector(rule))
+        rule.finish()
+    cells = [c for c in cells if not any(rule.matches(c) for rule in excludes)]
+
+    for extra in root.tables("include"):
+        stack = extra.string("stack", choices=STACKS) or missing(extra, "stack")
+        channel = _channel(extra, channels)
+        kind = channels[channel]["kind"]
+        torchao = extra.string("torchao")
+        cells.append(
+            Cell(
+                python=_version(extra, "python", extra.string("python", pythons[0])),
+                torch=_torch_version(extra, "torch", extra.string("torch"), kind),
+                stack=stack,
+                torchao=None if torchao in (None, _NONE) else _torchao(extra, torchao, kind),
+                channel=channel,
+                gating=extra.boolean("gating", channels[channel]["gating"]),
+                url=extra.string("url"),
+                declared=True,
+            )
+        )
+        extra.finish()
+
+    expectations = []
+    for rule in root.tables("expect"):
+        test = rule.string("test") or missing(rule, "test")
+        reason = rule.string("reason") or missing(rule, "reason")
+        link = rule.string("link")
+        raises = rule.string("raises")
+        match = rule.string("match")
+        if raises is None and match is None:
+            hint = " (test = '*' with neither would hide any failure)" if "*" in test else ""
+            raise rule.error("raises", "an expectation needs `raises` (exception type) and/or "
+                             f"`match` (regex in the failure message){hint}")
+        if raises is not None and not re.fullmatch(r"[A-Za-z_][\w.]*", raises):
+            raise rule.error("raises", f"{raises!r} is not an exception type name")
+        if match is not None:
+            try:
+                re.compile(match)
+            except re.error as exc:
+                raise rule.error("match", f"{match!r} is not a valid regex ({exc})") from None
+        expectations.append(Expectation(test, _selector(rule), reason, link, raises, match))
+        rule.finish()
+    root.finish()
+
+    planned: list[Cell] = []
+    seen: dict[str, Cell] = {}
+    for cell in cells:
+        if cell.id in seen:
+            raise ConfigError(path, "torch", f"duplicate cell {cell.id!r}")
+        reason = not_applicable_reason(
+            python=cell.python, torch=cell.torch, stack=cell.stack, torchao=cell.torchao,
+            declared=cell.declared,
+        )
+        seen[cell.id] = cell
+        planned.append(Cell(**{**cell.__dict__, "not_applicable": reason}))
+    if not planned:
+        raise ConfigError(path, "torch", "the matrix has no cells (add [[torch]] entries)")
+    return Matrix(path, name, tuple(planned), expectations=tuple(expectations),
+                  channels=channels, **matrix_kwargs)
+
+
+def _deps_as_of(settings: Table) -> str | None:
+    """``"torch-release"``, ``"none"`` or a date (``2024-03-28``, or an RFC 3339 time)."""
+    value = settings.raw("deps-as-of")
+    if value is None or value == _NONE:
+        return None
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return value.isoformat()
+    if value == DEPS_AS_OF_TORCH:
+        return value
+    if isinstance(value, str):
+        try:
+            datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            pass
+        else:
+            return value
+    raise settings.error("deps-as-of", f"expected \"{DEPS_AS_OF_TORCH}\", \"none\" or a date, "
+                         f"got {value!r}")
+
+
+def _torch_version(table: Table, name: str, text: str | None, kind: str) -> str:
+    """A release version; on a nightly channel also ``YYYY-MM-DD``, ``latest``, ``latest-Nd``."""
+    if text is None:
+        return missing(table, name)
+    if kind == "nightly" and is_nightly_spec(text):
+        return text
+    try:
+        Version(text)
+    except InvalidVersion:
+        hint = " (or a date, latest, latest-7d)" if kind == "nightly" else ""
+        raise table.error(name, f"{text!r} is not a valid version{hint}") from None
+    return text
+
+
+def _torchao(table: Table, text: str | None, kind: str) -> str | None:
+    """A torchao version; a nightly torch pairs with the torchao nightly of its date."""
+    if text is None:
+        return NIGHTLY_TORCHAO if kind == "nightly" else None
+    if text == NIGHTLY_TORCHAO and kind == "nightly":
+        return text
+    return _version(table, "torchao", text)
+
+
+def _channels(root: Table) -> dict[str, dict[str, Any]]:
+    raw = root.raw("channels") or {}
+    table = Table(root.path, "channels", raw)
+    channels: dict[str, dict[str, Any]] = {
+        RELEASE: {"kind": RELEASE, "index-url": None, "find-links": (), "gating": True}}
+    for name in list(table.data):
+        entry = Table(root.path, f"channels.{name}", table.raw(name))
+        default_kind = name if name in CHANNEL_KINDS else "index"
+        kind = entry.string("kind", default_kind, choices=CHANNEL_KINDS)
+        channel = {
+            "kind": kind,
+            "index-url": entry.string("index-url"),
+            "find-links": entry.strings("find-links"),
+            "gating": entry.boolean("gating", kind != "nightly"),
+        }
+        if kind in ("rc", "nightly", "index") and not channel["index-url"]:
+            raise entry.error("index-url", f"is required for a {kind} channel")
+        if kind == "wheelhouse" and not channel["find-links"]:
+            raise entry.error("find-links", "is required for a wheelhouse channel")
+        for link in channel["find-links"]:
+            if "://" not in link and not (root.path.parent / link).is_dir():
+                raise entry.error("find-links", f"{link!r} is not a folder")
+        channels[name] = channel
+        entry.finish()
+    table.finish()
+    return channels
+
+
+def _channel(table: Table, channels: Mapping[str, Any]) -> str:
+    channel = table.string("channel", RELEASE)
+    if channel not in channels:
+        close = difflib.get_close_matches(channel, list(channels), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(channels)})"
+        raise table.error("channel", f"unknown channel {channel!r}{hint}")
+    return channel
+
+
+def load_matrix(path: Path | str) -> Matrix:
+    """Read and validate a matrix file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(path, "", "no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, "", f"cannot read: {exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, "", f"not valid TOML: {exc}") from None
+    return parse_matrix(path.resolve(), data)

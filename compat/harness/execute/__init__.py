@@ -1,0 +1,1 @@
+"""Execute (stage 3): cells run in their envs; imports install, results, config, the leaves."""

@@ -1,0 +1,315 @@
+"""Drive cells: build or reuse each env, run the test core in one pytest process, classify.
+
+Every cell is independent and writes only under its own folder, so cells run in
+parallel threads (each a child process) and a CI shard's folder merges like a local one.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from compat.harness.config.applicability import checked_rule, not_applicable_reason
+from compat.harness.config.evidence import CONTRADICTED
+from compat.harness.config.matrix import Cell, Expectation, Matrix
+from compat.harness.execute.progress import Progress
+from compat.harness.execute.supervisor import Supervisor, memory_limited
+from compat.harness.install.envs import ensure_env, env_lock
+from compat.harness.install.index import Listings
+from compat.harness.install.install_plan import plan_for
+from compat.harness.install.pipconfig import PipIndexConfig
+from compat.harness.install.resolve import ResolutionFailed
+from compat.harness.install.uv_cli import InstallFailed
+from compat.harness.redact import redact
+from compat.harness.results.classify import Events, classify, read_events
+from compat.harness.results.model import CellResult, CellStatus, TestResult
+
+__all__ = [
+    "RunInterrupted",
+    "cell_environment",
+    "default_jobs",
+    "run_cell",
+    "run_cells",
+]
+
+CELL_INI = Path(__file__).resolve().parents[2] / "cell_pytest.ini"
+
+
+def default_jobs(memory_per_cell_gb: float = 4.0) -> int:
+    """As many cells as cores, but no more than memory allows (torch + a test ~ a few GB)."""
+    cores = os.cpu_count() or 1
+    try:
+        pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        by_memory = max(1, int(pages / 2**30 / memory_per_cell_gb))
+    except (ValueError, OSError):
+        by_memory = cores
+    return max(1, min(cores, by_memory))
+
+
+def cell_environment(cell: Cell, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The process environment of a cell: isolated from the host's Python settings."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
+    env.update(extra or {})
+    env.update(COMPAT_PT2E_STACK=cell.stack, COMPAT_CELL_ID=cell.id, PYTHONNOUSERSITE="1",
+               PYTHONDONTWRITEBYTECODE="1")
+    return env
+
+
+def _tail(path: Path, limit: int = 3000) -> str | None:
+    try:
+        data = path.read_bytes()[-limit:]
+    except OSError:
+        return None
+    return redact(data.decode("utf-8", errors="replace")) or None
+
+
+def _interrupted(base: dict[str, Any], cell_dir: Path, reason: str,
+                 events: Events | None = None) -> CellResult:
+    """A cell stopped by Ctrl-C: not run, with whatever tests had finished kept."""
+    tests = []
+    if events is not None:
+        _, _, tests = classify(events=events, returncode=0, timed_out=False, expected={})
+        tests = [t for t in tests if t.nodeid in events.tests]
+    result = CellResult(**base, status=CellStatus.NOT_RUN, reason=reason, tests=tests,
+                        fingerprint=events.fingerprint if events else {})
+    result.write(cell_dir / "result.json")
+    return result
+
+
+_OOM_MARKERS = ("MemoryError", "can't allocate memory", "std::bad_alloc")
+
+
+def _memory_hint(status: CellStatus, reason: str | None, tests: Sequence[TestResult],
+                 limit_mb: int | None) -> str | None:
+    """Say "out of memory" when that is what the evidence shows."""
+    oom = any(m in (t.message or "") for t in tests for m in _OOM_MARKERS)
+    limit = f" (memory limit {limit_mb} MiB)" if limit_mb else ""
+    if oom and status in (CellStatus.FAILED, CellStatus.ERROR):
+        return f"{reason}; out of memory{limit}"
+    if status is CellStatus.CRASHED and reason and "SIGKILL" in reason:
+        return f"{reason}; out of memory?{limit}"
+    return reason
+
+
+def _rootdir(matrix: Matrix) -> Path:
+    """The folder node ids are relative to: the nearest common ancestor of the matrix and tests."""
+    base = matrix.path.parent
+    paths = [str((base / t.split("::", 1)[0]).resolve()) for t in matrix.tests]
+    return Path(os.path.commonpath([str(base), *paths]))
+
+
+def _expected_failures(matrix: Matrix, cell: Cell,
+                       nodeids: Iterable[str]) -> dict[str, Expectation]:
+    found = {}
+    for nodeid in nodeids:
+        expectation = matrix.expectation_for(cell, nodeid)
+        if expectation is not None:
+            found[nodeid] = expectation
+    return found
+
+
+def run_cell(
+    cell: Cell,
+    matrix: Matrix,
+    *,
+    run_dir: Path,
+    envs_root: Path,
+    pip_config: PipIndexConfig,
+    progress: Progress | None = None,
+    supervisor: Supervisor | None = None,
+    wheelhouse: Path | None = None,
+    listings: Listings | None = None,
+) -> CellResult:
+    """Run one cell end to end and write ``cells/<id>/result.json``; never raises for the cell."""
+    cell_dir = run_dir / "cells" / cell.id
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    base: dict[str, Any] = {"cell_id": cell.id, "cell": asdict(cell), "gating": cell.gating}
+    say = (lambda text: progress.phase(cell.id, text)) if progress else (lambda text: None)
+
+    supervisor = supervisor or Supervisor()
+
+    def finish(status: CellStatus, reason: str | None, **extra: Any) -> CellResult:
+        result = CellResult(**base, status=status, reason=reason, **extra)
+        result.write(cell_dir / "result.json")
+        return result
+
+    if not cell.applicable:
+        return _not_applicable(cell, envs_root, finish)
+
+    timings: dict[str, float] = {}
+    started = time.monotonic()
+    if matrix.channels.get(cell.channel, {}).get("kind") == "nightly" and not cell.url:
+        say(f"resolving nightly {cell.torch}")
+    try:
+        resolved, plan = plan_for(cell, matrix, envs_root=envs_root, pip_config=pip_config,
+                                  wheelhouse=wheelhouse, listings=listings)
+    except ResolutionFailed as exc:
+        timings["install"] = round(time.monotonic() - started, 3)
+        return finish(CellStatus.INSTALL_FAILED, f"{exc.kind}: {exc.message}",
+                      install={"error_kind": exc.kind}, timings=timings)
+    if resolved.torch != cell.torch:
+        say(f"resolved {cell.torch} to torch {resolved.torch}"
+            + (f", torchao {resolved.torchao}" if resolved.torchao else ""))
+        late = not_applicable_reason(python=cell.python, torch=resolved.torch, stack=cell.stack,
+                                     declared=cell.declared,
+                                     torchao=resolved.torchao)
+        if late:
+            return finish(CellStatus.NOT_APPLICABLE, f"{late} (resolved to torch {resolved.torch})")
+    install: dict[str, object] = {"plan": plan.to_dict(), "resolution": {
+        "torch": resolved.torch, "torchao": resolved.torchao, "notes": resolved.notes,
+        "listing": resolved.nightly}}
+    with env_lock(plan.env_dir, exclusive=True):
+        say("preparing environment")
+        try:
+            record = ensure_env(plan, log=cell_dir / "install.log",
+                                timeout=matrix.install_timeout)
+        except InstallFailed as exc:
+            timings["install"] = round(time.monotonic() - started, 3)
+            if supervisor.interrupted.is_set():
+                return _interrupted(base, cell_dir, "interrupted while installing")
+            skip = exc.kind == "no-interpreter" and matrix.skip_missing_interpreters
+            return finish(CellStatus.SKIPPED if skip else CellStatus.INSTALL_FAILED,
+                          f"{exc.kind}: {exc.message}",
+                          install={**install, "error_kind": exc.kind}, timings=timings,
+                          log_excerpt=exc.log or _tail(cell_dir / "install.log"))
+    install.update(record.to_dict())
+    for name, listed in resolved.nightly.items():
+        wheel = record.wheels.get(name)
+        if wheel is not None and not listed.get("sha256"):
+            wheel.setdefault("sha256_source", "computed (the index listing gives none)")
+    timings["install"] = round(time.monotonic() - started, 3)
+    say("reused environment" if record.reused else f"installed in {record.seconds:.1f}s")
+
+    events_path = cell_dir / "events.jsonl"
+    events_path.unlink(missing_ok=True)
+    if supervisor.interrupted.is_set():
+        return _interrupted(base, cell_dir, "interrupted before its tests started")
+    cmd = _pytest_command(record.python, matrix, cell, cell_dir, events_path)
+    say("testing")
+    started = time.monotonic()
+    with env_lock(plan.env_dir, exclusive=False):
+        returncode, timed_out = supervisor.run(
+            memory_limited(cmd, matrix.memory_limit_mb), env=cell_environment(cell, matrix.env),
+            log=cell_dir / "pytest.log", timeout=matrix.timeout, cwd=matrix.path.parent)
+    timings["tests"] = round(time.monotonic() - started, 3)
+
+    events = read_events(events_path)
+    if supervisor.interrupted.is_set() and not timed_out:
+        return _interrupted(base, cell_dir, "interrupted while testing", events)
+    expected = _expected_failures(matrix, cell, [*events.tests, *events.started])
+    status, reason, tests = classify(events=events, returncode=returncode, timed_out=timed_out,
+                                     expected=expected, strict=matrix.strict)
+    reason = _memory_hint(status, reason, tests, matrix.memory_limit_mb)
+    session = events.finish or {}
+    return finish(
+        status, reason, tests=tests, fingerprint=events.fingerprint,
+        routes=dict(session.get("routes") or {}), warnings=list(session.get("warnings") or []),
+        adaptations=dict(session.get("adaptations") or {}),
+        install=install, timings=timings, command=[redact(c) for c in cmd],
+        returncode=returncode,
+        log_excerpt=None if status is CellStatus.PASSED else _tail(cell_dir / "pytest.log"),
+    )
+
+
+def _not_applicable(cell: Cell, envs_root: Path,
+                    finish: Callable[..., CellResult]) -> CellResult:
+    """A cell the rules rule out, with the evidence; an installed env that contradicts the
+    rule turns it into an error, so a wrong rule is caught instead of trusted."""
+    found = checked_rule(python=cell.python, torch=cell.torch, stack=cell.stack,
+                         torchao=cell.torchao, declared=cell.declared, envs_root=envs_root)
+    if found is None:  # the matrix was planned by other rules (an older result folder)
+        return finish(CellStatus.NOT_APPLICABLE, cell.not_applicable)
+    rule, record = found
+    if record["check_verdict"] == CONTRADICTED:
+        return finish(CellStatus.ERROR, f"applicability rule contradicted by an installed env: "
+                      f"{rule.reason}; {record['check_detail']}", applicability=record)
+    return finish(CellStatus.NOT_APPLICABLE, rule.reason, applicability=record)
+
+
+def _pytest_command(python: Path, matrix: Matrix, cell: Cell, cell_dir: Path,
+                    events: Path) -> list[str]:
+    """One pytest for the whole cell: torch is imported once, the plugin streams events."""
+    cmd = [str(python), "-m", "pytest", *matrix.tests, "-c", str(CELL_INI),
+           "--rootdir", str(_rootdir(matrix)), "-p", "compat.pytest_plugin",
+           "--compat-events", str(events), "--junitxml", str(cell_dir / "junit.xml"),
+           "-o", f"junit_suite_name={cell.id}"]
+    if matrix.select:
+        cmd += ["-k", matrix.select]
+    if matrix.reruns:
+        cmd += ["--reruns", str(matrix.reruns)]  # pytest-rerunfailures, in cell_deps
+        for expectation in matrix.expectations:
+            if expectation.where.matches(cell):
+                cmd += ["--compat-no-rerun", expectation.test]
+    return cmd
+
+
+def run_cells(
+    cells: Sequence[Cell],
+    matrix: Matrix,
+    *,
+    run_dir: Path,
+    envs_root: Path,
+    pip_config: PipIndexConfig,
+    jobs: int,
+    progress: Progress | None = None,
+    on_result: Callable[[CellResult], None] | None = None,
+    supervisor: Supervisor | None = None,
+    wheelhouse: Path | None = None,
+) -> list[CellResult]:
+    """Run cells ``jobs`` at a time; results come back in matrix order.
+
+    On Ctrl-C every running cell is stopped and reported as not run (finished tests
+    kept); :class:`RunInterrupted` then carries all results for a partial report.
+    """
+    progress = progress or Progress(len(cells))
+    supervisor = supervisor or Supervisor()
+    listings = Listings()  # one reading of each index page per run
+
+    def one(cell: Cell) -> CellResult:
+        if supervisor.interrupted.is_set():
+            base = {"cell_id": cell.id, "cell": asdict(cell), "gating": cell.gating}
+            result = _interrupted(base, run_dir / "cells" / cell.id,
+                                  "interrupted before it started")
+            progress.finished(result)
+            return result
+        try:
+            result = run_cell(cell, matrix, run_dir=run_dir, envs_root=envs_root,
+                              pip_config=pip_config, progress=progress, supervisor=supervisor,
+                              wheelhouse=wheelhouse, listings=listings)
+        except Exception as exc:  # noqa: BLE001 - one broken cell never takes the run down
+            result = CellResult(cell.id, asdict(cell), CellStatus.ERROR, gating=cell.gating,
+                                reason=f"harness error: {type(exc).__name__}: {exc}",
+                                log_excerpt=traceback.format_exc()[-3000:])
+            result.write(run_dir / "cells" / cell.id / "result.json")
+        progress.finished(result)
+        if on_result is not None:
+            on_result(result)
+        return result
+
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="cell")
+    futures = [pool.submit(one, cell) for cell in cells]
+    try:
+        results = [future.result() for future in futures]
+    except KeyboardInterrupt:
+        supervisor.interrupt()
+        results = [future.result() for future in futures]
+        raise RunInterrupted(results) from None
+    finally:
+        pool.shutdown(wait=True)
+    return results
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run; ``results`` holds every cell, the stopped ones as not run."""
+
+    def __init__(self, results: list[CellResult]) -> None:
+        super().__init__("interrupted")
+        self.results = results
+

@@ -1,0 +1,143 @@
+"""One uv environment per cell, built once and reused while its plan's key is unchanged.
+
+A stamp file inside the env records the key it was built for; a warm run compares keys
+and touches neither the resolver nor the network. Builds take an exclusive lock on the
+env; runs hold a shared one, so two concurrent runs never rebuild an env under a test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from compat.harness.files import atomic_write_text, read_json_object
+from compat.harness.install import uv_cli
+from compat.harness.install.disk import disk_use
+from compat.harness.install.index import IndexUnreachable, sha256_of_url
+from compat.harness.install.install_plan import InstallPlan
+from compat.harness.install.interpreters import find_interpreter
+from compat.harness.install.lockfile import installed_wheels, locked_pins
+
+__all__ = ["STAMP", "EnvRecord", "ensure_env", "env_lock"]
+
+STAMP = ".compat-env.json"
+PTH = "torch_compat_matrix.pth"
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+
+
+@dataclass
+class EnvRecord:
+    python: Path
+    reused: bool
+    seconds: float
+    key: str
+    freeze: list[str] = field(default_factory=list)
+    uv_version: str = ""
+    interpreter: str = ""
+    wheels: dict[str, dict[str, str]] = field(default_factory=dict)
+    disk: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "python": str(self.python),
+            "reused": self.reused,
+            "seconds": round(self.seconds, 3),
+            "key": self.key,
+            "freeze": self.freeze,
+            "uv_version": self.uv_version,
+            "interpreter": self.interpreter,
+            "wheels": self.wheels,
+            "disk": self.disk,
+        }
+
+
+@contextlib.contextmanager
+def env_lock(env_dir: Path, *, exclusive: bool) -> Iterator[None]:
+    env_dir.parent.mkdir(parents=True, exist_ok=True)
+    with open(env_dir.parent / f".{env_dir.name}.lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _bin(env_dir: Path) -> Path:
+    return env_dir / "bin" / "python"
+
+
+def _site_packages(env_dir: Path) -> Path:
+    found = sorted(env_dir.glob("lib/python*/site-packages"))
+    if not found:
+        raise uv_cli.InstallFailed("broken-env", f"{env_dir} has no site-packages")
+    return found[0]
+
+
+def _link_project(env_dir: Path) -> None:
+    """Make ``compat`` importable in the cell, pointing at this checkout (no build, no network)."""
+    pth = _site_packages(env_dir) / PTH
+    wanted = f"{PROJECT_ROOT}\n"
+    if not pth.exists() or pth.read_text(encoding="utf-8") != wanted:
+        atomic_write_text(pth, wanted)
+
+
+def ensure_env(plan: InstallPlan, *, log: Path, timeout: float) -> EnvRecord:
+    """Reuse the cell's env when its key matches, else build it from scratch."""
+    env_dir = plan.env_dir
+    started = time.monotonic()
+    stamp = read_json_object(env_dir / STAMP)
+    if stamp.get("key") == plan.key and _bin(env_dir).exists():
+        _link_project(env_dir)
+        if "disk" not in stamp:  # envs from before sizes were recorded
+            stamp["disk"] = disk_use(env_dir).to_dict()
+            atomic_write_text(env_dir / STAMP, json.dumps(stamp, indent=2))
+        return EnvRecord(_bin(env_dir), True, time.monotonic() - started, plan.key,
+                         list(stamp.get("freeze", [])), str(stamp.get("uv_version", "")),
+                         str(stamp.get("interpreter", "")), dict(stamp.get("wheels", {})),
+                         dict(stamp.get("disk", {})))
+
+    interpreter = find_interpreter(plan.python)
+    if interpreter is None:
+        raise uv_cli.InstallFailed("no-interpreter", f"no CPython {plan.python} on this machine")
+    uv = uv_cli.uv_bin()
+    env = uv_cli.uv_environment()
+    log.parent.mkdir(parents=True, exist_ok=True)
+    if env_dir.exists():
+        shutil.rmtree(env_dir)
+    uv_cli.run([uv, "venv", "--quiet", "--python", interpreter, str(env_dir)], log, timeout, env)
+    # Resolve first, into a lock that names every wheel with its URL and sha256; then
+    # install exactly those versions. Installing the lock file itself would re-hash every
+    # wheel (~3 GB for a CUDA torch, ~20 s per env); exact pins hit uv's cache instead.
+    remaining = max(1.0, timeout - (time.monotonic() - started))
+    lock = uv_cli.compile_lock(plan.requirements, python=str(_bin(env_dir)),
+                               args=[*plan.uv_source_args, *plan.cutoff_args], folder=env_dir,
+                               log=log, timeout=remaining, env=env)
+    remaining = max(1.0, timeout - (time.monotonic() - started))
+    pinned = env_dir / "requirements.lock.txt"
+    pinned.write_text("\n".join(locked_pins(lock)) + "\n", encoding="utf-8")
+    uv_cli.run([uv, "pip", "install", "--python", str(_bin(env_dir)), "--no-deps",
+                *plan.uv_source_args, *plan.cutoff_args, "-r", str(pinned)], log, remaining, env)
+    _link_project(env_dir)
+    freeze = uv_cli.run([uv, "pip", "freeze", "--python", str(_bin(env_dir))], log, 120, env)
+    wheels = installed_wheels(env_dir, lock, ("torch", "torchao"))
+    for wheel in wheels.values():
+        if not wheel.get("sha256") and wheel.get("url"):
+            # PyTorch's nightly listings carry no digest: hash the file the lock names.
+            try:
+                wheel["sha256"] = sha256_of_url(wheel["url"])
+                wheel["sha256_source"] = "computed"
+            except IndexUnreachable as exc:
+                wheel["sha256_source"] = f"not computed: {exc}"
+    record = EnvRecord(_bin(env_dir), False, time.monotonic() - started, plan.key,
+                       sorted(freeze.split()), uv_cli.uv_version(), interpreter, wheels,
+                       disk_use(env_dir).to_dict())
+    atomic_write_text(env_dir / STAMP, json.dumps(
+        {**record.to_dict(), "plan": plan.to_dict(), "created": time.time()}, indent=2))
+    return record

@@ -1,0 +1,73 @@
+"""``nox -s gc``: drop envs the matrix no longer has, and keep the uv cache under a budget.
+
+Envs are removed whole (their stamp, lock and folder). The cache is only trimmed with
+uv's own ``uv cache prune`` (entries no env references any more); if that is not
+enough the user is told what remains, since cleaning the rest would throw away wheels
+the matrix still needs.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from compat.harness.config.matrix import Matrix
+from compat.harness.errors import UsageError
+from compat.harness.install.disk import disk_use, tree_bytes, uv_cache_dir
+from compat.harness.install.envs import STAMP, env_lock
+from compat.harness.install.uv_cli import uv_bin
+
+__all__ = ["GcReport", "collect", "parse_size"]
+
+_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def parse_size(text: str) -> int:
+    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", text, re.IGNORECASE)
+    if found is None:
+        raise UsageError(f"--cache-budget {text!r}: expected a size such as 40G or 500M")
+    return int(float(found[1]) * _UNITS[found[2].upper()])
+
+
+@dataclass
+class GcReport:
+    removed: list[str] = field(default_factory=list)
+    freed_bytes: int = 0
+    cache_before: int | None = None
+    cache_after: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def collect(matrix: Matrix, envs_root: Path, *, cache_budget: int | None = None,
+            dry_run: bool = False) -> GcReport:
+    report = GcReport()
+    wanted = {c.id for c in matrix.cells}
+    if envs_root.is_dir():
+        for env in sorted(p for p in envs_root.iterdir() if p.is_dir()):
+            if env.name in wanted or not (env / STAMP).exists():
+                continue
+            report.freed_bytes += disk_use(env).own
+            report.removed.append(env.name)
+            if not dry_run:
+                with env_lock(env, exclusive=True):
+                    shutil.rmtree(env)
+                (envs_root / f".{env.name}.lock").unlink(missing_ok=True)
+    if cache_budget is None:
+        return report
+    cache = uv_cache_dir(uv_bin())
+    if cache is None or not cache.is_dir():
+        report.notes.append("no uv cache found")
+        return report
+    report.cache_before = tree_bytes(cache)
+    if report.cache_before > cache_budget and not dry_run:
+        subprocess.run([uv_bin(), "cache", "prune"], capture_output=True, check=False)
+    report.cache_after = tree_bytes(cache) if not dry_run else report.cache_before
+    if report.cache_after > cache_budget:
+        report.notes.append(
+            f"the uv cache is still {report.cache_after / 2**30:.1f} GiB, over the budget of "
+            f"{cache_budget / 2**30:.1f} GiB: what is left is in use; `uv cache clean` "
+            "empties it (the next run downloads again)")
+    return report

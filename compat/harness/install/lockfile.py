@@ -1,0 +1,104 @@
+"""Which wheel an env really got: the resolved ``pylock.toml`` matched to installed tags.
+
+A lock lists every wheel of a version (all platform variants); the installed
+distribution's ``WHEEL`` file names the tags it was built for, which picks one.
+RC wheels carry the final version number, so the file name and sha256 are what make
+a column reproducible, not the version alone.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from email.parser import HeaderParser
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from packaging.tags import Tag, parse_tag
+from packaging.utils import canonicalize_name
+
+from compat.harness.install.wheel_tags import fits
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["LOCK", "installed_tags", "installed_wheels", "locked_pins", "read_packages",
+           "wheel_for"]
+
+LOCK = "pylock.toml"  # the lock's file name, in an env and in a prefetch folder
+
+
+def read_packages(lock: Path) -> list[dict[str, Any]]:
+    """The ``[[packages]]`` of a ``pylock.toml`` (none when it is missing or unreadable)."""
+    try:
+        data = tomllib.loads(lock.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return []
+    return list(data.get("packages", []))
+
+
+def locked_pins(lock: Path) -> list[str]:
+    """``name==version`` for every package of the lock (the complete, resolved set);
+    ``name @ url`` for a package locked to a direct URL (``archive``)."""
+    pins = []
+    for package in read_packages(lock):
+        archive = package.get("archive") or {}
+        if package.get("name") and archive.get("url"):
+            pins.append(f"{package['name']} @ {archive['url']}")
+        elif package.get("name") and package.get("version"):
+            pins.append(f"{package['name']}=={package['version']}")
+    return pins
+
+
+def installed_tags(env_dir: Path, name: str) -> set[Tag]:
+    """Tags from ``<name>-*.dist-info/WHEEL`` in the env's site-packages."""
+    wanted = canonicalize_name(name)
+    for wheel in env_dir.glob("lib/python*/site-packages/*.dist-info/WHEEL"):
+        dist = wheel.parent.name.removesuffix(".dist-info").split("-", 1)[0]
+        if canonicalize_name(dist) != wanted:
+            continue
+        headers = HeaderParser().parsestr(wheel.read_text(encoding="utf-8"))
+        tags: set[Tag] = set()
+        for tag in headers.get_all("Tag") or []:
+            tags |= parse_tag(tag)
+        return tags
+    return set()
+
+
+def wheel_for(package: dict[str, Any], tags: set[Tag]) -> dict[str, str] | None:
+    """The lock entry's wheel built for ``tags`` (the first wheel when tags are unknown)."""
+    wheels = list(package.get("wheels") or [])
+    if package.get("archive"):  # a direct URL requirement
+        wheels.append(package["archive"])
+    for wheel in wheels:
+        url = str(wheel.get("url") or wheel.get("path") or "")
+        filename = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+        if not fits(filename, tags or None):
+            continue
+        parts = urlsplit(url)
+        index = f"{parts.scheme}://{parts.netloc}" if parts.netloc else f"{parts.scheme}://"
+        return {
+            "file": unquote(filename),
+            "sha256": str((wheel.get("hashes") or {}).get("sha256", "")),
+            "url": url,  # as the lock has it; every report and result file is redacted
+            "index": index if parts.scheme != "file" else url.rsplit("/", 1)[0],
+            "size": str(wheel.get("size", "")),
+        }
+    return None
+
+
+def installed_wheels(env_dir: Path, lock: Path, names: Iterable[str]) -> dict[str, dict[str, str]]:
+    """For each of ``names`` present in the lock: file, sha256, url and index of its wheel."""
+    wanted = {canonicalize_name(n) for n in names}
+    found: dict[str, dict[str, str]] = {}
+    for package in read_packages(lock):
+        name = canonicalize_name(str(package.get("name", "")))
+        if name not in wanted:
+            continue
+        wheel = wheel_for(package, installed_tags(env_dir, name))
+        if wheel is not None:
+            found[name] = {"version": str(package.get("version", "")), **wheel}
+    return found

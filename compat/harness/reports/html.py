@@ -1,0 +1,214 @@
+"""``matrix.html``: the grid as one self-contained page, colour-coded, every failure a click away.
+
+No scripts, no external assets: it opens from a CI artifact or a mail attachment. Every
+piece of text that came from a test, a log or a matrix file goes through ``html.escape``.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Sequence
+
+from compat.harness.results.gate import EXIT_INFRA, EXIT_OK, describe_exit_code
+from compat.harness.redact import redact
+from compat.harness.reports.grid import (
+    LEGEND,
+    SYMBOLS,
+    build_grid,
+    column_header,
+    findings,
+    not_applicable_evidence,
+    short_message,
+    torch_build,
+)
+from compat.harness.results.model import CellResult, CellStatus
+
+__all__ = ["render_html"]
+
+_CSS = """
+body{font:14px/1.4 system-ui,-apple-system,Segoe UI,sans-serif;margin:24px;color:#1f2328}
+h1{font-size:20px;margin:0 0 4px} h2{font-size:16px;margin:28px 0 8px}
+.verdict{display:inline-block;padding:2px 10px;border-radius:12px;font-weight:600}
+.ok{background:#dafbe1;color:#116329}.bad{background:#ffebe9;color:#a40e26}
+.infra{background:#fff8c5;color:#7d4e00}
+table.grid{border-collapse:separate;border-spacing:0;margin-top:12px;
+  border-top:1px solid #d0d7de;border-left:1px solid #d0d7de}
+.grid th,.grid td{border-right:1px solid #d0d7de;border-bottom:1px solid #d0d7de;padding:4px 8px;
+  text-align:center;white-space:nowrap}
+.grid th.row,.grid td.row{text-align:left;font-family:ui-monospace,monospace;font-size:12px}
+.scroll{overflow-x:auto;max-width:100%}
+.grid .row{position:sticky;left:0;background:#fff;z-index:1}
+.grid thead th.row{background:#f6f8fa}
+.grid thead th{background:#f6f8fa;font-weight:600;vertical-align:bottom}
+.grid a{color:inherit;text-decoration:none;display:block}
+.o-passed{background:#dafbe1}.o-failed{background:#ff8182;font-weight:700}
+.o-error{background:#ffb077;font-weight:700}.o-skipped{background:#eaeef2}
+.o-xfailed{background:#d8b9ff}.o-xpassed{background:#9fd5ff;font-weight:700}
+.o-flaky{background:#fff1a8;font-weight:700}
+.o-failed-differently{background:#ff8182;font-weight:700}
+.o-not-run{background:#fff8c5}.o-na{background:#f6f8fa;color:#8c959f}
+.info td{font-size:12px;color:#57606a}
+.s-passed{color:#116329;font-weight:600}.s-bad{color:#a40e26;font-weight:700}
+.s-infra{color:#7d4e00;font-weight:700}.s-na{color:#8c959f}
+details{border:1px solid #d0d7de;border-radius:6px;margin:8px 0;padding:6px 10px}
+details:target{outline:3px solid #0969da}
+summary{cursor:pointer;font-weight:600}
+p.why{font-family:ui-monospace,monospace;font-size:12px;color:#a40e26;margin:6px 0}
+pre{background:#f6f8fa;padding:8px;overflow:auto;max-height:420px;font-size:12px}
+ul.routes{font-size:12px;color:#57606a;margin:6px 0}
+table.kv td{padding:1px 10px 1px 0;vertical-align:top;font-size:12px}
+table.kv td:first-child{color:#57606a;white-space:nowrap}
+"""
+
+_VERDICT_CLASS = {EXIT_OK: "ok", EXIT_INFRA: "infra"}
+
+
+def _e(text: object) -> str:
+    return html.escape(redact(str(text)), quote=True)
+
+
+def _anchor(*parts: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", "--".join(parts))
+
+
+def _status_class(result: CellResult) -> str:
+    if result.status is CellStatus.PASSED:
+        return "s-passed"
+    if result.status in (CellStatus.NOT_APPLICABLE, CellStatus.SKIPPED):
+        return "s-na"
+    return "s-infra" if result.status.infrastructure else "s-bad"
+
+
+def _grid(results: Sequence[CellResult]) -> str:
+    grid = build_grid(results, sep="<br>", route_width=14)
+    heads = "".join(
+        f'<th title="{_e(r.cell_id)}"><a href="#{_anchor(r.cell_id)}">'
+        f"{'<br>'.join(_e(p) for p in column_header(r, chr(10)).splitlines())}</a></th>"
+        for r in results
+    )
+    rows = []
+    by_cell = [{t.nodeid: t for t in r.tests} for r in results]
+    test_ids = list(dict.fromkeys(t.nodeid for r in results for t in r.tests))
+    for (name, symbols), nodeid in zip(grid.test_rows, test_ids, strict=True):
+        cells = []
+        for result, tests, symbol in zip(results, by_cell, symbols, strict=True):
+            test = tests.get(nodeid)
+            if test is None:
+                cells.append(f'<td class="o-na">{_e(symbol)}</td>')
+                continue
+            title = test.outcome.value + (f": {test.expected_reason}" if test.expected_reason
+                                          else "")
+            body = _e(symbol)
+            if test.message or test.expected_reason:
+                body = f'<a href="#{_anchor(result.cell_id, nodeid)}">{body}</a>'
+            cells.append(f'<td class="o-{test.outcome.value}" title="{_e(title)}">{body}</td>')
+        label = f'<td class="row" title="{_e(nodeid)}">{_e(name)}</td>'
+        rows.append(f"<tr>{label}{''.join(cells)}</tr>")
+    for name, values in grid.info_rows:
+        if name == "status":
+            cells = "".join(f'<td class="{_status_class(r)}">{_e(v)}</td>'
+                            for r, v in zip(results, values, strict=True))
+        else:
+            route = name.removeprefix("route: ")  # a lettered route's title spells it out
+            titles = [r.routes.get(route, "") for r in results] if route != name else values
+            cells = "".join(f'<td title="{_e(t)}">{_e(v)}</td>'
+                            for v, t in zip(values, titles, strict=True))
+        rows.append(f'<tr class="info"><td class="row">{_e(name)}</td>{cells}</tr>')
+    legend = "".join(f"<li>{_e(line)}</li>" for line in grid.route_legend)
+    return (f'<div class="scroll"><table class="grid"><thead><tr><th class="row">test</th>'
+            f"{heads}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+            + (f'<ul class="routes">{legend}</ul>' if legend else ""))
+
+
+def _kv(pairs: Sequence[tuple[str, object]]) -> str:
+    rows = "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in pairs
+                   if v not in (None, "", [], {}))
+    return f'<table class="kv">{rows}</table>'
+
+
+def _cell_details(result: CellResult) -> str:
+    fp = result.fingerprint
+    wheels = result.install.get("wheels") or {}
+    pairs: list[tuple[str, object]] = [
+        ("status", f"{result.status.value}" + (f": {result.reason}" if result.reason else "")),
+        ("torch", torch_build(result) if fp else ""),
+        ("torch git_version", fp.get("torch_git_version")),
+        ("torchao", fp.get("torchao")),
+        ("numpy", fp.get("numpy")),
+        ("deps as of", (result.install.get("plan") or {}).get("deps_cutoff")),
+        ("python", fp.get("python") or result.cell.get("python")),
+        ("platform", fp.get("platform")),
+        ("uv", result.install.get("uv_version")),
+        ("env reused", result.install.get("reused")),
+    ]
+    for name, wheel in sorted(wheels.items()):
+        pairs += [(f"{name} wheel", wheel.get("file")), (f"{name} sha256", wheel.get("sha256")),
+                  (f"{name} index", wheel.get("index"))]
+    pairs += [(f"route {k}", v + (f" (adapted: {result.adaptations[k]})"
+                                  if k in result.adaptations else ""))
+              for k, v in result.routes.items()]
+    pairs += [("torch import warnings", "; ".join(fp.get("torch_import_warnings") or []))]
+    pairs += [("timings", ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items()))]
+    parts = [_kv(pairs)]
+    for test in result.tests:
+        if not (test.message or test.expected_reason):
+            continue
+        note = (f"expected to fail with {test.expected_failure}: {test.expected_reason}\n\n"
+                if test.expected_reason else "")
+        parts.append(
+            f'<details id="{_anchor(result.cell_id, test.nodeid)}"'
+            f"{' open' if test.outcome.unexpected else ''}>"
+            f"<summary>{_e(SYMBOLS[test.outcome.value])} {_e(test.nodeid)} "
+            f"({_e(test.outcome.value)})</summary>"
+            f'<p class="why">{_e(short_message(test.message))}</p>'
+            f"<pre>{_e(note + (test.message or ''))}</pre></details>"
+        )
+    if result.warnings:
+        items = "".join(f"<li>{_e(w)}</li>" for w in result.warnings)
+        parts.append(f"<details><summary>warnings recorded ({len(result.warnings)})</summary>"
+                     f"<ul>{items}</ul></details>")
+    if result.log_excerpt:
+        parts.append(f"<details><summary>log excerpt</summary><pre>{_e(result.log_excerpt)}"
+                     "</pre></details>")
+    freeze = result.install.get("freeze") or []
+    if freeze:
+        parts.append(f"<details><summary>resolved packages ({len(freeze)})</summary>"
+                     f"<pre>{_e(chr(10).join(freeze))}</pre></details>")
+    return (f'<details id="{_anchor(result.cell_id)}" '
+            f"{'open' if result.status.unexpected else ''}>"
+            f'<summary class="{_status_class(result)}">{_e(result.cell_id)}: '
+            f"{_e(result.status.value)}</summary>{''.join(parts)}</details>")
+
+
+def render_html(results: Sequence[CellResult], *, title: str, exit_code: int,
+                created: str = "") -> str:
+    klass, verdict = _VERDICT_CLASS.get(exit_code, "bad"), describe_exit_code(exit_code)
+    counts: dict[str, int] = {}
+    for result in results:
+        counts[result.status.value] = counts.get(result.status.value, 0) + 1
+    summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+    details = "".join(_cell_details(r) for r in results if r.status is not
+                      CellStatus.NOT_APPLICABLE)
+    na = [r for r in results if r.status is CellStatus.NOT_APPLICABLE]
+    na_list = "".join(f"<li>{_e(r.cell_id)}: {_e(r.reason)}<br><small>"
+                      f"{_e(not_applicable_evidence(r))}</small></li>" for r in na)
+    sections = "".join(
+        f"<h2>{_e(title)}</h2><ul>{''.join(f'<li>{_e(item)}</li>' for item in items)}</ul>"
+        for title, items in findings(results))
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>torch-compat-matrix: {_e(title)}</title><style>{_CSS}</style></head>
+<body>
+<h1>torch-compat-matrix: {_e(title)}</h1>
+<div><span class="verdict {klass}">exit {exit_code}: {_e(verdict)}</span>
+&nbsp; {_e(summary)} &nbsp; <small>{_e(created)}</small></div>
+{_grid(results)}
+<p><small>{_e(LEGEND)}. Click a symbol for its failure message, a column for its cell.</small></p>
+{sections}
+<h2>Cells</h2>
+{details}
+{f"<h2>Not applicable</h2><ul>{na_list}</ul>" if na else ""}
+</body></html>
+"""

@@ -1,0 +1,58 @@
+"""One merged JUnit file for the run: each cell's suite, renamed after the cell.
+
+Cells that never ran tests (install failed, crashed before collection, not applicable)
+still get a suite with one test case that carries their status, so a CI test view shows
+every column of the grid.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from pathlib import Path
+
+from compat.harness.files import atomic_writer
+from compat.harness.redact import redact
+from compat.harness.results.model import CellResult, CellStatus
+
+__all__ = ["merge_junit"]
+
+
+def _status_suite(result: CellResult) -> ET.Element:
+    suite = ET.Element("testsuite", name=result.cell_id, tests="1", failures="0", errors="0",
+                       skipped="0")
+    case = ET.SubElement(suite, "testcase", classname=result.cell_id, name="cell status")
+    message = redact(f"{result.status.value}: {result.reason or ''}")
+    if result.status in (CellStatus.NOT_APPLICABLE, CellStatus.SKIPPED, CellStatus.PASSED):
+        ET.SubElement(case, "skipped", message=message)
+        suite.set("skipped", "1")
+    else:
+        error = ET.SubElement(case, "error", message=message)
+        error.text = redact(result.log_excerpt or "")
+        suite.set("errors", "1")
+    return suite
+
+
+def merge_junit(run_dir: Path, results: Sequence[CellResult]) -> Path:
+    root = ET.Element("testsuites", name=run_dir.name)
+    for result in results:
+        path = run_dir / "cells" / result.cell_id / "junit.xml"
+        suites: list[ET.Element] = []
+        if path.is_file():
+            try:
+                tree = ET.parse(path).getroot()
+            except ET.ParseError:
+                tree = None
+            if tree is not None:
+                suites = [tree] if tree.tag == "testsuite" else list(tree.iter("testsuite"))
+        for suite in suites:
+            suite.set("name", result.cell_id)
+            for case in suite.iter("testcase"):
+                case.set("classname", f"{result.cell_id}.{case.get('classname', '')}")
+            root.append(suite)
+        if not suites or result.status not in (CellStatus.PASSED, CellStatus.FAILED):
+            root.append(_status_suite(result))
+    out = run_dir / "junit.xml"
+    with atomic_writer(out) as handle:
+        ET.ElementTree(root).write(handle, encoding="utf-8", xml_declaration=True)
+    return out

@@ -1,0 +1,109 @@
+"""Compare a run with a baseline ``results.json``: what regressed, what got fixed, what moved.
+
+Cells are matched by id, tests by node id below the rootdir (so a moved matrix file still
+compares). A regression is something that was fine
+(passed, or an expected failure that passed) and now fails unexpectedly, at the test or
+the cell level; it makes the gate fail even where the new result alone would not.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from compat.harness.errors import UsageError
+from compat.harness.results.model import CellResult, CellStatus, Outcome
+
+__all__ = ["BaselineDiff", "diff_runs", "load_baseline", "render_diff"]
+
+_GOOD = {Outcome.PASSED.value, Outcome.XPASSED.value}
+_BAD = {Outcome.FAILED.value, Outcome.ERROR.value}
+_BAD_CELL = {s.value for s in CellStatus if s.unexpected}
+
+
+@dataclass
+class BaselineDiff:
+    baseline: str
+    regressions: list[str] = field(default_factory=list)
+    fixes: list[str] = field(default_factory=list)
+    still_failing: list[str] = field(default_factory=list)
+    appeared: list[str] = field(default_factory=list)
+    vanished: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)  # other moves, e.g. passed -> skipped
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def load_baseline(path: Path | str) -> dict[str, dict[str, Any]]:
+    """Cells of a previous ``results.json`` by id; a bad file is a usage error (exit 2)."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        cells = doc["cells"]
+        return {str(c["cell_id"]): c for c in cells}
+    except FileNotFoundError:
+        raise UsageError(f"{path}: baseline not found") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"{path}: not a results.json ({type(exc).__name__}: {exc})") from None
+
+
+def test_key(nodeid: str) -> str:
+    """``test_file.py::Class::test``: the same test whatever folder pytest's rootdir was."""
+    return nodeid.rsplit("/", 1)[-1]
+
+
+def _outcomes(cell: dict[str, Any]) -> dict[str, str]:
+    return {test_key(str(t["nodeid"])): str(t["outcome"]) for t in cell.get("tests") or []}
+
+
+def diff_runs(baseline: dict[str, dict[str, Any]], results: Sequence[CellResult],
+              *, name: str = "baseline") -> BaselineDiff:
+    diff = BaselineDiff(name)
+    current = {r.cell_id: r for r in results}
+    diff.vanished = [cid for cid in baseline if cid not in current]
+    for result in results:
+        old = baseline.get(result.cell_id)
+        if old is None:
+            diff.appeared.append(result.cell_id)
+            continue
+        old_status, new_status = str(old.get("status")), result.status.value
+        old_tests = _outcomes(old)
+        new_tests = {test_key(t.nodeid): t.outcome.value for t in result.tests}
+        if old_status not in _BAD_CELL and new_status in _BAD_CELL and not (
+            new_status == CellStatus.FAILED.value and new_tests
+        ):
+            # The cell itself broke (crash, import, timeout...): one regression for the cell.
+            diff.regressions.append(f"{result.cell_id}: cell {old_status} -> {new_status}")
+        elif old_status in _BAD_CELL and new_status == CellStatus.PASSED.value and not old_tests:
+            diff.fixes.append(f"{result.cell_id}: cell {old_status} -> {new_status}")
+        for nodeid in dict.fromkeys([*old_tests, *new_tests]):
+            before, after = old_tests.get(nodeid), new_tests.get(nodeid)
+            where = f"{result.cell_id}: {nodeid}"
+            if before == after:
+                if after in _BAD:
+                    diff.still_failing.append(where)
+                continue
+            if after in _BAD and (before in _GOOD or (before is None and old_tests)):
+                diff.regressions.append(f"{where}: {before or 'absent'} -> {after}")
+            elif before in _BAD | {Outcome.XFAILED.value} and after in _GOOD:
+                diff.fixes.append(f"{where}: {before} -> {after}")
+            elif old_tests and new_tests:  # both ran: passed -> skipped, a test gone or new
+                diff.changed.append(f"{where}: {before or 'absent'} -> {after or 'absent'}")
+    return diff
+
+
+def render_diff(diff: BaselineDiff, *, markdown: bool = False) -> str:
+    bullet = "- " if markdown else "  "
+    title = f"Against {diff.baseline}:"
+    lines = [f"### {title}" if markdown else title]
+    sections = [("regressions", diff.regressions), ("fixed", diff.fixes),
+                ("still failing", diff.still_failing), ("cells that appeared", diff.appeared),
+                ("cells that vanished", diff.vanished), ("other changes", diff.changed)]
+    for label, items in sections:
+        lines.append(f"{'**' if markdown else ''}{label}: {len(items)}{'**' if markdown else ''}")
+        lines += [f"{bullet}{item}" for item in items]
+    return "\n".join(lines)

@@ -1,0 +1,134 @@
+"""Run folders: ``reports/<run-id>/`` with a manifest, one folder per cell, ``latest`` link.
+
+The manifest (``run.json``) is written before any cell starts, so a report can be
+rebuilt from whatever cell folders exist, and a cell that never wrote its result
+shows up as *not run* instead of vanishing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from compat.harness.config.applicability import checked_rule
+from compat.harness.config.matrix import Cell, Matrix
+from compat.harness.errors import ResultFileError
+from compat.harness.files import atomic_symlink, atomic_write_text
+from compat.harness.locations import envs_root
+from compat.harness.results.model import CellResult, CellStatus
+
+__all__ = ["LoadedRun", "RunManifest", "load_run", "new_run_dir", "update_latest"]
+
+MANIFEST = "run.json"
+
+
+@dataclass
+class RunManifest:
+    run_id: str
+    matrix_path: str
+    matrix_name: str
+    matrix_sha256: str
+    cells: list[dict[str, Any]]  # the cells this run was asked to run
+    all_cells: list[dict[str, Any]] = field(default_factory=list)  # the whole matrix
+    shard: str | None = None
+
+    @classmethod
+    def for_matrix(cls, run_id: str, matrix: Matrix, cells: list[Cell],
+                   shard: str | None = None) -> RunManifest:
+        digest = hashlib.sha256(matrix.path.read_bytes()).hexdigest()
+        return cls(run_id, str(matrix.path), matrix.name, digest,
+                   [{"id": c.id, **asdict(c)} for c in cells],
+                   [{"id": c.id, **asdict(c)} for c in matrix.cells], shard)
+
+    def write(self, run_dir: Path) -> None:
+        atomic_write_text(run_dir / MANIFEST, json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def read(cls, run_dir: Path) -> RunManifest | None:
+        path = run_dir / MANIFEST
+        if not path.exists():
+            return None
+        try:
+            return cls(**json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError) as exc:
+            raise ResultFileError(path, f"not a run manifest ({exc})") from None
+
+    def matrix_info(self) -> dict[str, Any]:
+        return {"path": self.matrix_path, "name": self.matrix_name, "sha256": self.matrix_sha256}
+
+
+def new_run_dir(reports: Path, matrix_name: str) -> tuple[str, Path]:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = f"{stamp}-{matrix_name}"
+    for n in range(1000):
+        run_id = base if n == 0 else f"{base}-{n}"
+        run_dir = reports / run_id
+        try:
+            run_dir.mkdir(parents=True)
+        except FileExistsError:
+            continue
+        return run_id, run_dir
+    raise RuntimeError(f"cannot create a run folder under {reports}")
+
+
+def update_latest(reports: Path, run_dir: Path) -> None:
+    """Point ``reports/latest`` at ``run_dir`` atomically (rename over the old link)."""
+    atomic_symlink(reports / "latest",
+                   run_dir.name if run_dir.parent == reports else run_dir.resolve())
+
+
+@dataclass
+class LoadedRun:
+    manifest: RunManifest | None
+    results: list[CellResult]
+    problems: list[str]
+
+
+def load_run(run_dir: Path) -> LoadedRun:
+    """Read every cell folder; a broken file is named in ``problems``, its cell kept as not run."""
+    problems: list[str] = []
+    try:
+        manifest = RunManifest.read(run_dir)
+    except ResultFileError as exc:
+        manifest, problems = None, [str(exc)]
+    found: dict[str, CellResult] = {}
+    cells_dir = run_dir / "cells"
+    for path in sorted(cells_dir.glob("*/result.json")) if cells_dir.is_dir() else []:
+        try:
+            result = CellResult.read(path)
+        except ResultFileError as exc:
+            problems.append(str(exc))
+            continue
+        found[result.cell_id] = result
+    results: list[CellResult] = []
+    if manifest is not None:
+        for cell in manifest.cells:
+            cell = dict(cell)
+            cell_id = cell.pop("id")
+            if cell_id in found:
+                results.append(found.pop(cell_id))
+            elif cell.get("not_applicable"):
+                results.append(_not_applicable(cell_id, cell))
+            else:
+                results.append(CellResult(cell_id, cell, CellStatus.NOT_RUN,
+                                          reason="no result for this cell",
+                                          gating=bool(cell.get("gating", True))))
+    results += found.values()
+    return LoadedRun(manifest, results, problems)
+
+
+def _not_applicable(cell_id: str, cell: dict[str, Any]) -> CellResult:
+    """A cell a shard never ran because the rules rule it out: with the same evidence."""
+    found = None
+    with contextlib.suppress(KeyError, TypeError):
+        found = checked_rule(python=cell["python"], torch=cell["torch"], stack=cell["stack"],
+                             torchao=cell.get("torchao"), declared=bool(cell.get("declared")),
+                             envs_root=envs_root())
+    return CellResult(cell_id, cell, CellStatus.NOT_APPLICABLE, reason=cell["not_applicable"],
+                      gating=bool(cell.get("gating", True)),
+                      applicability=found[1] if found else {})
