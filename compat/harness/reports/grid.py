@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from tabulate import tabulate
 
 from compat.harness.reports.bands import render_banded
+from compat.harness.results.drift import drifts, snapshot_classes
 from compat.harness.results.model import CellResult, CellStatus, Outcome
 
 __all__ = [
@@ -308,10 +309,30 @@ def findings(results: Sequence[CellResult]) -> list[tuple[str, list[str]]]:
          env_problem_lines(results)),
         ("Adaptations (where the shims depart from upstream's own call)",
          adaptation_lines(results)),
+        ("Porting drift (the porting snapshot changed between neighbouring versions; not a "
+         "failure)", [d.headline() for d in drifts(results)]),
         ("Flaky (failed, then passed on a rerun)", _flaky(results)),
         ("Cells not passing", _problems(results)),
     ]
     return [(title, lines) for title, lines in sections if lines]
+
+
+def drift_markdown(results: Sequence[CellResult]) -> list[str]:
+    """Every drift in full (node by node), then each test's snapshot classes."""
+    found = drifts(results)
+    if not found:
+        return []
+    lines = ["", "### Porting drift, node by node", ""]
+    for drift in found:
+        lines.append(f"**{_md_escape(drift.test)}** [{drift.line}] {_md_escape(drift.before)} "
+                     f"-> {_md_escape(drift.after)}:")
+        lines += [f"- {_md_escape(change)}" for change in drift.changes] + [""]
+    lines += ["### Snapshot classes (cells in which a test's porting is identical)", ""]
+    for test, classes in snapshot_classes(results).items():
+        groups = "; ".join("[" + ", ".join(c.cells) + "]" for c in classes)
+        lines.append(f"- {_md_escape(test.rsplit('::', 1)[-1])}: {len(classes)} class(es): "
+                     f"{_md_escape(groups)}")
+    return lines
 
 
 def _flaky(results: Sequence[CellResult]) -> list[str]:
@@ -361,6 +382,7 @@ def render_markdown(results: Sequence[CellResult], *, title: str, exit_code: int
              f"_{LEGEND}_"]
     for heading, items in findings(results):
         lines += ["", f"### {heading}", "", *(f"- {_md_escape(i)}" for i in items)]
+    lines += drift_markdown(results)
     na = [r for r in results if r.status is CellStatus.NOT_APPLICABLE]
     if na:
         lines += ["", "### Not applicable, and the evidence", "",

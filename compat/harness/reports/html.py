@@ -22,6 +22,7 @@ from compat.harness.reports.grid import (
     short_message,
     torch_build,
 )
+from compat.harness.results.drift import drifts, snapshot_classes
 from compat.harness.results.model import CellResult, CellStatus
 
 __all__ = ["render_html"]
@@ -181,6 +182,25 @@ def _cell_details(result: CellResult) -> str:
             f"{_e(result.status.value)}</summary>{''.join(parts)}</details>")
 
 
+def _drift_section(results: Sequence[CellResult]) -> str:
+    """Each version pair whose snapshot of a test differs: click it for the node diff."""
+    found = drifts(results)
+    if not found:
+        return ""
+    items = "".join(
+        f'<details id="{_anchor("drift", d.test, d.before_cell, d.after_cell)}">'
+        f"<summary>{_e(d.test)} [{_e(d.line)}] {_e(d.before)} &rarr; {_e(d.after)}: "
+        f"{len(d.changes)} node change(s)</summary>"
+        f"<ul>{''.join(f'<li><code>{_e(c)}</code></li>' for c in d.changes)}</ul></details>"
+        for d in found)
+    classes = "".join(
+        f"<li>{_e(test.rsplit('::', 1)[-1])}: "
+        f"{_e('; '.join('[' + ', '.join(c.cells) + ']' for c in groups))}</li>"
+        for test, groups in snapshot_classes(results).items())
+    return ("<h2>Porting drift (the porting snapshot changed between neighbouring versions; "
+            f"not a failure)</h2>{items}<h3>Snapshot classes</h3><ul>{classes}</ul>")
+
+
 def render_html(results: Sequence[CellResult], *, title: str, exit_code: int,
                 created: str = "") -> str:
     klass, verdict = _VERDICT_CLASS.get(exit_code, "bad"), describe_exit_code(exit_code)
@@ -195,7 +215,8 @@ def render_html(results: Sequence[CellResult], *, title: str, exit_code: int,
                       f"{_e(not_applicable_evidence(r))}</small></li>" for r in na)
     sections = "".join(
         f"<h2>{_e(title)}</h2><ul>{''.join(f'<li>{_e(item)}</li>' for item in items)}</ul>"
-        for title, items in findings(results))
+        for title, items in findings(results) if not title.startswith("Porting drift"))
+    sections += _drift_section(results)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">

@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from compat.harness.errors import UsageError
+from compat.harness.results.drift import diff_snapshots
 from compat.harness.results.model import CellResult, CellStatus, Outcome
 
 __all__ = ["BaselineDiff", "diff_runs", "load_baseline", "render_diff"]
 
 _GOOD = {Outcome.PASSED.value, Outcome.XPASSED.value}
-_BAD = {Outcome.FAILED.value, Outcome.ERROR.value}
+_BAD = {Outcome.FAILED.value, Outcome.ERROR.value, Outcome.FAILED_DIFFERENTLY.value}
 _BAD_CELL = {s.value for s in CellStatus if s.unexpected}
 
 
@@ -33,6 +34,8 @@ class BaselineDiff:
     appeared: list[str] = field(default_factory=list)
     vanished: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)  # other moves, e.g. passed -> skipped
+    # The porting snapshot moved while the outcome may not have: not a failure, never silent.
+    behaviour_changed: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -87,13 +90,31 @@ def diff_runs(baseline: dict[str, dict[str, Any]], results: Sequence[CellResult]
                 if after in _BAD:
                     diff.still_failing.append(where)
                 continue
-            if after in _BAD and (before in _GOOD or (before is None and old_tests)):
+            if after in _BAD and (before in _GOOD or (before is None and old_tests)
+                                  or (before == Outcome.XFAILED.value
+                                      and after == Outcome.FAILED_DIFFERENTLY.value)):
                 diff.regressions.append(f"{where}: {before or 'absent'} -> {after}")
             elif before in _BAD | {Outcome.XFAILED.value} and after in _GOOD:
                 diff.fixes.append(f"{where}: {before} -> {after}")
             elif old_tests and new_tests:  # both ran: passed -> skipped, a test gone or new
                 diff.changed.append(f"{where}: {before or 'absent'} -> {after or 'absent'}")
+        diff.behaviour_changed += _snapshot_changes(result, old)
     return diff
+
+
+def _snapshot_changes(result: CellResult, old: dict[str, Any]) -> list[str]:
+    """Tests whose porting snapshot differs from the baseline's, with the first change."""
+    before = {test_key(str(t.get("nodeid"))): t.get("snapshots") for t in old.get("tests") or []
+              if isinstance(t, dict) and isinstance(t.get("snapshots"), dict)}
+    lines = []
+    for test in result.tests:
+        key = test_key(test.nodeid)
+        if not test.snapshots or not before.get(key) or before[key] == test.snapshots:
+            continue
+        changes = diff_snapshots(before[key], test.snapshots)
+        more = f" (+{len(changes) - 1} more)" if len(changes) > 1 else ""
+        lines.append(f"{result.cell_id}: {key}: {changes[0] if changes else 'changed'}{more}")
+    return lines
 
 
 def render_diff(diff: BaselineDiff, *, markdown: bool = False) -> str:
@@ -102,7 +123,8 @@ def render_diff(diff: BaselineDiff, *, markdown: bool = False) -> str:
     lines = [f"### {title}" if markdown else title]
     sections = [("regressions", diff.regressions), ("fixed", diff.fixes),
                 ("still failing", diff.still_failing), ("cells that appeared", diff.appeared),
-                ("cells that vanished", diff.vanished), ("other changes", diff.changed)]
+                ("cells that vanished", diff.vanished), ("other changes", diff.changed),
+                ("behaviour changed (porting snapshot; not a failure)", diff.behaviour_changed)]
     for label, items in sections:
         lines.append(f"{'**' if markdown else ''}{label}: {len(items)}{'**' if markdown else ''}")
         lines += [f"{bullet}{item}" for item in items]

@@ -115,6 +115,14 @@ def _expected_outcome(outcome: Outcome, expectation: Expected | None,
     return outcome
 
 
+def _snapshots(value: object) -> dict[str, list[dict[str, Any]]]:
+    """A test's snapshots as streamed; anything malformed is dropped, never fatal."""
+    if not isinstance(value, dict):
+        return {}
+    return {str(stage): [dict(e) for e in entries if isinstance(e, dict)]
+            for stage, entries in value.items() if isinstance(entries, list)}
+
+
 def classify(
     *,
     events: Events,
@@ -141,7 +149,8 @@ def classify(
             TestResult(nodeid, outcome, float(record.get("duration") or 0.0),
                        record.get("message"), reason, int(record.get("reruns") or 0),
                        expectation.describe() if expectation is not None else None,
-                       [str(t) for t in record.get("exc_types") or []])
+                       [str(t) for t in record.get("exc_types") or []],
+                       _snapshots(record.get("snapshots")))
         )
     finished = set(events.tests)
     running = [n for n in events.started if n not in finished]

@@ -116,7 +116,13 @@ def _label(result: Any) -> str:
     cell = result.cell
     ao = f" (ao {cell['torchao']})" if cell.get("torchao") else ""
     channel = "" if cell.get("channel", "release") == "release" else f"{cell['channel']} "
-    return f"{channel}{result.fingerprint.get('torch') or cell.get('torch')}{ao}"
+    return f"{channel}{_torch_of(result)}{ao}"
+
+
+def _torch_of(result: Any) -> str:
+    """The version to order a line by: the cell's, or the build a nightly resolved to."""
+    torch = str(result.cell.get("torch"))
+    return torch if _version(torch) != Version("0") else str(result.fingerprint.get("torch"))
 
 
 def _by_test(result: Any) -> dict[str, Snapshots]:
@@ -142,7 +148,7 @@ def drifts(results: Sequence[Any]) -> list[Drift]:
             lines.setdefault(_cell_line(result), []).append(result)
     found: list[Drift] = []
     for line, cells in lines.items():
-        cells = sorted(cells, key=lambda r: (_version(str(r.cell.get("torch"))),
+        cells = sorted(cells, key=lambda r: (_version(_torch_of(r)),
                                              str(r.cell.get("channel", ""))))
         for older, newer in itertools.pairwise(cells):
             old, new = _by_test(older), _by_test(newer)

@@ -92,6 +92,8 @@ class TestResult:
     reruns: int = 0  # failed attempts before the last one
     expected_failure: str | None = None  # how the expectation said it fails (raises/match)
     exc_types: list[str] = field(default_factory=list)  # the failure's exception and its bases
+    # Porting snapshots by stage (``compat.shims.snapshot``): what the porting produced.
+    snapshots: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 @dataclass
