@@ -75,6 +75,20 @@ TESTS = {
                 raise ValueError("dq has tag aten.matmul.default that is associated with another")
         def test_steady(): pass
     """,
+    "drifts-at-2.4": """
+        import os
+        from types import SimpleNamespace
+        from compat.shims import snapshot
+        def test_porting():
+            version = os.environ["COMPAT_CELL_ID"].split("-")[0].removeprefix("torch")
+            walks_back = tuple(int(p) for p in version.split(".")[:2]) < (2, 4)
+            mm = SimpleNamespace(op="call_function", target="aten.matmul.default", args=(),
+                                 meta={"quantization_tag": "mm"})
+            dq = SimpleNamespace(op="call_function", meta={
+                "quantization_tag": "mm" if walks_back else "add"},
+                target="quantized_decomposed.dequantize_per_tensor.default", args=(mm,))
+            snapshot.record("converted", SimpleNamespace(nodes=[mm, dq]))
+    """,
     "all-skipped": """
         import pytest
         def test_one(): pytest.skip("not on this build")

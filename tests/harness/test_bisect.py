@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -151,3 +152,29 @@ def test_same_ends_are_a_usage_error() -> None:
     same = BisectRequest("t", "2.4.1", "2.4.1", "torch.ao", "3.11")
     with pytest.raises(UsageError, match="are the same version"):
         find_candidates(same, {"kind": "release"}, PipIndexConfig())
+
+
+def test_bisect_on_snapshot_finds_where_the_porting_changed(cell_world: Any, tmp_path: Path
+                                                            ) -> None:
+    """The test passes everywhere; its porting snapshot changes at 2.4: that is found."""
+    from compat.harness.commands.bisect import (
+        BisectRequest,
+        bisect,
+        matrix_candidates,
+        render_bisect,
+    )
+    from compat.harness.install.pipconfig import PipIndexConfig
+
+    matrix = cell_world("drifts-at-2.4",
+                        versions=("2.1.2", "2.2.2", "2.3.1", "2.4.1", "2.5.1", "2.6.0"))
+    request = BisectRequest("test_porting", good="2.1.2", bad="2.6.0", stack="torch.ao",
+                            python="3.11", on="snapshot")
+    candidates = matrix_candidates(request, matrix)
+    record = bisect(request, matrix, out=tmp_path / "bisect", envs_root=tmp_path / "envs",
+                    pip_config=PipIndexConfig(), candidates=candidates)
+    assert (record["last_good"], record["first_bad"]) == ("2.3.1", "2.4.1")
+    assert len(record["steps"]) <= math.ceil(math.log2(len(candidates))) + 2  # the bound
+    text = render_bisect(record)
+    assert "on its porting snapshot" in text
+    assert ("test_fault.py::test_porting: converted: dequantize_per_tensor after matmul: "
+            "tag 'mm' -> 'add'") in text

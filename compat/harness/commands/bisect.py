@@ -35,6 +35,7 @@ from compat.harness.install.index import IndexUnreachable, list_wheels
 from compat.harness.install.pipconfig import PipIndexConfig
 from compat.harness.install.wheel_tags import cell_tags, installable
 from compat.harness.results.bisection import Bisection, Verdict
+from compat.harness.results.drift import diff_snapshots
 from compat.harness.results.model import CellResult, CellStatus, Outcome
 
 __all__ = ["BisectRequest", "bisect", "find_candidates", "matrix_candidates", "render_bisect",
@@ -54,6 +55,7 @@ class BisectRequest:
     python: str
     channel: str = RELEASE
     torchao: str | None = None
+    on: str = "outcome"  # or "snapshot": bad is "porting differs from the good end's"
 
     @property
     def finds_fix(self) -> bool:
@@ -167,6 +169,22 @@ def verdict_of(result: CellResult, test: str) -> Verdict:
     return Verdict.SKIP  # the test does not exist there
 
 
+def snapshots_of(result: CellResult, test: str) -> dict[str, Any]:
+    """The test's porting snapshots (every parametrization), or {} when none was taken."""
+    return {t.nodeid.rsplit("/", 1)[-1]: t.snapshots for t in result.tests_named(test)
+            if t.snapshots}
+
+
+def snapshot_verdict(result: CellResult, test: str, reference: dict[str, Any]) -> Verdict:
+    """``--on snapshot``: good while the porting snapshot equals the good end's."""
+    if result.status in _SKIP_STATUSES:
+        return Verdict.SKIP
+    taken = snapshots_of(result, test)
+    if not taken:
+        return Verdict.SKIP  # the test did not record a snapshot here: no verdict
+    return Verdict.GOOD if taken == reference else Verdict.BAD
+
+
 def bisect(request: BisectRequest, matrix: Matrix, *, out: Path, envs_root: Path,
            pip_config: PipIndexConfig, candidates: Sequence[str] | None = None) -> dict[str, Any]:
     """Run the search to the end; returns (and saves) the full record."""
@@ -192,15 +210,23 @@ def bisect(request: BisectRequest, matrix: Matrix, *, out: Path, envs_root: Path
         "request": dataclasses.asdict(request), "candidates": list(candidates),
         "verdicts": {k: searched(v).value for k, v in search.verdicts.items()},
         "git": saved.get("git", {}), "steps": saved.get("steps", []),
-        "envs_built": saved.get("envs_built", 0),
+        "envs_built": saved.get("envs_built", 0), "on": request.on,
+        "snapshots": saved.get("snapshots", {}),
     }
+    good_end = candidates[-1] if fix else candidates[0]
     if "::" in request.test:
         one_test = dataclasses.replace(matrix, tests=(request.test,), select=None)
     else:
         one_test = dataclasses.replace(matrix, select=request.test)
     progress = Progress(len(candidates))
     pairing = {c.torch: c.torchao for c in matrix.cells if c.stack == "torchao" and c.torchao}
-    while (candidate := search.next_candidate()) is not None:
+    def next_step() -> str | None:
+        """In snapshot mode the good end runs first: its snapshot is the reference."""
+        if request.on == "snapshot" and good_end not in record["snapshots"]:
+            return good_end
+        return search.next_candidate()
+
+    while (candidate := next_step()) is not None:
         torchao = torchao_for(request, candidate, channel, pairing)
         unpaired = (f"no torchao paired with torch {candidate} in the matrix (give --torchao)"
                     if request.stack == "torchao" and torchao is None else None)
@@ -208,7 +234,15 @@ def bisect(request: BisectRequest, matrix: Matrix, *, out: Path, envs_root: Path
                     gating=True, not_applicable=unpaired)
         result = run_cell(cell, one_test, run_dir=out, envs_root=envs_root,
                           pip_config=pip_config, progress=progress)
-        verdict = verdict_of(result, request.test)
+        if request.on == "snapshot":
+            taken = snapshots_of(result, request.test)
+            record["snapshots"][candidate] = taken
+            if candidate == good_end and not taken:
+                raise UsageError(f"{request.test} recorded no porting snapshot on the good end "
+                                 f"{candidate} ({result.status.value}): nothing to compare with")
+            verdict = snapshot_verdict(result, request.test, record["snapshots"][good_end])
+        else:
+            verdict = verdict_of(result, request.test)
         search.record(candidate, searched(verdict))
         built = result.install.get("reused") is False
         record["envs_built"] += int(built)
@@ -231,6 +265,10 @@ def bisect(request: BisectRequest, matrix: Matrix, *, out: Path, envs_root: Path
         record.update(last_good=before, first_bad=after,
                       inconsistencies=search.inconsistencies())
     record.update(skipped=skipped, endpoints_hold=search.endpoints_hold)
+    if request.on == "snapshot":
+        old, new = record["snapshots"].get(before) or {}, record["snapshots"].get(after) or {}
+        record["snapshot_changes"] = [f"{test}: {change}" for test in new if test in old
+                                      for change in diff_snapshots(old[test], new[test])]
     git_before, git_after = record["git"].get(before), record["git"].get(after)
     record["compare"] = (COMPARE.format(older=git_before, newer=git_after)
                          if git_before and git_after else None)
@@ -243,7 +281,8 @@ def render_bisect(record: dict[str, Any]) -> str:
     n = len(record["candidates"])
     bound = math.ceil(math.log2(n)) + 2
     fix = record.get("mode") == "fix"
-    lines = [f"bisect {request['test']} ({request['stack']}, py{request['python']}, "
+    on = " on its porting snapshot" if record.get("on") == "snapshot" else ""
+    lines = [f"bisect {request['test']}{on} ({request['stack']}, py{request['python']}, "
              f"{request['channel']}{', looking for the fix' if fix else ''}): {n} candidates "
              f"{record['candidates'][0]} .. {record['candidates'][-1]}"]
     for number, step in enumerate(record["steps"], 1):
@@ -266,6 +305,9 @@ def render_bisect(record: dict[str, Any]) -> str:
                      f"{', '.join(record['skipped'])}")
     for note in record["inconsistencies"]:
         lines.append(f"warning: {note}")
+    if record.get("on") == "snapshot":
+        lines.append("what the porting does differently there:")
+        lines += [f"  {change}" for change in record.get("snapshot_changes") or []]
     if record["compare"]:
         lines.append(record["compare"])
     lines.append(f"environments built: {record['envs_built']} "

@@ -111,6 +111,9 @@ def _parser() -> argparse.ArgumentParser:
                           help="candidates: every release on the index (default), or only the "
                                "torch versions the matrix declares (envs usually built)")
     p_bisect.add_argument("--out", default=None, help="default reports/bisect/<key>")
+    p_bisect.add_argument("--on", choices=("outcome", "snapshot"), default="outcome",
+                          help="bad means the test fails (outcome), or its porting snapshot "
+                               "differs from the good end's (snapshot)")
 
     p_gc = command("gc", "remove envs not in the matrix; trim the uv cache")
     p_gc.add_argument("--cache-budget", default=None, help="e.g. 40G: prune the uv cache above it")
@@ -155,7 +158,7 @@ def _bisect(args: argparse.Namespace) -> int:
         raise UsageError(f"--channel {args.channel!r} is not a channel of {matrix.path}")
     python = args.python or next(iter(c.python for c in matrix.cells))
     request = BisectRequest(args.test, args.good, args.bad, args.stack, python, args.channel,
-                            args.torchao)
+                            args.torchao, args.on)
     out = Path(args.out or f"reports/bisect/{request.key}").resolve()
     try:
         candidates = matrix_candidates(request, matrix) if args.versions == "matrix" else None
