@@ -97,6 +97,12 @@ def bisect(session: nox.Session) -> None:
 
 
 @nox.session(python=False)
+def qualify(session: nox.Session) -> None:
+    """``-- --candidate V [--channel rc|nightly] --reference V``: QUALIFIED or NOT QUALIFIED."""
+    _harness(session, "qualify")
+
+
+@nox.session(python=False)
 def history(session: nox.Session) -> None:
     """A test across the kept runs: ``-- TEST [--cells GLOB]``; says between which it broke."""
     _harness(session, "history", with_matrix=False)

@@ -89,6 +89,24 @@ TESTS = {
                 target="quantized_decomposed.dequantize_per_tensor.default", args=(mm,))
             snapshot.record("converted", SimpleNamespace(nodes=[mm, dq]))
     """,
+    "release": """
+        import os
+        from types import SimpleNamespace
+        from compat.shims import snapshot
+        def _candidate():
+            return os.environ["COMPAT_CELL_ID"].startswith("torch2.10.0")
+        def _broken():
+            return _candidate() and os.environ.get("PLANTED")
+        def test_porting():
+            mm = SimpleNamespace(op="call_function", target="aten.matmul.default", args=(),
+                                 meta={"quantization_tag": "BackendA_mm_0"})
+            dq = SimpleNamespace(op="call_function", args=(mm,),
+                                 target="quantized_decomposed.dequantize_per_tensor.default",
+                                 meta={} if _broken() else {"quantization_tag": "BackendA_mm_0"})
+            snapshot.record("converted", SimpleNamespace(nodes=[mm, dq]))
+            assert not _broken(), "quantization_tag was not ported"
+        def test_steady(): pass
+    """,
     "all-skipped": """
         import pytest
         def test_one(): pytest.skip("not on this build")

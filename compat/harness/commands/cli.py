@@ -23,6 +23,7 @@ from compat.harness.commands.history import collect_history, render_history
 from compat.harness.commands.matrix import RunOptions, console_width, report_run, run_matrix
 from compat.harness.commands.plan import ci_matrix, plan_cells, shard_cells
 from compat.harness.commands.probe import probe_cells, render_probe
+from compat.harness.commands.qualify import QualifyRequest, run_qualification
 from compat.harness.config.applicability import STACKS
 from compat.harness.config.matrix import load_matrix
 from compat.harness.errors import UsageError
@@ -98,6 +99,16 @@ def _parser() -> argparse.ArgumentParser:
     p_prefetch = command("prefetch", "download every cell's wheels, with hashes")
     p_prefetch.add_argument("--wheelhouse", default="wheelhouse")
 
+    p_qualify = command("qualify", "a torch release candidate or nightly against a reference "
+                                   "release: QUALIFIED or NOT QUALIFIED (exit 0/1/3)")
+    p_qualify.add_argument("--candidate", required=True, help="the torch version to qualify")
+    p_qualify.add_argument("--reference", required=True, help="the release to compare with")
+    p_qualify.add_argument("--channel", default="release",
+                           help="the candidate's channel in the matrix (rc, nightly...)")
+    p_qualify.add_argument("--out", default=None,
+                           help="run folder (default reports/qualify-<candidate>-vs-<reference>)")
+    p_qualify.add_argument("-j", "--jobs", type=int, default=None, help="cells at once")
+
     p_bisect = command("bisect", "first bad torch release or nightly for a test (--good "
                                  "newer than --bad: the first good one, the fix)")
     p_bisect.add_argument("test", help="test name or node id")
@@ -150,6 +161,11 @@ def _prefetch(args: argparse.Namespace) -> int:
     for cell_id, error in failed.items():
         print(f"  {cell_id}: {error}")
     return EXIT_INFRA if failed else 0
+
+
+def _qualify(args: argparse.Namespace) -> int:
+    request = QualifyRequest(args.candidate, args.reference, args.channel, args.out, args.jobs)
+    return run_qualification(load_matrix(args.matrix), request)
 
 
 def _bisect(args: argparse.Namespace) -> int:
@@ -262,6 +278,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _prefetch(args)
         if args.command == "bisect":
             return _bisect(args)
+        if args.command == "qualify":
+            return _qualify(args)
         if args.command == "history":
             return _history(args)
         if args.command == "gc":

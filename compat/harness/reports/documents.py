@@ -46,8 +46,11 @@ def run_document(results: Sequence[CellResult], *, run_id: str, matrix: dict[str
 def write_reports(run_dir: Path, results: Sequence[CellResult], *, run_id: str,
                   matrix: dict[str, Any], exit_code: int,
                   diff: BaselineDiff | None = None,
-                  disk: dict[str, Any] | None = None) -> dict[str, Path]:
-    """Write every document; append the summary to a CI step summary when that is set."""
+                  disk: dict[str, Any] | None = None,
+                  appendix: tuple[str, str] | None = None) -> dict[str, Path]:
+    """Write every document; append the summary to a CI step summary when that is set.
+
+    ``appendix`` is (markdown, html) a command adds on top of the grid (qualification)."""
     doc = run_document(results, run_id=run_id, matrix=matrix, exit_code=exit_code)
     if diff is not None:
         doc["baseline_diff"] = diff.to_dict()
@@ -59,10 +62,13 @@ def write_reports(run_dir: Path, results: Sequence[CellResult], *, run_id: str,
                               exit_code=exit_code)
     if diff is not None:
         summary += "\n" + render_diff(diff, markdown=True) + "\n"
+    if appendix is not None:
+        summary = appendix[0] + "\n" + summary
     atomic_write_text(paths["markdown"], redact(summary))
     paths["html"] = run_dir / "matrix.html"
     atomic_write_text(paths["html"], render_html(results, title=str(matrix.get("name", run_id)),
-                                                 exit_code=exit_code, created=doc["created"]))
+                                                 exit_code=exit_code, created=doc["created"],
+                                                 appendix=appendix[1] if appendix else ""))
     paths["junit"] = merge_junit(run_dir, results)
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary:

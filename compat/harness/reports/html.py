@@ -202,7 +202,7 @@ def _drift_section(results: Sequence[CellResult]) -> str:
 
 
 def render_html(results: Sequence[CellResult], *, title: str, exit_code: int,
-                created: str = "") -> str:
+                created: str = "", appendix: str = "") -> str:
     klass, verdict = _VERDICT_CLASS.get(exit_code, "bad"), describe_exit_code(exit_code)
     counts: dict[str, int] = {}
     for result in results:
@@ -225,6 +225,7 @@ def render_html(results: Sequence[CellResult], *, title: str, exit_code: int,
 <h1>torch-compat-matrix: {_e(title)}</h1>
 <div><span class="verdict {klass}">exit {exit_code}: {_e(verdict)}</span>
 &nbsp; {_e(summary)} &nbsp; <small>{_e(created)}</small></div>
+{appendix}
 {_grid(results)}
 <p><small>{_e(LEGEND)}. Click a symbol for its failure message, a column for its cell.</small></p>
 {sections}
