@@ -35,6 +35,8 @@ class Drift:
     changes: tuple[str, ...]
 
     def headline(self) -> str:
+        if not self.changes:
+            return f"{self.test} [{self.line}] {self.before} -> {self.after}: changed"
         more = f" (+{len(self.changes) - 1} more)" if len(self.changes) > 1 else ""
         return (f"{self.test} [{self.line}] {self.before} -> {self.after}: "
                 f"{self.changes[0]}{more}")
@@ -80,6 +82,8 @@ def diff_snapshots(before: Snapshots, after: Snapshots) -> list[str]:
         if stage not in after:
             changes.append(f"{stage}: no longer recorded ({len(old)} nodes before)")
             continue
+        if list(old) != list(new) and set(old) == set(new):
+            changes.append(f"{stage}: the same nodes in another graph order")
         for key in list(dict.fromkeys([*old, *new])):
             if key not in new:
                 changes.append(f"{stage}: {_node(key)}: removed (tag {_show(old[key].get('tag'))})")
