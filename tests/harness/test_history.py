@@ -101,3 +101,21 @@ def test_command_line(reports: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert "Changes:" in capsys.readouterr().out
     assert main(["history", "--reports", str(reports / "nowhere")]) == 2
     assert "no reports folder" in capsys.readouterr().err
+
+
+def test_history_names_a_snapshot_change_apart_from_breaks(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]
+                                                          ) -> None:
+    folder = tmp_path / "reports"
+    for run_id, tag in (("20261120-030000-nightly", "A"), ("20261121-030000-nightly", "A"),
+                        ("20261122-030000-nightly", None)):
+        result = cell(RELEASE, "2.8.0+cpu", Outcome.PASSED)
+        result.tests[0].snapshots = {"converted": [
+            {"op": "dequantize_per_tensor", "after": "add.Tensor", "tag": tag, "source": None}]}
+        keep_run(folder, run_id, [result])
+    assert main(["history", "test_simple_metadata_porting", "--reports", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "No change between runs." in out  # it passed every time
+    assert ("torch2.8.0-torch.ao-py3.11: behaviour changed between 20261121-030000-nightly and "
+            "20261122-030000-nightly: test_simple_metadata_porting: converted: "
+            "dequantize_per_tensor after add.Tensor: tag 'A' -> none") in out

@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
@@ -22,6 +23,7 @@ from compat.harness.config.channels import nightly_date
 from compat.harness.errors import UsageError
 from compat.harness.reports.bands import render_banded
 from compat.harness.reports.grid import SYMBOLS, status_label, torch_build
+from compat.harness.results.drift import diff_snapshots
 from compat.harness.results.model import CellResult, CellStatus
 from compat.harness.results.run_folder import MANIFEST, load_run
 
@@ -116,6 +118,29 @@ def changes(history: Sequence[Observation], test: str | None,
     return found
 
 
+def behaviour_changes(history: Sequence[Observation], test: str,
+                      cells: Sequence[str]) -> list[str]:
+    """Run over run, where the test's porting snapshot moved: a change, not a failure."""
+    found = []
+    for cell_id in cells:
+        last: tuple[str, dict[str, Any]] | None = None
+        for observation in history:
+            result = observation.results.get(cell_id)
+            snaps = {t.nodeid.rsplit("/", 1)[-1]: t.snapshots
+                     for t in (result.tests_named(test) if result else []) if t.snapshots}
+            if not snaps:
+                continue
+            if last is not None and last[1] != snaps:
+                first = next((f"{name.rsplit('::', 1)[-1]}: {change}"
+                              for name in snaps if name in last[1]
+                              for change in diff_snapshots(last[1][name], snaps[name])),
+                             "the recorded graphs changed")
+                found.append(f"{cell_id}: behaviour changed between {last[0]} and "
+                             f"{observation.run_id}: {first}")
+            last = (observation.run_id, snaps)
+    return found
+
+
 def _packages(result: CellResult) -> dict[str, str]:
     pins = (p.split("==", 1) for p in result.install.get("freeze") or [] if "==" in p)
     return {name.lower(): version for name, version in pins}
@@ -166,4 +191,8 @@ def render_history(history: Sequence[Observation], *, test: str | None,
         lines.append(f"  {change.cell_id}: {change.kind} between {old_run} "
                      f"(torch {torch_build(old)}) and {new_run} (torch {torch_build(new)})")
         lines += [f"    {line}" for line in _explain(change, test)]
+    moved = behaviour_changes(history, test, cells) if test else []
+    if moved:
+        lines += ["", "Behaviour changed (porting snapshot; not a failure):",
+                  *(f"  {line}" for line in moved)]
     return "\n".join(lines)
