@@ -307,3 +307,44 @@ def test_a_regression_planted_in_the_installed_pass_turns_its_tests_red(
         assert {n for n, o in outcomes.items() if o == "failed"} == broken, outcomes
         assert outcomes["test_no_metadata_porting"] == "passed"  # nothing to port: unbroken
         assert outcomes["test_metadata_porting_for_dq"] == "skipped"  # upstream's skip
+
+
+def test_a_cell_sees_no_host_path(first_run: tuple[Path, Path, str], tmp_path: Path) -> None:
+    """Isolation: the cell imports the shims from its own env and nothing of the host (its
+    site-packages, this checkout), whatever the test folder (a user's own suite here)."""
+    import site
+
+    envs, _, _ = first_run
+    user = tmp_path / "user_tests"
+    user.mkdir()
+    (user / "test_isolation.py").write_text(f'''
+import os, sys
+import compat.shims.pt2e
+
+HOST = {[*site.getsitepackages(), str(ROOT)]!r}
+
+def test_no_host_path_in_the_cell():
+    env = os.environ["COMPAT_ENVS_DIR"]
+    leaked = [p for p in sys.path if not p.startswith(env)
+              and any(p == h or p.startswith(h + os.sep) for h in HOST)]
+    assert leaked == []
+    assert compat.shims.pt2e.__file__.startswith(env)
+''', encoding="utf-8")
+    matrix = tmp_path / "matrix.toml"
+    matrix.write_text(f"""
+[matrix]
+name = "isolation"
+tests = ["{user}"]
+deps-as-of = "torch-release"
+env = {{ COMPAT_ENVS_DIR = "{envs}" }}
+
+[[torch]]
+version = "2.13.0"
+torchao = "0.18.0"
+stacks = ["torchao"]
+""", encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "compat", "matrix", "--matrix", str(matrix),
+                           "--out", str(tmp_path / "run")], cwd=tmp_path, text=True,
+                          capture_output=True, check=False,
+                          env={**os.environ, "COMPAT_ENVS_DIR": str(envs)})
+    assert proc.returncode == 0, proc.stdout + proc.stderr

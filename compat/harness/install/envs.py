@@ -28,8 +28,10 @@ from compat.harness.install.lockfile import installed_wheels, locked_pins
 __all__ = ["STAMP", "EnvRecord", "ensure_env", "env_lock"]
 
 STAMP = ".compat-env.json"
-PTH = "torch_compat_matrix.pth"
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
+PTH = "torch_compat_matrix.pth"  # the old link to the whole host tree: removed on sight
+PACKAGE = Path(__file__).resolve().parents[2]  # the installed ``compat`` package
+# The cell side of this project, and nothing else of the host: copied into every env.
+CELL_SIDE = ("__init__.py", "events.py", "pytest_plugin.py", "shims")
 
 
 @dataclass
@@ -80,12 +82,35 @@ def _site_packages(env_dir: Path) -> Path:
     return found[0]
 
 
+def cell_side_files(package: Path = PACKAGE) -> dict[str, bytes]:
+    """``compat``'s cell side (shims, plugin, events contract) as relative path -> bytes."""
+    files: dict[str, bytes] = {}
+    for name in CELL_SIDE:
+        source = package / name
+        paths = sorted(source.rglob("*.py")) if source.is_dir() else [source]
+        for path in paths:
+            files[str(path.relative_to(package))] = path.read_bytes()
+    return files
+
+
 def _link_project(env_dir: Path) -> None:
-    """Make ``compat`` importable in the cell, pointing at this checkout (no build, no network)."""
-    pth = _site_packages(env_dir) / PTH
-    wanted = f"{PROJECT_ROOT}\n"
-    if not pth.exists() or pth.read_text(encoding="utf-8") != wanted:
-        atomic_write_text(pth, wanted)
+    """Give the cell its own copy of ``compat``'s cell side, and nothing else of the host.
+
+    A ``.pth`` to the installing tree would put the host's whole site-packages (a wheel
+    install) or checkout on the cell's path, and a package missing from the cell would be
+    imported from the host. The copy is a few small files, synced when they change.
+    """
+    site = _site_packages(env_dir)
+    (site / PTH).unlink(missing_ok=True)
+    target = site / "compat"
+    wanted = cell_side_files()
+    for relative, data in wanted.items():
+        path = target / relative
+        if not path.is_file() or path.read_bytes() != data:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(path, data.decode("utf-8"))
+    for stale in [p for p in target.rglob("*.py") if str(p.relative_to(target)) not in wanted]:
+        stale.unlink()
 
 
 def ensure_env(plan: InstallPlan, *, log: Path, timeout: float) -> EnvRecord:
