@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -173,3 +174,30 @@ def test_a_test_that_passes_on_a_rerun_is_flaky_not_failed(
     text = render_console([result])
     assert "Flaky (failed, then passed on a rerun):" in text
     assert "torch2.8.0-torch.ao-py3.11: test_flaky passed after 1 failed attempt(s)" in text
+
+
+def test_cells_start_longest_first_from_the_last_run(cell_world: Any, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A slow cell (torch 2.2.2's tests take 60 s) must not be the one left at the end."""
+    import json as _json
+
+    from compat.harness.execute import cell_runner
+    from compat.harness.install.pipconfig import PipIndexConfig
+
+    matrix = cell_world("plain", versions=("2.7.0", "2.8.0", "2.9.0"))
+    envs = tmp_path / "envs"
+    envs.mkdir()
+    (envs / cell_runner.TIMINGS).write_text(_json.dumps({
+        "torch2.7.0-torch.ao-py3.11": 5, "torch2.8.0-torch.ao-py3.11": 60,
+        "torch2.9.0-torch.ao-py3.11": 20}), encoding="utf-8")
+    started: list[str] = []
+    real = cell_runner.run_cell
+    monkeypatch.setattr(cell_runner, "run_cell",
+                        lambda cell, *a, **k: started.append(cell.id) or real(cell, *a, **k))
+    results = cell_runner.run_cells(list(matrix.cells), matrix, run_dir=tmp_path / "run",
+                                    envs_root=envs, pip_config=PipIndexConfig(), jobs=1)
+    assert started == ["torch2.8.0-torch.ao-py3.11", "torch2.9.0-torch.ao-py3.11",
+                       "torch2.7.0-torch.ao-py3.11"]
+    assert [r.cell_id for r in results] == [c.id for c in matrix.cells]  # report order kept
+    remembered = _json.loads((envs / cell_runner.TIMINGS).read_text(encoding="utf-8"))
+    assert remembered["torch2.8.0-torch.ao-py3.11"] < 60  # this run's time replaces it

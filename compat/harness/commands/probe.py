@@ -47,7 +47,8 @@ def probe_cell(cell: Cell, matrix: Matrix, *, envs_root: Path, pip_config: PipIn
         with env_lock(plan.env_dir, exclusive=False):
             proc = subprocess.run([str(record.python), "-m", "compat.shims.probe"],
                                   capture_output=True, text=True, timeout=PROBE_TIMEOUT,
-                                  env=cell_environment(cell), check=False)
+                                  env=cell_environment(cell, env_dir=plan.env_dir),
+                                  check=False)
     except subprocess.TimeoutExpired:
         return {"status": f"probe timed out after {PROBE_TIMEOUT:.0f}s"}
     start = proc.stdout.find("{")  # anything torch printed before the object is skipped

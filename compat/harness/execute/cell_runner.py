@@ -6,7 +6,10 @@ parallel threads (each a child process) and a CI shard's folder merges like a lo
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -20,6 +23,8 @@ from compat.harness.config.evidence import CONTRADICTED
 from compat.harness.config.matrix import Cell, Expectation, Matrix
 from compat.harness.execute.progress import Progress
 from compat.harness.execute.supervisor import Supervisor, memory_limited
+from compat.harness.files import atomic_write_text, read_json_object
+from compat.harness.install.disk import tree_bytes
 from compat.harness.install.envs import ensure_env, env_lock
 from compat.harness.install.index import Listings
 from compat.harness.install.install_plan import plan_for
@@ -52,13 +57,27 @@ def default_jobs(memory_per_cell_gb: float = 4.0) -> int:
     return max(1, min(cores, by_memory))
 
 
-def cell_environment(cell: Cell, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The process environment of a cell: isolated from the host's Python settings."""
+BYTECODE_DIR = ".pycache"  # inside the env: compiled once, on first import, never in uv's cache
+
+
+def cell_environment(cell: Cell, extra: Mapping[str, str] | None = None, *,
+                     env_dir: Path | None = None) -> dict[str, str]:
+    """The process environment of a cell: isolated from the host's Python settings.
+
+    Bytecode is cached whatever the host says (``PYTHONDONTWRITEBYTECODE`` is dropped):
+    without it every run recompiles torch from source, ~7 s per cell. It goes to the env's
+    own ``.pycache`` (``PYTHONPYCACHEPREFIX``), never next to the sources, whose files are
+    hardlinks into uv's shared cache.
+    """
     env = {k: v for k, v in os.environ.items()
-           if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
+           if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "PYTHONDONTWRITEBYTECODE",
+                        "PYTHONPYCACHEPREFIX")}
     env.update(extra or {})
-    env.update(COMPAT_PT2E_STACK=cell.stack, COMPAT_CELL_ID=cell.id, PYTHONNOUSERSITE="1",
-               PYTHONDONTWRITEBYTECODE="1")
+    env.update(COMPAT_PT2E_STACK=cell.stack, COMPAT_CELL_ID=cell.id, PYTHONNOUSERSITE="1")
+    if env_dir is not None:
+        env["PYTHONPYCACHEPREFIX"] = str(env_dir / BYTECODE_DIR)
+    else:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"  # no env of its own to keep bytecode in
     return env
 
 
@@ -196,9 +215,11 @@ def run_cell(
     started = time.monotonic()
     with env_lock(plan.env_dir, exclusive=False):
         returncode, timed_out = supervisor.run(
-            memory_limited(cmd, matrix.memory_limit_mb), env=cell_environment(cell, matrix.env),
+            memory_limited(cmd, matrix.memory_limit_mb),
+            env=cell_environment(cell, matrix.env, env_dir=plan.env_dir),
             log=cell_dir / "pytest.log", timeout=matrix.timeout, cwd=matrix.path.parent)
     timings["tests"] = round(time.monotonic() - started, 3)
+    _count_bytecode(install, plan.env_dir / BYTECODE_DIR)
 
     events = read_events(events_path)
     if supervisor.interrupted.is_set() and not timed_out:
@@ -216,6 +237,16 @@ def run_cell(
         returncode=returncode,
         log_excerpt=None if status is CellStatus.PASSED else _tail(cell_dir / "pytest.log"),
     )
+
+
+def _count_bytecode(install: dict[str, Any], pycache: Path) -> None:
+    """The env's own disk includes the bytecode its runs compiled (measured after them)."""
+    disk = install.get("disk")
+    if not isinstance(disk, dict) or not pycache.is_dir():
+        return
+    compiled = tree_bytes(pycache)
+    disk["bytecode_bytes"] = compiled
+    disk["own_bytes"] = int(disk.get("own_bytes", 0)) + compiled
 
 
 def _not_applicable(cell: Cell, envs_root: Path,
@@ -248,6 +279,18 @@ def _pytest_command(python: Path, matrix: Matrix, cell: Cell, cell_dir: Path,
             if expectation.where.matches(cell):
                 cmd += ["--compat-no-rerun", expectation.test]
     return cmd
+
+
+TIMINGS = ".timings.json"  # in the envs root: each cell's last wall time, for scheduling
+_TIMINGS_LOCK = threading.Lock()
+
+
+def _remember_timing(envs_root: Path, cell_id: str, seconds: float) -> None:
+    with _TIMINGS_LOCK:
+        data = read_json_object(envs_root / TIMINGS)
+        data[cell_id] = round(seconds, 2)
+        with contextlib.suppress(OSError):
+            atomic_write_text(envs_root / TIMINGS, json.dumps(data, indent=1, sort_keys=True))
 
 
 def run_cells(
@@ -293,8 +336,21 @@ def run_cells(
             on_result(result)
         return result
 
+    last = read_json_object(envs_root / TIMINGS)
+
+    def timed(cell: Cell) -> CellResult:
+        result = one(cell)
+        seconds = sum(result.timings.values())
+        if result.status not in (CellStatus.NOT_APPLICABLE, CellStatus.NOT_RUN) and seconds:
+            _remember_timing(envs_root, cell.id, seconds)
+        return result
+
     pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="cell")
-    futures = [pool.submit(one, cell) for cell in cells]
+    # Longest first (by the last run's timings; unknown cells count as long), so a slow
+    # cell such as torch 2.2.2 never finishes alone at the end of a parallel run.
+    order = sorted(range(len(cells)), key=lambda i: -float(last.get(cells[i].id, 1e9)))
+    submitted = {i: pool.submit(timed, cells[i]) for i in order}
+    futures = [submitted[i] for i in range(len(cells))]
     try:
         results = [future.result() for future in futures]
     except KeyboardInterrupt:
