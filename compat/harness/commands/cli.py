@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import signal
 import sys
 import threading
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from compat.harness.commands.bisect import BisectRequest, bisect, matrix_candidates, render_bisect
 from compat.harness.commands.history import collect_history, render_history
+from compat.harness.commands.init import write_start
 from compat.harness.commands.matrix import RunOptions, console_width, report_run, run_matrix
 from compat.harness.commands.plan import ci_matrix, plan_cells, shard_cells
 from compat.harness.commands.probe import probe_cells, render_probe
@@ -45,8 +47,15 @@ DEFAULT_MATRIX = "matrix.toml"
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="compat", description="torch compatibility matrix")
+    parser = argparse.ArgumentParser(prog="torch-compat-matrix",
+                                     description="torch compatibility matrix")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show the HTTP and index libraries' debug logs")
     sub = parser.add_subparsers(dest="command", required=True)
+    p_init = sub.add_parser("init", help="write a commented matrix.toml for today's torch "
+                                         "releases (and a starter test) in a repository")
+    p_init.add_argument("--dir", default=".", help="the repository (default: here)")
+    p_init.add_argument("--noxfile", action="store_true", help="also a noxfile.py snippet")
     with_matrix = argparse.ArgumentParser(add_help=False)
     with_matrix.add_argument("--matrix", default=DEFAULT_MATRIX, help="matrix file (matrix.toml)")
 
@@ -229,6 +238,21 @@ def _history(args: argparse.Namespace) -> int:
     return 0
 
 
+def _init(args: argparse.Namespace) -> int:
+    written = write_start(Path(args.dir), noxfile=args.noxfile)
+    for path in written:
+        print(f"wrote {path}")
+    print("next: torch-compat-matrix matrix  (or --cells 'torch2.15*' for one column first)")
+    return 0
+
+
+def _quiet_libraries(verbose: bool) -> None:
+    """Library loggers (urllib3's "Starting new HTTPS connection"...) stay at WARNING,
+    even under nox, whose logging shows everything; ``-v`` lets them talk."""
+    for name in ("urllib3", "requests", "pypi_simple", "filelock"):
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.WARNING)
+
+
 def _list(args: argparse.Namespace) -> int:
     matrix = load_matrix(args.matrix)
     if args.json:
@@ -255,8 +279,11 @@ def _terminate_as_interrupt() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    _quiet_libraries(args.verbose)
     _terminate_as_interrupt()
     try:
+        if args.command == "init":
+            return _init(args)
         if args.command == "matrix":
             matrix = load_matrix(args.matrix)
             cells = list(matrix.cells)
