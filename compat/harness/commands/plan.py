@@ -13,7 +13,7 @@ from typing import Any
 from compat.harness.config.matrix import Cell, Matrix
 from compat.harness.results.merge import shard_of
 
-__all__ = ["ci_matrix", "plan_cells", "shard_cells"]
+__all__ = ["ci_matrix", "ci_shards", "plan_cells", "shard_cells"]
 
 
 def shard_cells(cells: Sequence[Cell], shard: str) -> list[Cell]:
@@ -33,4 +33,20 @@ def ci_matrix(cells: Sequence[Cell]) -> dict[str, Any]:
     """GitHub Actions ``strategy.matrix``: one ``include`` entry (and nox session) per cell."""
     return {"include": [{"cell": c.id, "session": f"cell({c.id})", "python": c.python,
                          "torch": c.torch, "stack": c.stack, "torchao": c.torchao or "",
-                         "channel": c.channel, "gating": c.gating} for c in cells]}
+                         "channel": c.channel, "gating": c.gating, "name": c.id,
+                         "args": f"--cells {c.id}"} for c in cells]}
+
+
+def ci_shards(matrix: Matrix, shards: int) -> dict[str, Any]:
+    """``strategy.matrix`` of ``shards`` jobs, each ``matrix --shard I/N``, with the
+    CPythons its cells need (one per line, as ``actions/setup-python`` takes them)."""
+    include = []
+    for i in range(1, shards + 1):
+        cells = shard_cells(matrix.cells, f"{i}/{shards}")
+        if not cells:
+            continue
+        pythons = sorted({c.python for c in cells}, key=lambda v: tuple(map(int, v.split("."))))
+        include.append({"name": f"shard {i} of {shards} ({len(cells)} cells)",
+                        "args": f"--shard {i}/{shards}", "python": "\n".join(pythons),
+                        "cell": f"shard-{i}-of-{shards}"})
+    return {"include": include}
