@@ -1,0 +1,63 @@
+"""The disk estimate: sized from the lock, cached wheels free, shared wheels counted once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from compat.harness.install import disk_budget, uv_cli
+from compat.harness.install.install_plan import InstallPlan
+
+LINUX = "manylinux_2_28_x86_64"
+
+
+def lock_text(*wheels: tuple[str, str, str, int]) -> str:
+    parts = ['lock-version = "1.0"\ncreated-by = "test"\n']
+    for name, version, filename, size in wheels:
+        parts.append(f'[[packages]]\nname = "{name}"\nversion = "{version}"\n'
+                     f'wheels = [{{ url = "https://x.invalid/{filename}", size = {size}, '
+                     f'hashes = {{ sha256 = "{"0" * 64}" }} }}]\n')
+    return "\n".join(parts)
+
+
+def plan(tmp_path: Path, cell_id: str) -> InstallPlan:
+    return InstallPlan(cell_id, "3.11", ("torch==2.8.0",), (), tmp_path / "envs" / cell_id)
+
+
+def test_estimate_counts_uncached_wheels_once_and_skips_reusable_envs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    torch = ("torch", "2.8.0", f"torch-2.8.0-cp311-cp311-{LINUX}.whl", 900 * 2**20)
+    nvidia = ("nvidia-cublas-cu12", "12.8.4.1", f"nvidia_cublas_cu12-12.8.4.1-py3-none-{LINUX}.whl",
+              500 * 2**20)
+    numpy = ("numpy", "2.3.2", f"numpy-2.3.2-cp311-cp311-{LINUX}.whl", 16 * 2**20)
+    locks = {"a": lock_text(torch, nvidia, numpy), "b": lock_text(torch, nvidia)}
+
+    def fake_compile(requirements: Any, *, folder: Path, **_: Any) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "pylock.toml").write_text(locks[current.pop(0)], encoding="utf-8")
+        return folder / "pylock.toml"
+
+    current = ["a", "b"]
+    monkeypatch.setattr(uv_cli, "compile_lock", fake_compile)
+    monkeypatch.setattr(disk_budget, "find_interpreter", lambda python: "/usr/bin/python3")
+    held = tmp_path / "envs" / "old" / "lib" / "python3.11" / "site-packages"
+    (held / "numpy-2.3.2.dist-info").mkdir(parents=True)  # some env has numpy: cached
+    reused = plan(tmp_path, "reused")
+    reused.env_dir.mkdir(parents=True)
+    (reused.env_dir / disk_budget.STAMP).write_text(f'{{"key": "{reused.key}"}}',
+                                                     encoding="utf-8")
+    estimate = disk_budget.estimate_growth(
+        [plan(tmp_path, "a"), plan(tmp_path, "b"), reused], tmp_path / "envs")
+    assert estimate.cells == ["a", "b"]
+    assert estimate.download_bytes == 1400 * 2**20  # torch and nvidia once, numpy cached
+    assert estimate.cache_bytes == int(1400 * 2**20 * disk_budget.UNPACK_RATIO)
+
+
+def test_a_wheel_uv_holds_unpacked_is_free(tmp_path: Path) -> None:
+    (tmp_path / "wheels-v8" / "pypi" / "torch" / f"2.8.0-cp311-cp311-{LINUX}").mkdir(
+        parents=True)
+    assert disk_budget.in_uv_cache(tmp_path, f"torch-2.8.0-cp311-cp311-{LINUX}.whl")
+    assert not disk_budget.in_uv_cache(tmp_path, f"torch-2.9.0-cp311-cp311-{LINUX}.whl")
+    assert not disk_budget.in_uv_cache(None, f"torch-2.8.0-cp311-cp311-{LINUX}.whl")
