@@ -165,7 +165,7 @@ def _env_disk(result: CellResult) -> str:
     disk = result.install.get("disk") or {}
     if "apparent_bytes" not in disk:
         return ""
-    return f"{disk['apparent_bytes'] / 2**30:.1f}G/{disk['own_bytes'] / 2**20:.0f}M own"
+    return f"{disk['apparent_bytes'] / 2**30:.1f}G/{disk.get('own_bytes', 0) / 2**20:.0f}M own"
 
 
 def _deps_as_of(result: CellResult) -> str:

@@ -203,9 +203,9 @@ def flag_missing_tests(results: Sequence[CellResult]) -> list[CellResult]:
     """
     ran = [r for r in results if r.status in (CellStatus.PASSED, CellStatus.FAILED,
                                                CellStatus.ERROR)]
-    known: list[str] = []
+    known: dict[str, None] = {}  # in order of first appearance
     for result in ran:
-        known += [t.nodeid for t in result.tests if t.nodeid not in known]
+        known.update(dict.fromkeys(t.nodeid for t in result.tests))
     changed = []
     for result in ran:
         have = {t.nodeid for t in result.tests}
