@@ -17,20 +17,18 @@ from typing import TextIO
 
 __all__ = ["RedactingStream", "redact"]
 
-# A scheme starts where no scheme character precedes it: without the look-behind the
-# engine would retry at every letter of a long word and scan it again (quadratic). The
-# user-info runs to the last "@" before the host ends (a password may hold an "@"); it
-# never crosses "/", "?", "#" or a space, so the spans scanned after each "://" are
-# disjoint and the whole is linear in the text's length.
-_USERINFO = re.compile(
-    r"(?<![A-Za-z0-9+.-])(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#\s]*)@")
+# The user-info is what follows "://" up to the last "@" before the host ends (a password
+# may hold an "@"); it never crosses "/", "?", "#" or a space. Anchored on "://" alone, not on
+# the scheme before it: a scheme glued to other text ("key.https://...") is still a URL, and
+# since every "://" holds a "/", the spans scanned after each one are disjoint: linear time.
+_USERINFO = re.compile(r"://[^/?#\s]*@")
 
 
 def redact(text: str) -> str:
     """Replace the user-info part of every URL in ``text`` (linear in its length)."""
     if "://" not in text or "@" not in text:
         return text
-    return _USERINFO.sub(lambda m: f"{m['scheme']}***@", text)
+    return _USERINFO.sub("://***@", text)
 
 
 class RedactingStream:
