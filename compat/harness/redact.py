@@ -21,7 +21,7 @@ __all__ = ["RedactingStream", "redact"]
 # may hold an "@"); it never crosses "/", "?", "#" or a space. Anchored on "://" alone, not on
 # the scheme before it: a scheme glued to other text ("key.https://...") is still a URL, and
 # since every "://" holds a "/", the spans scanned after each one are disjoint: linear time.
-_USERINFO = re.compile(r"://[^/?#\s]*@")
+_USERINFO = re.compile(r"://[^/?#\s]+@")
 
 
 def redact(text: str) -> str:
