@@ -95,7 +95,8 @@ def merge_runs(sources: Sequence[Path], out: Path) -> LoadedRun:
             shutil.rmtree(target, ignore_errors=True)
             shutil.copytree(folder, target)
     RunManifest(out.name, first.matrix_path, first.matrix_name, first.matrix_sha256,
-                all_cells, all_cells, merged_from=[str(run) for run, _ in manifests]).write(out)
+                all_cells, all_cells,
+                merged_from=[str(run.resolve()) for run, _ in manifests]).write(out)
     loaded = load_run(out)
     for result in loaded.results:
         if result.status is CellStatus.NOT_RUN and result.cell_id not in chosen:
