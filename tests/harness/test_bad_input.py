@@ -70,7 +70,7 @@ def test_a_matrix_name_is_one_safe_folder_name(write_matrix: WriteMatrix, in_tmp
 def test_the_default_name_is_the_file_name_made_safe(write_matrix: WriteMatrix, in_tmp: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     path = write_matrix(ONE_CELL, name="my matrix (v2).toml")
-    code, out, _ = run_cli(capsys, "list", "--json", "--matrix", str(path))
+    code, _out, _ = run_cli(capsys, "list", "--json", "--matrix", str(path))
     assert code == 0
     from compat.harness.config.matrix import load_matrix
     assert load_matrix(path).name == "my_matrix__v2_"

@@ -37,7 +37,7 @@ def test_redact_is_linear_on_long_adversarial_text(size: int) -> None:
     assert redact(letters).endswith("://***@")
     assert redact("x://" * (size // 4) + "@") == "x://" * (size // 4) + "@"
     assert redact("https://" + "u" * size + "@host").startswith("https://***@host")
-    assert redact(("https://u:t@h " * (size // 14))).count("***@") == size // 14
+    assert redact("https://u:t@h " * (size // 14)).count("***@") == size // 14
 
 
 def test_the_console_stream_redacts_whole_lines() -> None:

@@ -201,7 +201,7 @@ def test_two_reports_at_once_on_one_run_both_finish(cell_world: Callable[..., Ma
             out, err = proc.communicate(timeout=120)
             assert proc.returncode == 0, out + err
     assert json.loads((in_tmp / "run" / "results.json").read_text())["exit_code"] == 0
-    assert not [p for p in (in_tmp / "run").rglob(".*.tmp")]  # no temp file left behind
+    assert not list((in_tmp / "run").rglob(".*.tmp"))  # no temp file left behind
 
 
 # --- baselines ---------------------------------------------------------------------------
