@@ -43,6 +43,7 @@ from compat.harness.results.run_folder import (
     LOCK,
     MANIFEST,
     RunManifest,
+    copy_cell_folder,
     load_run,
     new_run_dir,
     update_latest,
@@ -316,8 +317,8 @@ def _resumed(source: Path | None, cells: Sequence[Cell],
                 or result.cell != _cell_record(cell)):
             continue
         if source != run_dir:
-            shutil.copytree(source / "cells" / result.cell_id, run_dir / "cells" / result.cell_id,
-                            dirs_exist_ok=True)
+            copy_cell_folder(source / "cells" / result.cell_id,
+                             run_dir / "cells" / result.cell_id)
         kept[result.cell_id] = result
     if kept:
         print(f"compat: resuming {len(kept)} finished cell(s) from {source}", flush=True)

@@ -28,6 +28,7 @@ from compat.harness.config.applicability import STACKS, not_applicable_reason
 from compat.harness.config.channels import CHANNEL_KINDS, is_nightly_spec
 from compat.harness.config.tables import Table, count, env_table, missing, optional_int, show
 from compat.harness.errors import ConfigError
+from compat.harness.redact import redact
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -456,8 +457,8 @@ def _channels(root: Table) -> dict[str, dict[str, Any]]:
         RELEASE: {"kind": RELEASE, "index-url": None, "find-links": (), "gating": True}}
     for name in list(table.data):
         if not _CHANNEL_NAME.fullmatch(name):
-            raise table.error(name[:100], "a channel's name is letters, digits, _ and - (at "
-                              "most 40; it becomes part of cell ids)")
+            raise table.error(redact(name)[:100], "a channel's name is letters, digits, _ and - "
+                              "(at most 40; it becomes part of cell ids)")
         entry = Table(root.path, f"channels.{name}", table.raw(name))
         default_kind = name if name in CHANNEL_KINDS else "index"
         kind = entry.string("kind", default_kind, choices=CHANNEL_KINDS)

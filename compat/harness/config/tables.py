@@ -101,7 +101,7 @@ class Table:
     def finish(self) -> None:
         unknown = sorted(set(self.data) - self.seen)
         if unknown:
-            name = unknown[0][:100]
+            name = redact(unknown[0])[:100]  # redacted before it is cut
             close = difflib.get_close_matches(name, sorted(self.seen), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise self.error(name, f"unknown key{hint}")
@@ -157,7 +157,8 @@ def env_table(table: Table) -> dict[str, str]:
     for key, item in value.items():
         if (not isinstance(item, str) or "\x00" in item or len(item) > MAX_STRING
                 or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", key)):
-            raise table.error(f"env.{key[:100]}", f"expected NAME = \"string\", got {show(item)}")
+            raise table.error(f"env.{redact(key)[:100]}",
+                              f"expected NAME = \"string\", got {show(item)}")
     return dict(value)
 
 

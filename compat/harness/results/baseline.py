@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from compat.harness.errors import UsageError
+from compat.harness.redact import redact
 from compat.harness.results.model import CellResult, CellStatus, Outcome
 
 __all__ = ["DIFF_LINES", "BaselineDiff", "diff_runs", "load_baseline", "render_diff"]
@@ -88,7 +89,7 @@ def _checked_cells(doc: object) -> dict[str, dict[str, Any]]:
 
 def test_key(nodeid: str) -> str:
     """``test_file.py::Class::test``: the same test whatever folder pytest's rootdir was."""
-    return nodeid.rsplit("/", 1)[-1]
+    return redact(nodeid).rsplit("/", 1)[-1]  # redacted before the cut, as everywhere
 
 
 def _outcomes(cell: dict[str, Any]) -> dict[str, str]:

@@ -22,6 +22,7 @@ from compat.events import (
     TEST,
     TEST_START,
 )
+from compat.harness.redact import redact
 from compat.harness.results.model import CellResult, CellStatus, Outcome, TestResult
 
 __all__ = ["Events", "Expected", "classify", "failure_text", "flag_missing_tests", "read_events"]
@@ -215,7 +216,7 @@ def flag_missing_tests(results: Sequence[CellResult]) -> list[CellResult]:
         result.tests += [TestResult(n, Outcome.NOT_RUN, message="collected in other cells, "
                                     "missing from this one") for n in missing]
         if result.status is CellStatus.PASSED:
-            names = ", ".join(n.rsplit("::", 1)[-1] for n in missing[:3])
+            names = ", ".join(redact(n).rsplit("::", 1)[-1] for n in missing[:3])
             more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
             result.status = CellStatus.ERROR
             result.reason = (f"{len(missing)} test(s) that other cells ran are missing here "

@@ -17,6 +17,7 @@ from compat.harness.results.run_folder import (
     MANIFEST,
     LoadedRun,
     RunManifest,
+    copy_cell_folder,
     load_run,
     read_cell_result,
 )
@@ -93,7 +94,7 @@ def merge_runs(sources: Sequence[Path], out: Path) -> LoadedRun:
         target = out / "cells" / cell_id
         if folder.resolve() != target.resolve():
             shutil.rmtree(target, ignore_errors=True)
-            shutil.copytree(folder, target)
+            copy_cell_folder(folder, target)
     RunManifest(out.name, first.matrix_path, first.matrix_name, first.matrix_sha256,
                 all_cells, all_cells,
                 merged_from=[str(run.resolve()) for run, _ in manifests]).write(out)

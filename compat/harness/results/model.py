@@ -181,6 +181,7 @@ _NUMBER = (int, float)
 
 def _show(value: object) -> str:
     text = repr(value) if not isinstance(value, (dict, list)) else type(value).__name__
+    text = redact(text)  # before the cut: a cut URL keeps its password
     return text if len(text) <= 40 else text[:37] + "..."
 
 

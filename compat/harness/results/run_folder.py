@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import shutil
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -18,12 +19,12 @@ from typing import Any
 from compat.harness.config.applicability import checked_rule
 from compat.harness.config.matrix import Cell, Matrix
 from compat.harness.errors import ResultFileError
-from compat.harness.files import atomic_symlink, atomic_write_text
+from compat.harness.files import atomic_symlink, atomic_write_text, redact_file
 from compat.harness.locations import envs_root
 from compat.harness.results.model import CellResult, CellStatus, is_safe_id
 
-__all__ = ["LOCK", "MANIFEST", "LoadedRun", "RunManifest", "load_run", "new_run_dir",
-           "read_cell_result", "update_latest"]
+__all__ = ["LOCK", "MANIFEST", "LoadedRun", "RunManifest", "copy_cell_folder", "load_run",
+           "new_run_dir", "read_cell_result", "update_latest"]
 
 MANIFEST = "run.json"
 LOCK = ".compat.lock"  # held by a command while it writes the run's reports
@@ -182,6 +183,18 @@ def read_cell_result(path: Path) -> CellResult:
         raise ResultFileError(path, f"not a cell result (cell_id {result.cell_id!r} in the "
                                     f"folder of {path.parent.name!r})")
     return result
+
+
+def copy_cell_folder(source: Path, target: Path) -> None:
+    """A cell's folder copied into another run (a merge, a resume): links are not followed
+    or copied, and every file is redacted as it lands, like everything else written."""
+    def links(folder: str, names: list[str]) -> list[str]:
+        return [n for n in names if (Path(folder) / n).is_symlink()]
+
+    shutil.copytree(source, target, ignore=links, dirs_exist_ok=True)
+    for path in target.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            redact_file(path)
 
 
 def _not_applicable(cell_id: str, cell: dict[str, Any]) -> CellResult:
