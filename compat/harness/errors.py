@@ -1,14 +1,38 @@
-"""Errors the user can fix, each rendered as one line that names file, key and value."""
+"""Errors the user can fix, each rendered as one line that names file, key and value.
+
+Every message is made one line here, credentials redacted and length bounded, so that
+whatever value a file or an option held, the error says where to look on a single line
+and shows no secret. Which exit code each kind of error gives is decided in one table,
+``results.gate.EXIT_CODES``.
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-__all__ = ["ConfigError", "ResultFileError", "UsageError"]
+from compat.harness.redact import redact
+
+__all__ = ["ConfigError", "InfraError", "ResultFileError", "UsageError", "one_line"]
+
+MAX_MESSAGE = 1000
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def one_line(text: object, limit: int = MAX_MESSAGE) -> str:
+    """``text`` redacted, control characters escaped (``\\n``), at most ``limit`` characters.
+
+    Redacted before it is cut (a cut URL can no longer be recognised as one).
+    """
+    flat = _CONTROL.sub(lambda m: repr(m.group())[1:-1], redact(str(text)))
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 class UsageError(Exception):
     """Bad command-line use; exit code 2."""
+
+    def __init__(self, message: object = "") -> None:
+        super().__init__(one_line(message))
 
 
 class ConfigError(UsageError):
@@ -20,9 +44,16 @@ class ConfigError(UsageError):
     def __init__(self, path: Path | str, key: str, message: str) -> None:
         self.path = str(path)
         self.key = key
-        self.message = message
+        self.message = one_line(message)
         where = f"{self.path}: {key}: " if key else f"{self.path}: "
         super().__init__(where + message)
+
+
+class InfraError(Exception):
+    """The machine or the network failed, not the code under test; exit code 3."""
+
+    def __init__(self, message: object = "") -> None:
+        super().__init__(one_line(message))
 
 
 class ResultFileError(Exception):
@@ -30,4 +61,4 @@ class ResultFileError(Exception):
 
     def __init__(self, path: Path | str, message: str) -> None:
         self.path = str(path)
-        super().__init__(f"{path}: {message}")
+        super().__init__(one_line(f"{path}: {message}"))

@@ -1,9 +1,12 @@
 """Files the harness writes so that a reader never sees half of one, and small JSON state.
 
 Every result, report, manifest, stamp, cache and download goes through
-:func:`atomic_writer`: a temporary file beside the target, renamed over it once complete
-(a crash leaves the old file or none, never a truncated one). A leaf module: it imports
-nothing else of the harness.
+:func:`atomic_writer`: a temporary file (a unique name) beside the target, renamed over it
+once complete (a crash leaves the old file or none, never a truncated one), created with
+one mode policy: ``0666`` less the umask, as ``open()`` would (``0644`` under the usual
+umask), whoever writes it. Text goes through :func:`atomic_write_text`, which redacts it:
+the one door by which the harness's documents reach the disk. Logs a child wrote itself
+(pytest's) are redacted in place afterwards with :func:`redact_file`.
 """
 
 from __future__ import annotations
@@ -11,12 +14,40 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-__all__ = ["atomic_symlink", "atomic_write_text", "atomic_writer", "read_json_object"]
+from compat.harness.redact import redact
+
+__all__ = ["atomic_symlink", "atomic_write_text", "atomic_writer", "file_mode",
+           "read_json_object", "redact_file"]
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it (``os.umask`` would, for all threads)."""
+    with contextlib.suppress(OSError, ValueError):
+        status = Path("/proc/self/status").read_text(encoding="ascii", errors="replace")
+        found = re.search(r"^Umask:\s*([0-7]+)", status, re.MULTILINE)
+        if found:
+            return int(found.group(1), 8)
+    return _UMASK_AT_IMPORT
+
+
+def _umask_at_import() -> int:
+    mask = os.umask(0o022)  # while importing, before any thread of the harness runs
+    os.umask(mask)
+    return mask
+
+
+_UMASK_AT_IMPORT = _umask_at_import()
+
+
+def file_mode() -> int:
+    """The mode every file the harness writes gets: ``0666`` less the umask."""
+    return 0o666 & ~_umask()
 
 
 @contextlib.contextmanager
@@ -26,8 +57,9 @@ def atomic_writer(path: Path) -> Iterator[BinaryIO]:
     On any exception (Ctrl-C included) the temp file is removed and ``path`` is untouched.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, file_mode())  # mkstemp makes it 0600
         with os.fdopen(fd, "wb") as handle:
             yield handle
         os.replace(tmp, path)
@@ -37,23 +69,52 @@ def atomic_writer(path: Path) -> Iterator[BinaryIO]:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temp file and rename, so a reader never sees half a file."""
+    """Write ``text``, redacted, via a temp file and rename: never half a file, no secret."""
     with atomic_writer(path) as handle:
-        handle.write(text.encode("utf-8"))
+        handle.write(redact(text).encode("utf-8"))
+
+
+def redact_file(path: Path) -> None:
+    """Redact a text file a child process wrote (a log), in place; untouched if clean."""
+    def lines(handle: BinaryIO) -> Iterator[tuple[bytes, bytes]]:
+        for raw in handle:
+            text = raw.decode("utf-8", errors="surrogateescape")
+            yield raw, redact(text).encode("utf-8", errors="surrogateescape")
+
+    try:  # two streaming passes: a log may be large, and is usually clean
+        with open(path, "rb") as handle:
+            if all(raw == clean for raw, clean in lines(handle)):
+                return
+        with open(path, "rb") as handle, atomic_writer(path) as out:
+            for _, clean in lines(handle):
+                out.write(clean)
+    except OSError:
+        return
 
 
 def atomic_symlink(link: Path, target: Path | str) -> None:
     """Point ``link`` at ``target``, replacing an old link in one rename."""
-    tmp = link.with_name(f".{link.name}.{os.getpid()}")
-    tmp.unlink(missing_ok=True)
-    tmp.symlink_to(target)
-    os.replace(tmp, link)
+    link.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(100):
+        tmp = Path(tempfile.mktemp(prefix=f".{link.name}.", dir=link.parent))
+        try:
+            tmp.symlink_to(target)
+        except FileExistsError:
+            continue
+        break
+    else:  # pragma: no cover - a hundred name clashes in a row
+        raise FileExistsError(f"no free temporary name beside {link}")
+    try:
+        os.replace(tmp, link)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read_json_object(path: Path) -> dict[str, Any]:
     """A small state file (a stamp, a cache, saved verdicts): missing or corrupt reads as {}."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}

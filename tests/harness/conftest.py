@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,3 +24,26 @@ def write_matrix(tmp_path: Path) -> Callable[[str], Path]:
 pytest_plugins = ["pytester"]
 
 from .fake_cells import cell_world  # noqa: E402, F401 - a fixture for the fault and merge tests
+
+
+@pytest.fixture
+def read_only_folder(tmp_path: Path) -> Iterator[Path]:
+    """A folder this process cannot write into (root ignores modes: then a sysfs folder)."""
+    import os
+    import tempfile
+
+    if os.geteuid() != 0:
+        folder = tmp_path / "read-only"
+        folder.mkdir()
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    folder = Path("/sys/kernel")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError:
+        yield folder
+        return
+    pytest.skip("no folder this root process cannot write")

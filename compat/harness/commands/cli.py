@@ -11,18 +11,29 @@ into a stage; a command with logic of its own has its module beside this one
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+import traceback
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import FrameType
 
 from compat.harness.commands.bisect import BisectRequest, bisect, matrix_candidates, render_bisect
 from compat.harness.commands.history import collect_history, render_history
 from compat.harness.commands.init import write_start
-from compat.harness.commands.matrix import RunOptions, console_width, report_run, run_matrix
+from compat.harness.commands.matrix import (
+    RunOptions,
+    console_width,
+    offline_wheelhouse,
+    report_run,
+    run_matrix,
+    writable_folder,
+)
 from compat.harness.commands.plan import ci_matrix, ci_shards, plan_cells, shard_cells
 from compat.harness.commands.probe import probe_cells, render_probe
 from compat.harness.commands.qualify import QualifyRequest, run_qualification
@@ -34,11 +45,17 @@ from compat.harness.install.garbage import collect, parse_size
 from compat.harness.install.pipconfig import read_pip_config
 from compat.harness.install.prefetch import prefetch
 from compat.harness.locations import envs_root
+from compat.harness.processes import reset as reset_stop
+from compat.harness.processes import stop as stop_children
+from compat.harness.processes import wait_stopped
+from compat.harness.redact import RedactingStream
 from compat.harness.results.gate import (
     EXIT_INFRA,
     EXIT_INTERRUPTED,
     EXIT_UNEXPECTED,
     EXIT_USAGE,
+    error_line,
+    exit_code_for,
 )
 
 __all__ = ["main"]
@@ -62,16 +79,19 @@ def _parser() -> argparse.ArgumentParser:
     def command(name: str, text: str) -> argparse.ArgumentParser:
         return sub.add_parser(name, parents=[with_matrix], help=text)
 
-    def add_run_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--out", default=None,
-                       help="run folder (default reports/<run-id>, with reports/latest)")
+    def add_env_options(p: argparse.ArgumentParser, out: str) -> None:
+        p.add_argument("--out", default=None, help=out)
         p.add_argument("-j", "--jobs", type=int, default=None,
-                       help="cells at once (default: what cores and memory allow)")
-        p.add_argument("--baseline", default=None,
-                       help="a previous results.json: name regressions and fixes, gate on them")
+                       help="cells at once, 1 or more (default: what cores and memory allow)")
         p.add_argument("--offline", nargs="?", const="wheelhouse", default=None,
                        metavar="WHEELHOUSE",
                        help="build envs only from a prefetched wheelhouse (default ./wheelhouse)")
+
+    def add_run_options(p: argparse.ArgumentParser) -> None:
+        add_env_options(p, "run folder: a new or empty folder, or a run to resume into "
+                           "(default reports/<run-id>, with reports/latest)")
+        p.add_argument("--baseline", default=None,
+                       help="a previous results.json: name regressions and fixes, gate on them")
         p.add_argument("--reruns", type=int, default=None, metavar="N",
                        help="rerun a failed test up to N times (overrides the matrix's "
                             "`reruns`); a later pass is reported as flaky")
@@ -96,7 +116,9 @@ def _parser() -> argparse.ArgumentParser:
     p_report.add_argument("--baseline", default=None, help="a previous results.json")
     p_report.add_argument("--merge", nargs="+", default=None, metavar="DIR",
                           help="fold the run folders under these DIRs (CI shards) into one run")
-    p_report.add_argument("--out", default=None, help="merged run folder (default: RUN)")
+    p_report.add_argument("--out", default=None,
+                          help="with --merge (required): the merged run folder, new, empty or "
+                               "an earlier merge; never an existing run")
 
     p_plan = command("plan", "the cells as a CI matrix (GitHub Actions JSON)")
     p_plan.add_argument("--shard", default=None, help="only shard I/N")
@@ -105,7 +127,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="N jobs of `matrix --shard I/N` instead of one job per cell")
 
     p_probe = command("probe", "capability grid of every cell, no tests")
-    add_run_options(p_probe)
+    add_env_options(p_probe, "folder of the probes' install logs (default reports/probe)")
 
     p_prefetch = command("prefetch", "download every cell's wheels, with hashes")
     p_prefetch.add_argument("--wheelhouse", default="wheelhouse")
@@ -154,7 +176,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _jobs(jobs: int | None) -> int:
+    if jobs is None:
+        return default_jobs()
+    if jobs < 1:
+        raise UsageError(f"-j {jobs}: expected a whole number of cells at once, 1 or more")
+    return jobs
+
+
 def _options(args: argparse.Namespace) -> RunOptions:
+    _jobs(args.jobs)
     return RunOptions(out=args.out, jobs=args.jobs, baseline=args.baseline,
                       resume=getattr(args, "resume", None), offline=args.offline,
                       reruns=args.reruns, shard=getattr(args, "shard", None),
@@ -163,10 +194,13 @@ def _options(args: argparse.Namespace) -> RunOptions:
 
 def _prefetch(args: argparse.Namespace) -> int:
     matrix = load_matrix(args.matrix)
-    manifest = prefetch(matrix, wheelhouse=Path(args.wheelhouse).resolve(),
-                        envs_root=envs_root(), pip_config=read_pip_config())
-    failed = {k: v["error"] for k, v in manifest["cells"].items() if "error" in v}
-    total = sum(f["size"] for f in manifest["files"].values())
+    wheelhouse = writable_folder(args.wheelhouse, "--wheelhouse")
+    manifest = prefetch(matrix, wheelhouse=wheelhouse, envs_root=envs_root(),
+                        pip_config=read_pip_config())
+    wanted = {c.id for c in matrix.cells if c.applicable}
+    failed = {k: v["error"] for k, v in manifest["cells"].items()
+              if k in wanted and isinstance(v, dict) and "error" in v}
+    total = sum(f.get("size", 0) for f in manifest["files"].values() if isinstance(f, dict))
     print(f"prefetch: {len(manifest['files'])} wheels, {total / 2**30:.2f} GiB in "
           f"{args.wheelhouse}; {len(failed)} cell(s) failed")
     for cell_id, error in failed.items():
@@ -230,10 +264,11 @@ def _plan(args: argparse.Namespace) -> int:
 def _probe(args: argparse.Namespace) -> int:
     matrix = load_matrix(args.matrix)
     cells = list(matrix.cells)
-    jobs = args.jobs if args.jobs and args.jobs > 0 else default_jobs()
-    log_dir = Path(args.out or "reports/probe").resolve()
+    jobs = _jobs(args.jobs)
+    wheelhouse = offline_wheelhouse(args.offline)
+    log_dir = writable_folder(args.out or "reports/probe", "--out")
     found = probe_cells(cells, matrix, envs_root=envs_root(), pip_config=read_pip_config(),
-                        log_dir=log_dir, jobs=jobs)
+                        log_dir=log_dir, jobs=jobs, wheelhouse=wheelhouse)
     print(render_probe(cells, found, width=console_width()))
     return 0
 
@@ -273,52 +308,121 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _terminate_as_interrupt() -> None:
-    """CI cancels with SIGTERM: stop cells and write the partial report, as for Ctrl-C."""
-    if threading.current_thread() is not threading.main_thread():
-        return
+class _Signals:
+    """SIGINT and SIGTERM to the harness: the first stops every child at once and raises
+    KeyboardInterrupt in the main thread (the partial report follows); later ones are
+    noted and change nothing, so the report is still written and no traceback shows.
 
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
+    A SIGINT the parent set to be ignored (a background job) stays ignored.
+    """
 
-    signal.signal(signal.SIGTERM, handler)
+    def __init__(self) -> None:
+        self.signalled = False
+        self.closing = False  # the command's work is done: stop children, raise nothing
+        self.previous: dict[int, object] = {}
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.signalled:
+            with contextlib.suppress(OSError):
+                os.write(2, b"compat: already stopping; writing the partial report\n")
+            return
+        self.signalled = True
+        stop_children()
+        if not self.closing:
+            raise KeyboardInterrupt(f"signal {signum}")
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            current = signal.getsignal(signum)
+            if signum == signal.SIGINT and current is signal.SIG_IGN:
+                continue
+            self.previous[signum] = current
+            signal.signal(signum, self.handle)
+        try:
+            yield
+        finally:
+            for signum, handler in self.previous.items():
+                signal.signal(signum, handler)  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def _redacted_console() -> Iterator[None]:
+    """Everything printed while a command runs passes through :func:`redact`."""
+    saved = sys.stdout, sys.stderr
+    if not isinstance(sys.stdout, RedactingStream):
+        sys.stdout = RedactingStream(sys.stdout)  # type: ignore[assignment]
+    if not isinstance(sys.stderr, RedactingStream):
+        sys.stderr = RedactingStream(sys.stderr)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        sys.stdout, sys.stderr = saved
+
+
+def _run(args: argparse.Namespace) -> int:
+    _quiet_libraries(args.verbose)
+    if args.command == "init":
+        return _init(args)
+    if args.command == "qualify":
+        return _qualify(args)
+    if args.command == "matrix":
+        matrix = load_matrix(args.matrix)
+        options = _options(args)
+        cells = list(matrix.cells)
+        if args.cells:
+            cells = matrix.cells_matching(args.cells)
+        if args.shard:  # the cells `plan --shard` lists
+            cells = shard_cells(cells, args.shard)
+        return run_matrix(matrix, cells, options)
+    if args.command == "cell":
+        matrix = load_matrix(args.matrix)
+        options = _options(args)
+        return run_matrix(matrix, [matrix.cell(args.cell_id)], options)
+    if args.command == "report":
+        return report_run(args.run, merge=args.merge, out=args.out, baseline=args.baseline)
+    if args.command == "plan":
+        return _plan(args)
+    if args.command == "probe":
+        return _probe(args)
+    if args.command == "prefetch":
+        return _prefetch(args)
+    if args.command == "bisect":
+        return _bisect(args)
+    if args.command == "history":
+        return _history(args)
+    if args.command == "gc":
+        return _gc(args)
+    return _list(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    _quiet_libraries(args.verbose)
-    _terminate_as_interrupt()
-    try:
-        if args.command == "init":
-            return _init(args)
-        if args.command == "matrix":
-            matrix = load_matrix(args.matrix)
-            cells = list(matrix.cells)
-            if args.cells:
-                cells = matrix.cells_matching(args.cells)
-            if args.shard:  # the cells `plan --shard` lists
-                cells = shard_cells(cells, args.shard)
-            return run_matrix(matrix, cells, _options(args))
-        if args.command == "cell":
-            matrix = load_matrix(args.matrix)
-            return run_matrix(matrix, [matrix.cell(args.cell_id)], _options(args))
-        if args.command == "report":
-            return report_run(args.run, merge=args.merge, out=args.out, baseline=args.baseline)
-        if args.command == "plan":
-            return _plan(args)
-        if args.command == "probe":
-            return _probe(args)
-        if args.command == "prefetch":
-            return _prefetch(args)
-        if args.command == "bisect":
-            return _bisect(args)
-        if args.command == "qualify":
-            return _qualify(args)
-        if args.command == "history":
-            return _history(args)
-        if args.command == "gc":
-            return _gc(args)
-        return _list(args)
-    except UsageError as exc:
-        print(f"compat: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    """Run one command; every way it can end is an exit code of ``gate.ERROR_KINDS`` and at
+    most one line on stderr, and everything it prints is redacted."""
+    signals = _Signals()
+    reset_stop()
+    with _redacted_console(), signals.installed():
+        try:
+            try:
+                args = _parser().parse_args(argv)
+            except SystemExit as exc:  # --help (0), or a usage line from argparse (2)
+                code = exc.code if isinstance(exc.code, int) else EXIT_USAGE
+            else:
+                code = _run(args)
+        except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - each kind has its code
+            signals.closing = True
+            if os.environ.get("COMPAT_DEBUG"):
+                traceback.print_exc()
+            print(error_line(exc), file=sys.stderr)
+            code = exit_code_for(exc)
+        signals.closing = True
+        if signals.signalled:
+            wait_stopped()  # every signalled process group has had its SIGKILL
+        reset_stop()
+    return code

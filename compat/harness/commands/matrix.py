@@ -1,17 +1,20 @@
 """One matrix run, as ``matrix`` and ``cell`` do it; ``report`` finishes a kept one the same way.
 
-The order matters for what survives a failure: the run folder and its manifest come
-first (so a report can always be rebuilt), then the cells kept from ``--resume``, then
-the cells themselves, and last the reports, the ``latest`` link and the exit code, on
-Ctrl-C as well as on success.
+The order matters for what survives a failure: every option is checked before anything is
+created (a mistake leaves no folder behind), then the run folder and its manifest (so a
+report can always be rebuilt), then the cells kept from ``--resume``, then the cells
+themselves, and last the reports, the ``latest`` link and the exit code, on Ctrl-C or
+SIGTERM as well as on success.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import shutil
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -19,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from compat.harness.config.matrix import Cell, Matrix
-from compat.harness.errors import UsageError
+from compat.harness.errors import ConfigError, ResultFileError, UsageError
 from compat.harness.execute.cell_runner import RunInterrupted, default_jobs, run_cells
 from compat.harness.execute.progress import make_progress
 from compat.harness.install.disk import tree_bytes, uv_cache_dir
@@ -27,17 +30,28 @@ from compat.harness.install.pipconfig import read_pip_config
 from compat.harness.install.prefetch import MANIFEST as WHEELHOUSE_MANIFEST
 from compat.harness.install.uv_cli import uv_bin
 from compat.harness.locations import envs_root
+from compat.harness.processes import file_lock
+from compat.harness.redact import redact
 from compat.harness.reports.documents import write_reports
 from compat.harness.reports.grid import render_console
-from compat.harness.results.baseline import diff_runs, load_baseline, render_diff
+from compat.harness.results.baseline import DIFF_LINES, diff_runs, load_baseline, render_diff
 from compat.harness.results.classify import flag_missing_tests
-from compat.harness.results.gate import EXIT_INTERRUPTED, exit_code
+from compat.harness.results.gate import EXIT_INTERRUPTED, EXIT_USAGE, exit_code
 from compat.harness.results.merge import merge_runs
 from compat.harness.results.model import CellResult, CellStatus
-from compat.harness.results.run_folder import RunManifest, load_run, new_run_dir, update_latest
+from compat.harness.results.run_folder import (
+    LOCK,
+    MANIFEST,
+    RunManifest,
+    copy_cell_folder,
+    load_run,
+    new_run_dir,
+    update_latest,
+)
 
-__all__ = ["RunOptions", "console_width", "finish_run", "load_baseline_option", "report_run",
-           "run_matrix"]
+__all__ = ["RunOptions", "console_width", "finish_run", "load_baseline_option",
+           "offline_wheelhouse", "report_run", "run_matrix", "unmatched_expectations",
+           "writable_folder"]
 
 Baseline = tuple[str, dict[str, Any]]
 
@@ -65,32 +79,85 @@ def load_baseline_option(path: str | None) -> Baseline | None:
     return None if not path else (str(path), load_baseline(path))
 
 
+def writable_folder(path: str | Path, option: str) -> Path:
+    """``path`` as a folder the command may write into, made if missing; a file, or a
+    folder that cannot be written (read-only, no permission), is a usage error."""
+    try:
+        folder = Path(path).resolve()
+        if folder.exists() and not folder.is_dir():
+            raise UsageError(f"{option} {path}: is a file, not a folder")
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder, prefix=".compat-write-check."):
+            pass
+    except (OSError, ValueError, RuntimeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise UsageError(f"{option} {path}: cannot write there ({why})") from None
+    return folder
+
+
+def _holds_run(folder: Path) -> bool:
+    return (folder / MANIFEST).exists() or (folder / "cells").is_dir()
+
+
+def _cell_record(cell: Cell) -> dict[str, Any]:
+    """A cell as its result file records it (credentials redacted), to compare on --resume."""
+    return json.loads(redact(json.dumps(asdict(cell))))  # type: ignore[no-any-return]
+
+
+def _resume_source(resume: str | None) -> Path | None:
+    """The run ``--resume`` names: checked before anything is created."""
+    if not resume:
+        return None
+    source = Path(resume)
+    if not source.is_dir():
+        raise UsageError(f"--resume {resume}: no such run folder to resume")
+    source = source.resolve()
+    if not (source / MANIFEST).is_file():
+        raise UsageError(f"--resume {resume}: not a run folder (no {MANIFEST})")
+    return source
+
+
 def run_matrix(matrix: Matrix, cells: Sequence[Cell], options: RunOptions) -> int:
-    """Run ``cells`` of ``matrix`` into a new run folder; the exit code of the gate."""
-    baseline = load_baseline_option(options.baseline)
+    """Run ``cells`` of ``matrix`` into a new run folder; the exit code of the gate.
+
+    Every option is checked before the run folder exists, so a mistake leaves nothing
+    behind; from then on an interruption (Ctrl-C, SIGTERM) still writes the report.
+    """
     if options.reruns is not None:
         if options.reruns < 0:
             raise UsageError(f"--reruns {options.reruns}: expected a whole number >= 0")
         matrix = dataclasses.replace(matrix, reruns=options.reruns)
     if options.strict:
         matrix = dataclasses.replace(matrix, strict=True)
-    wheelhouse = _wheelhouse(options.offline)
+    if options.jobs is not None and options.jobs < 1:
+        raise UsageError(f"-j {options.jobs}: expected a whole number of cells at once, 1 or more")
+    if not cells:
+        raise UsageError(f"{'--shard ' + options.shard if options.shard else '--cells'}: "
+                         "selects no applicable cell of the matrix")
+    baseline = load_baseline_option(options.baseline)
+    wheelhouse = offline_wheelhouse(options.offline)
+    source = _resume_source(options.resume)
     if options.out:
-        run_dir = Path(options.out).resolve()
-        run_dir.mkdir(parents=True, exist_ok=True)
+        run_dir = writable_folder(options.out, "--out")
+        if _holds_run(run_dir) and run_dir != source:
+            raise UsageError(f"--out {options.out}: holds a run already; give a new folder "
+                             f"(or --resume {options.out} to continue that run)")
         run_id, reports = run_dir.name, None
     else:
-        reports = Path("reports").resolve()
+        reports = writable_folder("reports", "reports folder")
         run_id, run_dir = new_run_dir(reports, matrix.name)
-    RunManifest.for_matrix(run_id, matrix, list(cells), options.shard).write(run_dir)
-    jobs = options.jobs if options.jobs and options.jobs > 0 else default_jobs()
-    applicable = sum(c.applicable for c in cells)
-    print(f"compat: {len(cells)} cells ({applicable} applicable) from {matrix.path}, "
-          f"{jobs} at a time -> {run_dir}", flush=True)
-    reused = _resumed(options.resume, cells, run_dir)
+    jobs = options.jobs or default_jobs()
+    reused: dict[str, CellResult] = {}
+    fresh: list[CellResult] = []
     cache_size = _measure_cache_in_background()
-    todo = [c for c in cells if c.id not in reused]
+    interrupted = False
     try:
+        RunManifest.for_matrix(run_id, matrix, list(cells), options.shard).write(run_dir)
+        applicable = sum(c.applicable for c in cells)
+        print(f"compat: {len(cells)} cells ({applicable} applicable) from {matrix.path}, "
+              f"{jobs} at a time -> {run_dir}", flush=True)
+        reused = _resumed(source, cells, run_dir)
+        todo = [c for c in cells if c.id not in reused]
         progress = make_progress([c.id for c in todo])
         try:
             fresh = run_cells(todo, matrix, run_dir=run_dir, envs_root=envs_root(),
@@ -98,26 +165,65 @@ def run_matrix(matrix: Matrix, cells: Sequence[Cell], options: RunOptions) -> in
                               wheelhouse=wheelhouse)
         finally:
             progress.close()
-    except RunInterrupted as stop:
-        by_id = {**reused, **{r.cell_id: r for r in stop.results}}
-        finish_run(run_dir, run_id, [by_id[c.id] for c in cells], RunManifest.read(run_dir),
-                   reports, baseline, cache_size())
+    except KeyboardInterrupt as stop:  # RunInterrupted carries the cells' results
+        interrupted = True
+        fresh = stop.results if isinstance(stop, RunInterrupted) else []
+    by_id = {**reused, **{r.cell_id: r for r in fresh}}
+    results = [by_id.get(c.id) or _not_started(c, run_dir) for c in cells]
+    code = finish_run(run_dir, run_id, results, RunManifest.read(run_dir), reports, baseline,
+                      cache_size(wait=not interrupted), interrupted=interrupted,
+                      config_errors=[] if interrupted else unmatched_expectations(matrix,
+                                                                                 results))
+    if interrupted:
         print("compat: interrupted; finished cells are kept (rerun with --resume)",
               file=sys.stderr)
-        return EXIT_INTERRUPTED
-    by_id = {**reused, **{r.cell_id: r for r in fresh}}
-    return finish_run(run_dir, run_id, [by_id[c.id] for c in cells], RunManifest.read(run_dir),
-                      reports, baseline, cache_size())
+    return code
+
+
+def _not_started(cell: Cell, run_dir: Path) -> CellResult:
+    """A cell an interruption reached before it started."""
+    result = CellResult(cell.id, asdict(cell), CellStatus.NOT_RUN, gating=cell.gating,
+                        reason="interrupted before it started")
+    result.write(run_dir / "cells" / cell.id / "result.json")
+    return result
+
+
+def unmatched_expectations(matrix: Matrix, results: Sequence[CellResult]) -> list[str]:
+    """``[[expect]]`` entries that match no test of any cell they select that ran tests:
+    a renamed test, or a typo, that would otherwise hide nothing and say nothing."""
+    cells = {c.id: c for c in matrix.cells}
+    errors = []
+    for number, expectation in enumerate(matrix.expectations):
+        ran = [r for r in results if r.tests and r.cell_id in cells
+               and expectation.where.matches(cells[r.cell_id])]
+        if not ran:
+            continue  # no cell it selects ran any test: nothing to judge by
+        if not any(expectation.matches(cells[r.cell_id], t.nodeid) for r in ran
+                   for t in r.tests):
+            errors.append(str(ConfigError(
+                matrix.path, f"expect[{number}].test",
+                f"{expectation.test!r} matches no test of the {len(ran)} cell(s) it selects "
+                "that ran tests (renamed or misspelt?)")))
+    return errors
 
 
 def finish_run(run_dir: Path, run_id: str, results: Sequence[CellResult],
                manifest: RunManifest | None, reports: Path | None,
-               baseline: Baseline | None = None, disk: dict[str, Any] | None = None) -> int:
-    """Write every report of a run, print the grid (and the diff), return the exit code."""
+               baseline: Baseline | None = None, disk: dict[str, Any] | None = None, *,
+               interrupted: bool = False, config_errors: Sequence[str] = ()) -> int:
+    """Write every report of a run, print the grid (and the diff), return the exit code.
+
+    The code written into results.json is the one the command exits with: 130 for an
+    interrupted run, 2 for a configuration error found by the run, else the gate's.
+    """
     for result in flag_missing_tests(results):
         result.write(run_dir / "cells" / result.cell_id / "result.json")
     diff = diff_runs(baseline[1], results, name=baseline[0]) if baseline else None
     code = exit_code(results, regressions=len(diff.regressions) if diff else 0)
+    if interrupted:
+        code = EXIT_INTERRUPTED
+    elif config_errors:
+        code = EXIT_USAGE
     info = manifest.matrix_info() if manifest else {"name": run_id}
     paths = write_reports(run_dir, results, run_id=run_id, matrix=info, exit_code=code,
                           diff=diff, disk=disk)
@@ -125,66 +231,101 @@ def finish_run(run_dir: Path, run_id: str, results: Sequence[CellResult],
     print(render_console(results, width=console_width()))
     if diff is not None:
         print()
-        print(render_diff(diff))
+        print(render_diff(diff, limit=DIFF_LINES))
     print()
     if disk and "uv_cache_bytes" in disk:
-        own = sum(int(r.install.get("disk", {}).get("own_bytes", 0)) for r in results)
+        own = sum(_own_bytes(r) for r in results)
         print(f"disk: uv cache {disk['uv_cache_bytes'] / 2**30:.1f} GiB ({disk['uv_cache_dir']})"
               f"; envs' own files {own / 2**20:.0f} MiB (the rest is hardlinked from the cache)")
     if reports is not None:
         update_latest(reports, run_dir)
     print(f"reports: {', '.join(str(p) for p in paths.values())}")
-    print(f"exit code {code}")
+    for error in config_errors:
+        print(f"compat: error: {error}", file=sys.stderr)
+    print(f"exit code {code}", flush=True)
     return code
+
+
+def _own_bytes(result: CellResult) -> int:
+    disk = result.install.get("disk")
+    value = disk.get("own_bytes", 0) if isinstance(disk, dict) else 0
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _merge_target(out: str | None, sources: Sequence[str]) -> Path:
+    """Where ``--merge`` may write: a new or empty folder, or an earlier merge; never a run."""
+    if not out:
+        raise UsageError("--merge needs --out DIR, a new folder for the merged run "
+                         "(a merge never writes into an existing run)")
+    if Path(out).is_symlink():
+        raise UsageError(f"--out {out}: is a link (reports/latest?); give a new folder")
+    run_dir = writable_folder(out, "--out")
+    if _holds_run(run_dir):
+        try:
+            manifest = RunManifest.read(run_dir)
+        except ResultFileError:
+            manifest = None
+        if manifest is None or not manifest.merged_from:
+            raise UsageError(f"--out {out}: holds a run that is not a merge; merging there "
+                             "would overwrite it (give a new folder)")
+    for source in sources:
+        if Path(source).resolve() == run_dir:
+            raise UsageError(f"--out {out}: is also a folder to merge")
+    return run_dir
 
 
 def report_run(run: str, *, merge: Sequence[str] | None = None, out: str | None = None,
                baseline: str | None = None) -> int:
-    """``report``: rebuild a kept run's documents, or fold CI shards (``merge``) into ``out``."""
-    loaded_baseline = load_baseline_option(baseline)
+    """``report``: rebuild a kept run's documents, or fold CI shards (``merge``) into ``out``.
+
+    A merge writes only into ``--out``, checked before ``run`` (``reports/latest`` by
+    default) is even looked at. The run folder is locked while it is written, so two
+    commands at once on one folder both finish.
+    """
     if merge:
-        run_dir = Path(out or run).resolve()
-        if run_dir.is_symlink() or run_dir.name == "latest":
-            raise UsageError("--merge needs --out DIR for the merged run")
-        loaded = merge_runs([Path(d) for d in merge], run_dir)
+        run_dir = _merge_target(out, merge)
+    elif out:
+        raise UsageError("--out goes with --merge (a report is rebuilt in its run folder)")
     else:
-        run_dir = Path(run)
-        if not run_dir.is_dir():
-            raise UsageError(f"{run_dir}: no such run folder")
-        run_dir = run_dir.resolve()
-        loaded = load_run(run_dir)
-    for problem in loaded.problems:
-        print(f"compat: skipped {problem}", file=sys.stderr)
-    if not loaded.results:
-        raise UsageError(f"{run_dir}: no cell results to report")
-    run_id = loaded.manifest.run_id if loaded.manifest else run_dir.name
-    return finish_run(run_dir, run_id, loaded.results, loaded.manifest, None, loaded_baseline)
+        folder = Path(run)
+        if not folder.is_dir():
+            raise UsageError(f"{run}: no such run folder")
+        run_dir = writable_folder(folder, "run folder")
+    loaded_baseline = load_baseline_option(baseline)
+    with file_lock(run_dir / LOCK, exclusive=True):
+        loaded = merge_runs([Path(d) for d in merge], run_dir) if merge else load_run(run_dir)
+        for problem in loaded.problems:
+            print(f"compat: skipped {problem}", file=sys.stderr)
+        if not loaded.results:
+            raise UsageError(f"{run_dir}: no cell results to report")
+        run_id = loaded.manifest.run_id if loaded.manifest else run_dir.name
+        return finish_run(run_dir, run_id, loaded.results, loaded.manifest, None,
+                          loaded_baseline)
 
 
-def _resumed(resume: str | None, cells: Sequence[Cell], run_dir: Path) -> dict[str, CellResult]:
+def _resumed(source: Path | None, cells: Sequence[Cell],
+             run_dir: Path) -> dict[str, CellResult]:
     """With ``--resume [RUN]``: finished cells of that run, copied into this one."""
-    if not resume:
+    if source is None:
         return {}
-    source = Path(resume).resolve()
-    if not source.is_dir():
-        raise UsageError(f"{resume}: no such run folder to resume")
     loaded = load_run(source)
     wanted = {c.id: c for c in cells}
     kept: dict[str, CellResult] = {}
     for result in loaded.results:
         cell = wanted.get(result.cell_id)
-        if cell is None or result.status is CellStatus.NOT_RUN or result.cell != asdict(cell):
+        if (cell is None or result.status is CellStatus.NOT_RUN
+                or result.cell != _cell_record(cell)):
             continue
         if source != run_dir:
-            shutil.copytree(source / "cells" / result.cell_id, run_dir / "cells" / result.cell_id,
-                            dirs_exist_ok=True)
+            copy_cell_folder(source / "cells" / result.cell_id,
+                             run_dir / "cells" / result.cell_id)
         kept[result.cell_id] = result
     if kept:
         print(f"compat: resuming {len(kept)} finished cell(s) from {source}", flush=True)
     return kept
 
 
-def _measure_cache_in_background() -> Callable[[], dict[str, Any]]:
+def _measure_cache_in_background() -> Callable[..., dict[str, Any]]:
     """Size the shared uv cache while the cells run; the report says how big it is."""
     found: dict[str, Any] = {}
 
@@ -197,14 +338,14 @@ def _measure_cache_in_background() -> Callable[[], dict[str, Any]]:
     worker = threading.Thread(target=measure, daemon=True)
     worker.start()
 
-    def result() -> dict[str, Any]:
-        worker.join(timeout=60)
+    def result(*, wait: bool = True) -> dict[str, Any]:
+        worker.join(timeout=60 if wait else 0)  # interrupted: what is known, at once
         return dict(found)
 
     return result
 
 
-def _wheelhouse(offline: str | None) -> Path | None:
+def offline_wheelhouse(offline: str | None) -> Path | None:
     if not offline:
         return None
     folder = Path(offline).resolve()

@@ -11,15 +11,21 @@ from collections.abc import Sequence
 from typing import Any
 
 from compat.harness.config.matrix import Cell, Matrix
+from compat.harness.errors import UsageError
 from compat.harness.results.merge import shard_of
 
 __all__ = ["ci_matrix", "ci_shards", "plan_cells", "shard_cells"]
 
 
 def shard_cells(cells: Sequence[Cell], shard: str) -> list[Cell]:
-    """Shard ``I/N`` of the applicable ``cells`` (a not applicable cell needs no runner)."""
+    """Shard ``I/N`` of the applicable ``cells`` (a not applicable cell needs no runner); a
+    shard that holds no cell is a usage error, not a green run of nothing."""
     applicable = [c for c in cells if c.applicable]
-    return [applicable[k] for k in shard_of(applicable, shard)]
+    chosen = [applicable[k] for k in shard_of(applicable, shard)]
+    if not chosen:
+        raise UsageError(f"--shard {shard}: no cell falls in this shard ({len(applicable)} "
+                         f"applicable cell(s), so at most {len(applicable)} shard(s))")
+    return chosen
 
 
 def plan_cells(matrix: Matrix, shard: str | None = None) -> list[Cell]:

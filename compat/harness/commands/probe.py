@@ -7,12 +7,12 @@ Each cell's env is built or reused exactly as for a run; inside it
 from __future__ import annotations
 
 import json
-import subprocess
 import textwrap
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from compat.harness import processes
 from compat.harness.config.matrix import Cell, Matrix
 from compat.harness.execute.cell_runner import cell_environment
 from compat.harness.install.envs import ensure_env, env_lock
@@ -31,10 +31,13 @@ WIDTH = 28
 
 
 def probe_cell(cell: Cell, matrix: Matrix, *, envs_root: Path, pip_config: PipIndexConfig,
-               log_dir: Path, listings: Listings | None = None) -> dict[str, str]:
+               log_dir: Path, listings: Listings | None = None,
+               wheelhouse: Path | None = None) -> dict[str, str]:
+    """Build or reuse the cell's env (from ``wheelhouse`` alone, with ``--offline``), then
+    ask it what shape each API has."""
     try:
         _, plan = plan_for(cell, matrix, envs_root=envs_root, pip_config=pip_config,
-                           listings=listings)
+                           listings=listings, wheelhouse=wheelhouse)
     except ResolutionFailed as exc:
         return {"status": f"install-failed: {exc.kind}: {exc.message}"}
     try:
@@ -43,13 +46,11 @@ def probe_cell(cell: Cell, matrix: Matrix, *, envs_root: Path, pip_config: PipIn
                                 timeout=matrix.install_timeout)
     except InstallFailed as exc:
         return {"status": f"install-failed: {exc.kind}: {exc.message}"}
-    try:
-        with env_lock(plan.env_dir, exclusive=False):
-            proc = subprocess.run([str(record.python), "-m", "compat.shims.probe"],
-                                  capture_output=True, text=True, timeout=PROBE_TIMEOUT,
-                                  env=cell_environment(cell, env_dir=plan.env_dir),
-                                  check=False)
-    except subprocess.TimeoutExpired:
+    with env_lock(plan.env_dir, exclusive=False):
+        proc = processes.run([str(record.python), "-m", "compat.shims.probe"], capture=True,
+                             timeout=PROBE_TIMEOUT,
+                             env=cell_environment(cell, env_dir=plan.env_dir))
+    if proc.timed_out:
         return {"status": f"probe timed out after {PROBE_TIMEOUT:.0f}s"}
     start = proc.stdout.find("{")  # anything torch printed before the object is skipped
     try:
@@ -63,14 +64,15 @@ def probe_cell(cell: Cell, matrix: Matrix, *, envs_root: Path, pip_config: PipIn
 
 
 def probe_cells(cells: Sequence[Cell], matrix: Matrix, *, envs_root: Path,
-                pip_config: PipIndexConfig, log_dir: Path, jobs: int) -> list[dict[str, str]]:
+                pip_config: PipIndexConfig, log_dir: Path, jobs: int,
+                wheelhouse: Path | None = None) -> list[dict[str, str]]:
     listings = Listings()
 
     def one(cell: Cell) -> dict[str, str]:
         if not cell.applicable:
             return {"status": f"not applicable: {cell.not_applicable}"}
         return probe_cell(cell, matrix, envs_root=envs_root, pip_config=pip_config,
-                          log_dir=log_dir, listings=listings)
+                          log_dir=log_dir, listings=listings, wheelhouse=wheelhouse)
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         return list(pool.map(one, cells))

@@ -11,20 +11,24 @@ from __future__ import annotations
 import datetime
 import difflib
 import fnmatch
+import os
 import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from compat.harness.config.applicability import STACKS, not_applicable_reason
 from compat.harness.config.channels import CHANNEL_KINDS, is_nightly_spec
-from compat.harness.config.tables import Table, count, env_table, missing, optional_int
+from compat.harness.config.tables import Table, count, env_table, missing, optional_int, show
 from compat.harness.errors import ConfigError
+from compat.harness.redact import redact
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -42,6 +46,11 @@ NIGHTLY_TORCHAO = "nightly"  # torchao: the nightly of the same date as the torc
 DEPS_AS_OF_TORCH = "torch-release"  # deps as the index had them when the cell's torch came out
 _NONE = "none"
 _SAFE_ID = re.compile(r"[^A-Za-z0-9._+-]")
+MAX_NAME = 100
+MAX_VERSION = 48
+_SAFE_NAME = re.compile(rf"[A-Za-z0-9_+-][A-Za-z0-9._+-]{{0,{MAX_NAME - 1}}}")
+_CHANNEL_NAME = re.compile(r"[A-Za-z0-9_-]{1,40}")
+URL_SCHEMES = ("http", "https", "file")
 
 
 @dataclass(frozen=True)
@@ -189,10 +198,59 @@ def _version_in(text: str, spec: SpecifierSet | None) -> bool:
 
 def _version(table: Table, name: str, text: str) -> str:
     try:
+        if len(text) > MAX_VERSION:
+            raise InvalidVersion(text)
         Version(text)
     except InvalidVersion:
-        raise table.error(name, f"{text!r} is not a valid version") from None
+        raise table.error(name, f"{show(text)} is not a valid version") from None
     return text
+
+
+def _url(table: Table, name: str, text: str | None, *, folder_ok: bool = False) -> str | None:
+    """An index or wheel URL: http(s) or file only; with ``folder_ok`` also a folder path."""
+    if text is None:
+        return None
+    scheme = urlsplit(text).scheme.lower() if "://" in text else ""
+    if scheme in URL_SCHEMES and (scheme == "file" or urlsplit(text).netloc):
+        return text
+    if folder_ok and not scheme:
+        return text
+    raise table.error(name, f"{show(text)} is not an http(s) or file URL")
+
+
+def _matrix_name(settings: Table, path: Path) -> str:
+    """The name runs are filed under (``reports/<stamp>-<name>``): one safe path component."""
+    given = settings.string("name")
+    if given is None:  # the file's name, made safe
+        return _SAFE_ID.sub("_", path.stem)[:MAX_NAME].lstrip(".") or "matrix"
+    if not _SAFE_NAME.fullmatch(given) or ".." in given:
+        raise settings.error("name", f"{show(given)} is not a name for a folder: letters, "
+                             f"digits and . _ + - only, at most {MAX_NAME} characters, not "
+                             "starting with a dot")
+    return given
+
+
+def _test_paths(settings: Table, path: Path, given: object) -> tuple[str, ...]:
+    """Test paths are inside the matrix file's folder tree, and exist (checked last, so a
+    file with another fault names that fault first)."""
+    tests = settings.strings("tests", DEFAULT_TESTS, nonempty=True)
+    for test in tests:
+        part = test.split("::", 1)[0]
+        normal = os.path.normpath(part)
+        if Path(part).is_absolute() or normal == ".." or normal.startswith(".." + os.sep):
+            raise settings.error("tests", f"{show(test)} is outside the matrix file's folder "
+                                 "(test paths are relative to it, and stay inside it)")
+    for test in tests:
+        try:
+            found = (path.parent / test.split("::", 1)[0]).exists()
+        except (OSError, ValueError):
+            found = False
+        if not found and given is None:
+            raise settings.error("tests", f"not set, and the default {test!r} is not next to "
+                                 "the matrix file (set tests = [...] to your test paths)")
+        if not found:
+            raise settings.error("tests", f"{show(test)} does not exist next to the matrix file")
+    return tests
 
 
 def _specifier(table: Table, name: str, text: str | None) -> SpecifierSet | None:
@@ -206,7 +264,8 @@ def _specifier(table: Table, name: str, text: str | None) -> SpecifierSet | None
     try:
         return SpecifierSet(text)
     except InvalidSpecifier:
-        raise table.error(name, f"{text!r} is neither a version nor a version specifier") from None
+        raise table.error(name, f"{show(text)} is neither a version nor a version specifier"
+                          ) from None
 
 
 def _selector(table: Table) -> Selector:
@@ -225,19 +284,16 @@ def parse_matrix(path: Path, data: Mapping[str, Any]) -> Matrix:
     """Build a :class:`Matrix` from parsed TOML; every problem is a :class:`ConfigError`."""
     root = Table(path, "", data)
     settings = Table(path, "matrix", root.raw("matrix") or {})
-    name = settings.string("name", path.stem)
-    pythons = tuple(_version(settings, "python", p) for p in settings.strings("python", ["3.11"]))
-    stacks = settings.strings("stacks", STACKS)
+    name = _matrix_name(settings, path)
+    pythons = tuple(_version(settings, "python", p)
+                    for p in settings.strings("python", ["3.11"], nonempty=True))
+    stacks = settings.strings("stacks", STACKS, nonempty=True)
     for stack in stacks:
         if stack not in STACKS:
-            raise settings.error("stacks", f"{stack!r} is not one of {', '.join(STACKS)}")
-    tests = settings.strings("tests", DEFAULT_TESTS)
-    for test in tests:
-        if not (path.parent / test.split("::", 1)[0]).exists():
-            raise settings.error("tests", f"{test!r} does not exist next to the matrix file")
+            raise settings.error("stacks", f"{show(stack)} is not one of {', '.join(STACKS)}")
+    tests_given = settings.raw("tests")
     matrix_kwargs: dict[str, Any] = {
-        "tests": tests,
-        "deps": settings.strings("deps", DEFAULT_DEPS),
+        "deps": _deps(settings),
         "timeout": settings.number("timeout", DEFAULT_TIMEOUT),
         "install_timeout": settings.number("install-timeout", DEFAULT_INSTALL_TIMEOUT),
         "memory_limit_mb": optional_int(settings, "memory-limit-mb"),
@@ -255,16 +311,16 @@ def parse_matrix(path: Path, data: Mapping[str, Any]) -> Matrix:
         channel = _channel(entry, channels)
         kind = channels[channel]["kind"]
         version = _torch_version(entry, "version", entry.string("version"), kind)
-        url = entry.string("url")
+        url = _url(entry, "url", entry.string("url"))
         torchao = _torchao(entry, entry.string("torchao"), kind)
         gating = entry.boolean("gating", channels[channel]["gating"])
         entry_pythons = tuple(
-            _version(entry, "python", p) for p in entry.strings("python", pythons)
+            _version(entry, "python", p) for p in entry.strings("python", pythons, nonempty=True)
         )
-        entry_stacks = entry.strings("stacks", stacks)
+        entry_stacks = entry.strings("stacks", stacks, nonempty=True)
         for stack in entry_stacks:
             if stack not in STACKS:
-                raise entry.error("stacks", f"{stack!r} is not one of {', '.join(STACKS)}")
+                raise entry.error("stacks", f"{show(stack)} is not one of {', '.join(STACKS)}")
         entry.finish()
         for python in entry_pythons:
             for stack in entry_stacks:
@@ -292,7 +348,7 @@ def parse_matrix(path: Path, data: Mapping[str, Any]) -> Matrix:
                 torchao=None if torchao in (None, _NONE) else _torchao(extra, torchao, kind),
                 channel=channel,
                 gating=extra.boolean("gating", channels[channel]["gating"]),
-                url=extra.string("url"),
+                url=_url(extra, "url", extra.string("url")),
                 declared=True,
             )
         )
@@ -310,12 +366,12 @@ def parse_matrix(path: Path, data: Mapping[str, Any]) -> Matrix:
             raise rule.error("raises", "an expectation needs `raises` (exception type) and/or "
                              f"`match` (regex in the failure message){hint}")
         if raises is not None and not re.fullmatch(r"[A-Za-z_][\w.]*", raises):
-            raise rule.error("raises", f"{raises!r} is not an exception type name")
+            raise rule.error("raises", f"{show(raises)} is not an exception type name")
         if match is not None:
             try:
                 re.compile(match)
-            except re.error as exc:
-                raise rule.error("match", f"{match!r} is not a valid regex ({exc})") from None
+            except (re.error, RecursionError, OverflowError) as exc:
+                raise rule.error("match", f"{show(match)} is not a valid regex ({exc})") from None
         expectations.append(Expectation(test, _selector(rule), reason, link, raises, match))
         rule.finish()
     root.finish()
@@ -333,8 +389,20 @@ def parse_matrix(path: Path, data: Mapping[str, Any]) -> Matrix:
         planned.append(Cell(**{**cell.__dict__, "not_applicable": reason}))
     if not planned:
         raise ConfigError(path, "torch", "the matrix has no cells (add [[torch]] entries)")
+    matrix_kwargs["tests"] = _test_paths(settings, path, tests_given)
     return Matrix(path, name, tuple(planned), expectations=tuple(expectations),
                   channels=channels, **matrix_kwargs)
+
+
+def _deps(settings: Table) -> tuple[str, ...]:
+    """Requirements installed next to torch: each one PEP 508 (no pip options)."""
+    deps = settings.strings("deps", DEFAULT_DEPS)
+    for dep in deps:
+        try:
+            Requirement(dep)
+        except InvalidRequirement:
+            raise settings.error("deps", f"{show(dep)} is not a requirement (PEP 508)") from None
+    return deps
 
 
 def _deps_as_of(settings: Table) -> str | None:
@@ -354,7 +422,7 @@ def _deps_as_of(settings: Table) -> str | None:
         else:
             return value
     raise settings.error("deps-as-of", f"expected \"{DEPS_AS_OF_TORCH}\", \"none\" or a date, "
-                         f"got {value!r}")
+                         f"got {show(value)}")
 
 
 def _torch_version(table: Table, name: str, text: str | None, kind: str) -> str:
@@ -364,10 +432,12 @@ def _torch_version(table: Table, name: str, text: str | None, kind: str) -> str:
     if kind == "nightly" and is_nightly_spec(text):
         return text
     try:
+        if len(text) > MAX_VERSION:
+            raise InvalidVersion(text)
         Version(text)
     except InvalidVersion:
         hint = " (or a date, latest, latest-7d)" if kind == "nightly" else ""
-        raise table.error(name, f"{text!r} is not a valid version{hint}") from None
+        raise table.error(name, f"{show(text)} is not a valid version{hint}") from None
     return text
 
 
@@ -386,13 +456,17 @@ def _channels(root: Table) -> dict[str, dict[str, Any]]:
     channels: dict[str, dict[str, Any]] = {
         RELEASE: {"kind": RELEASE, "index-url": None, "find-links": (), "gating": True}}
     for name in list(table.data):
+        if not _CHANNEL_NAME.fullmatch(name):
+            raise table.error(redact(name)[:100], "a channel's name is letters, digits, _ and - "
+                              "(at most 40; it becomes part of cell ids)")
         entry = Table(root.path, f"channels.{name}", table.raw(name))
         default_kind = name if name in CHANNEL_KINDS else "index"
         kind = entry.string("kind", default_kind, choices=CHANNEL_KINDS)
         channel = {
             "kind": kind,
-            "index-url": entry.string("index-url"),
-            "find-links": entry.strings("find-links"),
+            "index-url": _url(entry, "index-url", entry.string("index-url")),
+            "find-links": tuple(_url(entry, "find-links", link, folder_ok=True) or link
+                                for link in entry.strings("find-links")),
             "gating": entry.boolean("gating", kind != "nightly"),
         }
         if kind in ("rc", "nightly", "index") and not channel["index-url"]:
@@ -401,7 +475,7 @@ def _channels(root: Table) -> dict[str, dict[str, Any]]:
             raise entry.error("find-links", "is required for a wheelhouse channel")
         for link in channel["find-links"]:
             if "://" not in link and not (root.path.parent / link).is_dir():
-                raise entry.error("find-links", f"{link!r} is not a folder")
+                raise entry.error("find-links", f"{show(link)} is not a folder")
         channels[name] = channel
         entry.finish()
     table.finish()
@@ -413,7 +487,7 @@ def _channel(table: Table, channels: Mapping[str, Any]) -> str:
     if channel not in channels:
         close = difflib.get_close_matches(channel, list(channels), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(channels)})"
-        raise table.error("channel", f"unknown channel {channel!r}{hint}")
+        raise table.error("channel", f"unknown channel {show(channel)}{hint}")
     return channel
 
 
@@ -424,10 +498,15 @@ def load_matrix(path: Path | str) -> Matrix:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(path, "", "no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ConfigError(path, "", f"cannot read: {exc}") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, "", f"not valid TOML: {exc}") from None
-    return parse_matrix(path.resolve(), data)
+    except RecursionError:
+        raise ConfigError(path, "", "not valid TOML: nested too deeply") from None
+    try:
+        return parse_matrix(path.resolve(), data)
+    except RecursionError:
+        raise ConfigError(path, "", "nested too deeply to be a matrix file") from None

@@ -23,7 +23,7 @@ from compat.harness.config.evidence import CONTRADICTED
 from compat.harness.config.matrix import Cell, Expectation, Matrix
 from compat.harness.execute.progress import Progress
 from compat.harness.execute.supervisor import Supervisor, memory_limited
-from compat.harness.files import atomic_write_text, read_json_object
+from compat.harness.files import atomic_write_text, read_json_object, redact_file
 from compat.harness.install.disk import tree_bytes
 from compat.harness.install.envs import ensure_env, env_lock
 from compat.harness.install.index import Listings
@@ -31,6 +31,7 @@ from compat.harness.install.install_plan import plan_for
 from compat.harness.install.pipconfig import PipIndexConfig
 from compat.harness.install.resolve import ResolutionFailed
 from compat.harness.install.uv_cli import InstallFailed
+from compat.harness.processes import Stopped
 from compat.harness.redact import redact
 from compat.harness.results.classify import Events, classify, read_events
 from compat.harness.results.model import CellResult, CellStatus, TestResult
@@ -44,6 +45,7 @@ __all__ = [
 ]
 
 CELL_INI = Path(__file__).resolve().parents[2] / "cell_pytest.ini"
+INTERRUPTED_INSTALLING = "interrupted while installing"  # resolving, locking or building
 
 
 def default_jobs(memory_per_cell_gb: float = 4.0) -> int:
@@ -82,10 +84,18 @@ def cell_environment(cell: Cell, extra: Mapping[str, str] | None = None, *,
 
 
 def _tail(path: Path, limit: int = 3000) -> str | None:
+    """The last lines of a log, at most ``limit`` bytes: whole lines only, so the cut never
+    leaves ``er:token@host`` behind without the ``https://`` that marks it for redaction."""
     try:
-        data = path.read_bytes()[-limit:]
+        with open(path, "rb") as handle:
+            handle.seek(0, 2)
+            size = handle.tell()
+            handle.seek(max(0, size - limit))
+            data = handle.read()
     except OSError:
         return None
+    if size > limit and b"\n" in data:
+        data = data[data.index(b"\n") + 1:]
     return redact(data.decode("utf-8", errors="replace")) or None
 
 
@@ -169,8 +179,10 @@ def run_cell(
     try:
         resolved, plan = plan_for(cell, matrix, envs_root=envs_root, pip_config=pip_config,
                                   wheelhouse=wheelhouse, listings=listings)
-    except ResolutionFailed as exc:
+    except (ResolutionFailed, Stopped) as exc:
         timings["install"] = round(time.monotonic() - started, 3)
+        if supervisor.interrupted.is_set() or isinstance(exc, Stopped):
+            return _interrupted(base, cell_dir, INTERRUPTED_INSTALLING)
         return finish(CellStatus.INSTALL_FAILED, f"{exc.kind}: {exc.message}",
                       install={"error_kind": exc.kind}, timings=timings)
     if resolved.torch != cell.torch:
@@ -184,20 +196,20 @@ def run_cell(
     install: dict[str, object] = {"plan": plan.to_dict(), "resolution": {
         "torch": resolved.torch, "torchao": resolved.torchao, "notes": resolved.notes,
         "listing": resolved.nightly}}
-    with env_lock(plan.env_dir, exclusive=True):
-        say("preparing environment")
-        try:
+    try:
+        with env_lock(plan.env_dir, exclusive=True):
+            say("preparing environment")
             record = ensure_env(plan, log=cell_dir / "install.log",
                                 timeout=matrix.install_timeout)
-        except InstallFailed as exc:
-            timings["install"] = round(time.monotonic() - started, 3)
-            if supervisor.interrupted.is_set():
-                return _interrupted(base, cell_dir, "interrupted while installing")
-            skip = exc.kind == "no-interpreter" and matrix.skip_missing_interpreters
-            return finish(CellStatus.SKIPPED if skip else CellStatus.INSTALL_FAILED,
-                          f"{exc.kind}: {exc.message}",
-                          install={**install, "error_kind": exc.kind}, timings=timings,
-                          log_excerpt=exc.log or _tail(cell_dir / "install.log"))
+    except (InstallFailed, Stopped) as exc:
+        timings["install"] = round(time.monotonic() - started, 3)
+        if supervisor.interrupted.is_set() or isinstance(exc, Stopped):
+            return _interrupted(base, cell_dir, INTERRUPTED_INSTALLING)
+        skip = exc.kind == "no-interpreter" and matrix.skip_missing_interpreters
+        return finish(CellStatus.SKIPPED if skip else CellStatus.INSTALL_FAILED,
+                      f"{exc.kind}: {exc.message}",
+                      install={**install, "error_kind": exc.kind}, timings=timings,
+                      log_excerpt=exc.log or _tail(cell_dir / "install.log"))
     install.update(record.to_dict())
     for name, listed in resolved.nightly.items():
         wheel = record.wheels.get(name)
@@ -213,15 +225,21 @@ def run_cell(
     cmd = _pytest_command(record.python, matrix, cell, cell_dir, events_path)
     say("testing")
     started = time.monotonic()
-    with env_lock(plan.env_dir, exclusive=False):
-        returncode, timed_out = supervisor.run(
-            memory_limited(cmd, matrix.memory_limit_mb),
-            env=cell_environment(cell, matrix.env, env_dir=plan.env_dir),
-            log=cell_dir / "pytest.log", timeout=matrix.timeout, cwd=matrix.path.parent)
+    try:
+        with env_lock(plan.env_dir, exclusive=False):
+            returncode, timed_out = supervisor.run(
+                memory_limited(cmd, matrix.memory_limit_mb),
+                env=cell_environment(cell, matrix.env, env_dir=plan.env_dir),
+                log=cell_dir / "pytest.log",
+                timeout=matrix.timeout, cwd=matrix.path.parent)
+    except Stopped:
+        returncode, timed_out = None, False
     timings["tests"] = round(time.monotonic() - started, 3)
-    _count_bytecode(install, plan.env_dir / BYTECODE_DIR)
-
+    for written in ("pytest.log", "junit.xml", "events.jsonl"):  # pytest's own files
+        redact_file(cell_dir / written)
     events = read_events(events_path)
+    if not supervisor.interrupted.is_set():  # a stopped run starts no more processes
+        _count_bytecode(install, plan.env_dir / BYTECODE_DIR)
     if supervisor.interrupted.is_set() and not timed_out:
         return _interrupted(base, cell_dir, "interrupted while testing", events)
     expected = _expected_failures(matrix, cell, [*events.tests, *events.started])
@@ -327,10 +345,15 @@ def run_cells(
                               pip_config=pip_config, progress=progress, supervisor=supervisor,
                               wheelhouse=wheelhouse, listings=listings)
         except Exception as exc:  # noqa: BLE001 - one broken cell never takes the run down
-            result = CellResult(cell.id, asdict(cell), CellStatus.ERROR, gating=cell.gating,
-                                reason=f"harness error: {type(exc).__name__}: {exc}",
-                                log_excerpt=traceback.format_exc()[-3000:])
-            result.write(run_dir / "cells" / cell.id / "result.json")
+            if supervisor.interrupted.is_set():
+                base = {"cell_id": cell.id, "cell": asdict(cell), "gating": cell.gating}
+                result = _interrupted(base, run_dir / "cells" / cell.id,
+                                      "interrupted while installing")
+            else:
+                result = CellResult(cell.id, asdict(cell), CellStatus.ERROR, gating=cell.gating,
+                                    reason=f"harness error: {type(exc).__name__}: {exc}",
+                                    log_excerpt=redact(traceback.format_exc())[-3000:])
+                result.write(run_dir / "cells" / cell.id / "result.json")
         progress.finished(result)
         if on_result is not None:
             on_result(result)

@@ -14,6 +14,7 @@ import threading
 import time
 from typing import TextIO
 
+from compat.harness.redact import redact
 from compat.harness.results.model import CellResult
 
 __all__ = ["LiveBoard", "Progress", "make_progress"]
@@ -29,7 +30,7 @@ def _summary(result: CellResult) -> str:
 
 def _fit(line: str, width: int) -> str:
     """One line of at most ``width`` characters (control characters flattened)."""
-    line = line.replace("\r", " ").replace("\n", " ")
+    line = redact(line).replace("\r", " ").replace("\n", " ")  # redacted before the cut
     return line if len(line) <= width else line[: max(1, width - 1)] + "…"
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+from compat.harness import processes
 
 __all__ = ["DiskUse", "disk_use", "tree_bytes", "uv_cache_dir"]
 
@@ -47,13 +48,13 @@ def disk_use(root: Path) -> DiskUse:
 
 def tree_bytes(root: Path) -> int:
     """Apparent size of a tree, hardlinks once; ``du`` when present (several times faster)."""
-    proc = subprocess.run(["du", "-s", "--bytes", str(root)], capture_output=True, text=True,
-                          check=False) if shutil.which("du") else None
+    proc = processes.run(["du", "-s", "--bytes", str(root)], capture=True
+                         ) if shutil.which("du") else None
     if proc is not None and proc.returncode == 0 and proc.stdout.split():
         return int(proc.stdout.split()[0])
     return disk_use(root).apparent
 
 
 def uv_cache_dir(uv: str) -> Path | None:
-    proc = subprocess.run([uv, "cache", "dir"], capture_output=True, text=True, check=False)
+    proc = processes.run([uv, "cache", "dir"], capture=True, timeout=120)
     return Path(proc.stdout.strip()) if proc.returncode == 0 and proc.stdout.strip() else None

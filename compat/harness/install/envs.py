@@ -8,7 +8,6 @@ env; runs hold a shared one, so two concurrent runs never rebuild an env under a
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import shutil
 import time
@@ -24,6 +23,7 @@ from compat.harness.install.index import IndexUnreachable, sha256_of_url
 from compat.harness.install.install_plan import InstallPlan
 from compat.harness.install.interpreters import find_interpreter
 from compat.harness.install.lockfile import installed_wheels, locked_pins
+from compat.harness.processes import file_lock
 
 __all__ = ["STAMP", "EnvRecord", "ensure_env", "env_lock"]
 
@@ -62,13 +62,9 @@ class EnvRecord:
 
 @contextlib.contextmanager
 def env_lock(env_dir: Path, *, exclusive: bool) -> Iterator[None]:
-    env_dir.parent.mkdir(parents=True, exist_ok=True)
-    with open(env_dir.parent / f".{env_dir.name}.lock", "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    """Exclusive to build, shared to run; the wait ends at a stop (``processes.Stopped``)."""
+    with file_lock(env_dir.parent / f".{env_dir.name}.lock", exclusive=exclusive):
+        yield
 
 
 def _bin(env_dir: Path) -> Path:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from compat.harness import processes
 from compat.harness.config.matrix import Matrix
 from compat.harness.errors import UsageError
 from compat.harness.install.disk import disk_use, tree_bytes, uv_cache_dir
@@ -63,7 +63,7 @@ def collect(matrix: Matrix, envs_root: Path, *, cache_budget: int | None = None,
         return report
     report.cache_before = tree_bytes(cache)
     if report.cache_before > cache_budget and not dry_run:
-        subprocess.run([uv_bin(), "cache", "prune"], capture_output=True, check=False)
+        processes.run([uv_bin(), "cache", "prune"])
     report.cache_after = tree_bytes(cache) if not dry_run else report.cache_before
     if report.cache_after > cache_budget:
         report.notes.append(

@@ -4,7 +4,8 @@
 names and digests, and raises typed errors; PyTorch's indexes serve the HTML form,
 often without a sha256 fragment. Every request here goes through ``requests`` (the
 client ``pypi-simple`` itself uses): a GET of one page, or one file streamed to disk or
-through a hash; a ``file:`` URL (a wheelhouse) is read from disk.
+through a hash; a ``file:`` URL (a wheelhouse) is read from disk. Every network wait ends
+at a stop (Ctrl-C, SIGTERM): ``processes.Stopped``, at once, not after the read's timeout.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from urllib.request import url2pathname
 import requests
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import Version
-from pypi_simple import NoSuchProjectError, PyPISimple
+from pypi_simple import NoSuchProjectError, ProjectPage, PyPISimple
 
+from compat.harness import processes
 from compat.harness.files import atomic_writer
 from compat.harness.redact import redact
 
@@ -54,9 +56,12 @@ def list_wheels(index_url: str | None, project: str, *, timeout: float = TIMEOUT
     """Every wheel of ``project`` on the index (``None``: the client's default index)."""
     client_args = {"endpoint": index_url.rstrip("/") + "/"} if index_url else {}
     endpoint = client_args.get("endpoint", "the default index")
-    try:
+    def read() -> ProjectPage:
         with PyPISimple(**client_args) as client:
-            page = client.get_project_page(project, timeout=timeout)
+            return client.get_project_page(project, timeout=timeout)
+
+    try:  # in a thread the caller stops waiting on at a stop: a dead index holds up nothing
+        page = processes.wait_for(read, what=f"the index {redact(endpoint)}")
     except NoSuchProjectError:
         return []
     except requests.RequestException as exc:
@@ -134,9 +139,14 @@ def _chunks(url: str, *, timeout: float) -> Iterator[bytes]:
             while chunk := handle.read(_CHUNK):
                 yield chunk
         return
-    with requests.get(url, stream=True, timeout=timeout) as response:
+    response = processes.wait_for(lambda: requests.get(url, stream=True, timeout=timeout),
+                                  what=redact(url))
+    with response:
         response.raise_for_status()
-        yield from response.iter_content(_CHUNK)
+        for chunk in response.iter_content(_CHUNK):
+            if processes.stopping():
+                raise processes.Stopped(f"stopped while reading {redact(url)}")
+            yield chunk
 
 
 def download(url: str, dest: Path, *, timeout: float = 600.0) -> str:

@@ -10,10 +10,11 @@ CI cache without index access.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
-from compat.harness.config.matrix import Matrix
+from compat.harness.config.matrix import Cell, Matrix
 from compat.harness.files import atomic_write_text, read_json_object
 from compat.harness.install.index import IndexUnreachable, Listings, download, sha256_of_url
 from compat.harness.install.install_plan import plan_for
@@ -28,6 +29,7 @@ from compat.harness.redact import redact
 __all__ = ["MANIFEST", "prefetch"]
 
 MANIFEST = "manifest.json"
+_WHEEL_FILE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]*\.whl")
 
 
 def prefetch(matrix: Matrix, *, wheelhouse: Path, envs_root: Path,
@@ -36,53 +38,73 @@ def prefetch(matrix: Matrix, *, wheelhouse: Path, envs_root: Path,
     wheelhouse.mkdir(parents=True, exist_ok=True)
     manifest_path = wheelhouse / MANIFEST
     manifest = read_json_object(manifest_path)
-    files: dict[str, Any] = manifest.setdefault("files", {})
-    cells: dict[str, Any] = manifest.setdefault("cells", {})
+    for key in ("files", "cells"):  # an earlier manifest's, or a fresh one where it is broken
+        if not isinstance(manifest.get(key), dict):
+            manifest[key] = {}
+    files: dict[str, Any] = manifest["files"]
+    cells: dict[str, Any] = manifest["cells"]
     listings = Listings()
-    for cell in matrix.cells:
-        if not cell.applicable:
-            continue
-        interpreter = find_interpreter(cell.python)
-        if interpreter is None:
-            cells[cell.id] = {"error": f"no CPython {cell.python} on this machine"}
-            continue
-        folder = wheelhouse / ".locks" / cell.id
-        try:
-            _, plan = plan_for(cell, matrix, envs_root=envs_root, pip_config=pip_config,
-                               listings=listings)
-            lock = compile_lock(plan.requirements, python=interpreter,
-                                args=[*plan.index_args, *plan.cutoff_args], folder=folder,
-                                log=folder / "compile.log", timeout=matrix.install_timeout)
-        except (ResolutionFailed, InstallFailed) as exc:
-            cells[cell.id] = {"error": f"{exc.kind}: {exc.message}"}
-            print(f"prefetch: {cell.id}: {exc.kind}: {exc.message}", flush=True)
-            continue
-        tags = cell_tags(cell.python)
-        names: list[str] = []
-        for package in read_packages(lock):
-            wheel = wheel_for(package, tags)
-            if wheel is None:
-                continue
-            target = wheelhouse / wheel["file"]
-            expected = wheel.get("sha256") or ""
-            digest = sha256_of_url(target.as_uri()) if target.exists() else ""
-            if not digest or (expected and digest != expected):
-                try:
-                    digest = download(wheel["url"], target)
-                except IndexUnreachable as exc:
-                    cells[cell.id] = {"error": f"index-unreachable: {exc}"}
-                    break
-                if expected and digest != expected:
-                    target.unlink()
-                    raise ResolutionFailed("hash-mismatch", f"{wheel['file']}: sha256 {digest} "
-                                           f"!= {expected}")
-            files[wheel["file"]] = {"sha256": digest, "url": redact(wheel["url"]),
-                                    "size": target.stat().st_size}
-            names.append(wheel["file"])
-        else:
-            cells[cell.id] = {"requirements": list(plan.requirements), "wheels": names,
-                              "deps_cutoff": plan.deps_cutoff}
-            print(f"prefetch: {cell.id}: {len(names)} wheels", flush=True)
-    atomic_write_text(manifest_path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    try:
+        for cell in matrix.cells:
+            if cell.applicable:
+                cells[cell.id] = _prefetch_cell(cell, matrix, wheelhouse=wheelhouse,
+                                                envs_root=envs_root, pip_config=pip_config,
+                                                listings=listings, files=files)
+                _save(manifest_path, manifest)  # each cell's wheels are kept as they come
+    finally:  # a stop, or any failure, still leaves the manifest of what was fetched
+        _save(manifest_path, manifest)
     return manifest
+
+
+def _save(path: Path, manifest: dict[str, Any]) -> None:
+    atomic_write_text(path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+def _prefetch_cell(cell: Cell, matrix: Matrix, *, wheelhouse: Path, envs_root: Path,
+                   pip_config: PipIndexConfig, listings: Listings,
+                   files: dict[str, Any]) -> dict[str, Any]:
+    """One cell: its lock, its wheels downloaded and checked; or the one-line error."""
+    interpreter = find_interpreter(cell.python)
+    if interpreter is None:
+        return _failed(cell, "no-interpreter", f"no CPython {cell.python} on this machine")
+    folder = wheelhouse / ".locks" / cell.id
+    try:
+        _, plan = plan_for(cell, matrix, envs_root=envs_root, pip_config=pip_config,
+                           listings=listings)
+        lock = compile_lock(plan.requirements, python=interpreter,
+                            args=[*plan.index_args, *plan.cutoff_args], folder=folder,
+                            log=folder / "compile.log", timeout=matrix.install_timeout)
+    except (ResolutionFailed, InstallFailed) as exc:
+        return _failed(cell, exc.kind, exc.message)
+    tags = cell_tags(cell.python)
+    names: list[str] = []
+    for package in read_packages(lock):
+        wheel = wheel_for(package, tags)
+        if wheel is None:
+            continue
+        if not _WHEEL_FILE.fullmatch(wheel["file"]):  # a name from the index: one file here
+            return _failed(cell, "bad-wheel-name", f"{wheel['file']!r} is not a wheel file name")
+        target = wheelhouse / wheel["file"]
+        expected = wheel.get("sha256") or ""
+        digest = sha256_of_url(target.as_uri()) if target.exists() else ""
+        if not digest or (expected and digest != expected):
+            try:
+                digest = download(wheel["url"], target)
+            except IndexUnreachable as exc:
+                return _failed(cell, "index-unreachable", str(exc))
+            if expected and digest != expected:
+                target.unlink(missing_ok=True)
+                return _failed(cell, "hash-mismatch", f"{wheel['file']}: sha256 {digest} != "
+                               f"{expected} (the lock's); the file was removed")
+        files[wheel["file"]] = {"sha256": digest, "url": redact(wheel["url"]),
+                                "size": target.stat().st_size}
+        names.append(wheel["file"])
+    print(f"prefetch: {cell.id}: {len(names)} wheels", flush=True)
+    return {"requirements": list(plan.requirements), "wheels": names,
+            "deps_cutoff": plan.deps_cutoff}
+
+
+def _failed(cell: Cell, kind: str, message: str) -> dict[str, Any]:
+    print(f"prefetch: {cell.id}: {kind}: {message}", flush=True)
+    return {"error": f"{kind}: {message}"}
 

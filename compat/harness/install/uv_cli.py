@@ -12,12 +12,12 @@ from __future__ import annotations
 import functools
 import os
 import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from compat.harness import processes
 from compat.harness.install.lockfile import LOCK
 from compat.harness.redact import redact
 
@@ -59,8 +59,7 @@ def uv_bin() -> str:
 
 
 def uv_version() -> str:
-    out = subprocess.run([uv_bin(), "--version"], capture_output=True, text=True, check=False)
-    return out.stdout.strip()
+    return processes.run([uv_bin(), "--version"], capture=True, timeout=60).stdout.strip()
 
 
 def uv_environment() -> dict[str, str]:
@@ -68,16 +67,39 @@ def uv_environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
 
 
+_BOX = " \u00d7\u2570\u2500\u25b6\u2502"
+_NEW_LINE = ("error", "cause:", "hint:", "help:", "warning", "because", "\u00d7", "\u2570")
+
+
+def _logical_lines(text: str) -> list[str]:
+    """uv's report as whole sentences: a line uv wrapped (an indented line that starts no
+    new item) is joined to the one before, so "... we can conclude" keeps its ending."""
+    lines: list[str] = []
+    joinable = False
+    for raw in text.splitlines():
+        line = raw.strip(_BOX).strip()
+        if not line:
+            joinable = False
+            continue
+        if joinable and raw[:1].isspace() and not line.lower().startswith(_NEW_LINE):
+            lines[-1] += " " + line
+            continue
+        lines.append(line)
+        joinable = True
+    return lines
+
+
 def _classify_uv_error(text: str) -> tuple[str, str]:
     """Reduce uv's report to a kind and its most telling line."""
-    lines = [ln.strip(" \u00d7\u2570\u2500\u25b6\u2502").strip() for ln in text.splitlines()]
-    lines = [ln for ln in lines if ln]
+    lines = _logical_lines(text)
     lowered = text.lower()
     if any(s in lowered for s in ("no space left on device", "os error 28",
                                    "disk quota exceeded", "os error 122")):
         kind = "disk-full"  # uv says "Failed to download": the machine, not the index, failed
-    elif "there is no version of" in lowered or "no matching distribution" in lowered:
-        kind = "no-such-version"
+    elif ("there is no version of" in lowered or "no matching distribution" in lowered
+          or "not found in the provided package locations" in lowered
+          or "was not found in the package registry" in lowered):
+        kind = "no-such-version"  # offline: not in the wheelhouse
     elif "has no wheels with a matching python" in lowered or "requires-python" in lowered or (
         "only " in lowered and "available" in lowered and "wheel" in lowered
     ) or "has no wheels with a matching platform" in lowered:
@@ -88,10 +110,10 @@ def _classify_uv_error(text: str) -> tuple[str, str]:
         kind = "index-unreachable"
     else:
         kind = "install-error"
-    telling = next((ln for ln in lines if ln.startswith("Because")), None)
-    telling = telling or next((ln for ln in lines if ln.lower().startswith("error")), None)
-    causes = [ln.removeprefix("cause:").strip() for ln in lines if ln.startswith("cause:")]
-    if telling and causes:  # which URL, and the root cause (e.g. the DNS error)
+    causes = [ln[len("cause:"):].strip() for ln in lines if ln.lower().startswith("cause:")]
+    because = next((ln for ln in [*lines, *causes] if ln.startswith("Because")), None)
+    telling = because or next((ln for ln in lines if ln.lower().startswith("error")), None)
+    if telling and causes and not because:  # which URL, and the root cause (e.g. the DNS error)
         telling += f" ({causes[0]}; {causes[-1]})" if len(causes) > 1 else f" ({causes[0]})"
     return kind, redact(telling or (lines[-1] if lines else "uv failed without a message"))
 
@@ -105,13 +127,15 @@ def run(cmd: list[str], log: Path, timeout: float, env: Mapping[str, str]) -> st
     started = time.monotonic()
     with open(log, "a", encoding="utf-8") as handle:
         handle.write(redact("$ " + " ".join(cmd)) + "\n")
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                                  env=dict(env), check=False)
-        except subprocess.TimeoutExpired:
+        handle.flush()
+        try:  # its own process group, ended by a stop (processes.Stopped) like pytest's
+            proc = processes.run(cmd, env=env, timeout=timeout, capture=True)
+        except processes.Stopped:
+            handle.write(f"stopped (interrupted) after {time.monotonic() - started:.1f}s\n")
+            raise
+        if proc.timed_out:
             handle.write(f"timed out after {timeout:.0f}s\n")
-            raise InstallFailed("install-timeout",
-                                f"install timed out after {timeout:.0f}s") from None
+            raise InstallFailed("install-timeout", f"install timed out after {timeout:.0f}s")
         output = proc.stdout + proc.stderr
         handle.write(redact(output))
         handle.write(f"[exit {proc.returncode} in {time.monotonic() - started:.1f}s]\n")

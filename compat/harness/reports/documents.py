@@ -1,7 +1,8 @@
 """Write a run's documents: results.json, summary.md, matrix.html and the merged junit.xml.
 
 All of them are drawn from the same list of :class:`CellResult`, so a local run, a
-rebuilt report and a merge of CI shards produce the same files.
+rebuilt report and a merge of CI shards produce the same files, and all of them are
+written by ``files.atomic_write_text``: atomically, with one file mode, redacted.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from compat.harness.results.baseline import BaselineDiff, render_diff
+from compat.harness.results.baseline import DIFF_LINES, BaselineDiff, render_diff
 from compat.harness.files import atomic_write_text
 from compat.harness.reports.html import render_html
 from compat.harness.reports.junit import merge_junit
@@ -61,7 +62,7 @@ def write_reports(run_dir: Path, results: Sequence[CellResult], *, run_id: str,
     summary = render_markdown(results, title=str(matrix.get("name", run_id)),
                               exit_code=exit_code)
     if diff is not None:
-        summary += "\n" + render_diff(diff, markdown=True) + "\n"
+        summary += "\n" + render_diff(diff, markdown=True, limit=DIFF_LINES) + "\n"
     if appendix is not None:
         summary = appendix[0] + "\n" + summary
     atomic_write_text(paths["markdown"], redact(summary))
@@ -71,7 +72,7 @@ def write_reports(run_dir: Path, results: Sequence[CellResult], *, run_id: str,
                                                  appendix=appendix[1] if appendix else ""))
     paths["junit"] = merge_junit(run_dir, results)
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if step_summary:
+    if step_summary:  # appended to, not replaced: the one file not written atomically
         with open(step_summary, "a", encoding="utf-8") as handle:
             handle.write(redact(summary))
     return paths

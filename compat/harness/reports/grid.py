@@ -14,6 +14,7 @@ from tabulate import tabulate
 
 from compat.harness.reports.bands import render_banded
 from compat.harness.results.drift import drifts, snapshot_classes
+from compat.harness.redact import redact
 from compat.harness.results.model import CellResult, CellStatus, Outcome
 
 __all__ = [
@@ -73,7 +74,7 @@ _STATUS_LABEL = {
 
 def short_message(message: str | None) -> str:
     """The line that says what went wrong: pytest's first ``E`` line, else the last line."""
-    lines = [ln.strip() for ln in (message or "").splitlines() if ln.strip()]
+    lines = [ln.strip() for ln in redact(message or "").splitlines() if ln.strip()]
     errors = [ln[1:].strip() for ln in lines if ln.startswith("E ")]
     return (errors[0] if errors else lines[-1] if lines else "")[:300]
 
@@ -118,8 +119,8 @@ def column_header(result: CellResult, sep: str = "\n") -> str:
 
 def short_test_name(nodeid: str, all_ids: Sequence[str]) -> str:
     """The test function's name when it is unique in the grid, else the full node id."""
-    name = nodeid.rsplit("::", 1)[-1]
-    clash = sum(1 for other in all_ids if other.rsplit("::", 1)[-1] == name)
+    name = _test_name(nodeid)
+    clash = sum(1 for other in all_ids if _test_name(other) == name)
     return name if clash == 1 else nodeid
 
 
@@ -166,13 +167,13 @@ def _env_disk(result: CellResult) -> str:
     disk = result.install.get("disk") or {}
     if "apparent_bytes" not in disk:
         return ""
-    return f"{disk['apparent_bytes'] / 2**30:.1f}G/{disk['own_bytes'] / 2**20:.0f}M own"
+    return f"{disk['apparent_bytes'] / 2**30:.1f}G/{disk.get('own_bytes', 0) / 2**20:.0f}M own"
 
 
 def _deps_as_of(result: CellResult) -> str:
     """The day the cell's other packages were resolved as of (``deps-as-of``), if any."""
     cutoff = (result.install.get("plan") or {}).get("deps_cutoff")
-    return str(cutoff)[:10] if cutoff else ""
+    return redact(str(cutoff))[:10] if cutoff else ""
 
 
 def _env_health(result: CellResult) -> str:
@@ -237,7 +238,7 @@ def _problems(results: Sequence[CellResult]) -> list[str]:
         line = f"{result.cell_id}: {result.status.value}: {result.reason or ''}".rstrip()
         first = next((t for t in result.tests if t.outcome.unexpected and t.message), None)
         if first is not None:
-            line += f" (first: {first.nodeid.rsplit('::', 1)[-1]}: {short_message(first.message)})"
+            line += f" (first: {_test_name(first.nodeid)}: {short_message(first.message)})"
         lines.append(line)
     return lines
 
@@ -251,7 +252,8 @@ def not_applicable_lines(cells: Iterable[tuple[str, str]]) -> list[str]:
 
 
 def _test_name(nodeid: str) -> str:
-    return nodeid.rsplit("::", 1)[-1]
+    """The test's own name: redacted before the cut (``user::token@host`` holds a ``::``)."""
+    return redact(nodeid).rsplit("::", 1)[-1]
 
 
 def fixed_lines(results: Sequence[CellResult]) -> list[str]:
@@ -337,7 +339,7 @@ def drift_markdown(results: Sequence[CellResult]) -> list[str]:
 
 def _flaky(results: Sequence[CellResult]) -> list[str]:
     """Tests that failed and then passed: not a gate failure, never silent."""
-    return [f"{r.cell_id}: {t.nodeid.rsplit('::', 1)[-1]} passed after {t.reruns} failed "
+    return [f"{r.cell_id}: {_test_name(t.nodeid)} passed after {t.reruns} failed "
             f"attempt(s)" for r in results for t in r.tests if t.outcome is Outcome.FLAKY]
 
 

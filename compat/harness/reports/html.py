@@ -70,7 +70,9 @@ def _e(text: object) -> str:
 
 
 def _anchor(*parts: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", "--".join(parts))
+    """An id for a cell or test: made of its redacted name (a URL flattened into ``_``s would
+    no longer be recognisable as one)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", "--".join(redact(p) for p in parts))
 
 
 def _status_class(result: CellResult) -> str:

@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
 
-from compat.harness.files import atomic_writer
+from compat.harness.files import atomic_write_text
 from compat.harness.redact import redact
 from compat.harness.results.model import CellResult, CellStatus
 
@@ -33,6 +33,21 @@ def _status_suite(result: CellResult) -> ET.Element:
     return suite
 
 
+MAX_DEPTH = 64  # pytest's files are 4 deep; a deeper one is not a cell's JUnit
+
+
+def _depth(root: ET.Element) -> int:
+    """How deep the tree goes (without recursion: the file may be hostile)."""
+    deepest, stack = 0, [(root, 1)]
+    while stack:
+        element, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > MAX_DEPTH:
+            break
+        stack += [(child, depth + 1) for child in element]
+    return deepest
+
+
 def merge_junit(run_dir: Path, results: Sequence[CellResult]) -> Path:
     root = ET.Element("testsuites", name=run_dir.name)
     for result in results:
@@ -41,10 +56,11 @@ def merge_junit(run_dir: Path, results: Sequence[CellResult]) -> Path:
         if path.is_file():
             try:
                 tree = ET.parse(path).getroot()
-            except ET.ParseError:
+            except (ET.ParseError, OSError, RecursionError, ValueError):
                 tree = None
-            if tree is not None:
-                suites = [tree] if tree.tag == "testsuite" else list(tree.iter("testsuite"))
+            if tree is not None and _depth(tree) <= MAX_DEPTH:
+                suites = [tree] if tree.tag == "testsuite" else [
+                    s for s in tree.iter("testsuite") if s.find(".//testsuite") is None]
         for suite in suites:
             suite.set("name", result.cell_id)
             for case in suite.iter("testcase"):
@@ -53,6 +69,8 @@ def merge_junit(run_dir: Path, results: Sequence[CellResult]) -> Path:
         if not suites or result.status not in (CellStatus.PASSED, CellStatus.FAILED):
             root.append(_status_suite(result))
     out = run_dir / "junit.xml"
-    with atomic_writer(out) as handle:
-        ET.ElementTree(root).write(handle, encoding="utf-8", xml_declaration=True)
+    # Written as text, so it passes the same redaction as every other document: the cells'
+    # own JUnit files are pytest's, and carry whatever the tests printed.
+    text = ET.tostring(root, encoding="unicode", xml_declaration=False)
+    atomic_write_text(out, "<?xml version='1.0' encoding='utf-8'?>\n" + text)
     return out

@@ -15,10 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from compat.harness.errors import UsageError
+from compat.harness.redact import redact
 from compat.harness.results.drift import diff_snapshots
 from compat.harness.results.model import CellResult, CellStatus, Outcome
 
-__all__ = ["BaselineDiff", "diff_runs", "load_baseline", "render_diff"]
+__all__ = ["DIFF_LINES", "BaselineDiff", "diff_runs", "load_baseline", "render_diff"]
+
+DIFF_LINES = 50  # lines per section of the diff on the console and in summary.md
 
 _GOOD = {Outcome.PASSED.value, Outcome.XPASSED.value}
 _BAD = {Outcome.FAILED.value, Outcome.ERROR.value, Outcome.FAILED_DIFFERENTLY.value}
@@ -42,21 +45,54 @@ class BaselineDiff:
 
 
 def load_baseline(path: Path | str) -> dict[str, dict[str, Any]]:
-    """Cells of a previous ``results.json`` by id; a bad file is a usage error (exit 2)."""
+    """Cells of a previous ``results.json`` by id; a bad file is a usage error (exit 2).
+
+    Every field the diff reads is checked here, before a single cell runs: a baseline
+    that would break the diff after an hour of cells is refused at once.
+    """
     path = Path(path)
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-        cells = doc["cells"]
-        return {str(c["cell_id"]): c for c in cells}
+        return _checked_cells(doc)
     except FileNotFoundError:
-        raise UsageError(f"{path}: baseline not found") from None
+        raise UsageError(f"--baseline {path}: baseline not found") from None
+    except IsADirectoryError:
+        raise UsageError(f"--baseline {path}: is a folder, not a results.json") from None
+    except RecursionError:
+        raise UsageError(f"--baseline {path}: not a results.json (nested too deeply)") from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise UsageError(f"{path}: not a results.json ({type(exc).__name__}: {exc})") from None
+        raise UsageError(f"--baseline {path}: not a results.json "
+                         f"({type(exc).__name__}: {exc})") from None
+
+
+def _checked_cells(doc: object) -> dict[str, dict[str, Any]]:
+    if not isinstance(doc, dict):
+        raise TypeError(f"expected an object, got {type(doc).__name__}")
+    cells = doc.get("cells")
+    if not isinstance(cells, list):
+        raise KeyError("cells")
+    found: dict[str, dict[str, Any]] = {}
+    for number, cell in enumerate(cells):
+        where = f"cells[{number}]"
+        if not isinstance(cell, dict) or not isinstance(cell.get("cell_id"), str):
+            raise TypeError(f"{where}: expected an object with a string cell_id")
+        if not isinstance(cell.get("status", ""), str):
+            raise TypeError(f"{where}.status: expected a string")
+        tests = cell.get("tests") or []
+        if not isinstance(tests, list):
+            raise TypeError(f"{where}.tests: expected a list")
+        for index, test in enumerate(tests):
+            if not (isinstance(test, dict) and isinstance(test.get("nodeid"), str)
+                    and isinstance(test.get("outcome"), str)):
+                raise TypeError(f"{where}.tests[{index}]: expected an object with string "
+                                "nodeid and outcome")
+        found[cell["cell_id"]] = cell
+    return found
 
 
 def test_key(nodeid: str) -> str:
     """``test_file.py::Class::test``: the same test whatever folder pytest's rootdir was."""
-    return nodeid.rsplit("/", 1)[-1]
+    return redact(nodeid).rsplit("/", 1)[-1]  # redacted before the cut, as everywhere
 
 
 def _outcomes(cell: dict[str, Any]) -> dict[str, str]:
@@ -117,7 +153,9 @@ def _snapshot_changes(result: CellResult, old: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render_diff(diff: BaselineDiff, *, markdown: bool = False) -> str:
+def render_diff(diff: BaselineDiff, *, markdown: bool = False, limit: int | None = None) -> str:
+    """The diff by section; with ``limit``, at most that many lines of each section (the
+    rest counted, and all of them kept in results.json)."""
     bullet = "- " if markdown else "  "
     title = f"Against {diff.baseline}:"
     lines = [f"### {title}" if markdown else title]
@@ -127,5 +165,9 @@ def render_diff(diff: BaselineDiff, *, markdown: bool = False) -> str:
                 ("behaviour changed (porting snapshot; not a failure)", diff.behaviour_changed)]
     for label, items in sections:
         lines.append(f"{'**' if markdown else ''}{label}: {len(items)}{'**' if markdown else ''}")
-        lines += [f"{bullet}{item}" for item in items]
+        shown = items if limit is None else items[:limit]
+        lines += [f"{bullet}{item}" for item in shown]
+        if len(shown) < len(items):
+            lines.append(f"{bullet}... and {len(items) - len(shown)} more (all of them: "
+                         "baseline_diff in results.json)")
     return "\n".join(lines)

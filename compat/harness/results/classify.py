@@ -22,6 +22,7 @@ from compat.events import (
     TEST,
     TEST_START,
 )
+from compat.harness.redact import redact
 from compat.harness.results.model import CellResult, CellStatus, Outcome, TestResult
 
 __all__ = ["Events", "Expected", "classify", "failure_text", "flag_missing_tests", "read_events"]
@@ -212,9 +213,9 @@ def flag_missing_tests(results: Sequence[CellResult]) -> list[CellResult]:
     """
     ran = [r for r in results if r.status in (CellStatus.PASSED, CellStatus.FAILED,
                                                CellStatus.ERROR)]
-    known: list[str] = []
+    known: dict[str, None] = {}  # in order of first appearance
     for result in ran:
-        known += [t.nodeid for t in result.tests if t.nodeid not in known]
+        known.update(dict.fromkeys(t.nodeid for t in result.tests))
     changed = []
     for result in ran:
         have = {t.nodeid for t in result.tests}
@@ -224,7 +225,7 @@ def flag_missing_tests(results: Sequence[CellResult]) -> list[CellResult]:
         result.tests += [TestResult(n, Outcome.NOT_RUN, message="collected in other cells, "
                                     "missing from this one") for n in missing]
         if result.status is CellStatus.PASSED:
-            names = ", ".join(n.rsplit("::", 1)[-1] for n in missing[:3])
+            names = ", ".join(redact(n).rsplit("::", 1)[-1] for n in missing[:3])
             more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
             result.status = CellStatus.ERROR
             result.reason = (f"{len(missing)} test(s) that other cells ran are missing here "

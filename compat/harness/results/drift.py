@@ -17,6 +17,8 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
+from compat.harness.redact import redact
+
 __all__ = ["Drift", "SnapshotClass", "diff_snapshots", "drifts", "snapshot_classes"]
 
 Snapshots = Mapping[str, Sequence[Mapping[str, Any]]]
@@ -158,7 +160,7 @@ def drifts(results: Sequence[Any]) -> list[Drift]:
             old, new = _by_test(older), _by_test(newer)
             for test in [t for t in old if t in new]:
                 if _fingerprint(old[test]) != _fingerprint(new[test]):
-                    found.append(Drift(test.rsplit("::", 1)[-1], line, _label(older),
+                    found.append(Drift(redact(test).rsplit("::", 1)[-1], line, _label(older),
                                        _label(newer), older.cell_id, newer.cell_id,
                                        tuple(diff_snapshots(old[test], new[test]))))
     return found

@@ -13,7 +13,14 @@ from pathlib import Path
 
 from compat.harness.errors import ResultFileError, UsageError
 from compat.harness.results.model import CellResult, CellStatus
-from compat.harness.results.run_folder import MANIFEST, LoadedRun, RunManifest, load_run
+from compat.harness.results.run_folder import (
+    MANIFEST,
+    LoadedRun,
+    RunManifest,
+    copy_cell_folder,
+    load_run,
+    read_cell_result,
+)
 
 __all__ = ["merge_runs", "shard_of"]
 
@@ -29,12 +36,14 @@ def shard_of(items: Sequence[object], spec: str) -> list[int]:
     return [k for k in range(len(items)) if k % total == index - 1]
 
 
-def _run_dirs(sources: Sequence[Path]) -> list[Path]:
+def _run_dirs(sources: Sequence[Path], out: Path) -> list[Path]:
+    """Run folders under ``sources``; the merge's own output (an earlier merge) is not one."""
     found: list[Path] = []
     for source in sources:
         if not source.is_dir():
             raise UsageError(f"{source}: no such folder to merge")
-        found += sorted(p.parent for p in source.rglob(MANIFEST))
+        found += sorted(p.parent for p in source.rglob(MANIFEST)
+                        if p.parent.resolve() != out.resolve())
     if not found:
         raise UsageError(f"no run folders (with {MANIFEST}) under {', '.join(map(str, sources))}")
     return found
@@ -46,7 +55,7 @@ def _rank(result: CellResult) -> int:
 
 
 def merge_runs(sources: Sequence[Path], out: Path) -> LoadedRun:
-    runs = _run_dirs(sources)
+    runs = _run_dirs(sources, out)
     manifests: list[tuple[Path, RunManifest]] = []
     problems: list[str] = []
     for run in runs:
@@ -73,7 +82,7 @@ def merge_runs(sources: Sequence[Path], out: Path) -> LoadedRun:
     for run, _ in manifests:
         for path in sorted((run / "cells").glob("*/result.json")):
             try:
-                result = CellResult.read(path)
+                result = read_cell_result(path)
             except ResultFileError as exc:
                 problems.append(str(exc))
                 corrupt.add(path.parent.name)
@@ -85,9 +94,10 @@ def merge_runs(sources: Sequence[Path], out: Path) -> LoadedRun:
         target = out / "cells" / cell_id
         if folder.resolve() != target.resolve():
             shutil.rmtree(target, ignore_errors=True)
-            shutil.copytree(folder, target)
+            copy_cell_folder(folder, target)
     RunManifest(out.name, first.matrix_path, first.matrix_name, first.matrix_sha256,
-                all_cells, all_cells).write(out)
+                all_cells, all_cells,
+                merged_from=[str(run.resolve()) for run, _ in manifests]).write(out)
     loaded = load_run(out)
     for result in loaded.results:
         if result.status is CellStatus.NOT_RUN and result.cell_id not in chosen:

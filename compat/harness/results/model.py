@@ -9,6 +9,7 @@ like a local one. Its JSON form is described by ``results.schema.json`` beside t
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from enum import Enum
@@ -19,7 +20,7 @@ from compat.harness.errors import ResultFileError
 from compat.harness.files import atomic_write_text
 from compat.harness.redact import redact
 
-__all__ = ["SCHEMA_VERSION", "CellResult", "CellStatus", "Outcome", "TestResult"]
+__all__ = ["SCHEMA_VERSION", "CellResult", "CellStatus", "Outcome", "TestResult", "is_safe_id"]
 
 SCHEMA_VERSION = 1
 
@@ -127,13 +128,18 @@ class CellResult:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CellResult:
+        """A result as written by :meth:`to_dict`; anything else (a missing field, a value of
+        the wrong type, an unsafe cell id) is a ``TypeError``/``ValueError``, never a result
+        that breaks a report later."""
         if not isinstance(data, Mapping):
             raise TypeError(f"expected an object, got {type(data).__name__}")
         schema = data.get("schema")
         if schema != SCHEMA_VERSION:
-            raise ValueError(f"result schema {schema!r}, this harness reads {SCHEMA_VERSION}")
+            raise ValueError(f"result schema {_show(schema)}, this harness reads "
+                             f"{SCHEMA_VERSION}")
         fields = dict(data)
         fields.pop("schema")
+        _check_fields(fields)
         fields["status"] = CellStatus(fields["status"])
         fields["tests"] = [
             TestResult(**{**t, "outcome": Outcome(t["outcome"])}) for t in fields.get("tests", [])
@@ -158,6 +164,8 @@ class CellResult:
             raise ResultFileError(path, "missing") from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ResultFileError(path, f"unreadable or truncated ({exc})") from None
+        except RecursionError:
+            raise ResultFileError(path, "not a cell result (nested too deeply)") from None
         except (KeyError, TypeError, ValueError) as exc:
             message = f"not a cell result ({type(exc).__name__}: {exc})"
             raise ResultFileError(path, message) from None
@@ -165,3 +173,97 @@ class CellResult:
     def write(self, path: Path) -> None:
         text = json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
         atomic_write_text(path, redact(text))
+
+
+# --- what a result file must hold ----------------------------------------------------------
+
+_STR, _OPT_STR = (str,), (str, type(None))
+_NUMBER = (int, float)
+
+
+def _show(value: object) -> str:
+    text = repr(value) if not isinstance(value, (dict, list)) else type(value).__name__
+    text = redact(text)  # before the cut: a cut URL keeps its password
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _need(value: object, kinds: tuple[type, ...], where: str) -> None:
+    if isinstance(value, bool) and bool not in kinds:
+        raise TypeError(f"{where}: expected {'/'.join(k.__name__ for k in kinds)}, got bool")
+    if not isinstance(value, kinds):
+        raise TypeError(f"{where}: expected {'/'.join(k.__name__ for k in kinds)}, "
+                        f"got {type(value).__name__}")
+
+
+def _need_map(value: object, kinds: tuple[type, ...], where: str) -> None:
+    _need(value, (dict,), where)
+    for key, item in value.items():  # type: ignore[attr-defined]
+        _need(item, kinds, f"{where}.{key}")
+
+
+def _need_list(value: object, kinds: tuple[type, ...], where: str) -> None:
+    _need(value, (list,), where)
+    for item in value:  # type: ignore[attr-defined]
+        _need(item, kinds, where)
+
+
+# Optional fields and the types their values (or items) must have; what the reports read.
+_OPTIONAL: dict[str, tuple[Any, tuple[type, ...]]] = {
+    "reason": (_need, _OPT_STR), "gating": (_need, (bool,)), "tests": (_need, (list,)),
+    "fingerprint": (_need, (dict,)), "routes": (_need_map, _STR),
+    "warnings": (_need_list, _STR), "install": (_need, (dict,)),
+    "adaptations": (_need_map, _STR), "applicability": (_need_map, _STR),
+    "timings": (_need_map, _NUMBER), "command": (_need_list, _STR),
+    "returncode": (_need, (int, type(None))), "log_excerpt": (_need, _OPT_STR),
+}
+_CELL = {"python": _STR, "torch": _STR, "stack": _STR, "torchao": _OPT_STR,
+         "channel": _STR, "gating": (bool,), "not_applicable": _OPT_STR, "url": _OPT_STR,
+         "declared": (bool,)}
+_TEST = {"nodeid": _STR, "outcome": _STR, "duration": _NUMBER, "message": _OPT_STR,
+         "expected_reason": _OPT_STR, "reruns": (int,), "expected_failure": _OPT_STR}
+_FINGERPRINT = {"torch": _STR, "torch_git_version": _OPT_STR, "torchao": _OPT_STR,
+                "python": _OPT_STR, "platform": _OPT_STR}
+_INSTALL = {"disk": (_need_map, _NUMBER), "plan": (_need, (dict,)),
+            "wheels": (_need_map, (dict,)), "freeze": (_need_list, _STR),
+            "reused": (_need, (bool,)), "uv_version": (_need, _OPT_STR)}
+_SAFE_ID = re.compile(r"[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,199}")
+
+
+def is_safe_id(text: object) -> bool:
+    """A cell id that is one path component: ``[A-Za-z0-9._+-]``, no leading dot, at most
+    200 characters (every id the matrix makes is one; a result file's id must be)."""
+    return isinstance(text, str) and _SAFE_ID.fullmatch(text) is not None
+
+
+def _check_fields(fields: dict[str, Any]) -> None:
+    if not is_safe_id(fields.get("cell_id")):
+        raise ValueError(f"cell_id {_show(fields.get('cell_id'))} is not a cell id")
+    _need(fields.get("status"), _STR, "status")
+    cell = fields.get("cell")
+    _need(cell, (dict,), "cell")
+    for key in ("python", "torch", "stack"):
+        _need(cell.get(key), _STR, f"cell.{key}")
+    for key, kinds in _CELL.items():
+        if key in cell:
+            _need(cell[key], kinds, f"cell.{key}")
+    for key, (check, kinds) in _OPTIONAL.items():
+        if key in fields:
+            check(fields[key], kinds, key)
+    for number, test in enumerate(fields.get("tests") or []):
+        _need(test, (dict,), f"tests[{number}]")
+        for key, kinds in _TEST.items():
+            if key in test or key in ("nodeid", "outcome"):
+                _need(test.get(key), kinds, f"tests[{number}].{key}")
+        if "exc_types" in test:
+            _need_list(test["exc_types"], _STR, f"tests[{number}].exc_types")
+    fingerprint = fields.get("fingerprint") or {}
+    for key, kinds in _FINGERPRINT.items():
+        if key in fingerprint:
+            _need(fingerprint[key], kinds, f"fingerprint.{key}")
+    if "torch_import_warnings" in fingerprint:
+        _need_list(fingerprint["torch_import_warnings"], _STR,
+                   "fingerprint.torch_import_warnings")
+    install = fields.get("install") or {}
+    for key, (check, kinds) in _INSTALL.items():
+        if key in install:
+            check(install[key], kinds, f"install.{key}")

@@ -10,21 +10,24 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from compat.harness.config.applicability import checked_rule
 from compat.harness.config.matrix import Cell, Matrix
 from compat.harness.errors import ResultFileError
-from compat.harness.files import atomic_symlink, atomic_write_text
+from compat.harness.files import atomic_symlink, atomic_write_text, redact_file
 from compat.harness.locations import envs_root
-from compat.harness.results.model import CellResult, CellStatus
+from compat.harness.results.model import CellResult, CellStatus, is_safe_id
 
-__all__ = ["LoadedRun", "RunManifest", "load_run", "new_run_dir", "update_latest"]
+__all__ = ["LOCK", "MANIFEST", "LoadedRun", "RunManifest", "copy_cell_folder", "load_run",
+           "new_run_dir", "read_cell_result", "update_latest"]
 
 MANIFEST = "run.json"
+LOCK = ".compat.lock"  # held by a command while it writes the run's reports
 
 
 @dataclass
@@ -36,6 +39,7 @@ class RunManifest:
     cells: list[dict[str, Any]]  # the cells this run was asked to run
     all_cells: list[dict[str, Any]] = field(default_factory=list)  # the whole matrix
     shard: str | None = None
+    merged_from: list[str] | None = None  # a merge of CI shards: the folders it read
 
     @classmethod
     def for_matrix(cls, run_id: str, matrix: Matrix, cells: list[Cell],
@@ -50,11 +54,17 @@ class RunManifest:
 
     @classmethod
     def read(cls, run_dir: Path) -> RunManifest | None:
+        """The manifest of ``run_dir`` (None when there is none); one that is not a manifest
+        (a wrong type anywhere, an unsafe or repeated cell id) is a :class:`ResultFileError`.
+        Keys this harness does not know are ignored (a newer harness wrote them)."""
         path = run_dir / MANIFEST
         if not path.exists():
             return None
         try:
-            return cls(**json.loads(path.read_text(encoding="utf-8")))
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return cls(**_checked_manifest(data))
+        except RecursionError:
+            raise ResultFileError(path, "not a run manifest (nested too deeply)") from None
         except (OSError, ValueError, TypeError) as exc:
             raise ResultFileError(path, f"not a run manifest ({exc})") from None
 
@@ -62,12 +72,53 @@ class RunManifest:
         return {"path": self.matrix_path, "name": self.matrix_name, "sha256": self.matrix_sha256}
 
 
+def _checked_manifest(data: object) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise TypeError(f"expected an object, got {type(data).__name__}")
+    known = {f.name for f in fields(RunManifest)}
+    data = {k: v for k, v in data.items() if k in known}
+    for key in ("run_id", "matrix_path", "matrix_name", "matrix_sha256"):
+        if not isinstance(data.get(key), str):
+            raise TypeError(f"{key}: expected a string")
+    for key in ("shard",):
+        if not isinstance(data.get(key), (str, type(None))):
+            raise TypeError(f"{key}: expected a string or null")
+    merged = data.get("merged_from")
+    if merged is not None and not (isinstance(merged, list)
+                                   and all(isinstance(m, str) for m in merged)):
+        raise TypeError("merged_from: expected a list of strings")
+    for key in ("cells", "all_cells"):
+        cells = data.get(key, [])
+        if not isinstance(cells, list):
+            raise TypeError(f"{key}: expected a list")
+        seen: set[str] = set()
+        for cell in cells:
+            if not isinstance(cell, dict) or not is_safe_id(cell.get("id")):
+                raise ValueError(f"{key}: an entry without a valid cell id")
+            if cell["id"] in seen:
+                raise ValueError(f"{key}: cell {cell['id']!r} twice")
+            seen.add(cell["id"])
+            for name in ("python", "torch", "stack"):
+                if not isinstance(cell.get(name), str):
+                    raise TypeError(f"{key}: cell {cell['id']!r}: {name}: expected a string")
+            for name in ("torchao", "not_applicable", "channel", "url"):
+                if not isinstance(cell.get(name), (str, type(None))):
+                    raise TypeError(f"{key}: cell {cell['id']!r}: {name}: expected a string")
+    if "cells" not in data:
+        raise TypeError("cells: missing")
+    return data
+
+
 def new_run_dir(reports: Path, matrix_name: str) -> tuple[str, Path]:
+    """``reports/<stamp>-<name>``; the name is a safe slug (the matrix loader makes it one),
+    and the folder is checked to be directly inside ``reports`` all the same."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     base = f"{stamp}-{matrix_name}"
     for n in range(1000):
         run_id = base if n == 0 else f"{base}-{n}"
         run_dir = reports / run_id
+        if run_dir.resolve().parent != reports.resolve() or not is_safe_id(run_id):
+            raise ValueError(f"run id {run_id!r} is not a folder name inside {reports}")
         try:
             run_dir.mkdir(parents=True)
         except FileExistsError:
@@ -100,7 +151,7 @@ def load_run(run_dir: Path) -> LoadedRun:
     cells_dir = run_dir / "cells"
     for path in sorted(cells_dir.glob("*/result.json")) if cells_dir.is_dir() else []:
         try:
-            result = CellResult.read(path)
+            result = read_cell_result(path)
         except ResultFileError as exc:
             problems.append(str(exc))
             continue
@@ -120,6 +171,30 @@ def load_run(run_dir: Path) -> LoadedRun:
                                           gating=bool(cell.get("gating", True))))
     results += found.values()
     return LoadedRun(manifest, results, problems)
+
+
+def read_cell_result(path: Path) -> CellResult:
+    """``cells/<id>/result.json``, whose cell id must be its folder's name: a file cannot
+    name another folder (``../..``) for the reports to write into."""
+    if path.is_symlink() or path.parent.is_symlink() or path.parent.parent.is_symlink():
+        raise ResultFileError(path, "a link, not a cell's own file: not read")
+    result = CellResult.read(path)
+    if result.cell_id != path.parent.name:
+        raise ResultFileError(path, f"not a cell result (cell_id {result.cell_id!r} in the "
+                                    f"folder of {path.parent.name!r})")
+    return result
+
+
+def copy_cell_folder(source: Path, target: Path) -> None:
+    """A cell's folder copied into another run (a merge, a resume): links are not followed
+    or copied, and every file is redacted as it lands, like everything else written."""
+    def links(folder: str, names: list[str]) -> list[str]:
+        return [n for n in names if (Path(folder) / n).is_symlink()]
+
+    shutil.copytree(source, target, ignore=links, dirs_exist_ok=True)
+    for path in target.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            redact_file(path)
 
 
 def _not_applicable(cell_id: str, cell: dict[str, Any]) -> CellResult:
