@@ -61,3 +61,27 @@ def test_a_wheel_uv_holds_unpacked_is_free(tmp_path: Path) -> None:
     assert disk_budget.in_uv_cache(tmp_path, f"torch-2.8.0-cp311-cp311-{LINUX}.whl")
     assert not disk_budget.in_uv_cache(tmp_path, f"torch-2.9.0-cp311-cp311-{LINUX}.whl")
     assert not disk_budget.in_uv_cache(None, f"torch-2.8.0-cp311-cp311-{LINUX}.whl")
+
+
+def test_a_run_that_would_not_fit_stops_before_downloading(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from compat.harness.commands import cli
+    from compat.harness.commands import matrix as matrix_command
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COMPAT_ENVS_DIR", str(tmp_path / "envs"))
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "matrix.toml").write_text(
+        '[matrix]\ntests = ["tests"]\n[[torch]]\nversion = "2.8.0"\nstacks = ["torch.ao"]\n',
+        encoding="utf-8")
+    big = disk_budget.DiskEstimate(["torch2.8.0-torch.ao-py3.11"], 40 * 2**30)
+    monkeypatch.setattr(matrix_command, "estimate_growth", lambda *a, **k: big)
+    monkeypatch.setattr(matrix_command, "free_bytes", lambda path: 10 * 2**30)
+    code = cli.main(["matrix", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 3
+    assert err[-1].endswith("disk: the 1 env(s) to build need about 72.0 GiB of uv cache and "
+                            f"{err[-1].split(' and ')[1].split(' has ')[0]} has 10.0 GiB free; "
+                            "free space (nox -s gc) or run fewer cells (--cells)")
+    assert not (tmp_path / "run" / "cells").exists()  # nothing was installed or run

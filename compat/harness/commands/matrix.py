@@ -22,12 +22,17 @@ from pathlib import Path
 from typing import Any
 
 from compat.harness.config.matrix import Cell, Matrix
-from compat.harness.errors import ConfigError, ResultFileError, UsageError
+from compat.harness.errors import ConfigError, InfraError, ResultFileError, UsageError
 from compat.harness.execute.cell_runner import RunInterrupted, default_jobs, run_cells
 from compat.harness.execute.progress import make_progress
+from compat.harness.files import read_json_object
 from compat.harness.install.disk import tree_bytes, uv_cache_dir
+from compat.harness.install.disk_budget import estimate_growth, free_bytes
+from compat.harness.install.envs import STAMP
+from compat.harness.install.install_plan import plan_for
 from compat.harness.install.pipconfig import read_pip_config
 from compat.harness.install.prefetch import MANIFEST as WHEELHOUSE_MANIFEST
+from compat.harness.install.resolve import ResolutionFailed
 from compat.harness.install.uv_cli import uv_bin
 from compat.harness.locations import envs_root
 from compat.harness.processes import file_lock
@@ -136,6 +141,8 @@ def run_matrix(matrix: Matrix, cells: Sequence[Cell], options: RunOptions) -> in
                          "selects no applicable cell of the matrix")
     baseline = load_baseline_option(options.baseline)
     wheelhouse = offline_wheelhouse(options.offline)
+    if wheelhouse is None:
+        _check_disk(matrix, [c for c in cells if c.applicable])
     source = _resume_source(options.resume)
     if options.out:
         run_dir = writable_folder(options.out, "--out")
@@ -205,6 +212,35 @@ def unmatched_expectations(matrix: Matrix, results: Sequence[CellResult]) -> lis
                 f"{expectation.test!r} matches no test of the {len(ran)} cell(s) it selects "
                 "that ran tests (renamed or misspelt?)")))
     return errors
+
+
+def _check_disk(matrix: Matrix, cells: Sequence[Cell]) -> None:
+    """Before anything is downloaded: what the envs to build will add to uv's cache, and a
+    refusal (exit 3, one line) when that exceeds the free disk. Warm runs print nothing."""
+    root, pip_config = envs_root(), read_pip_config()
+    plans = []
+    for cell in cells:
+        try:
+            plans.append(plan_for(cell, matrix, envs_root=root, pip_config=pip_config)[1])
+        except ResolutionFailed:
+            continue  # the cell reports it itself, as install-failed
+    if not any(read_json_object(plan.env_dir / STAMP).get("key") != plan.key
+               for plan in plans):
+        return
+    cache = uv_cache_dir(uv_bin())
+    estimate = estimate_growth(plans, root, uv_cache=cache)
+    free = free_bytes(cache or root)
+    gib = 2**30
+    unknown = f"; not sized: {len(estimate.unknown)} cell(s)" if estimate.unknown else ""
+    print(f"compat: disk: {len(estimate.cells)} env(s) to build: about "
+          f"{estimate.download_bytes / gib:.1f} GiB to download, "
+          f"{estimate.cache_bytes / gib:.1f} GiB of uv cache; {free / gib:.1f} GiB free"
+          f"{unknown}", flush=True)
+    if estimate.cache_bytes > free:
+        raise InfraError(f"disk: the {len(estimate.cells)} env(s) to build need about "
+                         f"{estimate.cache_bytes / gib:.1f} GiB of uv cache and "
+                         f"{cache or root} has {free / gib:.1f} GiB free; free space "
+                         "(nox -s gc) or run fewer cells (--cells)")
 
 
 def finish_run(run_dir: Path, run_id: str, results: Sequence[CellResult],
