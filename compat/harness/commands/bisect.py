@@ -25,6 +25,7 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
+from compat.harness import processes
 from compat.harness.config.channels import nightly_date
 from compat.harness.config.matrix import NIGHTLY_TORCHAO, RELEASE, Cell, Matrix
 from compat.harness.errors import UsageError
@@ -208,6 +209,8 @@ def bisect(request: BisectRequest, matrix: Matrix, *, out: Path, envs_root: Path
                     gating=True, not_applicable=unpaired)
         result = run_cell(cell, one_test, run_dir=out, envs_root=envs_root,
                           pip_config=pip_config, progress=progress)
+        if processes.stopping():  # a stop, not a verdict: nothing is recorded for it
+            raise KeyboardInterrupt
         verdict = verdict_of(result, request.test)
         search.record(candidate, searched(verdict))
         built = result.install.get("reused") is False
