@@ -29,7 +29,7 @@ def main() -> int:
     uv = os.environ.get("COMPAT_STUB_UV")
     if uv:
         uv_cli._uv_bin = lambda: uv  # type: ignore[assignment]
-    return cli.main(sys.argv[1:])
+    return cli.main()  # as the program does: sys.argv, the process ends with it
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
+from compat.harness import processes
 from compat.harness.config.channels import nightly_date
 from compat.harness.config.matrix import NIGHTLY_TORCHAO, RELEASE, Cell, Matrix
 from compat.harness.errors import UsageError
@@ -234,6 +235,8 @@ def bisect(request: BisectRequest, matrix: Matrix, *, out: Path, envs_root: Path
                     gating=True, not_applicable=unpaired)
         result = run_cell(cell, one_test, run_dir=out, envs_root=envs_root,
                           pip_config=pip_config, progress=progress)
+        if processes.stopping():  # a stop, not a verdict: nothing is recorded for it
+            raise KeyboardInterrupt
         if request.on == "snapshot":
             taken = snapshots_of(result, request.test)
             record["snapshots"][candidate] = taken

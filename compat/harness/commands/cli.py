@@ -332,7 +332,10 @@ class _Signals:
             raise KeyboardInterrupt(f"signal {signum}")
 
     @contextlib.contextmanager
-    def installed(self) -> Iterator[None]:
+    def installed(self, *, program: bool) -> Iterator[None]:
+        """Handle the signals while the command runs. Afterwards the caller's handlers come
+        back, except in a program (``python -m compat``) that was signalled: it is about to
+        exit 130, and one more Ctrl-C must not turn that into a death by SIGINT."""
         if threading.current_thread() is not threading.main_thread():
             yield
             return
@@ -346,7 +349,10 @@ class _Signals:
             yield
         finally:
             for signum, handler in self.previous.items():
-                signal.signal(signum, handler)  # type: ignore[arg-type]
+                # Ignored, not noted: the interpreter's exit resets Python-level handlers to
+                # the default (a SIGINT then would end it as -2), but leaves SIG_IGN alone.
+                signal.signal(signum, signal.SIG_IGN if program and self.signalled
+                              else handler)  # type: ignore[arg-type]
 
 
 @contextlib.contextmanager
@@ -404,10 +410,15 @@ def _run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; every way it can end is an exit code of ``gate.ERROR_KINDS`` and at
-    most one line on stderr, and everything it prints is redacted."""
+    most one line on stderr, and everything it prints is redacted.
+
+    Without ``argv`` (``sys.argv``) this is the program itself (``python -m compat``, the
+    ``compat-matrix`` script), whose process ends with the command; with ``argv`` a caller
+    (nox, a test) goes on, and gets its signal handlers back whatever happened.
+    """
     signals = _Signals()
     reset_stop()
-    with _redacted_console(), signals.installed():
+    with _redacted_console(), signals.installed(program=argv is None):
         try:
             try:
                 args = _parser().parse_args(argv)

@@ -27,7 +27,7 @@ from compat.harness.execute.cell_runner import RunInterrupted, default_jobs, run
 from compat.harness.execute.progress import make_progress
 from compat.harness.files import read_json_object
 from compat.harness.install.disk import tree_bytes, uv_cache_dir
-from compat.harness.install.disk_budget import estimate_growth, free_bytes
+from compat.harness.install.disk_budget import estimate_growth, free_bytes, uv_cache_guess
 from compat.harness.install.envs import STAMP
 from compat.harness.install.install_plan import plan_for
 from compat.harness.install.pipconfig import read_pip_config
@@ -220,6 +220,8 @@ def _check_disk(matrix: Matrix, cells: Sequence[Cell]) -> None:
     root, pip_config = envs_root(), read_pip_config()
     plans = []
     for cell in cells:
+        if matrix.channels.get(cell.channel, {}).get("kind") == "nightly":
+            continue  # resolving a nightly reads its index: the run does that once
         try:
             plans.append(plan_for(cell, matrix, envs_root=root, pip_config=pip_config)[1])
         except ResolutionFailed:
@@ -227,9 +229,9 @@ def _check_disk(matrix: Matrix, cells: Sequence[Cell]) -> None:
     if not any(read_json_object(plan.env_dir / STAMP).get("key") != plan.key
                for plan in plans):
         return
-    cache = uv_cache_dir(uv_bin())
+    cache = uv_cache_guess()
     estimate = estimate_growth(plans, root, uv_cache=cache)
-    free = free_bytes(cache or root)
+    free = free_bytes(cache)
     gib = 2**30
     unknown = f"; not sized: {len(estimate.unknown)} cell(s)" if estimate.unknown else ""
     print(f"compat: disk: {len(estimate.cells)} env(s) to build: about "
@@ -239,7 +241,7 @@ def _check_disk(matrix: Matrix, cells: Sequence[Cell]) -> None:
     if estimate.cache_bytes > free:
         raise InfraError(f"disk: the {len(estimate.cells)} env(s) to build need about "
                          f"{estimate.cache_bytes / gib:.1f} GiB of uv cache and "
-                         f"{cache or root} has {free / gib:.1f} GiB free; free space "
+                         f"{cache} has {free / gib:.1f} GiB free; free space "
                          "(nox -s gc) or run fewer cells (--cells)")
 
 

@@ -10,6 +10,7 @@ is counted once. uv keeps wheels unpacked, so the cache grows by more than the d
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -24,7 +25,8 @@ from compat.harness.install.interpreters import find_interpreter
 from compat.harness.install.lockfile import read_packages, wheel_for
 from compat.harness.install.wheel_tags import cell_tags
 
-__all__ = ["UNPACK_RATIO", "DiskEstimate", "estimate_growth", "free_bytes", "installed_dists"]
+__all__ = ["UNPACK_RATIO", "DiskEstimate", "estimate_growth", "free_bytes", "installed_dists",
+           "uv_cache_guess"]
 
 UNPACK_RATIO = 1.8
 
@@ -103,6 +105,16 @@ def estimate_growth(plans: Sequence[InstallPlan], envs_root: Path, *,
                 local = Path(wheel["url"].removeprefix("file://"))
                 estimate.download_bytes += local.stat().st_size if local.is_file() else 0
     return estimate
+
+
+def uv_cache_guess() -> Path:
+    """uv's cache folder as uv documents its default (``$UV_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/uv``, else ``~/.cache/uv``), without running uv: the disk check
+    runs before anything, and must not wait on a uv that hangs."""
+    if os.environ.get("UV_CACHE_DIR"):
+        return Path(os.environ["UV_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "uv"
 
 
 def free_bytes(path: Path) -> int:
