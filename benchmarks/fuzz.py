@@ -8,7 +8,8 @@ results.json, cells/*/result.json and junit.xml: random, truncated, nested, host
 links out, baselines) and drives ``list``/``plan`` and ``report`` (``--merge``,
 ``--baseline``) through ``cli.main`` for each (see tests/harness/fuzzing.py for what must
 hold). Prints the number of cases, the exit codes seen, the slowest case and every kind
-of failure; failing inputs are pickled into ``--keep`` to replay. Exit 1 on any failure.
+of failure; failing inputs (and the slowest) are pickled into ``--keep`` to replay. Exit 1
+on any failure.
 """
 
 from __future__ import annotations
@@ -62,7 +63,10 @@ def drive(name: str, strategy: st.SearchStrategy[Any], check: Any, count: int,
             failure = f"over {HANG:.0f} s"
         figures["cases"] += 1
         figures["total_seconds"] += seconds
-        figures["max_seconds"] = max(figures["max_seconds"], seconds)
+        if seconds > figures["max_seconds"]:  # the slowest input, to look at
+            figures["max_seconds"] = seconds
+            keep.mkdir(parents=True, exist_ok=True)
+            (keep / f"{name}-slowest.pickle").write_bytes(pickle.dumps(value))
         if failure is not None:
             figures["failures"][failure] += 1
             if kept < 50:

@@ -16,7 +16,8 @@ from compat.harness.redact import redact
 __all__ = ["ConfigError", "InfraError", "ResultFileError", "UsageError", "one_line"]
 
 MAX_MESSAGE = 1000
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Control characters, and whatever else a terminal or str.splitlines() breaks a line at.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def one_line(text: object, limit: int = MAX_MESSAGE) -> str:

@@ -304,3 +304,11 @@ def test_an_expectation_that_matches_no_test_is_exit_2_after_the_run(
     assert "exit code 2" in out
     import json
     assert json.loads((out_dir / "results.json").read_text(encoding="utf-8"))["exit_code"] == 2
+
+
+def test_a_key_with_line_breaks_is_still_one_line(write_matrix: WriteMatrix, in_tmp: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by the fuzzer: NEL (U+0085) and U+2028 break lines for str.splitlines()."""
+    path = write_matrix(ONE_CELL + '"a\\u0085b\\u2028c\\nd" = 1\n')
+    assert one_error(capsys, "list", "--matrix", str(path)).endswith(
+        "torch[0].a\\x85b\\u2028c\\nd: unknown key")

@@ -371,3 +371,29 @@ def test_wrapped_uv_reports_are_read_whole() -> None:
         "no-such-version", "Because torch==2.9.0 was not found in the provided package "
         "locations and you require torch==2.9.0, we can conclude that your requirements are "
         "unsatisfiable.")
+
+
+def test_megabytes_in_a_result_make_a_bounded_report(cell_world: Callable[..., Matrix],
+                                                     in_tmp: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by the fuzzer: 2 MB route values laid out in the markdown table took seconds
+    (tabulate measures every character). Grid cells and listed lines are cut, redacted first;
+    results.json and the HTML details keep everything."""
+    matrix = cell_world("plain", versions=("2.8.0",))
+    assert run_cli(capsys, "matrix", "--matrix", str(matrix.path), "--out", "run")[0] == 0
+    path = in_tmp / "run" / "cells" / CELL / "result.json"
+    result = json.loads(path.read_text(encoding="utf-8"))
+    huge = "x" * 2_000_000 + f" https://user:{SECRET}@host/"
+    result.update(status="failed", reason=huge, routes={"capture": huge},
+                  warnings=[huge], adaptations={"capture": huge})
+    result["tests"][0]["nodeid"] = huge
+    path.write_text(json.dumps(result), encoding="utf-8")
+    code, out, _ = run_cli(capsys, "report", "run")
+    assert code == 1
+    assert max(len(line) for line in out.splitlines()) < 2000
+    assert "…" in out
+    assert SECRET not in out
+    summary = (in_tmp / "run" / "summary.md").read_text(encoding="utf-8")
+    assert max(len(line) for line in summary.splitlines()) < 5000
+    doc = json.loads((in_tmp / "run" / "results.json").read_text(encoding="utf-8"))
+    assert len(doc["cells"][0]["reason"]) > 2_000_000

@@ -109,8 +109,19 @@ def torch_build(result: CellResult) -> str:
     return version
 
 
+GRID_TEXT = 120  # characters in one cell of a grid; what is longer is cut (redacted first)
+LINE_TEXT = 1000  # characters in one line of a list under a grid
+
+
+def fit(text: object, limit: int = GRID_TEXT) -> str:
+    """``text`` redacted, then cut to ``limit`` characters: a megabyte in a result file makes
+    a long line in a list, never a table that takes minutes to lay out."""
+    flat = redact(str(text))
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
 def column_header(result: CellResult, sep: str = "\n") -> str:
-    cell = result.cell
+    cell = {k: fit(v, 40) for k, v in result.cell.items()}
     stack = "torch.ao" if cell["stack"] == "torch.ao" else f"ao {cell.get('torchao')}"
     channel = "" if cell.get("channel", "release") == "release" else f"{cell['channel']}{sep}"
     gating = "" if result.gating else f"{sep}(non-gating)"
@@ -119,9 +130,16 @@ def column_header(result: CellResult, sep: str = "\n") -> str:
 
 def short_test_name(nodeid: str, all_ids: Sequence[str]) -> str:
     """The test function's name when it is unique in the grid, else the full node id."""
-    name = _test_name(nodeid)
-    clash = sum(1 for other in all_ids if _test_name(other) == name)
-    return name if clash == 1 else nodeid
+    return _short_names(all_ids)[nodeid]
+
+
+def _short_names(all_ids: Sequence[str]) -> dict[str, str]:
+    names = {nodeid: _test_name(nodeid) for nodeid in all_ids}
+    counts: dict[str, int] = {}
+    for name in names.values():
+        counts[name] = counts.get(name, 0) + 1
+    return {nodeid: fit(name if counts[name] == 1 else nodeid)
+            for nodeid, name in names.items()}
 
 
 @dataclass
@@ -137,12 +155,7 @@ class Grid:
 
 
 def _test_ids(results: Sequence[CellResult]) -> list[str]:
-    ids: list[str] = []
-    for result in results:
-        for test in result.tests:
-            if test.nodeid not in ids:
-                ids.append(test.nodeid)
-    return ids
+    return list(dict.fromkeys(t.nodeid for r in results for t in r.tests))
 
 
 def _empty_symbol(result: CellResult) -> str:
@@ -188,6 +201,7 @@ def build_grid(
 ) -> Grid:
     """The grid; with ``route_width``, route values longer than that become lettered codes."""
     ids = _test_ids(results)
+    short = _short_names(ids)
     by_cell = [{t.nodeid: t for t in r.tests} for r in results]
     test_rows = []
     for nodeid in ids:
@@ -195,7 +209,7 @@ def build_grid(
         for result, tests in zip(results, by_cell, strict=False):
             test = tests.get(nodeid)
             values.append(SYMBOLS[test.outcome.value] if test else _empty_symbol(result))
-        test_rows.append((short_test_name(nodeid, ids), values))
+        test_rows.append((short[nodeid], values))
 
     def seconds(result: CellResult, key: str) -> str:
         value = result.timings.get(key)
@@ -226,7 +240,8 @@ def build_grid(
                   for v, r in zip(values, results, strict=True)]
         info_rows.append((f"route: {key}", values))
     headers = [column_header(r, sep) for r in results]
-    return Grid(headers, test_rows, info_rows, list(results), legend)
+    info_rows = [(fit(name), [fit(v) for v in values]) for name, values in info_rows]
+    return Grid(headers, test_rows, info_rows, list(results), [fit(ln, LINE_TEXT) for ln in legend])
 
 
 def _problems(results: Sequence[CellResult]) -> list[str]:
@@ -316,7 +331,8 @@ def findings(results: Sequence[CellResult]) -> list[tuple[str, list[str]]]:
         ("Flaky (failed, then passed on a rerun)", _flaky(results)),
         ("Cells not passing", _problems(results)),
     ]
-    return [(title, lines) for title, lines in sections if lines]
+    return [(title, [fit(line, LINE_TEXT) for line in lines]) for title, lines in sections
+            if lines]
 
 
 def drift_markdown(results: Sequence[CellResult]) -> list[str]:
