@@ -1,6 +1,6 @@
 """Program capture for pt2e, the way upstream's pt2e tests captured in each torch era.
 
-Era table (landscape §3.4, §4; upstream test_metadata_porting / PT2EQuantizationTestCase):
+Era table (docs/version-landscape.md §3.4, §4; upstream's PT2EQuantizationTestCase):
   torch < 2.5  ``torch._export.capture_pre_autograd_graph`` - the only pre-dispatch capture;
                2.2's ``torch.export.export`` returns a decomposed graph XNNPACK cannot match.
   2.5 - 2.8    ``torch.export.export_for_training(..., strict=True).module()``.

@@ -1,4 +1,6 @@
-"""One lineage shape for ``node.meta["from_node"]`` across every torch format (landscape §3.5).
+"""One lineage shape for ``node.meta["from_node"]`` across every torch format.
+
+Evidence: docs/version-landscape.md §3.5.
 
 F0 (2.0) never set; F1 (2.1-2.5) flat ``(name, target)`` tuples, oldest first, target the raw
 object; F2 (2.6) nested ``NodeSource`` with one ``action`` enum; F3 (2.7) ``action`` a list;

@@ -117,7 +117,7 @@ def _recording(fn: Callable, where: str) -> Callable:
 
 
 def _fold_facts(stack: str, convert: Callable) -> tuple:
-    """(has fold_quantize param, folds when asked, why): landscape §3.2."""
+    """(has fold_quantize param, folds when asked, why): docs/version-landscape.md §3.2."""
     has_param = "fold_quantize" in inspect.signature(convert).parameters
     if not has_param:
         return False, False, "convert_pt2e has no fold_quantize (torch 2.1): never folds"

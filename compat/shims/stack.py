@@ -17,7 +17,7 @@ ENV_VAR = "COMPAT_PT2E_STACK"
 TORCH_AO = "torch.ao"
 TORCHAO = "torchao"
 
-# The module whose import proves a stack usable (landscape §3.1 / §4); its keys are the
+# The module whose import proves a stack usable (docs/version-landscape.md §3.1, §4); keys:
 # stacks, in the order tried. The harness declares the same names for the matrix (its
 # STACKS); neither side imports the other, the cell only checks what it was given.
 _PROBE_MODULE = {
