@@ -230,16 +230,25 @@ def _matrix_name(settings: Table, path: Path) -> str:
     return given
 
 
+def _inside(target: Path, root: Path) -> bool:
+    return target == root or root in target.parents
+
+
 def _test_paths(settings: Table, path: Path, given: object) -> tuple[str, ...]:
-    """Test paths are inside the matrix file's folder tree, and exist (checked last, so a
-    file with another fault names that fault first)."""
+    """Test paths stay inside the project: the matrix file's folder tree or the folder the
+    command runs in (a shared test core beside the matrix folder, ``../core``, is fine;
+    ``/etc`` is not). They must exist (checked last, so another fault is named first)."""
     tests = settings.strings("tests", DEFAULT_TESTS, nonempty=True)
+    roots = [path.parent.resolve(), Path.cwd().resolve()]
     for test in tests:
         part = test.split("::", 1)[0]
-        normal = os.path.normpath(part)
-        if Path(part).is_absolute() or normal == ".." or normal.startswith(".." + os.sep):
-            raise settings.error("tests", f"{show(test)} is outside the matrix file's folder "
-                                 "(test paths are relative to it, and stay inside it)")
+        try:
+            target = Path(os.path.normpath(path.parent / part)).resolve()
+        except (OSError, ValueError, RuntimeError):
+            target = None
+        if target is None or not any(_inside(target, root) for root in roots):
+            raise settings.error("tests", f"{show(test)} is outside the project (test paths "
+                                 "stay inside the matrix file's folder or the working folder)")
     for test in tests:
         try:
             found = (path.parent / test.split("::", 1)[0]).exists()
