@@ -51,6 +51,7 @@ from compat.harness.results.run_folder import (
     copy_cell_folder,
     load_run,
     new_run_dir,
+    read_cell_result,
     update_latest,
 )
 
@@ -174,7 +175,8 @@ def run_matrix(matrix: Matrix, cells: Sequence[Cell], options: RunOptions) -> in
             progress.close()
     except KeyboardInterrupt as stop:  # RunInterrupted carries the cells' results
         interrupted = True
-        fresh = stop.results if isinstance(stop, RunInterrupted) else []
+        if isinstance(stop, RunInterrupted):
+            fresh = stop.results
     by_id = {**reused, **{r.cell_id: r for r in fresh}}
     results = [by_id.get(c.id) or _not_started(c, run_dir) for c in cells]
     code = finish_run(run_dir, run_id, results, RunManifest.read(run_dir), reports, baseline,
@@ -188,7 +190,10 @@ def run_matrix(matrix: Matrix, cells: Sequence[Cell], options: RunOptions) -> in
 
 
 def _not_started(cell: Cell, run_dir: Path) -> CellResult:
-    """A cell an interruption reached before it started."""
+    """A cell an interruption reached before its result came back: the result it wrote, if
+    it got that far, else not run."""
+    with contextlib.suppress(ResultFileError):
+        return read_cell_result(run_dir / "cells" / cell.id / "result.json")
     result = CellResult(cell.id, asdict(cell), CellStatus.NOT_RUN, gating=cell.gating,
                         reason="interrupted before it started")
     result.write(run_dir / "cells" / cell.id / "result.json")
