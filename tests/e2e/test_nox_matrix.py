@@ -153,8 +153,9 @@ stacks = ["torchao"]
 """, encoding="utf-8")
     first, second = "torch2.8.0-torch.ao-py3.11", "torch2.13.0-torchao0.18.0-py3.11"
     report = tmp_path / "nox-report.json"
-    proc = nox("--report", str(report), "-s", f"cell({first})", f"cell({second})", "--",
-               "--out", str(tmp_path / "run"), envs=envs, extra_env={"COMPAT_MATRIX": str(matrix)})
+    # No --out: each session writes a run folder of its own (one folder is never reused).
+    proc = nox("--report", str(report), "-s", f"cell({first})", f"cell({second})",
+               envs=envs, extra_env={"COMPAT_MATRIX": str(matrix)})
     log = proc.stdout + proc.stderr
     assert proc.returncode == 1, log
     assert "compat cell: exit code 1 (unexpected failures)" in log
@@ -163,7 +164,7 @@ stacks = ["torchao"]
                 for s in json.loads(report.read_text(encoding="utf-8"))["sessions"]}
     # session.error is nox's "aborted"; the next session still runs
     assert sessions == {f"cell({first})": "aborted", f"cell({second})": "success"}, sessions
-    assert cells(tmp_path / "run")[second]["status"] == "passed"
+    assert f"{second}: passed" in log
 
 
 def test_prefetch_then_offline_run(tmp_path: Path) -> None:
