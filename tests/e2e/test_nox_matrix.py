@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from .isolation import write_isolation_test
+
 pytestmark = [pytest.mark.e2e, pytest.mark.network]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -318,19 +320,7 @@ def test_a_cell_sees_no_host_path(first_run: tuple[Path, Path, str], tmp_path: P
     envs, _, _ = first_run
     user = tmp_path / "user_tests"
     user.mkdir()
-    (user / "test_isolation.py").write_text(f'''
-import os, sys
-import compat.shims.pt2e
-
-HOST = {[*site.getsitepackages(), str(ROOT)]!r}
-
-def test_no_host_path_in_the_cell():
-    env = os.environ["COMPAT_ENVS_DIR"]
-    leaked = [p for p in sys.path if not p.startswith(env)
-              and any(p == h or p.startswith(h + os.sep) for h in HOST)]
-    assert leaked == []
-    assert compat.shims.pt2e.__file__.startswith(env)
-''', encoding="utf-8")
+    write_isolation_test(user, [*site.getsitepackages(), str(ROOT)])
     matrix = tmp_path / "matrix.toml"
     matrix.write_text(f"""
 [matrix]

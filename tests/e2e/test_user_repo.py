@@ -17,27 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from .isolation import write_isolation_test
+
 pytestmark = [pytest.mark.e2e, pytest.mark.network]
 
 ROOT = Path(__file__).resolve().parents[2]
-
-ISOLATION = '''
-import os
-import sys
-
-import compat.shims.pt2e
-
-HOST = {host!r}
-
-
-def test_nothing_of_the_host_is_on_the_path():
-    env = os.environ["COMPAT_ENVS_DIR"]
-    leaked = [p for p in sys.path if not p.startswith(env)
-              and any(p == h or p.startswith(h + os.sep) for h in HOST)]
-    assert leaked == []
-    assert compat.shims.pt2e.__file__.startswith(env)
-'''
-
 
 def run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=1800,
@@ -68,8 +52,7 @@ def test_init_then_matrix_from_a_wheel_install_in_a_fresh_folder(tmp_path: Path)
     host = [*json.loads(run([str(venv / "bin" / "python"), "-c",
                              "import json, site; print(json.dumps(site.getsitepackages()))"]
                             ).stdout), str(ROOT)]
-    (repo / "tests" / "test_isolation.py").write_text(ISOLATION.format(host=host),
-                                                      encoding="utf-8")
+    write_isolation_test(repo / "tests", host)
     proc = run([str(tool), "matrix", "--cells", "torch2.13.0-torchao*", "--out",
                 str(repo / "run")], cwd=repo, env=env)
     doc = json.loads((repo / "run" / "results.json").read_text(encoding="utf-8"))
