@@ -28,6 +28,7 @@ from compat.harness.config.applicability import STACKS, not_applicable_reason
 from compat.harness.config.channels import CHANNEL_KINDS, is_nightly_spec
 from compat.harness.config.tables import Table, count, env_table, missing, optional_int, show
 from compat.harness.errors import ConfigError
+from compat.harness.processes import wait_for
 from compat.harness.redact import redact
 
 if sys.version_info >= (3, 11):
@@ -504,7 +505,8 @@ def load_matrix(path: Path | str) -> Matrix:
     """Read and validate a matrix file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        # Off the main thread, so a signal during a blocking read (a FIFO) always stops it.
+        text = wait_for(lambda: path.read_text(encoding="utf-8"), what=str(path))
     except FileNotFoundError:
         raise ConfigError(path, "", "no such file") from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from compat.harness.errors import UsageError
+from compat.harness.processes import wait_for
 from compat.harness.redact import redact
 from compat.harness.results.drift import diff_snapshots
 from compat.harness.results.model import CellResult, CellStatus, Outcome
@@ -52,7 +53,10 @@ def load_baseline(path: Path | str) -> dict[str, dict[str, Any]]:
     """
     path = Path(path)
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        # Read off the main thread: a signal that lands just as a blocking open (a FIFO, a
+        # stalled network mount) returns would otherwise wait out the read that follows.
+        doc = json.loads(wait_for(lambda: path.read_text(encoding="utf-8"),
+                                  what=f"--baseline {path}"))
         return _checked_cells(doc)
     except FileNotFoundError:
         raise UsageError(f"--baseline {path}: baseline not found") from None
