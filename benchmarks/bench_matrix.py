@@ -12,7 +12,11 @@ Prints, side by side:
     sum of their floors / 2;
   * one extra cell whose wheels are cached, built into a fresh env folder: install time,
     first (bytecode-compiling) test run, and new disk;
-  * with ``--anchor``: the same two cells driven the ordinary way (nox + pip, no reuse).
+  * with ``--anchor``: the same two cells driven the ordinary way (nox + pip, no reuse);
+  * with ``--cold-budget SIZE --scratch DIR``: the whole default matrix from an empty uv
+    cache and env folder (both made under DIR, which must hold SIZE free) under
+    ``--disk-budget SIZE``: wall time, the peak the report records, and the peak this
+    script saw itself (``du`` of both every 2 s), which must agree.
 Timings are wall-clock minima over ``--repeat`` runs; compare the ratios, not the seconds.
 """
 
@@ -26,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -37,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 from compat.harness.config.matrix import load_matrix  # noqa: E402
 from compat.harness.execute.cell_runner import BYTECODE_DIR  # noqa: E402
 from compat.harness.install.disk import disk_use, tree_bytes, uv_cache_dir  # noqa: E402
+from compat.harness.install.disk_budget import footprint  # noqa: E402
 from compat.harness.install.uv_cli import uv_bin  # noqa: E402
 
 MATRIX = ROOT / "benchmarks" / "matrix.toml"
@@ -122,16 +128,64 @@ def anchor(tmp: Path, cell_ids: list[str]) -> tuple[float, float]:
     return first, second
 
 
+def cold_budget(size: str, scratch: Path) -> list[list[str]]:
+    """The default matrix from nothing under ``--disk-budget size``, its peak watched."""
+    cache, envs, out = scratch / "uv-cache", scratch / "envs", scratch / "run"
+    if any(p.exists() and any(p.iterdir()) for p in (cache, envs, out)):
+        sys.exit(f"--scratch {scratch}: not empty; give an empty folder")
+    cache.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "UV_CACHE_DIR": str(cache), "COMPAT_ENVS_DIR": str(envs)}
+    seen = [0]
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(2.0):
+            seen[0] = max(seen[0], footprint([cache, envs]))
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "compat", "matrix", "--disk-budget", size,
+                           "-j", "2", "--out", str(out)], cwd=ROOT, env=env, check=False)
+    wall = time.perf_counter() - started
+    done.set()
+    watcher.join()
+    doc = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    budget = doc.get("disk", {}).get("budget", {})
+    statuses = ", ".join(f"{n} {s}" for s, n in sorted(doc.get("summary", {}).items()))
+    gib = 2**30
+    return [[f"default matrix cold, --disk-budget {size}, -j 2 ({statuses}; exit "
+             f"{proc.returncode})", f"{wall:.0f} s",
+             f"peak {budget.get('peak_bytes', 0) / gib:.1f} GiB in the report, "
+             f"{seen[0] / gib:.1f} GiB seen by du every 2 s; freed "
+             f"{len(budget.get('freed_envs', []))} envs, {budget.get('freed_wheels', 0)} wheels; "
+             f"over budget: {len(budget.get('over_budget', []))} build(s)"]]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--full", action="store_true",
                         help="also the default matrix's CPython 3.11 cells at -j 2")
     parser.add_argument("--anchor", action="store_true", help="also the nox + pip anchor")
+    parser.add_argument("--cold-budget", metavar="SIZE", default=None,
+                        help="also the default matrix cold under --disk-budget SIZE")
+    parser.add_argument("--scratch", type=Path, default=None,
+                        help="an empty folder for --cold-budget's uv cache and envs")
+    parser.add_argument("--only-cold", action="store_true",
+                        help="with --cold-budget: skip the warm measurements")
     args = parser.parse_args()
+    if args.cold_budget:
+        if args.scratch is None:
+            parser.error("--cold-budget needs --scratch DIR (an empty folder)")
+        rows = cold_budget(args.cold_budget, args.scratch.resolve())
+        if args.only_cold:
+            print(tabulate(rows, headers=["measurement", "time", "ratio"], tablefmt="github"))
+            return
+    else:
+        rows = []
     envs = Path(os.environ.get("COMPAT_ENVS_DIR") or ROOT / ".envs").resolve()
     os.environ["COMPAT_ENVS_DIR"] = str(envs)
-    rows: list[list[str]] = []
     with tempfile.TemporaryDirectory(prefix="compat-bench-") as tmp_name:
         tmp = Path(tmp_name)
         timed([sys.executable, "-m", "compat", "matrix", "--matrix", str(MATRIX), "--out",

@@ -1,87 +1,186 @@
-"""The disk estimate: sized from the lock, cached wheels free, shared wheels counted once."""
+"""The disk budget during a run, on a stand-in uv cache laid out as uv lays it out.
+
+Archives are folders of real bytes under ``archive-v0``, wheel entries are links to them
+under ``wheels-v8/pypi/<name>/``, and an env holds hardlinks to an archive's files, as
+uv's installs do: a wheel's blocks only come back once its env and its entry are both
+gone and the prune (a stand-in for ``uv cache prune``) has removed the dangling archive.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
+import textwrap
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from compat.harness.install import disk_budget, uv_cli
+from compat.harness.config.matrix import Cell
+from compat.harness.execute.cell_runner import run_order
+from compat.harness.install.disk_budget import DiskBudget, footprint
+from compat.harness.install.disk_estimate import UNPACK_RATIO, DiskEstimate
+from compat.harness.install.envs import STAMP
 from compat.harness.install.install_plan import InstallPlan
 
+MiB = 2**20
 LINUX = "manylinux_2_28_x86_64"
+TORCH_A = f"torch-2.8.0-cp311-cp311-{LINUX}.whl"
+TORCH_C = f"torch-2.9.0-cp311-cp311-{LINUX}.whl"
+SHARED = f"nvidia_cublas_cu12-12.8.4.1-py3-none-{LINUX}.whl"
+
+PRUNE = textwrap.dedent("""
+    import os, shutil, sys
+    from pathlib import Path
+    cache = Path(sys.argv[1])
+    linked = {os.path.realpath(p) for p in cache.glob("wheels-v8/**/*") if p.is_symlink()}
+    for archive in (cache / "archive-v0").iterdir():
+        if str(archive.resolve()) not in linked:
+            shutil.rmtree(archive)
+""")
 
 
-def lock_text(*wheels: tuple[str, str, str, int]) -> str:
-    parts = ['lock-version = "1.0"\ncreated-by = "test"\n']
-    for name, version, filename, size in wheels:
-        parts.append(f'[[packages]]\nname = "{name}"\nversion = "{version}"\n'
-                     f'wheels = [{{ url = "https://x.invalid/{filename}", size = {size}, '
-                     f'hashes = {{ sha256 = "{"0" * 64}" }} }}]\n')
-    return "\n".join(parts)
+class World:
+    def __init__(self, root: Path) -> None:
+        self.cache = root / "cache"
+        self.envs = root / "envs"
+        self.envs.mkdir(parents=True)
+        (self.cache / "archive-v0").mkdir(parents=True)
+        self.prune_script = root / "prune.py"
+        self.prune_script.write_text(PRUNE, encoding="utf-8")
+
+    def cache_wheel(self, filename: str, size: int) -> None:
+        """What uv leaves after a download: an unpacked archive and the entry linking it."""
+        name, _, rest = filename.removesuffix(".whl").partition("-")
+        archive = self.cache / "archive-v0" / filename.removesuffix(".whl")
+        archive.mkdir()
+        (archive / "payload").write_bytes(os.urandom(size))
+        entry = self.cache / "wheels-v8" / "pypi" / name.replace("_", "-") / rest
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        entry.symlink_to(archive)
+        entry.with_name(entry.name + ".msgpack").write_text("{}", encoding="utf-8")
+
+    def build(self, plan: InstallPlan, wheels: list[str]) -> None:
+        """An install: the env's files hardlinked from the archives, then its stamp."""
+        site = plan.env_dir / "lib" / "python3.11" / "site-packages"
+        site.mkdir(parents=True)
+        for wheel in wheels:
+            os.link(self.cache / "archive-v0" / wheel.removesuffix(".whl") / "payload",
+                    site / wheel)
+        (plan.env_dir / STAMP).write_text(f'{{"key": "{plan.key}"}}', encoding="utf-8")
+
+    def budget(self, limit: int, estimate: DiskEstimate, cells: list[str]) -> DiskBudget:
+        return DiskBudget(limit, cache=self.cache, envs_root=self.envs, estimate=estimate,
+                          cells=cells, prune=[sys.executable, str(self.prune_script),
+                                              str(self.cache)])
 
 
-def plan(tmp_path: Path, cell_id: str) -> InstallPlan:
-    return InstallPlan(cell_id, "3.11", ("torch==2.8.0",), (), tmp_path / "envs" / cell_id)
+def plan(world: World, cell_id: str) -> InstallPlan:
+    return InstallPlan(cell_id, "3.11", (f"torch  # {cell_id}",), (), world.envs / cell_id)
 
 
-def test_estimate_counts_uncached_wheels_once_and_skips_reusable_envs(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    torch = ("torch", "2.8.0", f"torch-2.8.0-cp311-cp311-{LINUX}.whl", 900 * 2**20)
-    nvidia = ("nvidia-cublas-cu12", "12.8.4.1", f"nvidia_cublas_cu12-12.8.4.1-py3-none-{LINUX}.whl",
-              500 * 2**20)
-    numpy = ("numpy", "2.3.2", f"numpy-2.3.2-cp311-cp311-{LINUX}.whl", 16 * 2**20)
-    locks = {"a": lock_text(torch, nvidia, numpy), "b": lock_text(torch, nvidia)}
-
-    def fake_compile(requirements: Any, *, folder: Path, **_: Any) -> Path:
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "pylock.toml").write_text(locks[current.pop(0)], encoding="utf-8")
-        return folder / "pylock.toml"
-
-    current = ["a", "b"]
-    monkeypatch.setattr(uv_cli, "compile_lock", fake_compile)
-    monkeypatch.setattr(disk_budget, "find_interpreter", lambda python: "/usr/bin/python3")
-    held = tmp_path / "envs" / "old" / "lib" / "python3.11" / "site-packages"
-    (held / "numpy-2.3.2.dist-info").mkdir(parents=True)  # some env has numpy: cached
-    reused = plan(tmp_path, "reused")
-    reused.env_dir.mkdir(parents=True)
-    (reused.env_dir / disk_budget.STAMP).write_text(f'{{"key": "{reused.key}"}}',
-                                                     encoding="utf-8")
-    estimate = disk_budget.estimate_growth(
-        [plan(tmp_path, "a"), plan(tmp_path, "b"), reused], tmp_path / "envs")
-    assert estimate.cells == ["a", "b"]
-    assert estimate.download_bytes == 1400 * 2**20  # torch and nvidia once, numpy cached
-    assert estimate.cache_bytes == int(1400 * 2**20 * disk_budget.UNPACK_RATIO)
+def estimate(**growth: int) -> DiskEstimate:
+    """Cells whose builds add ``growth`` bytes to the cache (the download times the ratio)."""
+    downloads = {cell: int(size / UNPACK_RATIO) for cell, size in growth.items()}
+    wheels = {"a": frozenset({TORCH_A, SHARED}), "b": frozenset({TORCH_A, SHARED}),
+              "c": frozenset({TORCH_C, SHARED})}
+    return DiskEstimate(list(downloads), sum(downloads.values()),
+                        cell_download=dict(downloads), cell_wheels=wheels)
 
 
-def test_a_wheel_uv_holds_unpacked_is_free(tmp_path: Path) -> None:
-    (tmp_path / "wheels-v8" / "pypi" / "torch" / f"2.8.0-cp311-cp311-{LINUX}").mkdir(
-        parents=True)
-    assert disk_budget.in_uv_cache(tmp_path, f"torch-2.8.0-cp311-cp311-{LINUX}.whl")
-    assert not disk_budget.in_uv_cache(tmp_path, f"torch-2.9.0-cp311-cp311-{LINUX}.whl")
-    assert not disk_budget.in_uv_cache(None, f"torch-2.8.0-cp311-cp311-{LINUX}.whl")
+def test_a_build_that_would_pass_the_budget_frees_only_what_no_remaining_cell_needs(
+        tmp_path: Path) -> None:
+    world = World(tmp_path)
+    sizes = {TORCH_A: 8 * MiB, SHARED: 4 * MiB, TORCH_C: 8 * MiB}
+    keeper = world.budget(18 * MiB, estimate(a=12 * MiB, b=0, c=8 * MiB),
+                          ["a", "b", "c"])
+    for cell in ("a", "b"):  # two cells of one torch build: downloaded once, two envs
+        p = plan(world, cell)
+        keeper.before_build(p)
+        if cell == "a":
+            for wheel in (TORCH_A, SHARED):
+                world.cache_wheel(wheel, sizes[wheel])
+        world.build(p, [TORCH_A, SHARED])
+        keeper.after_build(p)
+        keeper.finished(cell)
+    assert keeper.report.freed_envs == []  # 12 MiB held, nothing to free yet
+
+    c = plan(world, "c")
+    keeper.before_build(c)  # 12 MiB held + 8 coming > 18: torch 2.8.0 goes
+    # a's env alone gives nothing back (b's env links the same files); after b's, torch
+    # 2.8.0's blocks are free, and the budget stops there.
+    assert keeper.report.freed_envs == ["a", "b"]
+    world.cache_wheel(TORCH_C, sizes[TORCH_C])
+    world.build(c, [TORCH_C, SHARED])
+    keeper.after_build(c)
+    keeper.finished("c")
+    report = keeper.close()
+
+    assert not (world.envs / "a").exists() and not (world.envs / "b").exists()
+    assert list((world.cache / "wheels-v8" / "pypi" / "nvidia-cublas-cu12").iterdir())  # c's
+    assert not list((world.cache / "wheels-v8" / "pypi" / "torch").glob("2.8.0-*"))
+    assert not (world.cache / "archive-v0" / TORCH_A.removesuffix(".whl")).exists()
+    assert (world.cache / "archive-v0" / SHARED.removesuffix(".whl")).exists()
+    assert report.freed_wheels == 1
+    assert report.freed_bytes >= 8 * MiB
+    assert report.over_budget == []
+    assert 12 * MiB <= report.peak_bytes <= 18 * MiB
+    assert report.end_bytes == footprint([world.envs, world.cache])
 
 
-def test_a_run_that_would_not_fit_stops_before_downloading(
+def test_an_env_in_use_or_needed_later_is_never_freed(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    keeper = world.budget(10 * MiB, estimate(a=8 * MiB, c=8 * MiB), ["a", "c"])
+    a = plan(world, "a")
+    keeper.before_build(a)
+    world.cache_wheel(TORCH_A, 8 * MiB)
+    world.build(a, [TORCH_A])
+    keeper.after_build(a)  # a is built but has not finished: it is still needed
+    c = plan(world, "c")
+    keeper.before_build(c)
+    report = keeper.close()
+    assert (world.envs / "a" / STAMP).exists()
+    assert report.freed_envs == []
+    assert len(report.over_budget) == 1
+    assert report.over_budget[0].startswith("c (needs ")
+
+
+def test_a_reused_env_costs_nothing_and_frees_nothing(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    keeper = world.budget(1 * MiB, estimate(a=8 * MiB), ["a", "b"])
+    a = plan(world, "a")
+    world.cache_wheel(TORCH_A, 2 * MiB)
+    world.build(a, [TORCH_A])
+    keeper.before_build(a)  # built already (its stamp holds its key): no download
+    report = keeper.close()
+    assert report.freed_envs == [] and report.over_budget == []
+
+
+def test_cells_of_one_torch_build_run_together_longest_build_first() -> None:
+    def cell(torch: str, stack: str, python: str = "3.11") -> Cell:
+        return Cell(python=python, torch=torch, stack=stack,
+                    torchao=None if stack == "torch.ao" else "0.13.0")
+
+    cells = [cell("2.8.0", "torch.ao"), cell("2.9.0", "torch.ao"), cell("2.8.0", "torchao"),
+             cell("2.2.2", "torch.ao"), cell("2.8.0", "torch.ao", "3.12")]
+    last = {cells[0].id: 10.0, cells[1].id: 30.0, cells[2].id: 12.0, cells[3].id: 80.0,
+            cells[4].id: 11.0}
+    assert run_order(cells, last) == [3, 1, 2, 4, 0]
+    assert run_order(cells, last, by_build=True) == [3, 1, 2, 0, 4]
+
+
+def test_a_budget_too_small_for_any_size_is_refused_in_one_line(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     from compat.harness.commands import cli
-    from compat.harness.commands import matrix as matrix_command
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("COMPAT_ENVS_DIR", str(tmp_path / "envs"))
     (tmp_path / "tests").mkdir()
     (tmp_path / "matrix.toml").write_text(
-        '[matrix]\ntests = ["tests"]\n[[torch]]\nversion = "2.8.0"\nstacks = ["torch.ao"]\n',
-        encoding="utf-8")
-    big = disk_budget.DiskEstimate(["torch2.8.0-torch.ao-py3.11"], 40 * 2**30)
-    monkeypatch.setattr(matrix_command, "estimate_growth", lambda *a, **k: big)
-    monkeypatch.setattr(matrix_command, "free_bytes", lambda path: 10 * 2**30)
-    code = cli.main(["matrix", "--out", str(tmp_path / "run")])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 3
-    assert err[-1].endswith("disk: the 1 env(s) to build need about 72.0 GiB of uv cache and "
-                            f"{err[-1].split(' and ')[1].split(' has ')[0]} has 10.0 GiB free; "
-                            "free space (nox -s gc) or run fewer cells (--cells)")
-    assert not (tmp_path / "run" / "cells").exists()  # nothing was installed or run
+        '[matrix]\ntests = ["tests"]\n[[torch]]\nversion = "2.8.0"\n', encoding="utf-8")
+    for size in ("lots", "0"):
+        assert cli.main(["matrix", "--disk-budget", size]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0
+        assert f"--disk-budget {size!r}" in err or f"--disk-budget {size}:" in err
+    assert not (tmp_path / "reports").exists()

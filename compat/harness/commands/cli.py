@@ -98,6 +98,10 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--strict", action="store_true", default=None,
                        help="an expected failure that passes (fixed) fails the gate "
                             "(the matrix's `strict`)")
+        p.add_argument("--disk-budget", default=None, metavar="SIZE",
+                       help="keep the uv cache and the envs under SIZE (e.g. 30G) while the "
+                            "run builds envs: cells of one torch build run together, and "
+                            "what no remaining cell needs is freed (the matrix's `disk-budget`)")
 
     p_matrix = command("matrix", "run every cell, then report")
     add_run_options(p_matrix)
@@ -189,7 +193,7 @@ def _options(args: argparse.Namespace) -> RunOptions:
     return RunOptions(out=args.out, jobs=args.jobs, baseline=args.baseline,
                       resume=getattr(args, "resume", None), offline=args.offline,
                       reruns=args.reruns, shard=getattr(args, "shard", None),
-                      strict=args.strict)
+                      strict=args.strict, disk_budget=args.disk_budget)
 
 
 def _prefetch(args: argparse.Namespace) -> int:

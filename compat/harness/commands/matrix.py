@@ -22,13 +22,21 @@ from pathlib import Path
 from typing import Any
 
 from compat.harness.config.matrix import Cell, Matrix
+from compat.harness.config.sizes import format_size
 from compat.harness.errors import ConfigError, InfraError, ResultFileError, UsageError
 from compat.harness.execute.cell_runner import RunInterrupted, default_jobs, run_cells
 from compat.harness.execute.progress import make_progress
-from compat.harness.files import read_json_object
 from compat.harness.install.disk import tree_bytes, uv_cache_dir
-from compat.harness.install.disk_budget import estimate_growth, free_bytes, uv_cache_guess
-from compat.harness.install.envs import STAMP
+from compat.harness.install.disk_budget import BudgetReport, DiskBudget, footprint
+from compat.harness.install.disk_estimate import (
+    UNPACK_RATIO,
+    DiskEstimate,
+    estimate_growth,
+    free_bytes,
+    reusable,
+    uv_cache_guess,
+)
+from compat.harness.install.garbage import parse_size
 from compat.harness.install.install_plan import plan_for
 from compat.harness.install.pipconfig import read_pip_config
 from compat.harness.install.prefetch import MANIFEST as WHEELHOUSE_MANIFEST
@@ -74,6 +82,7 @@ class RunOptions:
     reruns: int | None = None
     shard: str | None = None
     strict: bool | None = None
+    disk_budget: str | None = None  # a size such as 30G; else the matrix's disk-budget
 
 
 def console_width() -> int:
@@ -142,8 +151,13 @@ def run_matrix(matrix: Matrix, cells: Sequence[Cell], options: RunOptions) -> in
                          "selects no applicable cell of the matrix")
     baseline = load_baseline_option(options.baseline)
     wheelhouse = offline_wheelhouse(options.offline)
+    limit = (parse_size(options.disk_budget, "--disk-budget") if options.disk_budget
+             else matrix.disk_budget)
+    if limit is not None and limit < 2**20:
+        raise UsageError(f"--disk-budget {options.disk_budget}: expected a size such as 30G")
+    estimate = None
     if wheelhouse is None:
-        _check_disk(matrix, [c for c in cells if c.applicable])
+        estimate = _check_disk(matrix, [c for c in cells if c.applicable], limit)
     source = _resume_source(options.resume)
     if options.out:
         run_dir = writable_folder(options.out, "--out")
@@ -158,6 +172,7 @@ def run_matrix(matrix: Matrix, cells: Sequence[Cell], options: RunOptions) -> in
     reused: dict[str, CellResult] = {}
     fresh: list[CellResult] = []
     cache_size = _measure_cache_in_background()
+    budget: DiskBudget | None = None
     interrupted = False
     try:
         RunManifest.for_matrix(run_id, matrix, list(cells), options.shard).write(run_dir)
@@ -167,10 +182,14 @@ def run_matrix(matrix: Matrix, cells: Sequence[Cell], options: RunOptions) -> in
         reused = _resumed(source, cells, run_dir)
         todo = [c for c in cells if c.id not in reused]
         progress = make_progress([c.id for c in todo])
+        if limit is not None:
+            budget = DiskBudget(limit, cache=uv_cache_guess(), envs_root=envs_root(),
+                                estimate=estimate or DiskEstimate(), prune=[uv_bin()],
+                                cells=[c.id for c in todo if c.applicable])
         try:
             fresh = run_cells(todo, matrix, run_dir=run_dir, envs_root=envs_root(),
                               pip_config=read_pip_config(), jobs=jobs, progress=progress,
-                              wheelhouse=wheelhouse)
+                              wheelhouse=wheelhouse, budget=budget)
         finally:
             progress.close()
     except KeyboardInterrupt as stop:  # RunInterrupted carries the cells' results
@@ -179,8 +198,11 @@ def run_matrix(matrix: Matrix, cells: Sequence[Cell], options: RunOptions) -> in
             fresh = stop.results
     by_id = {**reused, **{r.cell_id: r for r in fresh}}
     results = [by_id.get(c.id) or _not_started(c, run_dir) for c in cells]
+    disk = cache_size(wait=not interrupted)
+    if budget is not None:
+        disk["budget"] = budget.close().to_dict()
     code = finish_run(run_dir, run_id, results, RunManifest.read(run_dir), reports, baseline,
-                      cache_size(wait=not interrupted), interrupted=interrupted,
+                      disk, interrupted=interrupted,
                       config_errors=[] if interrupted else unmatched_expectations(matrix,
                                                                                  results))
     if interrupted:
@@ -219,9 +241,14 @@ def unmatched_expectations(matrix: Matrix, results: Sequence[CellResult]) -> lis
     return errors
 
 
-def _check_disk(matrix: Matrix, cells: Sequence[Cell]) -> None:
+def _check_disk(matrix: Matrix, cells: Sequence[Cell], limit: int | None = None
+                ) -> DiskEstimate | None:
     """Before anything is downloaded: what the envs to build will add to uv's cache, and a
-    refusal (exit 3, one line) when that exceeds the free disk. Warm runs print nothing."""
+    refusal (exit 3, one line) when that exceeds the free disk. Warm runs print nothing.
+
+    Under a disk budget (``limit`` bytes for the cache and the envs together) the growth is
+    at most what the budget leaves, or the largest single env, whichever is more.
+    """
     root, pip_config = envs_root(), read_pip_config()
     plans = []
     for cell in cells:
@@ -231,23 +258,30 @@ def _check_disk(matrix: Matrix, cells: Sequence[Cell]) -> None:
             plans.append(plan_for(cell, matrix, envs_root=root, pip_config=pip_config)[1])
         except ResolutionFailed:
             continue  # the cell reports it itself, as install-failed
-    if not any(read_json_object(plan.env_dir / STAMP).get("key") != plan.key
-               for plan in plans):
-        return
+    if not any(not reusable(plan) for plan in plans):
+        return None
     cache = uv_cache_guess()
     estimate = estimate_growth(plans, root, uv_cache=cache)
     free = free_bytes(cache)
-    gib = 2**30
+    growth = estimate.cache_bytes
     unknown = f"; not sized: {len(estimate.unknown)} cell(s)" if estimate.unknown else ""
+    kept = ""
+    if limit is not None:
+        held = footprint([root, cache])
+        largest = int(max(estimate.cell_download.values(), default=0) * UNPACK_RATIO)
+        growth = min(growth, max(limit - held, largest))
+        kept = (f"; budget {format_size(limit)} for the cache and envs (they hold "
+                f"{format_size(held)}): at most {format_size(growth)} more")
     print(f"compat: disk: {len(estimate.cells)} env(s) to build: about "
-          f"{estimate.download_bytes / gib:.1f} GiB to download, "
-          f"{estimate.cache_bytes / gib:.1f} GiB of uv cache; {free / gib:.1f} GiB free"
+          f"{format_size(estimate.download_bytes)} to download, "
+          f"{format_size(estimate.cache_bytes)} of uv cache{kept}; {format_size(free)} free"
           f"{unknown}", flush=True)
-    if estimate.cache_bytes > free:
+    if growth > free:
         raise InfraError(f"disk: the {len(estimate.cells)} env(s) to build need about "
-                         f"{estimate.cache_bytes / gib:.1f} GiB of uv cache and "
-                         f"{cache} has {free / gib:.1f} GiB free; free space "
-                         "(nox -s gc) or run fewer cells (--cells)")
+                         f"{format_size(growth)} of uv cache and "
+                         f"{cache} has {format_size(free)} free; free space "
+                         "(nox -s gc), set --disk-budget, or run fewer cells (--cells)")
+    return estimate
 
 
 def finish_run(run_dir: Path, run_id: str, results: Sequence[CellResult],
@@ -276,6 +310,8 @@ def finish_run(run_dir: Path, run_id: str, results: Sequence[CellResult],
         print()
         print(render_diff(diff, limit=DIFF_LINES))
     print()
+    if disk and "budget" in disk:
+        print(BudgetReport(**disk["budget"]).line())
     if disk and "uv_cache_bytes" in disk:
         own = sum(_own_bytes(r) for r in results)
         print(f"disk: uv cache {disk['uv_cache_bytes'] / 2**30:.1f} GiB ({disk['uv_cache_dir']})"

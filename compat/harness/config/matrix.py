@@ -26,6 +26,7 @@ from packaging.version import InvalidVersion, Version
 
 from compat.harness.config.applicability import STACKS, not_applicable_reason
 from compat.harness.config.channels import CHANNEL_KINDS, is_nightly_spec
+from compat.harness.config.sizes import parse_size
 from compat.harness.config.tables import Table, count, env_table, missing, optional_int, show
 from compat.harness.errors import ConfigError
 from compat.harness.processes import wait_for
@@ -160,6 +161,7 @@ class Matrix:
     strict: bool = False  # an expected failure that passes ("fixed") fails the gate
     skip_missing_interpreters: bool = False  # else a missing Python is an infrastructure error
     deps_as_of: str | None = None  # "torch-release" or an ISO date: uv --exclude-newer for deps
+    disk_budget: int | None = None  # bytes the uv cache and the envs may hold during a run
 
     def cell(self, cell_id: str) -> Cell:
         for cell in self.cells:
@@ -290,6 +292,16 @@ def _selector(table: Table) -> Selector:
     return selector
 
 
+def _disk_budget(settings: Table) -> int | None:
+    text = settings.string("disk-budget", None)
+    if text is None:
+        return None
+    size = parse_size(text)
+    if not size:
+        raise settings.error("disk-budget", f"{show(text)} is not a size such as \"30G\"")
+    return size
+
+
 def parse_matrix(path: Path, data: Mapping[str, Any]) -> Matrix:
     """Build a :class:`Matrix` from parsed TOML; every problem is a :class:`ConfigError`."""
     root = Table(path, "", data)
@@ -312,6 +324,7 @@ def parse_matrix(path: Path, data: Mapping[str, Any]) -> Matrix:
         "strict": settings.boolean("strict", False),
         "skip_missing_interpreters": settings.boolean("skip-missing-interpreters", False),
         "deps_as_of": _deps_as_of(settings),
+        "disk_budget": _disk_budget(settings),
     }
     settings.finish()
 

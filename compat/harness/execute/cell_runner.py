@@ -25,6 +25,7 @@ from compat.harness.execute.progress import Progress
 from compat.harness.execute.supervisor import Supervisor, memory_limited
 from compat.harness.files import atomic_write_text, read_json_object, redact_file
 from compat.harness.install.disk import tree_bytes
+from compat.harness.install.disk_budget import DiskBudget
 from compat.harness.install.envs import ensure_env, env_lock
 from compat.harness.install.index import Listings
 from compat.harness.install.install_plan import plan_for
@@ -155,6 +156,7 @@ def run_cell(
     supervisor: Supervisor | None = None,
     wheelhouse: Path | None = None,
     listings: Listings | None = None,
+    budget: DiskBudget | None = None,
 ) -> CellResult:
     """Run one cell end to end and write ``cells/<id>/result.json``; never raises for the cell."""
     cell_dir = run_dir / "cells" / cell.id
@@ -199,8 +201,14 @@ def run_cell(
     try:
         with env_lock(plan.env_dir, exclusive=True):
             say("preparing environment")
-            record = ensure_env(plan, log=cell_dir / "install.log",
-                                timeout=matrix.install_timeout)
+            if budget is not None:
+                budget.before_build(plan)
+            try:
+                record = ensure_env(plan, log=cell_dir / "install.log",
+                                    timeout=matrix.install_timeout)
+            finally:
+                if budget is not None:
+                    budget.after_build(plan)
     except (InstallFailed, Stopped) as exc:
         timings["install"] = round(time.monotonic() - started, 3)
         if supervisor.interrupted.is_set() or isinstance(exc, Stopped):
@@ -323,8 +331,12 @@ def run_cells(
     on_result: Callable[[CellResult], None] | None = None,
     supervisor: Supervisor | None = None,
     wheelhouse: Path | None = None,
+    budget: DiskBudget | None = None,
 ) -> list[CellResult]:
     """Run cells ``jobs`` at a time; results come back in matrix order.
+
+    Longest first, by the last run's timings; under a disk ``budget``, the cells of one
+    torch build together (so its wheels can be freed once they are done).
 
     On Ctrl-C every running cell is stopped and reported as not run (finished tests
     kept); :class:`RunInterrupted` then carries all results for a partial report.
@@ -343,7 +355,7 @@ def run_cells(
         try:
             result = run_cell(cell, matrix, run_dir=run_dir, envs_root=envs_root,
                               pip_config=pip_config, progress=progress, supervisor=supervisor,
-                              wheelhouse=wheelhouse, listings=listings)
+                              wheelhouse=wheelhouse, listings=listings, budget=budget)
         except Exception as exc:  # noqa: BLE001 - one broken cell never takes the run down
             if supervisor.interrupted.is_set():
                 base = {"cell_id": cell.id, "cell": asdict(cell), "gating": cell.gating}
@@ -362,16 +374,18 @@ def run_cells(
     last = read_json_object(envs_root / TIMINGS)
 
     def timed(cell: Cell) -> CellResult:
-        result = one(cell)
+        try:
+            result = one(cell)
+        finally:
+            if budget is not None:
+                budget.finished(cell.id)
         seconds = sum(result.timings.values())
         if result.status not in (CellStatus.NOT_APPLICABLE, CellStatus.NOT_RUN) and seconds:
             _remember_timing(envs_root, cell.id, seconds)
         return result
 
     pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="cell")
-    # Longest first (by the last run's timings; unknown cells count as long), so a slow
-    # cell such as torch 2.2.2 never finishes alone at the end of a parallel run.
-    order = sorted(range(len(cells)), key=lambda i: -float(last.get(cells[i].id, 1e9)))
+    order = run_order(cells, last, by_build=budget is not None)
     submitted = {i: pool.submit(timed, cells[i]) for i in order}
     futures = [submitted[i] for i in range(len(cells))]
     try:
@@ -383,6 +397,29 @@ def run_cells(
     finally:
         pool.shutdown(wait=True)
     return results
+
+
+def run_order(cells: Sequence[Cell], last: Mapping[str, Any], *,
+              by_build: bool = False) -> list[int]:
+    """Indexes of ``cells`` in the order to start them.
+
+    Longest first (by the last run's timings; unknown cells count as long), so a slow cell
+    such as torch 2.2.2 never finishes alone at the end of a parallel run. ``by_build``:
+    the cells sharing a torch build (Python, torch, channel, URL) run one after another,
+    the builds longest first, so a disk budget can free a build once its cells are done.
+    """
+    def seconds(i: int) -> float:
+        value = last.get(cells[i].id, 1e9)
+        return float(value) if isinstance(value, (int, float)) else 1e9
+
+    longest = sorted(range(len(cells)), key=lambda i: -seconds(i))
+    if not by_build:
+        return longest
+    groups: dict[tuple[str, str, str, str | None], list[int]] = {}
+    for i in longest:  # a group's place is that of its longest cell
+        cell = cells[i]
+        groups.setdefault((cell.python, cell.torch, cell.channel, cell.url), []).append(i)
+    return [i for group in groups.values() for i in group]
 
 
 class RunInterrupted(KeyboardInterrupt):

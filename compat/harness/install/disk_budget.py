@@ -1,124 +1,251 @@
-"""What a run will add to uv's cache, estimated before anything is downloaded.
+"""A disk budget kept while a run builds envs: uv's cache and the envs never hold more.
 
-For every cell whose env cannot be reused, the cell's requirements are resolved (a lock,
-no download) and the wheels it names are sized from the index's file sizes; a wheel some
-env already holds is in the cache and costs nothing, and a wheel shared by several cells
-is counted once. uv keeps wheels unpacked, so the cache grows by more than the download:
-``UNPACK_RATIO`` is measured (CUDA torch envs: 1.72x on 2.8.0, 1.79x on 2.2.2, 1.85x on
-2.15.0). A run whose growth exceeds the free disk is refused before it downloads.
+The anchor is mozregression's ``--persist-size-limit``, for wheels and envs instead of
+builds. Before an env is built, what the cache and the envs hold now, plus what this build
+and the builds in flight will add (the estimate's download per cell times
+``UNPACK_RATIO``), is held against the budget. Over it, what no cell left in the run needs
+is freed, oldest first, until the build fits: the env of a finished cell (or an env of a
+cell not in this run), then uv's entries for the wheels only such envs used, and
+``uv cache prune`` removes the archives no entry points to any more. uv hardlinks an env's
+files from its cache, so a wheel's blocks come back only once both are gone.
+
+The footprint is measured as ``du`` does (blocks, a hardlinked file once) before and
+after every build and every few seconds while builds run; the report records its peak.
+A build that cannot fit even after freeing everything it may is still built (a run never
+loses a cell to its budget) and is named in the report as over budget.
 """
 
 from __future__ import annotations
 
-import os
+import contextlib
+import fcntl
 import shutil
-import tempfile
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
-from compat.harness.files import read_json_object
-from compat.harness.install import uv_cli
+from compat.harness import processes
+from compat.harness.config.sizes import format_size
+from compat.harness.install.disk import disk_use
+from compat.harness.install.disk_estimate import (
+    UNPACK_RATIO,
+    DiskEstimate,
+    cache_entries,
+    lock_wheels,
+    reusable,
+)
 from compat.harness.install.envs import STAMP
 from compat.harness.install.install_plan import InstallPlan
-from compat.harness.install.interpreters import find_interpreter
-from compat.harness.install.lockfile import read_packages, wheel_for
-from compat.harness.install.wheel_tags import cell_tags
+from compat.harness.install.lockfile import LOCK, read_packages
 
-__all__ = ["UNPACK_RATIO", "DiskEstimate", "estimate_growth", "free_bytes", "installed_dists",
-           "uv_cache_guess"]
+__all__ = ["SAMPLE_EVERY", "BudgetReport", "DiskBudget", "footprint"]
 
-UNPACK_RATIO = 1.8
+SAMPLE_EVERY = 5.0  # seconds between footprint samples while an env is being built
+UNSIZED_GROWTH = 6 * 2**30  # a cell the estimate could not size: one CUDA torch env, measured
+
+
+def footprint(paths: Iterable[Path]) -> int:
+    """Bytes on disk under ``paths`` together, a file hardlinked into several counted once."""
+    existing = [str(p) for p in paths if p.exists()]
+    if not existing:
+        return 0
+    if shutil.which("du"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            proc = processes.run(["du", "-s", "-c", "-B1", *existing], capture=True,
+                                 timeout=600)
+            if proc.returncode == 0:
+                return int(proc.stdout.strip().splitlines()[-1].split()[0])
+    seen = 0
+    for path in existing:  # without du: per tree, so a link across trees counts twice
+        seen += disk_use(Path(path)).apparent
+    return seen
 
 
 @dataclass
-class DiskEstimate:
-    cells: list[str] = field(default_factory=list)  # cells whose env must be built
-    download_bytes: int = 0
-    unknown: list[str] = field(default_factory=list)  # cells that could not be sized
+class BudgetReport:
+    """What the budget did, for results.json and the console."""
 
-    @property
-    def cache_bytes(self) -> int:
-        return int(self.download_bytes * UNPACK_RATIO)
+    budget_bytes: int
+    start_bytes: int = 0
+    peak_bytes: int = 0
+    end_bytes: int = 0
+    freed_bytes: int = 0
+    freed_envs: list[str] = field(default_factory=list)
+    freed_wheels: int = 0
+    over_budget: list[str] = field(default_factory=list)  # builds that could not fit
 
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
-def installed_dists(envs_root: Path) -> set[tuple[str, str]]:
-    """(name, version) of every distribution some env holds: those wheels are cached."""
-    found = set()
-    for info in envs_root.glob("*/lib/python*/site-packages/*.dist-info"):
-        name, _, version = info.name.removesuffix(".dist-info").partition("-")
-        found.add((name.lower().replace("_", "-"), version))
-    return found
-
-
-def in_uv_cache(cache: Path | None, filename: str) -> bool:
-    """Whether uv's cache holds this wheel unpacked. uv files a wheel under
-    ``wheels-v*/<index>/<name>/<filename without name and .whl>``; that layout is uv's
-    own and may change, in which case this says no and the estimate errs high."""
-    if cache is None or not filename.endswith(".whl"):
-        return False
-    name, _, rest = filename.removesuffix(".whl").partition("-")
-    return any(cache.glob(f"wheels-v*/*/{name.lower().replace('_', '-')}/{rest}"))
+    def line(self) -> str:
+        freed = (f"; freed {len(self.freed_envs)} env(s) and {self.freed_wheels} wheel(s), "
+                 f"{format_size(self.freed_bytes)}" if self.freed_envs or self.freed_wheels
+                 else "")
+        over = f"; OVER BUDGET for {', '.join(self.over_budget)}" if self.over_budget else ""
+        return (f"disk budget {format_size(self.budget_bytes)}: peak "
+                f"{format_size(self.peak_bytes)} of uv cache and envs (start "
+                f"{format_size(self.start_bytes)}, end {format_size(self.end_bytes)}){freed}"
+                f"{over}")
 
 
-def _reusable(plan: InstallPlan) -> bool:
-    return read_json_object(plan.env_dir / STAMP).get("key") == plan.key
+class DiskBudget:
+    """Keeps the uv cache and the envs root under ``limit`` bytes during one run."""
+
+    def __init__(self, limit: int, *, cache: Path | None, envs_root: Path,
+                 estimate: DiskEstimate, cells: Sequence[str],
+                 prune: Sequence[str] | None = None) -> None:
+        self.limit = limit
+        self.cache = cache
+        self.envs_root = envs_root
+        self.estimate = estimate
+        self.remaining = set(cells)  # not finished: their envs and wheels are kept
+        self.finished_order: list[str] = []
+        self.prune = list(prune) if prune else None  # the uv command that drops dangling archives
+        self.report = BudgetReport(budget_bytes=limit)
+        self._in_flight: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closed = threading.Event()
+        self._last = 0
+        self.report.start_bytes = self.report.peak_bytes = self.measure()
+        self._sampler = threading.Thread(target=self._sample, daemon=True,
+                                         name="compat-disk-budget")
+        self._sampler.start()
+
+    # -- measuring ---------------------------------------------------------------------
+
+    def measure(self) -> int:
+        """The footprint now (the last one known if a stop came), and the peak so far."""
+        paths = [self.envs_root] + ([self.cache] if self.cache is not None else [])
+        try:
+            size = footprint(paths)
+        except processes.Stopped:
+            return self._last
+        self._last = size
+        self.report.peak_bytes = max(self.report.peak_bytes, size)
+        return size
+
+    def _sample(self) -> None:
+        while not self._closed.is_set():
+            if self._in_flight:
+                self.measure()
+                self._closed.wait(SAMPLE_EVERY)
+            else:
+                self._wake.wait(SAMPLE_EVERY)
+                self._wake.clear()
+
+    def growth(self, cell_id: str) -> int:
+        """What building this cell's env adds to the cache, by the estimate."""
+        if cell_id in self.estimate.cell_download:
+            return int(self.estimate.cell_download[cell_id] * UNPACK_RATIO)
+        return UNSIZED_GROWTH
+
+    # -- the run's hooks ---------------------------------------------------------------
+
+    def before_build(self, plan: InstallPlan) -> None:
+        """Make room for ``plan``'s env, if it must be built, before uv downloads a byte."""
+        if reusable(plan):
+            return
+        need = self.growth(plan.cell_id)
+        with self._lock:
+            used = self.measure()
+            planned = used + need + sum(self._in_flight.values())
+            if planned > self.limit:
+                used = self._free(planned - self.limit)
+                planned = used + need + sum(self._in_flight.values())
+            if planned > self.limit:
+                self.report.over_budget.append(
+                    f"{plan.cell_id} (needs {format_size(need)}; "
+                    f"{format_size(used)} held by what the run still needs)")
+            self._in_flight[plan.cell_id] = need
+        self._wake.set()
+
+    def after_build(self, plan: InstallPlan) -> None:
+        with self._lock:
+            if self._in_flight.pop(plan.cell_id, None) is not None:
+                self.measure()
+
+    def finished(self, cell_id: str) -> None:
+        with self._lock:
+            self.remaining.discard(cell_id)
+            self.finished_order.append(cell_id)
+
+    def close(self) -> BudgetReport:
+        self._closed.set()
+        self._wake.set()
+        self._sampler.join(timeout=SAMPLE_EVERY + 60)
+        self.report.end_bytes = self.measure()
+        return self.report
+
+    # -- freeing -----------------------------------------------------------------------
+
+    def _candidates(self) -> list[Path]:
+        """Envs no remaining cell needs, the first to go first: this run's finished cells
+        in the order they finished, then envs of cells not in this run, oldest first."""
+        ours = [self.envs_root / c for c in self.finished_order]
+        others = sorted((p for p in self.envs_root.glob("*/" + STAMP)
+                         if p.parent.name not in self.remaining
+                         and p.parent.name not in self.finished_order),
+                        key=lambda stamp: stamp.stat().st_mtime)
+        return [env for env in [*ours, *(s.parent for s in others)] if (env / STAMP).exists()]
+
+    def _needed_wheels(self) -> set[str]:
+        needed: set[str] = set()
+        for cell in self.remaining:
+            needed |= self.estimate.cell_wheels.get(cell, frozenset())
+        return needed
+
+    def _free(self, wanted: int) -> int:
+        """Free envs and wheels no remaining cell needs until ``wanted`` bytes came back
+        (or nothing is left to free); the footprint afterwards."""
+        start = used = self.measure()
+        needed = self._needed_wheels()
+        for env in self._candidates():
+            wheels = self.estimate.cell_wheels.get(env.name) or _env_wheels(env)
+            if not _remove_env(env):
+                continue
+            self.report.freed_envs.append(env.name)
+            if self.cache is not None:
+                for wheel in sorted(wheels - needed):
+                    entries = cache_entries(self.cache, wheel)
+                    for entry in entries:
+                        entry.unlink(missing_ok=True)
+                    self.report.freed_wheels += bool(entries)
+                self._prune()
+            used = self.measure()
+            if start - used >= wanted:
+                break
+        self.report.freed_bytes += max(0, start - used)
+        return used
+
+    def _prune(self) -> None:
+        if self.prune:
+            with contextlib.suppress(OSError, processes.Stopped):
+                processes.run([*self.prune, "cache", "prune"], capture=True, timeout=600)
 
 
-def estimate_growth(plans: Sequence[InstallPlan], envs_root: Path, *,
-                    uv_cache: Path | None = None, timeout: float = 300.0) -> DiskEstimate:
-    """Resolve each env that must be built and size what it would download."""
-    estimate = DiskEstimate()
-    cached = installed_dists(envs_root)
-    counted: set[str] = set()
-    for plan in plans:
-        if _reusable(plan):
-            continue
-        estimate.cells.append(plan.cell_id)
-        python = find_interpreter(plan.python)
-        if python is None:
-            estimate.unknown.append(f"{plan.cell_id}: no CPython {plan.python}")
-            continue
-        with tempfile.TemporaryDirectory(prefix="compat-estimate-") as tmp:
+def _env_wheels(env: Path) -> frozenset[str]:
+    """The wheels an env of another run installed, from its lock and its Python."""
+    for lib in env.glob("lib/python3.*"):
+        return lock_wheels(read_packages(env / LOCK), lib.name.removeprefix("python"))
+    return frozenset()
+
+
+def _remove_env(env: Path) -> bool:
+    """Remove an env nobody is using (its lock free); one in use is left alone."""
+    lock = env.parent / f".{env.name}.lock"
+    try:
+        with open(lock, "a+") as handle:
             try:
-                lock = uv_cli.compile_lock(plan.requirements, python=python,
-                                           args=[*plan.uv_source_args, *plan.cutoff_args],
-                                           folder=Path(tmp), log=Path(tmp) / "compile.log",
-                                           timeout=timeout)
-                packages = read_packages(lock)
-            except (uv_cli.InstallFailed, OSError, ValueError) as exc:
-                estimate.unknown.append(f"{plan.cell_id}: {exc}")
-                continue
-        tags = cell_tags(plan.python)
-        for package in packages:
-            key = (str(package.get("name", "")).lower().replace("_", "-"),
-                   str(package.get("version", "")))
-            wheel = wheel_for(package, tags)
-            if wheel is None or key in cached or wheel["file"] in counted \
-                    or in_uv_cache(uv_cache, wheel["file"]):
-                continue
-            counted.add(wheel["file"])
-            size = wheel.get("size") or ""
-            if size.isdigit():
-                estimate.download_bytes += int(size)
-            elif wheel["url"].startswith("file:") or Path(wheel["url"]).is_file():
-                local = Path(wheel["url"].removeprefix("file://"))
-                estimate.download_bytes += local.stat().st_size if local.is_file() else 0
-    return estimate
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return False
+            (env / STAMP).unlink(missing_ok=True)  # half removed is never mistaken for built
+            shutil.rmtree(env, ignore_errors=True)
+    except OSError:
+        return False
+    lock.unlink(missing_ok=True)
+    return not env.exists()
 
-
-def uv_cache_guess() -> Path:
-    """uv's cache folder as uv documents its default (``$UV_CACHE_DIR``, else
-    ``$XDG_CACHE_HOME/uv``, else ``~/.cache/uv``), without running uv: the disk check
-    runs before anything, and must not wait on a uv that hangs."""
-    if os.environ.get("UV_CACHE_DIR"):
-        return Path(os.environ["UV_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "uv"
-
-
-def free_bytes(path: Path) -> int:
-    """Free space on the disk holding ``path`` (or its nearest existing parent)."""
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return shutil.disk_usage(path).free

@@ -8,12 +8,12 @@ the matrix still needs.
 
 from __future__ import annotations
 
-import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from compat.harness import processes
+from compat.harness.config import sizes
 from compat.harness.config.matrix import Matrix
 from compat.harness.errors import UsageError
 from compat.harness.install.disk import disk_use, tree_bytes, uv_cache_dir
@@ -22,14 +22,11 @@ from compat.harness.install.uv_cli import uv_bin
 
 __all__ = ["GcReport", "collect", "parse_size"]
 
-_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
-
-
-def parse_size(text: str) -> int:
-    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", text, re.IGNORECASE)
-    if found is None:
-        raise UsageError(f"--cache-budget {text!r}: expected a size such as 40G or 500M")
-    return int(float(found[1]) * _UNITS[found[2].upper()])
+def parse_size(text: str, option: str = "--cache-budget") -> int:
+    size = sizes.parse_size(text)
+    if size is None:
+        raise UsageError(f"{option} {text!r}: expected a size such as 40G or 500M")
+    return size
 
 
 @dataclass
