@@ -16,17 +16,20 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
-import requests
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import Version
-from pypi_simple import NoSuchProjectError, ProjectPage, PyPISimple
 
 from compat.harness import processes
 from compat.harness.files import atomic_writer
 from compat.harness.redact import redact
+
+if TYPE_CHECKING:
+    from pypi_simple import ProjectPage
 
 __all__ = ["IndexFile", "IndexUnreachable", "Listings", "download", "list_wheels",
            "released_at", "sha256_of_url"]
@@ -37,6 +40,14 @@ _CHUNK = 1 << 20
 
 class IndexUnreachable(Exception):
     """The index did not answer, or answered with an error page."""
+
+
+def _requests() -> ModuleType:
+    """``requests``, imported on the first network read: a warm run reads no index, and
+    the HTTP stack (with ``pypi-simple``'s models) is a third of the harness's start."""
+    import requests
+
+    return requests
 
 
 @dataclass(frozen=True)
@@ -56,6 +67,8 @@ def list_wheels(index_url: str | None, project: str, *, timeout: float = TIMEOUT
     """Every wheel of ``project`` on the index (``None``: the client's default index)."""
     client_args = {"endpoint": index_url.rstrip("/") + "/"} if index_url else {}
     endpoint = client_args.get("endpoint", "the default index")
+    from pypi_simple import NoSuchProjectError, PyPISimple
+
     def read() -> ProjectPage:
         with PyPISimple(**client_args) as client:
             return client.get_project_page(project, timeout=timeout)
@@ -64,7 +77,7 @@ def list_wheels(index_url: str | None, project: str, *, timeout: float = TIMEOUT
         page = processes.wait_for(read, what=f"the index {redact(endpoint)}")
     except NoSuchProjectError:
         return []
-    except requests.RequestException as exc:
+    except _requests().RequestException as exc:
         raise IndexUnreachable(f"{redact(endpoint)}: {type(exc).__name__}: "
                                f"{redact(str(exc))[:200]}") from None
     files: list[IndexFile] = []
@@ -139,6 +152,7 @@ def _chunks(url: str, *, timeout: float) -> Iterator[bytes]:
             while chunk := handle.read(_CHUNK):
                 yield chunk
         return
+    requests = _requests()
     response = processes.wait_for(lambda: requests.get(url, stream=True, timeout=timeout),
                                   what=redact(url))
     with response:
@@ -157,7 +171,7 @@ def download(url: str, dest: Path, *, timeout: float = 600.0) -> str:
             for chunk in _chunks(url, timeout=timeout):
                 digest.update(chunk)
                 out.write(chunk)
-    except (requests.RequestException, OSError) as exc:
+    except (_requests().RequestException, OSError) as exc:
         raise IndexUnreachable(f"{redact(url)}: {redact(str(exc))}") from None
     return digest.hexdigest()
 
@@ -168,6 +182,6 @@ def sha256_of_url(url: str, *, timeout: float = 600.0) -> str:
     try:
         for chunk in _chunks(url, timeout=timeout):
             digest.update(chunk)
-    except requests.RequestException as exc:
+    except _requests().RequestException as exc:
         raise IndexUnreachable(f"{redact(url)}: {redact(str(exc))}") from None
     return digest.hexdigest()
