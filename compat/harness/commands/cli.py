@@ -230,7 +230,7 @@ def _bisect(args: argparse.Namespace) -> int:
               "(rerun the same command to resume)", file=sys.stderr)
         return EXIT_INTERRUPTED
     print(render_bisect(record))
-    return 0 if record["endpoints_hold"] else EXIT_UNEXPECTED
+    return 0 if record.endpoints_hold else EXIT_UNEXPECTED
 
 
 def _gc(args: argparse.Namespace) -> int:

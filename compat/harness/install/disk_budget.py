@@ -94,15 +94,15 @@ def estimate_growth(plans: Sequence[InstallPlan], envs_root: Path, *,
             key = (str(package.get("name", "")).lower().replace("_", "-"),
                    str(package.get("version", "")))
             wheel = wheel_for(package, tags)
-            if wheel is None or key in cached or wheel["file"] in counted \
-                    or in_uv_cache(uv_cache, wheel["file"]):
+            if wheel is None or key in cached or wheel.file in counted \
+                    or in_uv_cache(uv_cache, wheel.file):
                 continue
-            counted.add(wheel["file"])
-            size = wheel.get("size") or ""
+            counted.add(wheel.file)
+            size = wheel.size
             if size.isdigit():
                 estimate.download_bytes += int(size)
-            elif wheel["url"].startswith("file:") or Path(wheel["url"]).is_file():
-                local = Path(wheel["url"].removeprefix("file://"))
+            elif wheel.url.startswith("file:") or Path(wheel.url).is_file():
+                local = Path(wheel.url.removeprefix("file://"))
                 estimate.download_bytes += local.stat().st_size if local.is_file() else 0
     return estimate
 

@@ -82,23 +82,23 @@ def _prefetch_cell(cell: Cell, matrix: Matrix, *, wheelhouse: Path, envs_root: P
         wheel = wheel_for(package, tags)
         if wheel is None:
             continue
-        if not _WHEEL_FILE.fullmatch(wheel["file"]):  # a name from the index: one file here
-            return _failed(cell, "bad-wheel-name", f"{wheel['file']!r} is not a wheel file name")
-        target = wheelhouse / wheel["file"]
-        expected = wheel.get("sha256") or ""
+        if not _WHEEL_FILE.fullmatch(wheel.file):  # a name from the index: one file here
+            return _failed(cell, "bad-wheel-name", f"{wheel.file!r} is not a wheel file name")
+        target = wheelhouse / wheel.file
+        expected = wheel.sha256
         digest = sha256_of_url(target.as_uri()) if target.exists() else ""
         if not digest or (expected and digest != expected):
             try:
-                digest = download(wheel["url"], target)
+                digest = download(wheel.url, target)
             except IndexUnreachable as exc:
                 return _failed(cell, "index-unreachable", str(exc))
             if expected and digest != expected:
                 target.unlink(missing_ok=True)
-                return _failed(cell, "hash-mismatch", f"{wheel['file']}: sha256 {digest} != "
+                return _failed(cell, "hash-mismatch", f"{wheel.file}: sha256 {digest} != "
                                f"{expected} (the lock's); the file was removed")
-        files[wheel["file"]] = {"sha256": digest, "url": redact(wheel["url"]),
+        files[wheel.file] = {"sha256": digest, "url": redact(wheel.url),
                                 "size": target.stat().st_size}
-        names.append(wheel["file"])
+        names.append(wheel.file)
     print(f"prefetch: {cell.id}: {len(names)} wheels", flush=True)
     return {"requirements": list(plan.requirements), "wheels": names,
             "deps_cutoff": plan.deps_cutoff}
