@@ -198,10 +198,9 @@ def _prefetch(args: argparse.Namespace) -> int:
     manifest = prefetch(matrix, wheelhouse=wheelhouse, envs_root=envs_root(),
                         pip_config=read_pip_config())
     wanted = {c.id for c in matrix.cells if c.applicable}
-    failed = {k: v["error"] for k, v in manifest["cells"].items()
-              if k in wanted and isinstance(v, dict) and "error" in v}
-    total = sum(f.get("size", 0) for f in manifest["files"].values() if isinstance(f, dict))
-    print(f"prefetch: {len(manifest['files'])} wheels, {total / 2**30:.2f} GiB in "
+    failed = {k: v.error for k, v in manifest.cells.items() if k in wanted and v.error}
+    total = sum(f.size for f in manifest.files.values())
+    print(f"prefetch: {len(manifest.files)} wheels, {total / 2**30:.2f} GiB in "
           f"{args.wheelhouse}; {len(failed)} cell(s) failed")
     for cell_id, error in failed.items():
         print(f"  {cell_id}: {error}")

@@ -39,7 +39,13 @@ from compat.harness.processes import file_lock
 from compat.harness.redact import redact
 from compat.harness.reports.documents import write_reports
 from compat.harness.reports.grid import render_console
-from compat.harness.results.baseline import DIFF_LINES, diff_runs, load_baseline, render_diff
+from compat.harness.results.baseline import (
+    DIFF_LINES,
+    BaselineCell,
+    diff_runs,
+    load_baseline,
+    render_diff,
+)
 from compat.harness.results.classify import flag_missing_tests
 from compat.harness.results.gate import EXIT_INTERRUPTED, EXIT_USAGE, exit_code
 from compat.harness.results.merge import merge_runs
@@ -59,7 +65,7 @@ __all__ = ["RunOptions", "console_width", "finish_run", "load_baseline_option",
            "offline_wheelhouse", "report_run", "run_matrix", "unmatched_expectations",
            "writable_folder"]
 
-Baseline = tuple[str, dict[str, Any]]
+Baseline = tuple[str, dict[str, BaselineCell]]  # its name, its cells by id
 
 
 @dataclass(frozen=True)
