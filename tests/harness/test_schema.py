@@ -26,6 +26,7 @@ from compat.harness.results.model import (
     WheelRecord,
 )
 from compat.harness.results.model import TestResult as Result
+from compat.harness.results.run_folder import MANIFEST, RunManifest
 
 SCHEMA = Path(__file__).parents[2] / "compat" / "harness" / "results" / "results.schema.json"
 
@@ -147,3 +148,78 @@ def test_the_schema_refuses_a_wrongly_typed_record() -> None:
                 "cells": [data]}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.Draft202012Validator(schema()).validate(document)
+
+
+# --- the files keep their keys: what the harness wrote before the records were typed ------
+
+CELL = {"python": "3.11", "torch": "2.17.0.dev20261120+cpu", "stack": "torchao",
+        "torchao": "nightly", "channel": "nightly", "gating": False, "not_applicable": None,
+        "url": None, "declared": False}
+PLAN = {"cell_id": "c", "python": "3.11", "requirements": ["torch==2.17.0.dev20261120+cpu"],
+        "index_args": ["--extra-index-url", "https://download.example/whl/nightly/cpu"],
+        "env_dir": "/envs/c", "source_args": [], "deps_cutoff": None, "cutoff_args": [],
+        "key": "0123456789abcdef"}
+RESOLUTION = {"torch": "2.17.0.dev20261120+cpu", "torchao": "0.20.0.dev20261120+cpu",
+              "notes": [], "listing": {"torch": {
+                  "version": "2.17.0.dev20261120+cpu", "filename": "torch-2.17.0.whl",
+                  "url": "https://download.example/torch-2.17.0.whl", "sha256": None,
+                  "note": None}}}
+WRITTEN = {
+    "schema": 1, "cell_id": "c", "cell": CELL, "status": "passed", "reason": None,
+    "gating": False,
+    "tests": [{"nodeid": "t.py::test_a", "outcome": "passed", "duration": 0.5,
+               "message": None, "expected_reason": None, "reruns": 0,
+               "expected_failure": None, "exc_types": [], "snapshots": {}}],
+    "fingerprint": {"torch": "2.17.0.dev20261120+cpu"}, "routes": {"pt2e": "torchao"},
+    "warnings": [],
+    "install": {"plan": PLAN, "resolution": RESOLUTION, "python": "/envs/c/bin/python",
+                "reused": False, "seconds": 12.5, "key": "0123456789abcdef",
+                "freeze": ["torch==2.17.0.dev20261120+cpu"], "uv_version": "uv 0.9.1",
+                "interpreter": "/usr/bin/python3.11",
+                "wheels": {"torch": {"version": "2.17.0.dev20261120+cpu",
+                                     "file": "torch-2.17.0.whl", "sha256": "ab" * 32,
+                                     "url": "https://download.example/torch-2.17.0.whl",
+                                     "index": "https://download.example", "size": "",
+                                     "sha256_source": "computed"}},
+                "disk": {"apparent_bytes": 2**30, "own_bytes": 2**20 + 10,
+                         "bytecode_bytes": 10}},
+    "adaptations": {}, "applicability": {}, "timings": {"install": 12.5, "tests": 1.0},
+    "command": ["python", "-m", "pytest"], "returncode": 0, "log_excerpt": None,
+}
+
+
+@pytest.mark.parametrize("written", [
+    WRITTEN,
+    {**WRITTEN, "status": "install-failed", "tests": [], "install": {
+        "plan": PLAN, "resolution": RESOLUTION, "error_kind": "no-interpreter"}},
+    {**WRITTEN, "status": "install-failed", "tests": [],
+     "install": {"error_kind": "no-such-version"}},
+    {**WRITTEN, "status": "not-applicable", "tests": [], "install": {}, "applicability": {
+        "rule": "removed in 2.11", "claim": "no quantize_pt2e.py", "source": "docs",
+        "probe": "torch 2.11: x: expected not", "check_verdict": "unchecked",
+        "check_detail": "no installed env holds torch 2.11"}},
+], ids=["ran", "install-failed", "unresolved", "not-applicable"])
+def test_a_result_file_reads_back_to_the_same_keys(written: dict[str, Any]) -> None:
+    assert CellResult.from_dict(written).to_dict() == written
+
+
+def test_a_result_of_an_older_harness_loads() -> None:
+    """No url or declared in the cell, no disk or plan: the defaults, not an error."""
+    older = {**WRITTEN, "cell": {k: v for k, v in CELL.items() if k not in ("url", "declared")},
+             "install": {"reused": True, "freeze": [], "wheels": {}}}
+    result = CellResult.from_dict(older)
+    assert result.cell == Cell.from_dict(CELL)
+    assert (result.install.reused, result.install.disk, result.install.plan) == (True, None,
+                                                                                 None)
+
+
+def test_a_run_manifest_reads_back_to_the_same_keys(tmp_path: Path) -> None:
+    written = {"run_id": "r", "matrix_path": "/m/matrix.toml", "matrix_name": "m",
+               "matrix_sha256": "0" * 64, "cells": [{"id": "c", **CELL}],
+               "all_cells": [{"id": "c", **CELL}, {"id": "d", **CELL, "torch": "2.8.0"}],
+               "shard": "1/2", "merged_from": None}
+    (tmp_path / MANIFEST).write_text(json.dumps(written), encoding="utf-8")
+    manifest = RunManifest.read(tmp_path)
+    assert manifest is not None
+    assert manifest.cells == {"c": Cell.from_dict(CELL)}
+    assert manifest.to_dict() == written
