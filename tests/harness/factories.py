@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from compat.harness.config.matrix import Cell
 from compat.harness.results.model import CellResult, CellStatus, Outcome, TestResult
 
 NODE = "tests/core/test_metadata_porting.py::TestMetaDataPorting::"
@@ -20,8 +21,7 @@ def cell_result(
     routes: dict[str, str] | None = None,
 ) -> CellResult:
     ao = f"torchao{torchao}" if stack == "torchao" else "torch.ao"
-    cell = {"python": python, "torch": torch, "stack": stack, "torchao": torchao,
-            "channel": "release", "gating": gating, "not_applicable": None}
+    cell = Cell(python, torch, stack, torchao, gating=gating)
     tests = [TestResult(NODE + name, outcome) for name, outcome in (outcomes or {}).items()]
     fingerprint = {"torch": f"{torch}+cpu"} if tests else {}
     return CellResult(f"torch{torch}-{ao}-py{python}", cell, status, reason, gating,

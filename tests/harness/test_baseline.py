@@ -7,7 +7,13 @@ import pytest
 
 from compat.harness.errors import UsageError
 from compat.harness.reports.documents import run_document
-from compat.harness.results.baseline import diff_runs, load_baseline, render_diff
+from compat.harness.results.baseline import (
+    BaselineCell,
+    baseline_cells,
+    diff_runs,
+    load_baseline,
+    render_diff,
+)
 from compat.harness.results.gate import EXIT_UNEXPECTED, exit_code
 from compat.harness.results.model import CellStatus, Outcome
 
@@ -18,9 +24,9 @@ KEY = NODE.rsplit("/", 1)[-1]
 P, F, X = Outcome.PASSED, Outcome.FAILED, Outcome.XFAILED
 
 
-def as_baseline(results: list) -> dict:
-    return {c["cell_id"]: c for c in run_document(results, run_id="old", matrix={"name": "m"},
-                                                  exit_code=0)["cells"]}
+def as_baseline(results: list) -> dict[str, BaselineCell]:
+    return baseline_cells(run_document(results, run_id="old", matrix={"name": "m"},
+                                       exit_code=0))
 
 
 def test_regression_fix_still_failing_appeared_vanished() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from compat.harness.config.channels import Channel
 from compat.harness.config.matrix import Matrix
 from compat.harness.results.bisection import Bisection, Verdict
 
@@ -98,7 +100,7 @@ def test_needs_two_candidates() -> None:
 def test_torchao_pairing_follows_the_matrix() -> None:
     from compat.harness.commands.bisect import BisectRequest, torchao_for
 
-    release, nightly = {"kind": "release"}, {"kind": "nightly"}
+    release, nightly = Channel("release"), Channel("nightly", "nightly", "https://x.invalid")
     pairing = {"2.8.0": "0.13.0", "2.10.0": "0.16.0"}
     ao = BisectRequest("t", "2.8.0", "2.10.0", "torchao", "3.11")
     assert torchao_for(ao, "2.10.0", release, pairing) == "0.16.0"
@@ -130,18 +132,26 @@ def test_a_fix_is_found_over_the_matrix_versions(cell_world: Callable[..., Matri
     out = tmp_path / "bisect"
     record = bisect(request, matrix, out=out, envs_root=tmp_path / "envs",
                     pip_config=PipIndexConfig(), candidates=candidates)
-    assert record["mode"] == "fix"
-    assert (record["last_bad"], record["first_good"]) == ("2.3.1", "2.4.1")
-    assert record["verdicts"] == {"2.2.2": "bad", "2.5.1": "good", "2.3.1": "bad",
-                                  "2.4.1": "good"}  # real verdicts, not the search's
+    assert record.mode == "fix"
+    assert record.ends == [("last bad", "2.3.1"), ("first good", "2.4.1")]
+    assert record.verdicts == {"2.2.2": B, "2.5.1": G, "2.3.1": B,
+                               "2.4.1": G}  # real verdicts, not the search's
+    saved = json.loads((out / "bisect.json").read_text(encoding="utf-8"))
+    assert (saved["mode"], saved["last_bad"], saved["first_good"]) == ("fix", "2.3.1", "2.4.1")
+    assert saved["verdicts"] == {"2.2.2": "bad", "2.5.1": "good", "2.3.1": "bad",
+                                 "2.4.1": "good"}
+    assert set(saved) == {"mode", "request", "candidates", "verdicts", "git", "steps",
+                          "envs_built", "on", "snapshots", "last_bad", "first_good",
+                          "inconsistencies", "skipped", "endpoints_hold", "compare"}
+    assert set(saved["steps"][0]) == {"candidate", "verdict", "status", "reason", "env_built"}
     text = render_bisect(record)
     assert "looking for the fix" in text
     assert "last bad: 2.3.1 (git 0123abc)" in text
     assert "first good: 2.4.1 (git 0123abc)" in text
     again = bisect(request, matrix, out=out, envs_root=tmp_path / "envs",
                    pip_config=PipIndexConfig(), candidates=candidates)
-    assert len(again["steps"]) == len(record["steps"])  # resumed: nothing run twice
-    assert again["first_good"] == "2.4.1"
+    assert len(again.steps) == len(record.steps)  # resumed: nothing run twice
+    assert again.boundary == ("2.3.1", "2.4.1")
 
 
 def test_same_ends_are_a_usage_error() -> None:
@@ -151,7 +161,7 @@ def test_same_ends_are_a_usage_error() -> None:
 
     same = BisectRequest("t", "2.4.1", "2.4.1", "torch.ao", "3.11")
     with pytest.raises(UsageError, match="are the same version"):
-        find_candidates(same, {"kind": "release"}, PipIndexConfig())
+        find_candidates(same, Channel("release"), PipIndexConfig())
 
 
 def test_bisect_on_snapshot_finds_where_the_porting_changed(cell_world: Any, tmp_path: Path
@@ -172,8 +182,11 @@ def test_bisect_on_snapshot_finds_where_the_porting_changed(cell_world: Any, tmp
     candidates = matrix_candidates(request, matrix)
     record = bisect(request, matrix, out=tmp_path / "bisect", envs_root=tmp_path / "envs",
                     pip_config=PipIndexConfig(), candidates=candidates)
-    assert (record["last_good"], record["first_bad"]) == ("2.3.1", "2.4.1")
-    assert len(record["steps"]) <= math.ceil(math.log2(len(candidates))) + 2  # the bound
+    assert record.ends == [("last good", "2.3.1"), ("first bad", "2.4.1")]
+    assert len(record.steps) <= math.ceil(math.log2(len(candidates))) + 2  # the bound
+    saved = json.loads((tmp_path / "bisect" / "bisect.json").read_text(encoding="utf-8"))
+    assert (saved["last_good"], saved["first_bad"]) == ("2.3.1", "2.4.1")
+    assert saved["snapshot_changes"]
     text = render_bisect(record)
     assert "on its porting snapshot" in text
     assert ("test_fault.py::test_porting: converted: dequantize_per_tensor after matmul: "

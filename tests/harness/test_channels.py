@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -187,7 +188,7 @@ def test_dated_nightly_is_remembered_and_needs_no_network(index: str, tmp_path: 
     cell = matrix.cells[0]
     first = resolve_cell(cell, matrix.channels["nightly"], envs_root=tmp_path / "envs",
                          today=TODAY)
-    offline = {**matrix.channels["nightly"], "index-url": closed_port_url()}
+    offline = dataclasses.replace(matrix.channels["nightly"], index_url=closed_port_url())
     # Same cache key needs the same index URL: use the real one, then break the network.
     again = resolve_cell(cell, matrix.channels["nightly"], envs_root=tmp_path / "envs",
                          today=TODAY)
@@ -215,14 +216,14 @@ def test_one_run_reads_each_index_page_once(index: str, tmp_path: Path) -> None:
                          today=TODAY, listings=listings).pins[0] for cell in nightly]
     assert pins == ["torch==2.17.0.dev20261127+cpu"] * 2
     assert sorted(p for _, p in asked) == ["torch", "torchao"]
-    dead = {**matrix.channels["nightly"], "index-url": closed_port_url()}
+    dead = dataclasses.replace(matrix.channels["nightly"], index_url=closed_port_url())
     attempts = Listings(counting)
     asked.clear()
     for cell in nightly:
         with pytest.raises(ResolutionFailed, match="ConnectionError"):
             resolve_cell(cell, dead, envs_root=tmp_path / "other", today=TODAY,
                          listings=attempts)
-    assert asked == [(dead["index-url"], "torch")]
+    assert asked == [(dead.index_url, "torch")]
 
 
 @pytest.mark.parametrize(("extra", "message"), [

@@ -291,17 +291,18 @@ def test_prefetch_locks_and_fails_as_an_env_build_does(write_matrix: WriteMatrix
     good = load_matrix(write_matrix(MATRIX.format(setting="", nightly=nightly)))
     manifest = prefetch.prefetch(good, wheelhouse=tmp_path / "wh", envs_root=tmp_path / "envs",
                                  pip_config=config)
-    assert sorted(manifest["cells"][cell]["wheels"]) == ["fakedep-2.0-py3-none-any.whl",
+    assert sorted(manifest.cells[cell].wheels) == ["fakedep-2.0-py3-none-any.whl",
                                                          "torch-2.2.2-py3-none-any.whl"]
-    for name in manifest["cells"][cell]["wheels"]:
+    for name in manifest.cells[cell].wheels:
         data = (tmp_path / "wh" / name).read_bytes()
-        assert manifest["files"][name]["sha256"] == hashlib.sha256(data).hexdigest()
+        assert manifest.files[name].sha256 == hashlib.sha256(data).hexdigest()
 
     text = MATRIX.replace('deps = ["fakedep"]', 'deps = ["fakedep==9.9"]')
     bad = load_matrix(write_matrix(text.format(setting="", nightly=nightly), name="bad.toml"))
     manifest = prefetch.prefetch(bad, wheelhouse=tmp_path / "wh2", envs_root=tmp_path / "envs",
                                  pip_config=config)
-    error = manifest["cells"][cell]["error"]
+    error = manifest.cells[cell].error
+    assert error is not None
     assert error.startswith("no-such-version: "), error
     assert "there is no version of fakedep==9.9" in error
     log = (tmp_path / "wh2" / ".locks" / cell / "compile.log").read_text(encoding="utf-8")

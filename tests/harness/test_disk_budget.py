@@ -115,7 +115,8 @@ def test_a_build_that_would_pass_the_budget_frees_only_what_no_remaining_cell_ne
     keeper.finished("c")
     report = keeper.close()
 
-    assert not (world.envs / "a").exists() and not (world.envs / "b").exists()
+    assert not (world.envs / "a").exists()
+    assert not (world.envs / "b").exists()
     assert list((world.cache / "wheels-v8" / "pypi" / "nvidia-cublas-cu12").iterdir())  # c's
     assert not list((world.cache / "wheels-v8" / "pypi" / "torch").glob("2.8.0-*"))
     assert not (world.cache / "archive-v0" / TORCH_A.removesuffix(".whl")).exists()
@@ -152,7 +153,8 @@ def test_a_reused_env_costs_nothing_and_frees_nothing(tmp_path: Path) -> None:
     world.build(a, [TORCH_A])
     keeper.before_build(a)  # built already (its stamp holds its key): no download
     report = keeper.close()
-    assert report.freed_envs == [] and report.over_budget == []
+    assert report.freed_envs == []
+    assert report.over_budget == []
 
 
 def test_cells_of_one_torch_build_run_together_longest_build_first() -> None:

@@ -15,7 +15,7 @@ import pytest
 from compat.harness.reports.documents import run_document, write_reports
 from compat.harness.reports.html import render_html
 from compat.harness.results.baseline import diff_runs
-from compat.harness.results.model import CellStatus, Outcome
+from compat.harness.results.model import CellStatus, InstallRecord, Outcome, WheelRecord
 
 from .factories import cell_result
 
@@ -28,9 +28,9 @@ def sample() -> list:
                          status=CellStatus.FAILED, reason="1 test(s) failed unexpectedly",
                          routes={"pt2e": "torch.ao", "capture": HOSTILE})
     failed.tests[1].message = HOSTILE
-    failed.install = {"reused": False, "wheels": {"torch": {
-        "file": "torch-2.8.0-cp311-cp311-manylinux_2_28_x86_64.whl", "sha256": "ab" * 32,
-        "url": "https://user:secret@mirror.invalid/t.whl", "index": "https://mirror.invalid"}}}
+    failed.install = InstallRecord(reused=False, wheels={"torch": WheelRecord(
+        file="torch-2.8.0-cp311-cp311-manylinux_2_28_x86_64.whl", sha256="ab" * 32,
+        url="https://user:secret@mirror.invalid/t.whl", index="https://mirror.invalid")})
     return [
         failed,
         cell_result("2.13.0", "torchao", torchao="0.18.0",

@@ -6,7 +6,7 @@ from typing import Any
 
 from compat.harness.reports.grid import render_console, render_markdown
 from compat.harness.reports.html import render_html
-from compat.harness.results.baseline import diff_runs, render_diff
+from compat.harness.results.baseline import baseline_cells, diff_runs, render_diff
 from compat.harness.results.drift import diff_snapshots, drifts, snapshot_classes
 from compat.harness.results.model import Outcome
 
@@ -80,7 +80,7 @@ def test_drift_is_listed_in_every_report_and_never_fails_the_gate() -> None:
 def test_the_baseline_names_a_behaviour_change_apart_from_regressions() -> None:
     old = with_snapshots("2.4.1", WALKS_BACK)
     new = with_snapshots("2.4.1", STOPS)
-    diff = diff_runs({old.cell_id: old.to_dict()}, [new])
+    diff = diff_runs(baseline_cells({"cells": [old.to_dict()]}), [new])
     assert diff.regressions == []
     assert diff.behaviour_changed == [
         f"torch2.4.1-torch.ao-py3.11: {KEY}: converted: dequantize_per_tensor "
@@ -91,6 +91,6 @@ def test_the_baseline_names_a_behaviour_change_apart_from_regressions() -> None:
 def test_an_expected_failure_that_now_fails_differently_is_a_regression() -> None:
     old = cell_result("2.2.2", outcomes={TEST: Outcome.XFAILED})
     new = cell_result("2.2.2", outcomes={TEST: Outcome.FAILED_DIFFERENTLY})
-    diff = diff_runs({old.cell_id: old.to_dict()}, [new])
+    diff = diff_runs(baseline_cells({"cells": [old.to_dict()]}), [new])
     assert diff.regressions == [
         f"torch2.2.2-torch.ao-py3.11: {KEY}: xfailed -> failed-differently"]

@@ -8,8 +8,9 @@ import pytest
 
 from compat.harness.commands.cli import main
 from compat.harness.commands.history import changes, collect_history, render_history
+from compat.harness.config.matrix import Cell
 from compat.harness.errors import UsageError
-from compat.harness.results.model import CellResult, CellStatus, Outcome
+from compat.harness.results.model import CellResult, CellStatus, InstallRecord, Outcome
 from compat.harness.results.model import TestResult as Result
 from compat.harness.results.run_folder import RunManifest
 
@@ -20,22 +21,20 @@ RELEASE = "torch2.8.0-torch.ao-py3.11"
 
 def cell(cell_id: str, torch: str, outcome: Outcome, numpy: str = "2.4.6") -> CellResult:
     nightly = cell_id.startswith("nightly")
-    spec = {"python": "3.11", "torch": "latest" if nightly else "2.8.0",
-            "stack": "torchao" if nightly else "torch.ao", "torchao": None,
-            "channel": "nightly" if nightly else "release", "gating": not nightly,
-            "not_applicable": None}
+    spec = Cell("3.11", "latest" if nightly else "2.8.0", "torchao" if nightly else "torch.ao",
+                channel="nightly" if nightly else "release", gating=not nightly)
     failed = outcome is Outcome.FAILED
     test = Result(TEST, outcome, 1.0, "E assert 1 == 2" if failed else None)
     return CellResult(cell_id, spec, CellStatus.FAILED if failed else CellStatus.PASSED,
                       tests=[test],
                       fingerprint={"torch": torch},
-                      install={"freeze": [f"numpy=={numpy}", f"torch=={torch}"]})
+                      install=InstallRecord(freeze=[f"numpy=={numpy}", f"torch=={torch}"]))
 
 
 def keep_run(reports: Path, run_id: str, results: list[CellResult], name: str = "nightly") -> None:
     folder = reports / run_id
     RunManifest(run_id, "matrix.toml", name, "0" * 64,
-                [{"id": r.cell_id, **r.cell} for r in results]).write(folder)
+                {r.cell_id: r.cell for r in results}).write(folder)
     for result in results:
         result.write(folder / "cells" / result.cell_id / "result.json")
 

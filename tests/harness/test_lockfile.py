@@ -51,9 +51,9 @@ def test_the_installed_variant_is_picked_by_its_tags(tmp_path: Path) -> None:
         (site / f"{dist}.dist-info" / "WHEEL").write_text(
             f"Wheel-Version: 1.0\nTag: {tag}\n", encoding="utf-8")
     found = installed_wheels(tmp_path / "env", lock, ("torch", "torchao"))
-    assert found["torch"]["file"] == "torch-2.8.0-cp311-cp311-manylinux_2_28_x86_64.whl"
-    assert found["torch"]["sha256"] == "bb"
-    assert found["torch"]["index"] == "https://files.example"
-    assert found["torchao"]["file"] == (
+    assert found["torch"].file == "torch-2.8.0-cp311-cp311-manylinux_2_28_x86_64.whl"
+    assert found["torch"].sha256 == "bb"
+    assert found["torch"].index == "https://files.example"
+    assert found["torchao"].file == (
         "torchao-0.20.0.dev20261124+cpu-cp310-abi3-manylinux_2_28_x86_64.whl")
-    assert found["torchao"]["url"].startswith("http://u:p@127.0.0.1:1/")  # redacted on write
+    assert found["torchao"].url.startswith("http://u:p@127.0.0.1:1/")  # redacted on write

@@ -65,8 +65,8 @@ def test_events_carry_outcomes_fingerprint_and_routes(pytester: pytest.Pytester,
     assert events.fingerprint["torch_git_version"] == "a1b2c3"
     assert events.fingerprint["torch_import_error"] is None
     assert events.finish is not None
-    assert events.finish["routes"] == {"pt2e": "torch.ao"}
-    assert events.finish["warnings"] == ["DeprecationWarning: going away"]
+    assert events.finish.routes == {"pt2e": "torch.ao"}
+    assert events.finish.warnings == ["DeprecationWarning: going away"]
     assert events.started == list(events.tests)
 
 

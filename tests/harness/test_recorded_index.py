@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from compat.harness.commands.bisect import BisectRequest, find_candidates
-from compat.harness.config.channels import nightly_date
+from compat.harness.config.channels import Channel, nightly_date
 from compat.harness.install.index import list_wheels
 from compat.harness.install.nightly import NightlyNotFound, resolve_nightly
 from compat.harness.install.pipconfig import PipIndexConfig
@@ -100,6 +100,7 @@ def test_release_page_orders_bisect_candidates(recorded: str) -> None:
     assert (len(files), sum(f.sha256 is not None for f in files)) == (1494, 1128)
     request = BisectRequest("test_x", good="1.13.0", bad="2.1.0", stack="torch.ao",
                             python="3.10")
-    candidates = find_candidates(request, {"index-url": f"{recorded}/whl"}, PipIndexConfig())
+    candidates = find_candidates(request, Channel("mirror", "index", f"{recorded}/whl"),
+                                 PipIndexConfig())
     # +cpu, +cu118, +rocm5.6, cpu.cxx11.abi... builds of one release are one candidate
     assert candidates == ["1.13.0", "1.13.1", "2.0.0", "2.0.1", "2.1.0"]

@@ -6,9 +6,15 @@ from pathlib import Path
 import pytest
 
 from compat.events import EVENTS_SCHEMA
-from compat.harness.config.matrix import Expectation, Selector
+from compat.harness.config.matrix import Cell, Expectation, Selector
 from compat.harness.errors import ResultFileError
-from compat.harness.results.classify import Events, classify, flag_missing_tests, read_events
+from compat.harness.results.classify import (
+    Events,
+    SessionEnd,
+    classify,
+    flag_missing_tests,
+    read_events,
+)
 from compat.harness.results.model import CellResult, CellStatus, Outcome
 from compat.harness.results.model import TestResult as Result
 
@@ -31,7 +37,9 @@ def rec(nodeid: str, outcome: str, message: str | None = None) -> dict[str, obje
             "message": message}
 
 
-FINISH = {"event": "session_finish", "exitstatus": 0, "routes": {"pt2e": "torch.ao"}}
+FINISH_EVENT = {"event": "session_finish", "exitstatus": 0, "routes": {"pt2e": "torch.ao"}}
+FINISH = SessionEnd.from_event(FINISH_EVENT)
+CELL = Cell("3.11", "2.8.0", "torch.ao")
 
 
 def test_truncated_last_line_keeps_everything_before(tmp_path: Path) -> None:
@@ -129,7 +137,7 @@ def test_a_cell_whose_tests_all_skipped_is_not_a_pass() -> None:
 
 def test_a_test_other_cells_ran_is_missing_not_passed() -> None:
     def cell(cell_id: str, nodeids: list[str]) -> CellResult:
-        return CellResult(cell_id, {}, CellStatus.PASSED,
+        return CellResult(cell_id, CELL, CellStatus.PASSED,
                           tests=[Result(n, Outcome.PASSED) for n in nodeids])
 
     full, short, dead = cell("a", [T1, T2]), cell("b", [T1]), cell("c", [])
@@ -190,8 +198,7 @@ def test_exit_without_session_finish_is_a_crash() -> None:
 def test_round_trip(tmp_path: Path) -> None:
     events = Events(tests={T1: rec(T1, "failed", "boom")}, started=[T1], finish=FINISH)
     status, reason, tests = classify(events=events, returncode=1, timed_out=False, expected={})
-    result = CellResult("c", {"torch": "2.8.0", "stack": "torch.ao", "python": "3.11"},
-                        status, reason, tests=tests, routes={"pt2e": "torch.ao"})
+    result = CellResult("c", CELL, status, reason, tests=tests, routes={"pt2e": "torch.ao"})
     result.write(tmp_path / "result.json")
     assert CellResult.read(tmp_path / "result.json") == result
 
@@ -222,7 +229,7 @@ def test_pytest_that_never_started_is_an_error() -> None:
 
 def test_a_stream_of_another_events_schema_is_refused_not_misread(tmp_path: Path) -> None:
     path = events_file(tmp_path, [{**start(), "schema": EVENTS_SCHEMA + 1}, rec(T1, "passed"),
-                                  FINISH])
+                                  FINISH_EVENT])
     events = read_events(path)
     assert events.tests == {}
     status, reason, _ = classify(events=events, returncode=0, timed_out=False, expected={})

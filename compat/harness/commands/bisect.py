@@ -17,8 +17,8 @@ import dataclasses
 import hashlib
 import json
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from typing import Any
 from packaging.version import InvalidVersion, Version
 
 from compat.harness import processes
-from compat.harness.config.channels import nightly_date
+from compat.harness.config.channels import Channel, nightly_date
 from compat.harness.config.matrix import NIGHTLY_TORCHAO, RELEASE, Cell, Matrix
 from compat.harness.errors import UsageError
 from compat.harness.execute.cell_runner import run_cell
@@ -39,8 +39,8 @@ from compat.harness.results.bisection import Bisection, Verdict
 from compat.harness.results.drift import diff_snapshots
 from compat.harness.results.model import CellResult, CellStatus, Outcome
 
-__all__ = ["BisectRequest", "bisect", "find_candidates", "matrix_candidates", "render_bisect",
-           "verdict_of"]
+__all__ = ["BisectRecord", "BisectRequest", "BisectStep", "bisect", "find_candidates",
+           "matrix_candidates", "render_bisect", "verdict_of"]
 
 COMPARE = "https://github.com/pytorch/pytorch/compare/{older}...{newer}"
 _SKIP_STATUSES = {CellStatus.INSTALL_FAILED, CellStatus.IMPORT_FAILED, CellStatus.SKIPPED,
@@ -93,11 +93,11 @@ def _ends(request: BisectRequest) -> tuple[Version, Version]:
     return ends[0], ends[1]
 
 
-def find_candidates(request: BisectRequest, channel: dict[str, Any],
+def find_candidates(request: BisectRequest, channel: Channel,
                     pip_config: PipIndexConfig) -> list[str]:
     """Ordered candidates from the older end to the newer one, both included."""
-    nightly = channel.get("kind") == "nightly"
-    index = channel.get("index-url") or (None if nightly else pip_config.index_url)
+    nightly = channel.is_nightly
+    index = channel.index_url or (None if nightly else pip_config.index_url)
     if nightly:
         first, last = _parse_date(request.good), _parse_date(request.bad)
         if first is None or last is None:
@@ -125,7 +125,7 @@ def find_candidates(request: BisectRequest, channel: dict[str, Any],
 def matrix_candidates(request: BisectRequest, matrix: Matrix) -> list[str]:
     """The ends and the torch versions the matrix declares between them (``--versions
     matrix``): a first pass over envs that usually exist already."""
-    if matrix.channels.get(request.channel, {}).get("kind") == "nightly":
+    if matrix.channel(request.channel).is_nightly:
         raise UsageError("--versions matrix needs a release channel (nightly cells are dates)")
     first, last = _ends(request)
     found = {first, last}
@@ -141,7 +141,7 @@ def matrix_candidates(request: BisectRequest, matrix: Matrix) -> list[str]:
     return [str(v) for v in sorted(found)]
 
 
-def torchao_for(request: BisectRequest, candidate: str, channel: dict[str, Any],
+def torchao_for(request: BisectRequest, candidate: str, channel: Channel,
                 pairing: dict[str, str]) -> str | None:
     """The torchao of a candidate, as the matrix would pair it: ``--torchao`` if given,
     else the nightly of the same date, else the pairing a ``[[torch]]`` entry declares
@@ -150,7 +150,7 @@ def torchao_for(request: BisectRequest, candidate: str, channel: dict[str, Any],
         return None
     if request.torchao:
         return request.torchao
-    if channel.get("kind") == "nightly":
+    if channel.is_nightly:
         return NIGHTLY_TORCHAO
     return pairing.get(candidate)
 
@@ -186,17 +186,110 @@ def snapshot_verdict(result: CellResult, test: str, reference: dict[str, Any]) -
     return Verdict.GOOD if taken == reference else Verdict.BAD
 
 
+@dataclass
+class BisectStep:
+    """One candidate run: its verdict, and what the test (else the cell) did."""
+
+    candidate: str
+    verdict: Verdict
+    status: str  # the test's outcomes ("xfailed": failed, as expected), else the cell's status
+    reason: str | None
+    env_built: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"candidate": self.candidate, "verdict": self.verdict.value,
+                "status": self.status, "reason": self.reason, "env_built": self.env_built}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BisectStep:
+        return cls(str(data["candidate"]), Verdict(data["verdict"]), str(data["status"]),
+                   data.get("reason"), bool(data["env_built"]))
+
+
+@dataclass
+class BisectRecord:
+    """A bisection as far as it went, and its answer once the search ended: what
+    ``bisect.json`` holds (saved after every step, read back to resume)."""
+
+    request: BisectRequest
+    candidates: list[str]
+    verdicts: dict[str, Verdict] = field(default_factory=dict)  # the real ones, not the search's
+    git: dict[str, str] = field(default_factory=dict)  # candidate -> torch's git version
+    steps: list[BisectStep] = field(default_factory=list)
+    envs_built: int = 0
+    snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)  # candidate -> by test
+    # Once the search ended: the boundary, older side first (last good/bad, first bad/good).
+    boundary: tuple[str, str] | None = None
+    inconsistencies: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    endpoints_hold: bool = False
+    snapshot_changes: list[str] | None = None  # --on snapshot: what changed at the boundary
+    compare: str | None = None  # the GitHub compare link between the two builds
+
+    @property
+    def mode(self) -> str:
+        return "fix" if self.request.finds_fix else "regression"
+
+    @property
+    def ends(self) -> list[tuple[str, str]]:
+        """The boundary with its labels: ``last good``/``first bad``, or for a fix
+        ``last bad``/``first good``."""
+        if self.boundary is None:
+            return []
+        labels = ("last bad", "first good") if self.request.finds_fix else ("last good",
+                                                                             "first bad")
+        return list(zip(labels, self.boundary, strict=True))
+
+    @classmethod
+    def resumed(cls, request: BisectRequest, candidates: Sequence[str],
+                saved: Mapping[str, Any]) -> BisectRecord:
+        """The record of an earlier run of the same search (``bisect.json``), or a new one."""
+        return cls(request, list(candidates),
+                   {k: Verdict(v) for k, v in saved.get("verdicts", {}).items()
+                    if k in candidates},
+                   dict(saved.get("git", {})),
+                   [BisectStep.from_dict(step) for step in saved.get("steps", [])],
+                   int(saved.get("envs_built", 0)), dict(saved.get("snapshots", {})))
+
+    def to_dict(self) -> dict[str, Any]:
+        """``bisect.json``: the search so far, and the answer's keys once it ended."""
+        data: dict[str, Any] = {
+            "mode": self.mode, "request": dataclasses.asdict(self.request),
+            "candidates": list(self.candidates),
+            "verdicts": {k: v.value for k, v in self.verdicts.items()}, "git": dict(self.git),
+            "steps": [step.to_dict() for step in self.steps], "envs_built": self.envs_built,
+            "on": self.request.on, "snapshots": self.snapshots,
+        }
+        if self.boundary is None:
+            return data
+        data.update({label.replace(" ", "_"): version for label, version in self.ends})
+        data.update(inconsistencies=self.inconsistencies, skipped=self.skipped,
+                    endpoints_hold=self.endpoints_hold)
+        if self.snapshot_changes is not None:
+            data["snapshot_changes"] = self.snapshot_changes
+        data["compare"] = self.compare
+        return data
+
+    def save(self, path: Path) -> None:
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+
+
 def bisect(request: BisectRequest, matrix: Matrix, *, out: Path, envs_root: Path,
-           pip_config: PipIndexConfig, candidates: Sequence[str] | None = None) -> dict[str, Any]:
+           pip_config: PipIndexConfig, candidates: Sequence[str] | None = None
+           ) -> BisectRecord:
     """Run the search to the end; returns (and saves) the full record."""
-    channel = dict(matrix.channels.get(request.channel) or {})
+    channel = matrix.channel(request.channel)
     if candidates is None:
         candidates = find_candidates(request, channel, pip_config)
     if len(candidates) < 2:
         raise UsageError(f"fewer than two torch versions between {request.good} and "
                          f"{request.bad} for CPython {request.python}")
     state_path = out / "bisect.json"
-    saved = read_json_object(state_path)
+    try:
+        record = BisectRecord.resumed(request, candidates, read_json_object(state_path))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise UsageError(f"{state_path}: not a bisection's state ({type(exc).__name__}: "
+                         f"{exc}); remove it to start over") from None
     fix = request.finds_fix
 
     def searched(verdict: Verdict) -> Verdict:
@@ -204,16 +297,8 @@ def bisect(request: BisectRequest, matrix: Matrix, *, out: Path, envs_root: Path
         flipped = {Verdict.GOOD: Verdict.BAD, Verdict.BAD: Verdict.GOOD}
         return flipped.get(verdict, verdict) if fix else verdict
 
-    search = Bisection.resume(candidates, {k: searched(Verdict(v)).value
-                                           for k, v in saved.get("verdicts", {}).items()})
-    record: dict[str, Any] = {
-        "mode": "fix" if fix else "regression",
-        "request": dataclasses.asdict(request), "candidates": list(candidates),
-        "verdicts": {k: searched(v).value for k, v in search.verdicts.items()},
-        "git": saved.get("git", {}), "steps": saved.get("steps", []),
-        "envs_built": saved.get("envs_built", 0), "on": request.on,
-        "snapshots": saved.get("snapshots", {}),
-    }
+    search = Bisection.resume(candidates, {k: searched(v).value
+                                           for k, v in record.verdicts.items()})
     good_end = candidates[-1] if fix else candidates[0]
     if "::" in request.test:
         one_test = dataclasses.replace(matrix, tests=(request.test,), select=None)
@@ -223,7 +308,7 @@ def bisect(request: BisectRequest, matrix: Matrix, *, out: Path, envs_root: Path
     pairing = {c.torch: c.torchao for c in matrix.cells if c.stack == "torchao" and c.torchao}
     def next_step() -> str | None:
         """In snapshot mode the good end runs first: its snapshot is the reference."""
-        if request.on == "snapshot" and good_end not in record["snapshots"]:
+        if request.on == "snapshot" and good_end not in record.snapshots:
             return good_end
         return search.next_candidate()
 
@@ -239,80 +324,74 @@ def bisect(request: BisectRequest, matrix: Matrix, *, out: Path, envs_root: Path
             raise KeyboardInterrupt
         if request.on == "snapshot":
             taken = snapshots_of(result, request.test)
-            record["snapshots"][candidate] = taken
+            record.snapshots[candidate] = taken
             if candidate == good_end and not taken:
                 raise UsageError(f"{request.test} recorded no porting snapshot on the good end "
                                  f"{candidate} ({result.status.value}): nothing to compare with")
-            verdict = snapshot_verdict(result, request.test, record["snapshots"][good_end])
+            verdict = snapshot_verdict(result, request.test, record.snapshots[good_end])
         else:
             verdict = verdict_of(result, request.test)
         search.record(candidate, searched(verdict))
-        built = result.install.get("reused") is False
-        record["envs_built"] += int(built)
-        record["verdicts"][candidate] = verdict.value
+        built = result.install.reused is False
+        record.envs_built += int(built)
+        record.verdicts[candidate] = verdict
         if result.fingerprint.get("torch_git_version"):
-            record["git"][candidate] = result.fingerprint["torch_git_version"]
+            record.git[candidate] = result.fingerprint["torch_git_version"]
         # What the test did ("xfailed": it failed, as the matrix expected), else the cell.
         shown = "/".join(t.outcome.value for t in result.tests_named(request.test))
-        record["steps"].append({"candidate": candidate, "verdict": verdict.value,
-                                "status": shown or result.status.value,
-                                "reason": result.reason, "env_built": built})
+        record.steps.append(BisectStep(candidate, verdict, shown or result.status.value,
+                                       result.reason, built))
         progress.finished(result)
         progress.phase(cell.id, f"verdict {verdict.value}")
-        atomic_write_text(state_path, json.dumps(record, indent=2) + "\n")
+        record.save(state_path)
     before, after, skipped = search.result()  # the boundary, older side first
-    if fix:
-        record.update(last_bad=before, first_good=after,
-                      inconsistencies=search.inconsistencies(good="bad", bad="good"))
-    else:
-        record.update(last_good=before, first_bad=after,
-                      inconsistencies=search.inconsistencies())
-    record.update(skipped=skipped, endpoints_hold=search.endpoints_hold)
+    record.boundary = (before, after)
+    record.inconsistencies = (search.inconsistencies(good="bad", bad="good") if fix
+                              else search.inconsistencies())
+    record.skipped, record.endpoints_hold = skipped, search.endpoints_hold
     if request.on == "snapshot":
-        old, new = record["snapshots"].get(before) or {}, record["snapshots"].get(after) or {}
-        record["snapshot_changes"] = [f"{test}: {change}" for test in new if test in old
-                                      for change in diff_snapshots(old[test], new[test])]
-    git_before, git_after = record["git"].get(before), record["git"].get(after)
-    record["compare"] = (COMPARE.format(older=git_before, newer=git_after)
-                         if git_before and git_after else None)
-    atomic_write_text(state_path, json.dumps(record, indent=2) + "\n")
+        old, new = record.snapshots.get(before) or {}, record.snapshots.get(after) or {}
+        record.snapshot_changes = [f"{test}: {change}" for test in new if test in old
+                                   for change in diff_snapshots(old[test], new[test])]
+    git_before, git_after = record.git.get(before), record.git.get(after)
+    record.compare = (COMPARE.format(older=git_before, newer=git_after)
+                      if git_before and git_after else None)
+    record.save(state_path)
     return record
 
 
-def render_bisect(record: dict[str, Any]) -> str:
-    request = record["request"]
-    n = len(record["candidates"])
+def render_bisect(record: BisectRecord) -> str:
+    request = record.request
+    n = len(record.candidates)
     bound = math.ceil(math.log2(n)) + 2
-    fix = record.get("mode") == "fix"
-    on = " on its porting snapshot" if record.get("on") == "snapshot" else ""
-    lines = [f"bisect {request['test']}{on} ({request['stack']}, py{request['python']}, "
-             f"{request['channel']}{', looking for the fix' if fix else ''}): {n} candidates "
-             f"{record['candidates'][0]} .. {record['candidates'][-1]}"]
-    for number, step in enumerate(record["steps"], 1):
-        built = "built env" if step["env_built"] else "reused env"
-        why = f": {step['reason']}" if step["verdict"] == "skip" and step["reason"] else ""
-        lines.append(f"  step {number}: {step['candidate']:<28} {step['verdict']:<5} "
-                     f"({step['status']}, {built}){why}")
-    if not record["endpoints_hold"]:
-        lines.append(f"the ends do not hold: {request['good']} should be good and is "
-                     f"{record['verdicts'].get(request['good'], 'untried')}, "
-                     f"{request['bad']} should be bad and is "
-                     f"{record['verdicts'].get(request['bad'], 'untried')}")
+    fix = record.mode == "fix"
+    on = " on its porting snapshot" if request.on == "snapshot" else ""
+    lines = [f"bisect {request.test}{on} ({request.stack}, py{request.python}, "
+             f"{request.channel}{', looking for the fix' if fix else ''}): {n} candidates "
+             f"{record.candidates[0]} .. {record.candidates[-1]}"]
+    for number, step in enumerate(record.steps, 1):
+        built = "built env" if step.env_built else "reused env"
+        why = f": {step.reason}" if step.verdict is Verdict.SKIP and step.reason else ""
+        lines.append(f"  step {number}: {step.candidate:<28} {step.verdict.value:<5} "
+                     f"({step.status}, {built}){why}")
+    if not record.endpoints_hold:
+        good, bad = record.verdicts.get(request.good), record.verdicts.get(request.bad)
+        lines.append(f"the ends do not hold: {request.good} should be good and is "
+                     f"{good.value if good else 'untried'}, {request.bad} should be bad and "
+                     f"is {bad.value if bad else 'untried'}")
         return "\n".join(lines)
-    git = record["git"]
-    ends = ([("last bad", record["last_bad"]), ("first good", record["first_good"])] if fix
-            else [("last good", record["last_good"]), ("first bad", record["first_bad"])])
-    lines += [f"{label}: {version} (git {git.get(version, '?')})" for label, version in ends]
-    if record["skipped"]:
+    git = record.git
+    lines += [f"{label}: {version} (git {git.get(version, '?')})" for label, version in record.ends]
+    if record.skipped:
         lines.append(f"skipped in between (could not install or import): "
-                     f"{', '.join(record['skipped'])}")
-    for note in record["inconsistencies"]:
+                     f"{', '.join(record.skipped)}")
+    for note in record.inconsistencies:
         lines.append(f"warning: {note}")
-    if record.get("on") == "snapshot":
+    if request.on == "snapshot":
         lines.append("what the porting does differently there:")
-        lines += [f"  {change}" for change in record.get("snapshot_changes") or []]
-    if record["compare"]:
-        lines.append(record["compare"])
-    lines.append(f"environments built: {record['envs_built']} "
-                 f"(bound ceil(log2({n})) + 2 = {bound}), steps: {len(record['steps'])}")
+        lines += [f"  {change}" for change in record.snapshot_changes or []]
+    if record.compare:
+        lines.append(record.compare)
+    lines.append(f"environments built: {record.envs_built} "
+                 f"(bound ceil(log2({n})) + 2 = {bound}), steps: {len(record.steps)}")
     return "\n".join(lines)

@@ -202,10 +202,9 @@ def _prefetch(args: argparse.Namespace) -> int:
     manifest = prefetch(matrix, wheelhouse=wheelhouse, envs_root=envs_root(),
                         pip_config=read_pip_config())
     wanted = {c.id for c in matrix.cells if c.applicable}
-    failed = {k: v["error"] for k, v in manifest["cells"].items()
-              if k in wanted and isinstance(v, dict) and "error" in v}
-    total = sum(f.get("size", 0) for f in manifest["files"].values() if isinstance(f, dict))
-    print(f"prefetch: {len(manifest['files'])} wheels, {total / 2**30:.2f} GiB in "
+    failed = {k: v.error for k, v in manifest.cells.items() if k in wanted and v.error}
+    total = sum(f.size for f in manifest.files.values())
+    print(f"prefetch: {len(manifest.files)} wheels, {total / 2**30:.2f} GiB in "
           f"{args.wheelhouse}; {len(failed)} cell(s) failed")
     for cell_id, error in failed.items():
         print(f"  {cell_id}: {error}")
@@ -234,7 +233,7 @@ def _bisect(args: argparse.Namespace) -> int:
               "(rerun the same command to resume)", file=sys.stderr)
         return EXIT_INTERRUPTED
     print(render_bisect(record))
-    return 0 if record["endpoints_hold"] else EXIT_UNEXPECTED
+    return 0 if record.endpoints_hold else EXIT_UNEXPECTED
 
 
 def _gc(args: argparse.Namespace) -> int:

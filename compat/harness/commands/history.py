@@ -142,7 +142,7 @@ def behaviour_changes(history: Sequence[Observation], test: str,
 
 
 def _packages(result: CellResult) -> dict[str, str]:
-    pins = (p.split("==", 1) for p in result.install.get("freeze") or [] if "==" in p)
+    pins = (p.split("==", 1) for p in result.install.freeze or [] if "==" in p)
     return {name.lower(): version for name, version in pins}
 
 
@@ -159,8 +159,7 @@ def _explain(change: Change, test: str | None) -> list[str]:
             good, bad = (days[0], days[1]) if change.kind == "broke" else (days[1], days[0])
             cell = new.cell
             return [f"bisect: nox -s bisect -- {test} --good {good} --bad {bad} "
-                    f"--channel {cell.get('channel')} --stack {cell.get('stack')} "
-                    f"--python {cell.get('python')}"]
+                    f"--channel {cell.channel} --stack {cell.stack} --python {cell.python}"]
         return []
     before, after = _packages(old), _packages(new)
     moved = [f"{name} {before.get(name, 'absent')} -> {after.get(name, 'absent')}"

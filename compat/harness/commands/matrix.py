@@ -17,7 +17,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,13 @@ from compat.harness.processes import file_lock
 from compat.harness.redact import redact
 from compat.harness.reports.documents import write_reports
 from compat.harness.reports.grid import render_console
-from compat.harness.results.baseline import DIFF_LINES, diff_runs, load_baseline, render_diff
+from compat.harness.results.baseline import (
+    DIFF_LINES,
+    BaselineCell,
+    diff_runs,
+    load_baseline,
+    render_diff,
+)
 from compat.harness.results.classify import flag_missing_tests
 from compat.harness.results.gate import EXIT_INTERRUPTED, EXIT_USAGE, exit_code
 from compat.harness.results.merge import merge_runs
@@ -67,7 +73,7 @@ __all__ = ["RunOptions", "console_width", "finish_run", "load_baseline_option",
            "offline_wheelhouse", "report_run", "run_matrix", "unmatched_expectations",
            "writable_folder"]
 
-Baseline = tuple[str, dict[str, Any]]
+Baseline = tuple[str, dict[str, BaselineCell]]  # its name, its cells by id
 
 
 @dataclass(frozen=True)
@@ -114,9 +120,9 @@ def _holds_run(folder: Path) -> bool:
     return (folder / MANIFEST).exists() or (folder / "cells").is_dir()
 
 
-def _cell_record(cell: Cell) -> dict[str, Any]:
+def _cell_record(cell: Cell) -> Cell:
     """A cell as its result file records it (credentials redacted), to compare on --resume."""
-    return json.loads(redact(json.dumps(asdict(cell))))  # type: ignore[no-any-return]
+    return Cell.from_dict(json.loads(redact(json.dumps(cell.to_dict()))))
 
 
 def _resume_source(resume: str | None) -> Path | None:
@@ -216,7 +222,7 @@ def _not_started(cell: Cell, run_dir: Path) -> CellResult:
     it got that far, else not run."""
     with contextlib.suppress(ResultFileError):
         return read_cell_result(run_dir / "cells" / cell.id / "result.json")
-    result = CellResult(cell.id, asdict(cell), CellStatus.NOT_RUN, gating=cell.gating,
+    result = CellResult(cell.id, cell, CellStatus.NOT_RUN, gating=cell.gating,
                         reason="interrupted before it started")
     result.write(run_dir / "cells" / cell.id / "result.json")
     return result
@@ -252,7 +258,7 @@ def _check_disk(matrix: Matrix, cells: Sequence[Cell], limit: int | None = None
     root, pip_config = envs_root(), read_pip_config()
     plans = []
     for cell in cells:
-        if matrix.channels.get(cell.channel, {}).get("kind") == "nightly":
+        if matrix.channel(cell.channel).is_nightly:
             continue  # resolving a nightly reads its index: the run does that once
         try:
             plans.append(plan_for(cell, matrix, envs_root=root, pip_config=pip_config)[1])
@@ -326,9 +332,8 @@ def finish_run(run_dir: Path, run_id: str, results: Sequence[CellResult],
 
 
 def _own_bytes(result: CellResult) -> int:
-    disk = result.install.get("disk")
-    value = disk.get("own_bytes", 0) if isinstance(disk, dict) else 0
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+    disk = result.install.disk
+    return (disk.own_bytes or 0) if disk else 0
 
 
 def _merge_target(out: str | None, sources: Sequence[str]) -> Path:

@@ -66,7 +66,7 @@ def qualification_columns(matrix: Matrix, request: QualifyRequest
     if request.channel not in matrix.channels:
         raise UsageError(f"--channel {request.channel!r} is not a channel of {matrix.path} "
                          f"(known: {', '.join(matrix.channels)})")
-    nightly = matrix.channels[request.channel].get("kind") == "nightly"
+    nightly = matrix.channels[request.channel].is_nightly
     mine = [c for c in matrix.cells if c.torch in (request.reference, request.candidate)]
     sides = sorted({(c.stack, c.python) for c in (mine or matrix.cells)})
     columns = []

@@ -12,14 +12,16 @@ rather than silently dropped.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
 
-from compat.harness.config.evidence import Evidence, FileProbe, confirm
+from compat.harness.config.evidence import CONTRADICTED, Evidence, FileProbe, confirm
 
-__all__ = ["STACKS", "NotApplicable", "checked_rule", "not_applicable", "not_applicable_reason"]
+__all__ = ["STACKS", "CheckedRule", "NotApplicable", "checked_rule", "not_applicable",
+           "not_applicable_reason"]
 
 STACKS = ("torch.ao", "torchao")
 LANDSCAPE = "docs/version-landscape.md"
@@ -31,6 +33,36 @@ Minor = tuple[int, int]
 class NotApplicable:
     reason: str
     evidence: Evidence
+
+
+@dataclass(frozen=True)
+class CheckedRule:
+    """A rule that rules a cell out, its evidence, and that evidence checked against the
+    installed envs: a not-applicable result's ``applicability``. Every field is optional
+    (``None``: not recorded) because a result file's record is read back as it was written."""
+
+    rule: str | None = None  # the reason
+    claim: str | None = None
+    source: str | None = None
+    probe: str | None = None  # the file probe, described
+    check_verdict: str | None = None  # CONFIRMED, CONTRADICTED or UNCHECKED
+    check_detail: str | None = None
+
+    @property
+    def contradicted(self) -> bool:
+        """An installed env holds what the rule says cannot be: the rule is wrong."""
+        return self.check_verdict == CONTRADICTED
+
+    def to_dict(self) -> dict[str, str]:
+        return {f.name: value for f in fields(self)
+                if (value := getattr(self, f.name)) is not None}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, str]) -> CheckedRule:
+        """From a result file's map of strings (checked by its reader); unknown keys are
+        ignored."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 def _minor(text: str) -> Minor | None:
@@ -175,12 +207,15 @@ def not_applicable_reason(*, python: str, torch: str, stack: str, torchao: str |
 
 
 def checked_rule(*, python: str, torch: str, stack: str, torchao: str | None,
-                 declared: bool, envs_root: Path) -> tuple[NotApplicable, dict[str, str]] | None:
+                 declared: bool, envs_root: Path) -> CheckedRule | None:
     """The rule that rules a cell out, and its evidence checked against ``envs_root``'s envs
-    (``check_verdict`` confirmed, contradicted or unchecked), as the result records it."""
+    (confirmed, contradicted or unchecked), as the result records it."""
     rule = not_applicable(python=python, torch=torch, stack=stack, torchao=torchao,
                           declared=declared)
     if rule is None:
         return None
     check = confirm(rule.evidence, envs_root)
-    return rule, {"rule": rule.reason, **rule.evidence.to_dict(), **check.to_dict()}
+    evidence = rule.evidence
+    return CheckedRule(rule.reason, evidence.claim, evidence.source,
+                       evidence.probe.describe() if evidence.probe else None,
+                       check.verdict, check.detail)

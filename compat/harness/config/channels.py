@@ -10,21 +10,47 @@ against the channel's listing before anything is installed
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
 from packaging.version import Version
 
 __all__ = [
     "CHANNEL_KINDS",
     "NIGHTLY_SPEC",
-    "channel_index_args",
+    "RELEASE",
+    "Channel",
     "is_nightly_spec",
     "nightly_date",
 ]
 
 CHANNEL_KINDS = ("release", "rc", "nightly", "index", "wheelhouse")
+RELEASE = "release"
+
+
+@dataclass(frozen=True)
+class Channel:
+    """A ``[channels.<name>]`` table, validated (``index-url`` and ``find-links`` in TOML)."""
+
+    name: str
+    kind: str = RELEASE
+    index_url: str | None = None
+    find_links: tuple[str, ...] = ()
+    gating: bool = True  # the default of the channel's cells (a nightly's is False)
+
+    @property
+    def is_nightly(self) -> bool:
+        """Asked for by date or ``latest``, resolved against the channel's listing."""
+        return self.kind == "nightly"
+
+    def index_args(self) -> list[str]:
+        """uv flags for the channel: its index first, so torch (and torchao) come from it."""
+        args: list[str] = []
+        if self.index_url:
+            args += ["--extra-index-url", self.index_url]
+        for link in self.find_links:
+            args += ["--find-links", link]
+        return args
 NIGHTLY_SPEC = re.compile(r"^(?:latest(?:-(?P<days>\d+)d)?|(?P<date>\d{4}-\d{2}-\d{2}))$")
 
 
@@ -51,12 +77,3 @@ def nightly_date(version: Version) -> date | None:
     except ValueError:
         return None
 
-
-def channel_index_args(channel: Mapping[str, Any]) -> list[str]:
-    """uv flags for a channel: its index first, so torch (and torchao) come from it."""
-    args: list[str] = []
-    if channel.get("index-url"):
-        args += ["--extra-index-url", str(channel["index-url"])]
-    for link in channel.get("find-links") or ():
-        args += ["--find-links", str(link)]
-    return args

@@ -9,7 +9,7 @@ shows up as *contradicted* instead of silently hiding a cell.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
@@ -45,20 +45,11 @@ class Evidence:
     source: str
     probe: FileProbe | None = None
 
-    def to_dict(self) -> dict[str, str]:
-        data = {"claim": self.claim, "source": self.source}
-        if self.probe is not None:
-            data["probe"] = self.probe.describe()
-        return data
-
 
 @dataclass(frozen=True)
 class Check:
     verdict: str  # CONFIRMED, CONTRADICTED or UNCHECKED
     detail: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {f"check_{k}": v for k, v in asdict(self).items()}
 
 
 def _series(text: str) -> tuple[int, ...] | None:

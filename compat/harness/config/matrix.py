@@ -15,7 +15,7 @@ import os
 import re
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,7 +25,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from compat.harness.config.applicability import STACKS, not_applicable_reason
-from compat.harness.config.channels import CHANNEL_KINDS, is_nightly_spec
+from compat.harness.config.channels import CHANNEL_KINDS, RELEASE, Channel, is_nightly_spec
 from compat.harness.config.sizes import parse_size
 from compat.harness.config.tables import Table, count, env_table, missing, optional_int, show
 from compat.harness.errors import ConfigError
@@ -43,7 +43,6 @@ DEFAULT_TESTS = ("tests/core",)
 DEFAULT_DEPS = ("pytest", "numpy")  # torch < 2.3 needs numpy for dynamo capture
 DEFAULT_TIMEOUT = 900.0
 DEFAULT_INSTALL_TIMEOUT = 1800.0
-RELEASE = "release"
 NIGHTLY_TORCHAO = "nightly"  # torchao: the nightly of the same date as the torch nightly
 DEPS_AS_OF_TORCH = "torch-release"  # deps as the index had them when the cell's torch came out
 _NONE = "none"
@@ -79,6 +78,18 @@ class Cell:
     @property
     def applicable(self) -> bool:
         return self.not_applicable is None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The cell as ``run.json`` and ``result.json`` record it (without its id)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Cell:
+        """A cell as :meth:`to_dict` wrote it, its types checked by the reader; keys this
+        harness does not know (an ``id``, a newer harness's) are ignored, missing optional
+        ones (an older harness's) take their defaults."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 @dataclass(frozen=True)
@@ -157,11 +168,15 @@ class Matrix:
     select: str | None = None  # a pytest -k expression (bisect runs one test this way)
     env: Mapping[str, str] = field(default_factory=dict)
     expectations: tuple[Expectation, ...] = ()
-    channels: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    channels: Mapping[str, Channel] = field(default_factory=dict)
     strict: bool = False  # an expected failure that passes ("fixed") fails the gate
     skip_missing_interpreters: bool = False  # else a missing Python is an infrastructure error
     deps_as_of: str | None = None  # "torch-release" or an ISO date: uv --exclude-newer for deps
     disk_budget: int | None = None  # bytes the uv cache and the envs may hold during a run
+
+    def channel(self, name: str) -> Channel:
+        """The channel a cell names; one the file does not declare is the default index."""
+        return self.channels.get(name) or Channel(name)
 
     def cell(self, cell_id: str) -> Cell:
         for cell in self.cells:
@@ -332,11 +347,11 @@ def parse_matrix(path: Path, data: Mapping[str, Any]) -> Matrix:
     cells: list[Cell] = []
     for entry in root.tables("torch"):
         channel = _channel(entry, channels)
-        kind = channels[channel]["kind"]
-        version = _torch_version(entry, "version", entry.string("version"), kind)
+        nightly = channels[channel].is_nightly
+        version = _torch_version(entry, "version", entry.string("version"), nightly)
         url = _url(entry, "url", entry.string("url"))
-        torchao = _torchao(entry, entry.string("torchao"), kind)
-        gating = entry.boolean("gating", channels[channel]["gating"])
+        torchao = _torchao(entry, entry.string("torchao"), nightly)
+        gating = entry.boolean("gating", channels[channel].gating)
         entry_pythons = tuple(
             _version(entry, "python", p) for p in entry.strings("python", pythons, nonempty=True)
         )
@@ -361,16 +376,16 @@ def parse_matrix(path: Path, data: Mapping[str, Any]) -> Matrix:
     for extra in root.tables("include"):
         stack = extra.string("stack", choices=STACKS) or missing(extra, "stack")
         channel = _channel(extra, channels)
-        kind = channels[channel]["kind"]
+        nightly = channels[channel].is_nightly
         torchao = extra.string("torchao")
         cells.append(
             Cell(
                 python=_version(extra, "python", extra.string("python", pythons[0])),
-                torch=_torch_version(extra, "torch", extra.string("torch"), kind),
+                torch=_torch_version(extra, "torch", extra.string("torch"), nightly),
                 stack=stack,
-                torchao=None if torchao in (None, _NONE) else _torchao(extra, torchao, kind),
+                torchao=None if torchao in (None, _NONE) else _torchao(extra, torchao, nightly),
                 channel=channel,
-                gating=extra.boolean("gating", channels[channel]["gating"]),
+                gating=extra.boolean("gating", channels[channel].gating),
                 url=_url(extra, "url", extra.string("url")),
                 declared=True,
             )
@@ -409,7 +424,7 @@ def parse_matrix(path: Path, data: Mapping[str, Any]) -> Matrix:
             declared=cell.declared,
         )
         seen[cell.id] = cell
-        planned.append(Cell(**{**cell.__dict__, "not_applicable": reason}))
+        planned.append(replace(cell, not_applicable=reason))
     if not planned:
         raise ConfigError(path, "torch", "the matrix has no cells (add [[torch]] entries)")
     matrix_kwargs["tests"] = _test_paths(settings, path, tests_given)
@@ -448,36 +463,35 @@ def _deps_as_of(settings: Table) -> str | None:
                          f"got {show(value)}")
 
 
-def _torch_version(table: Table, name: str, text: str | None, kind: str) -> str:
+def _torch_version(table: Table, name: str, text: str | None, nightly: bool) -> str:
     """A release version; on a nightly channel also ``YYYY-MM-DD``, ``latest``, ``latest-Nd``."""
     if text is None:
         return missing(table, name)
-    if kind == "nightly" and is_nightly_spec(text):
+    if nightly and is_nightly_spec(text):
         return text
     try:
         if len(text) > MAX_VERSION:
             raise InvalidVersion(text)
         Version(text)
     except InvalidVersion:
-        hint = " (or a date, latest, latest-7d)" if kind == "nightly" else ""
+        hint = " (or a date, latest, latest-7d)" if nightly else ""
         raise table.error(name, f"{show(text)} is not a valid version{hint}") from None
     return text
 
 
-def _torchao(table: Table, text: str | None, kind: str) -> str | None:
+def _torchao(table: Table, text: str | None, nightly: bool) -> str | None:
     """A torchao version; a nightly torch pairs with the torchao nightly of its date."""
     if text is None:
-        return NIGHTLY_TORCHAO if kind == "nightly" else None
-    if text == NIGHTLY_TORCHAO and kind == "nightly":
+        return NIGHTLY_TORCHAO if nightly else None
+    if text == NIGHTLY_TORCHAO and nightly:
         return text
     return _version(table, "torchao", text)
 
 
-def _channels(root: Table) -> dict[str, dict[str, Any]]:
+def _channels(root: Table) -> dict[str, Channel]:
     raw = root.raw("channels") or {}
     table = Table(root.path, "channels", raw)
-    channels: dict[str, dict[str, Any]] = {
-        RELEASE: {"kind": RELEASE, "index-url": None, "find-links": (), "gating": True}}
+    channels: dict[str, Channel] = {RELEASE: Channel(RELEASE)}
     for name in list(table.data):
         if not _CHANNEL_NAME.fullmatch(name):
             raise table.error(redact(name)[:100], "a channel's name is letters, digits, _ and - "
@@ -485,18 +499,19 @@ def _channels(root: Table) -> dict[str, dict[str, Any]]:
         entry = Table(root.path, f"channels.{name}", table.raw(name))
         default_kind = name if name in CHANNEL_KINDS else "index"
         kind = entry.string("kind", default_kind, choices=CHANNEL_KINDS)
-        channel = {
-            "kind": kind,
-            "index-url": _url(entry, "index-url", entry.string("index-url")),
-            "find-links": tuple(_url(entry, "find-links", link, folder_ok=True) or link
-                                for link in entry.strings("find-links")),
-            "gating": entry.boolean("gating", kind != "nightly"),
-        }
-        if kind in ("rc", "nightly", "index") and not channel["index-url"]:
+        channel = Channel(
+            name=name,
+            kind=kind,
+            index_url=_url(entry, "index-url", entry.string("index-url")),
+            find_links=tuple(_url(entry, "find-links", link, folder_ok=True) or link
+                             for link in entry.strings("find-links")),
+            gating=entry.boolean("gating", kind != "nightly"),
+        )
+        if kind in ("rc", "nightly", "index") and not channel.index_url:
             raise entry.error("index-url", f"is required for a {kind} channel")
-        if kind == "wheelhouse" and not channel["find-links"]:
+        if kind == "wheelhouse" and not channel.find_links:
             raise entry.error("find-links", "is required for a wheelhouse channel")
-        for link in channel["find-links"]:
+        for link in channel.find_links:
             if "://" not in link and not (root.path.parent / link).is_dir():
                 raise entry.error("find-links", f"{show(link)} is not a folder")
         channels[name] = channel
@@ -505,7 +520,7 @@ def _channels(root: Table) -> dict[str, dict[str, Any]]:
     return channels
 
 
-def _channel(table: Table, channels: Mapping[str, Any]) -> str:
+def _channel(table: Table, channels: Mapping[str, Channel]) -> str:
     channel = table.string("channel", RELEASE)
     if channel not in channels:
         close = difflib.get_close_matches(channel, list(channels), n=1)

@@ -14,28 +14,36 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from compat.harness.config.applicability import checked_rule, not_applicable_reason
-from compat.harness.config.evidence import CONTRADICTED
 from compat.harness.config.matrix import Cell, Expectation, Matrix
 from compat.harness.execute.progress import Progress
 from compat.harness.execute.supervisor import Supervisor, memory_limited
 from compat.harness.files import atomic_write_text, read_json_object, redact_file
 from compat.harness.install.disk import tree_bytes
 from compat.harness.install.disk_budget import DiskBudget
-from compat.harness.install.envs import ensure_env, env_lock
+from compat.harness.install.envs import EnvRecord, ensure_env, env_lock
 from compat.harness.install.index import Listings
-from compat.harness.install.install_plan import plan_for
+from compat.harness.install.install_plan import InstallPlan, plan_for
 from compat.harness.install.pipconfig import PipIndexConfig
-from compat.harness.install.resolve import ResolutionFailed
+from compat.harness.install.resolve import ResolutionFailed, ResolvedCell
 from compat.harness.install.uv_cli import InstallFailed
 from compat.harness.processes import Stopped
 from compat.harness.redact import redact
-from compat.harness.results.classify import Events, classify, read_events
-from compat.harness.results.model import CellResult, CellStatus, TestResult
+from compat.harness.results.classify import Events, SessionEnd, classify, read_events
+from compat.harness.results.model import (
+    CellResult,
+    CellStatus,
+    DiskUsage,
+    InstallRecord,
+    ListedBuild,
+    PlanRecord,
+    ResolutionRecord,
+    TestResult,
+    WheelRecord,
+)
 
 __all__ = [
     "RunInterrupted",
@@ -100,15 +108,15 @@ def _tail(path: Path, limit: int = 3000) -> str | None:
     return redact(data.decode("utf-8", errors="replace")) or None
 
 
-def _interrupted(base: dict[str, Any], cell_dir: Path, reason: str,
+def _interrupted(cell: Cell, cell_dir: Path, reason: str,
                  events: Events | None = None) -> CellResult:
     """A cell stopped by Ctrl-C: not run, with whatever tests had finished kept."""
     tests = []
     if events is not None:
         _, _, tests = classify(events=events, returncode=0, timed_out=False, expected={})
         tests = [t for t in tests if t.nodeid in events.tests]
-    result = CellResult(**base, status=CellStatus.NOT_RUN, reason=reason, tests=tests,
-                        fingerprint=events.fingerprint if events else {})
+    result = CellResult(cell.id, cell, CellStatus.NOT_RUN, reason=reason, gating=cell.gating,
+                        tests=tests, fingerprint=events.fingerprint if events else {})
     result.write(cell_dir / "result.json")
     return result
 
@@ -161,13 +169,12 @@ def run_cell(
     """Run one cell end to end and write ``cells/<id>/result.json``; never raises for the cell."""
     cell_dir = run_dir / "cells" / cell.id
     cell_dir.mkdir(parents=True, exist_ok=True)
-    base: dict[str, Any] = {"cell_id": cell.id, "cell": asdict(cell), "gating": cell.gating}
     say = (lambda text: progress.phase(cell.id, text)) if progress else (lambda text: None)
 
     supervisor = supervisor or Supervisor()
 
     def finish(status: CellStatus, reason: str | None, **extra: Any) -> CellResult:
-        result = CellResult(**base, status=status, reason=reason, **extra)
+        result = CellResult(cell.id, cell, status, reason, cell.gating, **extra)
         result.write(cell_dir / "result.json")
         return result
 
@@ -176,7 +183,7 @@ def run_cell(
 
     timings: dict[str, float] = {}
     started = time.monotonic()
-    if matrix.channels.get(cell.channel, {}).get("kind") == "nightly" and not cell.url:
+    if matrix.channel(cell.channel).is_nightly and not cell.url:
         say(f"resolving nightly {cell.torch}")
     try:
         resolved, plan = plan_for(cell, matrix, envs_root=envs_root, pip_config=pip_config,
@@ -184,9 +191,9 @@ def run_cell(
     except (ResolutionFailed, Stopped) as exc:
         timings["install"] = round(time.monotonic() - started, 3)
         if supervisor.interrupted.is_set() or isinstance(exc, Stopped):
-            return _interrupted(base, cell_dir, INTERRUPTED_INSTALLING)
+            return _interrupted(cell, cell_dir, INTERRUPTED_INSTALLING)
         return finish(CellStatus.INSTALL_FAILED, f"{exc.kind}: {exc.message}",
-                      install={"error_kind": exc.kind}, timings=timings)
+                      install=InstallRecord(error_kind=exc.kind), timings=timings)
     if resolved.torch != cell.torch:
         say(f"resolved {cell.torch} to torch {resolved.torch}"
             + (f", torchao {resolved.torchao}" if resolved.torchao else ""))
@@ -195,9 +202,7 @@ def run_cell(
                                      torchao=resolved.torchao)
         if late:
             return finish(CellStatus.NOT_APPLICABLE, f"{late} (resolved to torch {resolved.torch})")
-    install: dict[str, object] = {"plan": plan.to_dict(), "resolution": {
-        "torch": resolved.torch, "torchao": resolved.torchao, "notes": resolved.notes,
-        "listing": resolved.nightly}}
+    install = InstallRecord(plan=plan_record(plan), resolution=resolution_record(resolved))
     try:
         with env_lock(plan.env_dir, exclusive=True):
             say("preparing environment")
@@ -212,24 +217,24 @@ def run_cell(
     except (InstallFailed, Stopped) as exc:
         timings["install"] = round(time.monotonic() - started, 3)
         if supervisor.interrupted.is_set() or isinstance(exc, Stopped):
-            return _interrupted(base, cell_dir, INTERRUPTED_INSTALLING)
+            return _interrupted(cell, cell_dir, INTERRUPTED_INSTALLING)
         skip = exc.kind == "no-interpreter" and matrix.skip_missing_interpreters
+        install.error_kind = exc.kind
         return finish(CellStatus.SKIPPED if skip else CellStatus.INSTALL_FAILED,
-                      f"{exc.kind}: {exc.message}",
-                      install={**install, "error_kind": exc.kind}, timings=timings,
+                      f"{exc.kind}: {exc.message}", install=install, timings=timings,
                       log_excerpt=exc.log or _tail(cell_dir / "install.log"))
-    install.update(record.to_dict())
+    record_env(install, record)
     for name, listed in resolved.nightly.items():
-        wheel = record.wheels.get(name)
-        if wheel is not None and not listed.get("sha256"):
-            wheel.setdefault("sha256_source", "computed (the index listing gives none)")
+        wheel = (install.wheels or {}).get(name)
+        if wheel is not None and not listed.sha256 and wheel.sha256_source is None:
+            wheel.sha256_source = "computed (the index listing gives none)"
     timings["install"] = round(time.monotonic() - started, 3)
     say("reused environment" if record.reused else f"installed in {record.seconds:.1f}s")
 
     events_path = cell_dir / "events.jsonl"
     events_path.unlink(missing_ok=True)
     if supervisor.interrupted.is_set():
-        return _interrupted(base, cell_dir, "interrupted before its tests started")
+        return _interrupted(cell, cell_dir, "interrupted before its tests started")
     cmd = _pytest_command(record.python, matrix, cell, cell_dir, events_path)
     say("testing")
     started = time.monotonic()
@@ -249,30 +254,61 @@ def run_cell(
     if not supervisor.interrupted.is_set():  # a stopped run starts no more processes
         _count_bytecode(install, plan.env_dir / BYTECODE_DIR)
     if supervisor.interrupted.is_set() and not timed_out:
-        return _interrupted(base, cell_dir, "interrupted while testing", events)
+        return _interrupted(cell, cell_dir, "interrupted while testing", events)
     expected = _expected_failures(matrix, cell, [*events.tests, *events.started])
     status, reason, tests = classify(events=events, returncode=returncode, timed_out=timed_out,
                                      expected=expected, strict=matrix.strict)
     reason = _memory_hint(status, reason, tests, matrix.memory_limit_mb)
-    session = events.finish or {}
+    session = events.finish or SessionEnd()
     return finish(
         status, reason, tests=tests, fingerprint=events.fingerprint,
-        routes=dict(session.get("routes") or {}), warnings=list(session.get("warnings") or []),
-        adaptations=dict(session.get("adaptations") or {}),
+        routes=dict(session.routes), warnings=list(session.warnings),
+        adaptations=dict(session.adaptations),
         install=install, timings=timings, command=[redact(c) for c in cmd],
         returncode=returncode,
         log_excerpt=None if status is CellStatus.PASSED else _tail(cell_dir / "pytest.log"),
     )
 
 
-def _count_bytecode(install: dict[str, Any], pycache: Path) -> None:
+def plan_record(plan: InstallPlan) -> PlanRecord:
+    """The plan as the result records it (what the env's stamp records of it, too)."""
+    return PlanRecord(cell_id=plan.cell_id, python=plan.python,
+                      requirements=list(plan.requirements), index_args=list(plan.index_args),
+                      env_dir=str(plan.env_dir), source_args=list(plan.source_args),
+                      deps_cutoff=plan.deps_cutoff, cutoff_args=list(plan.cutoff_args),
+                      key=plan.key)
+
+
+def resolution_record(resolved: ResolvedCell) -> ResolutionRecord:
+    """What the request resolved to, with the nightly builds the listing named."""
+    listing = {project: ListedBuild(build.version, build.filename, build.url, build.sha256,
+                                    build.note)
+               for project, build in resolved.nightly.items()}
+    return ResolutionRecord(resolved.torch, resolved.torchao, list(resolved.notes), listing)
+
+
+def record_env(install: InstallRecord, env: EnvRecord) -> None:
+    """The env the cell ran in, built or reused, into the result's install record."""
+    install.python = str(env.python)
+    install.reused = env.reused
+    install.seconds = round(env.seconds, 3)
+    install.key = env.key
+    install.freeze = list(env.freeze)
+    install.uv_version = env.uv_version
+    install.interpreter = env.interpreter
+    install.wheels = {name: WheelRecord(w.version, w.file, w.sha256, w.url, w.index, w.size,
+                                        w.sha256_source) for name, w in env.wheels.items()}
+    install.disk = DiskUsage(env.disk.apparent, env.disk.own) if env.disk else DiskUsage()
+
+
+def _count_bytecode(install: InstallRecord, pycache: Path) -> None:
     """The env's own disk includes the bytecode its runs compiled (measured after them)."""
-    disk = install.get("disk")
-    if not isinstance(disk, dict) or not pycache.is_dir():
+    disk = install.disk
+    if disk is None or not pycache.is_dir():
         return
     compiled = tree_bytes(pycache)
-    disk["bytecode_bytes"] = compiled
-    disk["own_bytes"] = int(disk.get("own_bytes", 0)) + compiled
+    disk.bytecode_bytes = compiled
+    disk.own_bytes = (disk.own_bytes or 0) + compiled
 
 
 def _not_applicable(cell: Cell, envs_root: Path,
@@ -283,11 +319,10 @@ def _not_applicable(cell: Cell, envs_root: Path,
                          torchao=cell.torchao, declared=cell.declared, envs_root=envs_root)
     if found is None:  # the matrix was planned by other rules (an older result folder)
         return finish(CellStatus.NOT_APPLICABLE, cell.not_applicable)
-    rule, record = found
-    if record["check_verdict"] == CONTRADICTED:
+    if found.contradicted:
         return finish(CellStatus.ERROR, f"applicability rule contradicted by an installed env: "
-                      f"{rule.reason}; {record['check_detail']}", applicability=record)
-    return finish(CellStatus.NOT_APPLICABLE, rule.reason, applicability=record)
+                      f"{found.rule}; {found.check_detail}", applicability=found)
+    return finish(CellStatus.NOT_APPLICABLE, found.rule, applicability=found)
 
 
 def _pytest_command(python: Path, matrix: Matrix, cell: Cell, cell_dir: Path,
@@ -347,8 +382,7 @@ def run_cells(
 
     def one(cell: Cell) -> CellResult:
         if supervisor.interrupted.is_set():
-            base = {"cell_id": cell.id, "cell": asdict(cell), "gating": cell.gating}
-            result = _interrupted(base, run_dir / "cells" / cell.id,
+            result = _interrupted(cell, run_dir / "cells" / cell.id,
                                   "interrupted before it started")
             progress.finished(result)
             return result
@@ -358,11 +392,10 @@ def run_cells(
                               wheelhouse=wheelhouse, listings=listings, budget=budget)
         except Exception as exc:  # noqa: BLE001 - one broken cell never takes the run down
             if supervisor.interrupted.is_set():
-                base = {"cell_id": cell.id, "cell": asdict(cell), "gating": cell.gating}
-                result = _interrupted(base, run_dir / "cells" / cell.id,
+                result = _interrupted(cell, run_dir / "cells" / cell.id,
                                       "interrupted while installing")
             else:
-                result = CellResult(cell.id, asdict(cell), CellStatus.ERROR, gating=cell.gating,
+                result = CellResult(cell.id, cell, CellStatus.ERROR, gating=cell.gating,
                                     reason=f"harness error: {type(exc).__name__}: {exc}",
                                     log_excerpt=redact(traceback.format_exc())[-3000:])
                 result.write(run_dir / "cells" / cell.id / "result.json")

@@ -88,7 +88,7 @@ def lock_wheels(packages: Sequence[dict[str, Any]], python: str) -> frozenset[st
     """The wheel file each locked package installs on this platform for ``python``."""
     tags = cell_tags(python)
     found = (wheel_for(package, tags) for package in packages)
-    return frozenset(wheel["file"] for wheel in found if wheel is not None)
+    return frozenset(wheel.file for wheel in found if wheel is not None)
 
 
 def estimate_growth(plans: Sequence[InstallPlan], envs_root: Path, *,
@@ -124,15 +124,15 @@ def estimate_growth(plans: Sequence[InstallPlan], envs_root: Path, *,
             key = (str(package.get("name", "")).lower().replace("_", "-"),
                    str(package.get("version", "")))
             wheel = wheel_for(package, tags)
-            if wheel is None or key in cached or wheel["file"] in counted \
-                    or in_uv_cache(uv_cache, wheel["file"]):
+            if wheel is None or key in cached or wheel.file in counted \
+                    or in_uv_cache(uv_cache, wheel.file):
                 continue
-            counted.add(wheel["file"])
-            size = wheel.get("size") or ""
+            counted.add(wheel.file)
+            size = wheel.size
             if size.isdigit():
                 estimate.download_bytes += int(size)
-            elif wheel["url"].startswith("file:") or Path(wheel["url"]).is_file():
-                local = Path(wheel["url"].removeprefix("file://"))
+            elif wheel.url.startswith("file:") or Path(wheel.url).is_file():
+                local = Path(wheel.url.removeprefix("file://"))
                 estimate.download_bytes += local.stat().st_size if local.is_file() else 0
         estimate.cell_download[plan.cell_id] = estimate.download_bytes - before
     return estimate

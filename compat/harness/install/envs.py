@@ -18,11 +18,11 @@ from typing import Any
 
 from compat.harness.files import atomic_write_text, read_json_object
 from compat.harness.install import uv_cli
-from compat.harness.install.disk import disk_use
+from compat.harness.install.disk import DiskUse, disk_use
 from compat.harness.install.index import IndexUnreachable, sha256_of_url
 from compat.harness.install.install_plan import InstallPlan
 from compat.harness.install.interpreters import find_interpreter
-from compat.harness.install.lockfile import installed_wheels, locked_pins
+from compat.harness.install.lockfile import LockedWheel, installed_wheels, locked_pins
 from compat.harness.processes import file_lock
 
 __all__ = ["STAMP", "EnvRecord", "ensure_env", "env_lock"]
@@ -36,6 +36,8 @@ CELL_SIDE = ("__init__.py", "events.py", "pytest_plugin.py", "shims")
 
 @dataclass
 class EnvRecord:
+    """A cell's env, built or reused: what the stamp file and the cell's result record."""
+
     python: Path
     reused: bool
     seconds: float
@@ -43,10 +45,11 @@ class EnvRecord:
     freeze: list[str] = field(default_factory=list)
     uv_version: str = ""
     interpreter: str = ""
-    wheels: dict[str, dict[str, str]] = field(default_factory=dict)
-    disk: dict[str, int] = field(default_factory=dict)
+    wheels: dict[str, LockedWheel] = field(default_factory=dict)  # torch, torchao
+    disk: DiskUse | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The stamp file's fields."""
         return {
             "python": str(self.python),
             "reused": self.reused,
@@ -55,8 +58,8 @@ class EnvRecord:
             "freeze": self.freeze,
             "uv_version": self.uv_version,
             "interpreter": self.interpreter,
-            "wheels": self.wheels,
-            "disk": self.disk,
+            "wheels": {name: wheel.to_dict() for name, wheel in self.wheels.items()},
+            "disk": self.disk.to_dict() if self.disk else {},
         }
 
 
@@ -119,10 +122,14 @@ def ensure_env(plan: InstallPlan, *, log: Path, timeout: float) -> EnvRecord:
         if "disk" not in stamp:  # envs from before sizes were recorded
             stamp["disk"] = disk_use(env_dir).to_dict()
             atomic_write_text(env_dir / STAMP, json.dumps(stamp, indent=2))
+        disk = stamp.get("disk") or {}
         return EnvRecord(_bin(env_dir), True, time.monotonic() - started, plan.key,
                          list(stamp.get("freeze", [])), str(stamp.get("uv_version", "")),
-                         str(stamp.get("interpreter", "")), dict(stamp.get("wheels", {})),
-                         dict(stamp.get("disk", {})))
+                         str(stamp.get("interpreter", "")),
+                         {name: LockedWheel.from_dict(wheel)
+                          for name, wheel in dict(stamp.get("wheels", {})).items()},
+                         DiskUse(int(disk.get("apparent_bytes", 0)),
+                                 int(disk.get("own_bytes", 0))) if disk else None)
 
     interpreter = find_interpreter(plan.python)
     if interpreter is None:
@@ -149,16 +156,16 @@ def ensure_env(plan: InstallPlan, *, log: Path, timeout: float) -> EnvRecord:
     freeze = uv_cli.run([uv, "pip", "freeze", "--python", str(_bin(env_dir))], log, 120, env)
     wheels = installed_wheels(env_dir, lock, ("torch", "torchao"))
     for wheel in wheels.values():
-        if not wheel.get("sha256") and wheel.get("url"):
+        if not wheel.sha256 and wheel.url:
             # PyTorch's nightly listings carry no digest: hash the file the lock names.
             try:
-                wheel["sha256"] = sha256_of_url(wheel["url"])
-                wheel["sha256_source"] = "computed"
+                wheel.sha256 = sha256_of_url(wheel.url)
+                wheel.sha256_source = "computed"
             except IndexUnreachable as exc:
-                wheel["sha256_source"] = f"not computed: {exc}"
+                wheel.sha256_source = f"not computed: {exc}"
     record = EnvRecord(_bin(env_dir), False, time.monotonic() - started, plan.key,
                        sorted(freeze.split()), uv_cli.uv_version(), interpreter, wheels,
-                       disk_use(env_dir).to_dict())
+                       disk_use(env_dir))
     atomic_write_text(env_dir / STAMP, json.dumps(
         {**record.to_dict(), "plan": plan.to_dict(), "created": time.time()}, indent=2))
     return record

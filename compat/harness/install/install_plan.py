@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from compat.harness.config.channels import channel_index_args
+from compat.harness.config.channels import RELEASE, Channel
 from compat.harness.config.matrix import Cell, Matrix
 from compat.harness.install.index import Listings
 from compat.harness.install.pipconfig import PipIndexConfig
@@ -91,7 +91,7 @@ def plan_cell(
     deps: Sequence[str],
     envs_root: Path,
     pip_config: PipIndexConfig,
-    channel: Mapping[str, Any] | None = None,
+    channel: Channel | None = None,
     pins: Sequence[str] | None = None,
     wheelhouse: Path | None = None,
     deps_cutoff: str | None = None,
@@ -104,9 +104,9 @@ def plan_cell(
     requirements = list(pins) if pins is not None else [f"torch=={cell.torch}"] + (
         [f"torchao=={cell.torchao}"] if cell.torchao else [])
     requirements += [d for d in deps if d not in requirements]
-    channel = channel or {}
-    own_index = bool(channel.get("index-url"))
-    index_args = channel_index_args(channel) + pip_config.uv_args(best_match=not own_index)
+    channel = channel or Channel(RELEASE)
+    own_index = bool(channel.index_url)
+    index_args = channel.index_args() + pip_config.uv_args(best_match=not own_index)
     return InstallPlan(
         cell_id=cell.id,
         python=cell.python,
@@ -127,7 +127,7 @@ def plan_for(cell: Cell, matrix: Matrix, *, envs_root: Path, pip_config: PipInde
 
     Raises :class:`ResolutionFailed` when the channel cannot name the build.
     """
-    channel = matrix.channels.get(cell.channel, {})
+    channel = matrix.channel(cell.channel)
     resolved = resolve_cell(cell, channel, envs_root=envs_root, listings=listings,
                             deps_as_of=matrix.deps_as_of)
     plan = plan_cell(cell, deps=matrix.cell_deps, envs_root=envs_root, pip_config=pip_config,

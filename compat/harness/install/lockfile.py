@@ -9,7 +9,8 @@ a column reproducible, not the version alone.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, fields
 from email.parser import HeaderParser
 from pathlib import Path
 from typing import Any
@@ -25,10 +26,34 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["LOCK", "installed_tags", "installed_wheels", "locked_pins", "read_packages",
-           "wheel_for"]
+__all__ = ["LOCK", "LockedWheel", "installed_tags", "installed_wheels", "locked_pins",
+           "read_packages", "wheel_for"]
 
 LOCK = "pylock.toml"  # the lock's file name, in an env and in a prefetch folder
+
+
+@dataclass
+class LockedWheel:
+    """One wheel of a lock entry: what is downloaded, checked and recorded for a column."""
+
+    file: str
+    sha256: str  # "" when the index gave none
+    url: str  # as the lock has it; every report and result file is redacted
+    index: str
+    size: str  # "" when the lock gives none
+    version: str = ""  # the package's, set for an installed wheel
+    sha256_source: str | None = None  # how the sha256 was had when the index gave none
+
+    def to_dict(self) -> dict[str, str]:
+        """As an env's stamp file records it."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LockedWheel:
+        """From an env's stamp file (written by :meth:`to_dict`)."""
+        known = {f.name for f in fields(cls)}
+        given = {k: str(v) for k, v in data.items() if k in known and v is not None}
+        return cls(**{"file": "", "sha256": "", "url": "", "index": "", "size": "", **given})
 
 
 def read_packages(lock: Path) -> list[dict[str, Any]]:
@@ -68,7 +93,7 @@ def installed_tags(env_dir: Path, name: str) -> set[Tag]:
     return set()
 
 
-def wheel_for(package: dict[str, Any], tags: set[Tag]) -> dict[str, str] | None:
+def wheel_for(package: dict[str, Any], tags: set[Tag]) -> LockedWheel | None:
     """The lock entry's wheel built for ``tags`` (the first wheel when tags are unknown)."""
     wheels = list(package.get("wheels") or [])
     if package.get("archive"):  # a direct URL requirement
@@ -80,25 +105,26 @@ def wheel_for(package: dict[str, Any], tags: set[Tag]) -> dict[str, str] | None:
             continue
         parts = urlsplit(url)
         index = f"{parts.scheme}://{parts.netloc}" if parts.netloc else f"{parts.scheme}://"
-        return {
-            "file": unquote(filename),
-            "sha256": str((wheel.get("hashes") or {}).get("sha256", "")),
-            "url": url,  # as the lock has it; every report and result file is redacted
-            "index": index if parts.scheme != "file" else url.rsplit("/", 1)[0],
-            "size": str(wheel.get("size", "")),
-        }
+        return LockedWheel(
+            file=unquote(filename),
+            sha256=str((wheel.get("hashes") or {}).get("sha256", "")),
+            url=url,
+            index=index if parts.scheme != "file" else url.rsplit("/", 1)[0],
+            size=str(wheel.get("size", "")),
+        )
     return None
 
 
-def installed_wheels(env_dir: Path, lock: Path, names: Iterable[str]) -> dict[str, dict[str, str]]:
-    """For each of ``names`` present in the lock: file, sha256, url and index of its wheel."""
+def installed_wheels(env_dir: Path, lock: Path, names: Iterable[str]) -> dict[str, LockedWheel]:
+    """For each of ``names`` present in the lock: the wheel the env has, with its version."""
     wanted = {canonicalize_name(n) for n in names}
-    found: dict[str, dict[str, str]] = {}
+    found: dict[str, LockedWheel] = {}
     for package in read_packages(lock):
         name = canonicalize_name(str(package.get("name", "")))
         if name not in wanted:
             continue
         wheel = wheel_for(package, installed_tags(env_dir, name))
         if wheel is not None:
-            found[name] = {"version": str(package.get("version", "")), **wheel}
+            wheel.version = str(package.get("version", ""))
+            found[name] = wheel
     return found

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from compat.harness.config.matrix import Cell, Matrix
 from compat.harness.files import atomic_write_text, read_json_object
@@ -26,43 +28,104 @@ from compat.harness.install.uv_cli import InstallFailed, compile_lock
 from compat.harness.install.wheel_tags import cell_tags
 from compat.harness.redact import redact
 
-__all__ = ["MANIFEST", "prefetch"]
+__all__ = ["MANIFEST", "FetchedWheel", "PrefetchedCell", "WheelhouseManifest", "prefetch"]
 
 MANIFEST = "manifest.json"
 _WHEEL_FILE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]*\.whl")
+T = TypeVar("T")
+
+
+@dataclass
+class FetchedWheel:
+    """A wheel in the wheelhouse, checked against the lock's sha256."""
+
+    sha256: str
+    url: str  # where it came from, redacted
+    size: int  # bytes
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FetchedWheel:
+        return cls(str(data["sha256"]), str(data["url"]), int(data["size"]))
+
+
+@dataclass
+class PrefetchedCell:
+    """One cell's share of the wheelhouse: what it resolved to and its wheels, or why not."""
+
+    requirements: list[str] = field(default_factory=list)
+    wheels: list[str] = field(default_factory=list)  # file names in the wheelhouse
+    deps_cutoff: str | None = None
+    error: str | None = None  # "<kind>: <message>": the cell's wheels are not all there
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.error is not None:
+            return {"error": self.error}
+        return {"requirements": self.requirements, "wheels": self.wheels,
+                "deps_cutoff": self.deps_cutoff}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PrefetchedCell:
+        if "error" in data:
+            return cls(error=str(data["error"]))
+        return cls([str(r) for r in data["requirements"]], [str(w) for w in data["wheels"]],
+                   data.get("deps_cutoff"))
+
+
+@dataclass
+class WheelhouseManifest:
+    """``manifest.json``: every wheel fetched, and each cell's share of them."""
+
+    files: dict[str, FetchedWheel] = field(default_factory=dict)  # by file name
+    cells: dict[str, PrefetchedCell] = field(default_factory=dict)  # by cell id
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"files": {name: asdict(wheel) for name, wheel in self.files.items()},
+                "cells": {cell_id: cell.to_dict() for cell_id, cell in self.cells.items()}}
+
+    @classmethod
+    def read(cls, path: Path) -> WheelhouseManifest:
+        """An earlier prefetch's manifest; what of it cannot be read is fetched again."""
+        data = read_json_object(path)
+        return cls(_entries(data.get("files"), FetchedWheel.from_dict),
+                   _entries(data.get("cells"), PrefetchedCell.from_dict))
+
+    def write(self, path: Path) -> None:
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+
+def _entries(value: object, parse: Callable[[Mapping[str, Any]], T]) -> dict[str, T]:
+    """The entries of a JSON object that ``parse`` accepts (the others are left out)."""
+    found: dict[str, T] = {}
+    for name, entry in value.items() if isinstance(value, dict) else ():
+        try:
+            found[name] = parse(entry)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            continue
+    return found
 
 
 def prefetch(matrix: Matrix, *, wheelhouse: Path, envs_root: Path,
-             pip_config: PipIndexConfig) -> dict[str, Any]:
+             pip_config: PipIndexConfig) -> WheelhouseManifest:
     """Download every applicable cell's wheels; returns (and writes) the manifest."""
     wheelhouse.mkdir(parents=True, exist_ok=True)
     manifest_path = wheelhouse / MANIFEST
-    manifest = read_json_object(manifest_path)
-    for key in ("files", "cells"):  # an earlier manifest's, or a fresh one where it is broken
-        if not isinstance(manifest.get(key), dict):
-            manifest[key] = {}
-    files: dict[str, Any] = manifest["files"]
-    cells: dict[str, Any] = manifest["cells"]
+    manifest = WheelhouseManifest.read(manifest_path)
     listings = Listings()
     try:
         for cell in matrix.cells:
             if cell.applicable:
-                cells[cell.id] = _prefetch_cell(cell, matrix, wheelhouse=wheelhouse,
-                                                envs_root=envs_root, pip_config=pip_config,
-                                                listings=listings, files=files)
-                _save(manifest_path, manifest)  # each cell's wheels are kept as they come
+                manifest.cells[cell.id] = _prefetch_cell(
+                    cell, matrix, wheelhouse=wheelhouse, envs_root=envs_root,
+                    pip_config=pip_config, listings=listings, files=manifest.files)
+                manifest.write(manifest_path)  # each cell's wheels are kept as they come
     finally:  # a stop, or any failure, still leaves the manifest of what was fetched
-        _save(manifest_path, manifest)
+        manifest.write(manifest_path)
     return manifest
-
-
-def _save(path: Path, manifest: dict[str, Any]) -> None:
-    atomic_write_text(path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
 def _prefetch_cell(cell: Cell, matrix: Matrix, *, wheelhouse: Path, envs_root: Path,
                    pip_config: PipIndexConfig, listings: Listings,
-                   files: dict[str, Any]) -> dict[str, Any]:
+                   files: dict[str, FetchedWheel]) -> PrefetchedCell:
     """One cell: its lock, its wheels downloaded and checked; or the one-line error."""
     interpreter = find_interpreter(cell.python)
     if interpreter is None:
@@ -82,29 +145,27 @@ def _prefetch_cell(cell: Cell, matrix: Matrix, *, wheelhouse: Path, envs_root: P
         wheel = wheel_for(package, tags)
         if wheel is None:
             continue
-        if not _WHEEL_FILE.fullmatch(wheel["file"]):  # a name from the index: one file here
-            return _failed(cell, "bad-wheel-name", f"{wheel['file']!r} is not a wheel file name")
-        target = wheelhouse / wheel["file"]
-        expected = wheel.get("sha256") or ""
+        if not _WHEEL_FILE.fullmatch(wheel.file):  # a name from the index: one file here
+            return _failed(cell, "bad-wheel-name", f"{wheel.file!r} is not a wheel file name")
+        target = wheelhouse / wheel.file
+        expected = wheel.sha256
         digest = sha256_of_url(target.as_uri()) if target.exists() else ""
         if not digest or (expected and digest != expected):
             try:
-                digest = download(wheel["url"], target)
+                digest = download(wheel.url, target)
             except IndexUnreachable as exc:
                 return _failed(cell, "index-unreachable", str(exc))
             if expected and digest != expected:
                 target.unlink(missing_ok=True)
-                return _failed(cell, "hash-mismatch", f"{wheel['file']}: sha256 {digest} != "
+                return _failed(cell, "hash-mismatch", f"{wheel.file}: sha256 {digest} != "
                                f"{expected} (the lock's); the file was removed")
-        files[wheel["file"]] = {"sha256": digest, "url": redact(wheel["url"]),
-                                "size": target.stat().st_size}
-        names.append(wheel["file"])
+        files[wheel.file] = FetchedWheel(digest, redact(wheel.url), target.stat().st_size)
+        names.append(wheel.file)
     print(f"prefetch: {cell.id}: {len(names)} wheels", flush=True)
-    return {"requirements": list(plan.requirements), "wheels": names,
-            "deps_cutoff": plan.deps_cutoff}
+    return PrefetchedCell(list(plan.requirements), names, plan.deps_cutoff)
 
 
-def _failed(cell: Cell, kind: str, message: str) -> dict[str, Any]:
+def _failed(cell: Cell, kind: str, message: str) -> PrefetchedCell:
     print(f"prefetch: {cell.id}: {kind}: {message}", flush=True)
-    return {"error": f"{kind}: {message}"}
+    return PrefetchedCell(error=f"{kind}: {message}")
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from compat.harness.config.channels import nightly_date
+from compat.harness.config.channels import Channel, nightly_date
 from compat.harness.config.matrix import DEPS_AS_OF_TORCH, NIGHTLY_TORCHAO, Cell
 from compat.harness.files import atomic_write_text, read_json_object
 from compat.harness.install import index as index_client
@@ -47,7 +46,7 @@ class ResolvedCell:
     torchao: str | None
     pins: list[str]
     notes: list[str] = field(default_factory=list)
-    nightly: dict[str, dict[str, Any]] = field(default_factory=dict)
+    nightly: dict[str, Resolution] = field(default_factory=dict)  # project -> listed build
     deps_cutoff: str | None = None  # RFC 3339 UTC time for uv's --exclude-newer, or no cutoff
 
 
@@ -81,7 +80,7 @@ def _nightly(project: str, spec: str, *, index: str, python: str, today: date,
     return found, found.note
 
 
-def resolve_cell(cell: Cell, channel: Mapping[str, Any], *, envs_root: Path,
+def resolve_cell(cell: Cell, channel: Channel, *, envs_root: Path,
                  today: date | None = None,
                  listings: index_client.Listings | None = None,
                  deps_as_of: str | None = None) -> ResolvedCell:
@@ -99,25 +98,28 @@ def resolve_cell(cell: Cell, channel: Mapping[str, Any], *, envs_root: Path,
     return resolved
 
 
-def _pins(cell: Cell, channel: Mapping[str, Any], *, envs_root: Path, today: date,
+def _pins(cell: Cell, channel: Channel, *, envs_root: Path, today: date,
           listings: index_client.Listings) -> ResolvedCell:
     if cell.url:
         pins = [f"torch @ {cell.url}"]
         if cell.torchao and cell.torchao != NIGHTLY_TORCHAO:
             pins.append(f"torchao=={cell.torchao}")
         return ResolvedCell(cell.torch, cell.torchao, pins, [f"torch from {redact(cell.url)}"])
-    if channel.get("kind") != "nightly":
+    if not channel.is_nightly:
         pins = [f"torch=={cell.torch}"]
         if cell.torchao:
             pins.append(f"torchao=={cell.torchao}")
         return ResolvedCell(cell.torch, cell.torchao, pins)
 
-    index = str(channel["index-url"])
+    index = channel.index_url
+    if index is None:  # the matrix loader requires one: a channel made by hand
+        raise ResolutionFailed("no-such-version", f"nightly channel {channel.name!r} names "
+                               "no index-url")
     cache = envs_root / CACHE
     torch, note = _nightly("torch", cell.torch, index=index, python=cell.python, today=today,
                            cache=cache, listings=listings)
     resolved = ResolvedCell(torch.version, None, [f"torch=={torch.version}"],
-                            [n for n in [note] if n], {"torch": torch.__dict__})
+                            [n for n in [note] if n], {"torch": torch})
     if cell.torchao is None:
         return resolved
     if cell.torchao != NIGHTLY_TORCHAO:
@@ -129,7 +131,7 @@ def _pins(cell: Cell, channel: Mapping[str, Any], *, envs_root: Path, today: dat
                         python=cell.python, today=today, cache=cache, listings=listings)
     resolved.torchao = ao.version
     resolved.pins.append(f"torchao=={ao.version}")
-    resolved.nightly["torchao"] = ao.__dict__
+    resolved.nightly["torchao"] = ao
     resolved.notes += [n for n in [note] if n]
     return resolved
 
@@ -159,7 +161,7 @@ def _fixed_cutoff(text: str) -> datetime:
         return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def _released_at(project: str, version: str, channel: Mapping[str, Any], *, cache: Path,
+def _released_at(project: str, version: str, channel: Channel, *, cache: Path,
                  listings: index_client.Listings) -> datetime | None:
     """When ``version`` of ``project`` came out on the index it is installed from.
 
@@ -171,7 +173,7 @@ def _released_at(project: str, version: str, channel: Mapping[str, Any], *, cach
     day = nightly_date(Version(version))
     if day is not None:
         return _end_of(day)
-    index = channel.get("index-url")
+    index = channel.index_url
     key = f"deps-as-of|{redact(index) if index else 'default'}|{project}|{version}"
     remembered = read_json_object(cache).get(key)
     if remembered:
@@ -184,7 +186,7 @@ def _released_at(project: str, version: str, channel: Mapping[str, Any], *, cach
     return found
 
 
-def deps_cutoff(deps_as_of: str, resolved: ResolvedCell, channel: Mapping[str, Any], *,
+def deps_cutoff(deps_as_of: str, resolved: ResolvedCell, channel: Channel, *,
                 envs_root: Path, listings: index_client.Listings) -> tuple[str | None, str | None]:
     """The ``--exclude-newer`` time for the cell's other packages, and a note when none.
 
@@ -198,7 +200,7 @@ def deps_cutoff(deps_as_of: str, resolved: ResolvedCell, channel: Mapping[str, A
     for project, version in [("torch", resolved.torch), ("torchao", resolved.torchao)]:
         if version is None:
             continue
-        where = redact(str(channel.get("index-url") or "the index"))
+        where = redact(channel.index_url or "the index")
         try:
             found = _released_at(project, version, channel, cache=envs_root / CACHE,
                                  listings=listings)

@@ -102,7 +102,7 @@ def env_problems(result: CellResult) -> list[str]:
 def torch_build(result: CellResult) -> str:
     """What the column really had: ``2.8.0+cu128``, ``2.13.0+cpu``, or the requested version."""
     fp = result.fingerprint
-    version = str(fp.get("torch") or result.cell.get("torch", "?"))
+    version = str(fp.get("torch") or result.cell.torch)
     if "+" not in version and fp.get("torch"):
         cuda = fp.get("torch_cuda")
         version += f"+cu{str(cuda).replace('.', '')}" if cuda else "+cpu"
@@ -121,11 +121,11 @@ def fit(text: object, limit: int = GRID_TEXT) -> str:
 
 
 def column_header(result: CellResult, sep: str = "\n") -> str:
-    cell = {k: fit(v, 40) for k, v in result.cell.items()}
-    stack = "torch.ao" if cell["stack"] == "torch.ao" else f"ao {cell.get('torchao')}"
-    channel = "" if cell.get("channel", "release") == "release" else f"{cell['channel']}{sep}"
+    cell = result.cell
+    stack = "torch.ao" if cell.stack == "torch.ao" else f"ao {fit(cell.torchao, 40)}"
+    channel = "" if cell.channel == "release" else f"{fit(cell.channel, 40)}{sep}"
     gating = "" if result.gating else f"{sep}(non-gating)"
-    return f"{channel}{cell['torch']}{sep}{stack}{sep}py{cell['python']}{gating}"
+    return f"{channel}{fit(cell.torch, 40)}{sep}{stack}{sep}py{fit(cell.python, 40)}{gating}"
 
 
 def short_test_name(nodeid: str, all_ids: Sequence[str]) -> str:
@@ -177,15 +177,15 @@ def _route_codes(values: Sequence[str], width: int) -> tuple[list[str], list[str
 
 def _env_disk(result: CellResult) -> str:
     """Apparent size, and what is the env's own (not hardlinked from the uv cache)."""
-    disk = result.install.get("disk") or {}
-    if "apparent_bytes" not in disk:
+    disk = result.install.disk
+    if disk is None or disk.apparent_bytes is None:
         return ""
-    return f"{disk['apparent_bytes'] / 2**30:.1f}G/{disk.get('own_bytes', 0) / 2**20:.0f}M own"
+    return f"{disk.apparent_bytes / 2**30:.1f}G/{(disk.own_bytes or 0) / 2**20:.0f}M own"
 
 
 def _deps_as_of(result: CellResult) -> str:
     """The day the cell's other packages were resolved as of (``deps-as-of``), if any."""
-    cutoff = (result.install.get("plan") or {}).get("deps_cutoff")
+    cutoff = result.install.plan.deps_cutoff if result.install.plan else None
     return redact(str(cutoff))[:10] if cutoff else ""
 
 
@@ -215,7 +215,7 @@ def build_grid(
         value = result.timings.get(key)
         if value is None:
             return ""
-        reused = key == "install" and result.install.get("reused")
+        reused = key == "install" and result.install.reused
         return f"{value:.1f}s" + (" (reused)" if reused else "")
 
     info_rows = [
@@ -309,11 +309,10 @@ def adaptation_lines(results: Sequence[CellResult]) -> list[str]:
 def not_applicable_evidence(result: CellResult) -> str:
     """``claim [source] (confirmed: ...)``: what an n/a rule rests on and how it was checked."""
     ev = result.applicability
-    if not ev:
+    if ev is None:
         return ""
-    verdict = ev.get("check_verdict", "unchecked")
-    detail = ev.get("check_detail", "")
-    return f"{ev.get('claim', '')} [{ev.get('source', '')}] ({verdict}: {detail})"
+    verdict = ev.check_verdict if ev.check_verdict is not None else "unchecked"
+    return f"{ev.claim or ''} [{ev.source or ''}] ({verdict}: {ev.check_detail or ''})"
 
 
 def findings(results: Sequence[CellResult]) -> list[tuple[str, list[str]]]:
@@ -382,7 +381,7 @@ def render_console(results: Sequence[CellResult], *, width: int | None = None) -
 
 
 def _with_check(result: CellResult) -> str:
-    verdict = result.applicability.get("check_verdict")
+    verdict = result.applicability.check_verdict if result.applicability else None
     return f"{result.reason or ''}" + (f" [rule {verdict}]" if verdict else "")
 
 

@@ -132,22 +132,23 @@ def _kv(pairs: Sequence[tuple[str, object]]) -> str:
 
 def _cell_details(result: CellResult) -> str:
     fp = result.fingerprint
-    wheels = result.install.get("wheels") or {}
+    install = result.install
+    wheels = install.wheels or {}
     pairs: list[tuple[str, object]] = [
         ("status", f"{result.status.value}" + (f": {result.reason}" if result.reason else "")),
         ("torch", torch_build(result) if fp else ""),
         ("torch git_version", fp.get("torch_git_version")),
         ("torchao", fp.get("torchao")),
         ("numpy", fp.get("numpy")),
-        ("deps as of", (result.install.get("plan") or {}).get("deps_cutoff")),
-        ("python", fp.get("python") or result.cell.get("python")),
+        ("deps as of", install.plan.deps_cutoff if install.plan else None),
+        ("python", fp.get("python") or result.cell.python),
         ("platform", fp.get("platform")),
-        ("uv", result.install.get("uv_version")),
-        ("env reused", result.install.get("reused")),
+        ("uv", install.uv_version),
+        ("env reused", install.reused),
     ]
     for name, wheel in sorted(wheels.items()):
-        pairs += [(f"{name} wheel", wheel.get("file")), (f"{name} sha256", wheel.get("sha256")),
-                  (f"{name} index", wheel.get("index"))]
+        pairs += [(f"{name} wheel", wheel.file), (f"{name} sha256", wheel.sha256),
+                  (f"{name} index", wheel.index)]
     pairs += [(f"route {k}", v + (f" (adapted: {result.adaptations[k]})"
                                   if k in result.adaptations else ""))
               for k, v in result.routes.items()]
@@ -174,7 +175,7 @@ def _cell_details(result: CellResult) -> str:
     if result.log_excerpt:
         parts.append(f"<details><summary>log excerpt</summary><pre>{_e(result.log_excerpt)}"
                      "</pre></details>")
-    freeze = result.install.get("freeze") or []
+    freeze = install.freeze or []
     if freeze:
         parts.append(f"<details><summary>resolved packages ({len(freeze)})</summary>"
                      f"<pre>{_e(chr(10).join(freeze))}</pre></details>")

@@ -9,7 +9,7 @@ the cell level; it makes the gate fail even where the new result alone would not
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,8 @@ from compat.harness.redact import redact
 from compat.harness.results.drift import diff_snapshots
 from compat.harness.results.model import CellResult, CellStatus, Outcome
 
-__all__ = ["DIFF_LINES", "BaselineDiff", "diff_runs", "load_baseline", "render_diff"]
+__all__ = ["DIFF_LINES", "BaselineCell", "BaselineDiff", "baseline_cells", "diff_runs",
+           "load_baseline", "render_diff"]
 
 DIFF_LINES = 50  # lines per section of the diff on the console and in summary.md
 
@@ -45,7 +46,25 @@ class BaselineDiff:
         return dict(self.__dict__)
 
 
-def load_baseline(path: Path | str) -> dict[str, dict[str, Any]]:
+@dataclass(frozen=True)
+class BaselineCell:
+    """A cell of a baseline ``results.json``, as far as the diff reads it."""
+
+    status: str
+    outcomes: dict[str, str]  # test key (below the rootdir) -> outcome
+    snapshots: dict[str, Any]  # test key -> its porting snapshots, where one was recorded
+
+    @classmethod
+    def from_dict(cls, cell: Mapping[str, Any]) -> BaselineCell:
+        """From a cell of ``results.json`` whose status and tests were checked."""
+        tests = cell.get("tests") or []
+        return cls(str(cell.get("status")),
+                   {test_key(str(t["nodeid"])): str(t["outcome"]) for t in tests},
+                   {test_key(str(t["nodeid"])): t["snapshots"] for t in tests
+                    if isinstance(t.get("snapshots"), dict)})
+
+
+def load_baseline(path: Path | str) -> dict[str, BaselineCell]:
     """Cells of a previous ``results.json`` by id; a bad file is a usage error (exit 2).
 
     Every field the diff reads is checked here, before a single cell runs: a baseline
@@ -57,7 +76,7 @@ def load_baseline(path: Path | str) -> dict[str, dict[str, Any]]:
         # stalled network mount) returns would otherwise wait out the read that follows.
         doc = json.loads(wait_for(lambda: path.read_text(encoding="utf-8"),
                                   what=f"--baseline {path}"))
-        return _checked_cells(doc)
+        return baseline_cells(doc)
     except FileNotFoundError:
         raise UsageError(f"--baseline {path}: baseline not found") from None
     except IsADirectoryError:
@@ -69,13 +88,15 @@ def load_baseline(path: Path | str) -> dict[str, dict[str, Any]]:
                          f"({type(exc).__name__}: {exc})") from None
 
 
-def _checked_cells(doc: object) -> dict[str, dict[str, Any]]:
+def baseline_cells(doc: object) -> dict[str, BaselineCell]:
+    """The cells of a ``results.json`` document by id, every field the diff reads checked
+    (a ``TypeError``/``KeyError`` otherwise)."""
     if not isinstance(doc, dict):
         raise TypeError(f"expected an object, got {type(doc).__name__}")
     cells = doc.get("cells")
     if not isinstance(cells, list):
         raise KeyError("cells")
-    found: dict[str, dict[str, Any]] = {}
+    found: dict[str, BaselineCell] = {}
     for number, cell in enumerate(cells):
         where = f"cells[{number}]"
         if not isinstance(cell, dict) or not isinstance(cell.get("cell_id"), str):
@@ -90,7 +111,7 @@ def _checked_cells(doc: object) -> dict[str, dict[str, Any]]:
                     and isinstance(test.get("outcome"), str)):
                 raise TypeError(f"{where}.tests[{index}]: expected an object with string "
                                 "nodeid and outcome")
-        found[cell["cell_id"]] = cell
+        found[cell["cell_id"]] = BaselineCell.from_dict(cell)
     return found
 
 
@@ -99,11 +120,7 @@ def test_key(nodeid: str) -> str:
     return redact(nodeid).rsplit("/", 1)[-1]  # redacted before the cut, as everywhere
 
 
-def _outcomes(cell: dict[str, Any]) -> dict[str, str]:
-    return {test_key(str(t["nodeid"])): str(t["outcome"]) for t in cell.get("tests") or []}
-
-
-def diff_runs(baseline: dict[str, dict[str, Any]], results: Sequence[CellResult],
+def diff_runs(baseline: Mapping[str, BaselineCell], results: Sequence[CellResult],
               *, name: str = "baseline") -> BaselineDiff:
     diff = BaselineDiff(name)
     current = {r.cell_id: r for r in results}
@@ -113,8 +130,8 @@ def diff_runs(baseline: dict[str, dict[str, Any]], results: Sequence[CellResult]
         if old is None:
             diff.appeared.append(result.cell_id)
             continue
-        old_status, new_status = str(old.get("status")), result.status.value
-        old_tests = _outcomes(old)
+        old_status, new_status = old.status, result.status.value
+        old_tests = old.outcomes
         new_tests = {test_key(t.nodeid): t.outcome.value for t in result.tests}
         if old_status not in _BAD_CELL and new_status in _BAD_CELL and not (
             new_status == CellStatus.FAILED.value and new_tests
@@ -142,10 +159,9 @@ def diff_runs(baseline: dict[str, dict[str, Any]], results: Sequence[CellResult]
     return diff
 
 
-def _snapshot_changes(result: CellResult, old: dict[str, Any]) -> list[str]:
+def _snapshot_changes(result: CellResult, old: BaselineCell) -> list[str]:
     """Tests whose porting snapshot differs from the baseline's, with the first change."""
-    before = {test_key(str(t.get("nodeid"))): t.get("snapshots") for t in old.get("tests") or []
-              if isinstance(t, dict) and isinstance(t.get("snapshots"), dict)}
+    before = old.snapshots
     lines = []
     for test in result.tests:
         key = test_key(test.nodeid)

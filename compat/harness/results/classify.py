@@ -25,7 +25,28 @@ from compat.events import (
 from compat.harness.redact import redact
 from compat.harness.results.model import CellResult, CellStatus, Outcome, TestResult
 
-__all__ = ["Events", "Expected", "classify", "failure_text", "flag_missing_tests", "read_events"]
+__all__ = ["Events", "Expected", "SessionEnd", "classify", "failure_text", "flag_missing_tests",
+           "read_events"]
+
+
+@dataclass
+class SessionEnd:
+    """The plugin's ``session_finish``: pytest got to the end, and what the shims did."""
+
+    exitstatus: int | None = None
+    routes: dict[str, str] = field(default_factory=dict)  # route key -> the route taken
+    adaptations: dict[str, str] = field(default_factory=dict)  # route -> how it departs
+    warnings: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_event(cls, record: Mapping[str, Any]) -> SessionEnd:
+        def mapping(key: str) -> dict[str, str]:
+            value = record.get(key)
+            return dict(value) if isinstance(value, dict) else {}
+
+        warnings = record.get("warnings")
+        return cls(record.get("exitstatus"), mapping("routes"), mapping("adaptations"),
+                   list(warnings) if isinstance(warnings, list) else [])
 
 
 @dataclass
@@ -36,7 +57,7 @@ class Events:
     tests: dict[str, dict[str, Any]] = field(default_factory=dict)
     started: list[str] = field(default_factory=list)
     collect_errors: list[dict[str, Any]] = field(default_factory=list)
-    finish: dict[str, Any] | None = None
+    finish: SessionEnd | None = None
     corrupt_lines: int = 0
     foreign_schema: object = None  # the schema a plugin of another version wrote
 
@@ -69,7 +90,7 @@ def read_events(path: Path) -> Events:
         elif kind == COLLECT_ERROR:
             events.collect_errors.append(record)
         elif kind == SESSION_FINISH:
-            events.finish = record
+            events.finish = SessionEnd.from_event(record)
     return events
 
 

@@ -114,20 +114,20 @@ def _version(text: str) -> Version:
 
 def _cell_line(result: Any) -> str:
     cell = result.cell
-    stack = "torch.ao" if cell.get("stack") == "torch.ao" else "torchao"
-    return f"{stack} py{cell.get('python')}"
+    stack = "torch.ao" if cell.stack == "torch.ao" else "torchao"
+    return f"{stack} py{cell.python}"
 
 
 def _label(result: Any) -> str:
     cell = result.cell
-    ao = f" (ao {cell['torchao']})" if cell.get("torchao") else ""
-    channel = "" if cell.get("channel", "release") == "release" else f"{cell['channel']} "
+    ao = f" (ao {cell.torchao})" if cell.torchao else ""
+    channel = "" if cell.channel == "release" else f"{cell.channel} "
     return f"{channel}{_torch_of(result)}{ao}"
 
 
 def _torch_of(result: Any) -> str:
     """The version to order a line by: the cell's, or the build a nightly resolved to."""
-    torch = str(result.cell.get("torch"))
+    torch = str(result.cell.torch)
     return torch if _version(torch) != Version("0") else str(result.fingerprint.get("torch"))
 
 
@@ -155,7 +155,7 @@ def drifts(results: Sequence[Any]) -> list[Drift]:
     found: list[Drift] = []
     for line, cells in lines.items():
         cells = sorted(cells, key=lambda r: (_version(_torch_of(r)),
-                                             str(r.cell.get("channel", ""))))
+                                             r.cell.channel))
         for older, newer in itertools.pairwise(cells):
             old, new = _by_test(older), _by_test(newer)
             for test in [t for t in old if t in new]:

@@ -9,18 +9,23 @@ like a local one. Its JSON form is described by ``results.schema.json`` beside t
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from compat.harness.config.applicability import CheckedRule
+from compat.harness.config.matrix import Cell
 from compat.harness.errors import ResultFileError
 from compat.harness.files import atomic_write_text
 from compat.harness.redact import redact
 
-__all__ = ["SCHEMA_VERSION", "CellResult", "CellStatus", "Outcome", "TestResult", "is_safe_id"]
+__all__ = ["SCHEMA_VERSION", "CellResult", "CellStatus", "DiskUsage", "InstallRecord",
+           "ListedBuild", "Outcome", "PlanRecord", "ResolutionRecord", "TestResult",
+           "WheelRecord", "is_safe_id"]
 
 SCHEMA_VERSION = 1
 
@@ -96,13 +101,193 @@ class TestResult:
     # Porting snapshots by stage (``compat.shims.snapshot``): what the porting produced.
     snapshots: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["outcome"] = self.outcome.value
+        return data
+
+
+# --- the install record ---------------------------------------------------------------------
+# What ``install`` in a result file holds, built by the cell runner from the install stage's
+# plan, resolution and env record (results cannot import install: they are siblings). Every
+# key is optional in a result file (an install that failed early records little), so every
+# field is: ``None`` is "not recorded", and a key that was not recorded is not written.
+
+
+def _present(record: object) -> dict[str, Any]:
+    """The fields of a dataclass record that were recorded (not ``None``)."""
+    return {f.name: value for f in fields(record)  # type: ignore[arg-type]
+            if (value := getattr(record, f.name)) is not None}
+
+
+@dataclass
+class DiskUsage:
+    """The env's size: apparent, and its own files (not hardlinked from uv's cache)."""
+
+    apparent_bytes: int | None = None
+    own_bytes: int | None = None
+    bytecode_bytes: int | None = None  # what the cell's runs compiled (part of own_bytes)
+
+    def to_dict(self) -> dict[str, int]:
+        return _present(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DiskUsage:
+        _need_map(data, _NUMBER, "install.disk")
+        return cls(**{k: _whole(v, f"install.disk.{k}") for k, v in data.items()
+                      if k in _fields(cls)})
+
+
+@dataclass
+class WheelRecord:
+    """The wheel of torch (or torchao) in the env, as the lock named it."""
+
+    version: str | None = None
+    file: str | None = None
+    sha256: str | None = None
+    url: str | None = None
+    index: str | None = None
+    size: str | None = None
+    sha256_source: str | None = None  # set when the index gave no digest and one was computed
+
+    def to_dict(self) -> dict[str, str]:
+        return _present(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str) -> WheelRecord:
+        return cls(**_strings(data, cls, where))
+
+
+@dataclass
+class PlanRecord:
+    """The install plan the env was built from (``install.install_plan.InstallPlan``)."""
+
+    cell_id: str | None = None
+    python: str | None = None
+    requirements: list[str] = field(default_factory=list)
+    index_args: list[str] = field(default_factory=list)
+    env_dir: str | None = None
+    source_args: list[str] = field(default_factory=list)
+    deps_cutoff: str | None = None  # deps-as-of: the time other packages were resolved as of
+    cutoff_args: list[str] = field(default_factory=list)
+    key: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PlanRecord:
+        _need(data, (dict,), "install.plan")
+        known = {k: v for k, v in data.items() if k in _fields(cls)}
+        for key, value in known.items():
+            if key in ("requirements", "index_args", "source_args", "cutoff_args"):
+                _need_list(value, _STR, f"install.plan.{key}")
+            else:
+                _need(value, _OPT_STR, f"install.plan.{key}")
+        return cls(**known)
+
+
+@dataclass
+class ListedBuild:
+    """A nightly build as the channel's listing named it (``install.nightly.Resolution``)."""
+
+    version: str | None = None
+    filename: str | None = None
+    url: str | None = None
+    sha256: str | None = None
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str) -> ListedBuild:
+        return cls(**_strings(data, cls, where))
+
+
+@dataclass
+class ResolutionRecord:
+    """What the cell's request resolved to before installing (a nightly spec, notes)."""
+
+    torch: str | None = None
+    torchao: str | None = None
+    notes: list[str] = field(default_factory=list)
+    listing: dict[str, ListedBuild] = field(default_factory=dict)  # project -> nightly build
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"torch": self.torch, "torchao": self.torchao, "notes": list(self.notes),
+                "listing": {k: v.to_dict() for k, v in self.listing.items()}}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ResolutionRecord:
+        where = "install.resolution"
+        _need(data, (dict,), where)
+        _need(data.get("torch"), _OPT_STR, f"{where}.torch")
+        _need(data.get("torchao"), _OPT_STR, f"{where}.torchao")
+        _need_list(data.get("notes", []), _STR, f"{where}.notes")
+        _need_map(data.get("listing", {}), (dict,), f"{where}.listing")
+        return cls(data.get("torch"), data.get("torchao"), list(data.get("notes", [])),
+                   {k: ListedBuild.from_dict(v, f"{where}.listing.{k}")
+                    for k, v in data.get("listing", {}).items()})
+
+
+@dataclass
+class InstallRecord:
+    """How the cell's env came to be: the plan, the resolution, the env (built or reused),
+    or why not (``error_kind``)."""
+
+    plan: PlanRecord | None = None
+    resolution: ResolutionRecord | None = None
+    error_kind: str | None = None  # the install failed (no-such-version, no-interpreter...)
+    python: str | None = None  # the env's interpreter
+    reused: bool | None = None  # False: built for this run
+    seconds: float | None = None
+    key: str | None = None
+    freeze: list[str] | None = None  # ``uv pip freeze`` of the env
+    uv_version: str | None = None
+    interpreter: str | None = None  # the CPython the env was made from
+    wheels: dict[str, WheelRecord] | None = None  # project -> its wheel
+    disk: DiskUsage | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = _present(self)
+        for key in ("plan", "resolution", "disk"):
+            if key in data:
+                data[key] = data[key].to_dict()
+        if self.wheels is not None:
+            data["wheels"] = {k: v.to_dict() for k, v in self.wheels.items()}
+        if self.freeze is not None:
+            data["freeze"] = list(self.freeze)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> InstallRecord:
+        """From a result file's ``install``; keys this harness does not know are ignored."""
+        _need(data, (dict,), "install")
+        for key, (check, kinds) in _INSTALL.items():
+            if key in data:
+                check(data[key], kinds, f"install.{key}")
+        get = data.get
+        return cls(
+            plan=PlanRecord.from_dict(get("plan")) if get("plan") is not None else None,
+            resolution=(ResolutionRecord.from_dict(get("resolution"))
+                        if get("resolution") is not None else None),
+            error_kind=get("error_kind"), python=get("python"), reused=get("reused"),
+            seconds=get("seconds"), key=get("key"),
+            freeze=list(get("freeze")) if get("freeze") is not None else None,
+            uv_version=get("uv_version"), interpreter=get("interpreter"),
+            wheels=({k: WheelRecord.from_dict(v, f"install.wheels.{k}")
+                     for k, v in get("wheels").items()} if get("wheels") is not None else None),
+            disk=DiskUsage.from_dict(get("disk")) if get("disk") is not None else None,
+        )
+
 
 @dataclass
 class CellResult:
     """Everything the report needs to know about one cell."""
 
     cell_id: str
-    cell: dict[str, Any]
+    cell: Cell
     status: CellStatus
     reason: str | None = None
     gating: bool = True
@@ -110,9 +295,9 @@ class CellResult:
     fingerprint: dict[str, Any] = field(default_factory=dict)
     routes: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
-    install: dict[str, Any] = field(default_factory=dict)
+    install: InstallRecord = field(default_factory=InstallRecord)
     adaptations: dict[str, str] = field(default_factory=dict)  # route -> how it departs upstream
-    applicability: dict[str, str] = field(default_factory=dict)  # an n/a rule and its evidence
+    applicability: CheckedRule | None = None  # a not-applicable cell's rule and its evidence
     timings: dict[str, float] = field(default_factory=dict)
     command: list[str] = field(default_factory=list)
     returncode: int | None = None
@@ -120,10 +305,10 @@ class CellResult:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["schema"] = SCHEMA_VERSION
-        data["status"] = self.status.value
-        for test in data["tests"]:
-            test["outcome"] = test["outcome"].value
+        data.update(
+            schema=SCHEMA_VERSION, cell=self.cell.to_dict(), status=self.status.value,
+            tests=[t.to_dict() for t in self.tests], install=self.install.to_dict(),
+            applicability=self.applicability.to_dict() if self.applicability else {})
         return data
 
     @classmethod
@@ -137,14 +322,20 @@ class CellResult:
         if schema != SCHEMA_VERSION:
             raise ValueError(f"result schema {_show(schema)}, this harness reads "
                              f"{SCHEMA_VERSION}")
-        fields = dict(data)
-        fields.pop("schema")
-        _check_fields(fields)
-        fields["status"] = CellStatus(fields["status"])
-        fields["tests"] = [
-            TestResult(**{**t, "outcome": Outcome(t["outcome"])}) for t in fields.get("tests", [])
+        given = dict(data)
+        given.pop("schema")
+        _check_fields(given)
+        given["cell"] = Cell.from_dict(given["cell"])
+        given["status"] = CellStatus(given["status"])
+        given["tests"] = [
+            TestResult(**{**t, "outcome": Outcome(t["outcome"])}) for t in given.get("tests", [])
         ]
-        return cls(**fields)
+        if "install" in given:
+            given["install"] = InstallRecord.from_dict(given["install"])
+        if "applicability" in given:
+            found = given["applicability"]
+            given["applicability"] = CheckedRule.from_dict(found) if found else None
+        return cls(**given)
 
     def tests_named(self, test: str) -> list[TestResult]:
         """The results of ``test``: a node id, or a bare test name (every parametrization)."""
@@ -224,8 +415,11 @@ _TEST = {"nodeid": _STR, "outcome": _STR, "duration": _NUMBER, "message": _OPT_S
 _FINGERPRINT = {"torch": _STR, "torch_git_version": _OPT_STR, "torchao": _OPT_STR,
                 "python": _OPT_STR, "platform": _OPT_STR}
 _INSTALL = {"disk": (_need_map, _NUMBER), "plan": (_need, (dict,)),
-            "wheels": (_need_map, (dict,)), "freeze": (_need_list, _STR),
-            "reused": (_need, (bool,)), "uv_version": (_need, _OPT_STR)}
+            "resolution": (_need, (dict,)), "wheels": (_need_map, (dict,)),
+            "freeze": (_need_list, _STR), "reused": (_need, (bool,)),
+            "uv_version": (_need, _OPT_STR), "python": (_need, _OPT_STR),
+            "seconds": (_need, _NUMBER), "key": (_need, _OPT_STR),
+            "interpreter": (_need, _OPT_STR), "error_kind": (_need, _OPT_STR)}
 _SAFE_ID = re.compile(r"[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,199}")
 
 
@@ -235,11 +429,31 @@ def is_safe_id(text: object) -> bool:
     return isinstance(text, str) and _SAFE_ID.fullmatch(text) is not None
 
 
-def _check_fields(fields: dict[str, Any]) -> None:
-    if not is_safe_id(fields.get("cell_id")):
-        raise ValueError(f"cell_id {_show(fields.get('cell_id'))} is not a cell id")
-    _need(fields.get("status"), _STR, "status")
-    cell = fields.get("cell")
+def _fields(cls: type) -> set[str]:
+    return {f.name for f in fields(cls)}
+
+
+def _strings(data: object, cls: type, where: str) -> dict[str, str | None]:
+    """The known keys of a record whose values are all strings (or null)."""
+    _need(data, (dict,), where)
+    known = {k: v for k, v in data.items() if k in _fields(cls)}  # type: ignore[attr-defined]
+    for key, value in known.items():
+        _need(value, _OPT_STR, f"{where}.{key}")
+    return known
+
+
+def _whole(value: float, where: str) -> int:
+    """A byte count: a whole number (a float one is taken as such; inf and nan are not)."""
+    if not math.isfinite(value):
+        raise ValueError(f"{where}: expected a number of bytes, got {value}")
+    return int(value)
+
+
+def _check_fields(given: dict[str, Any]) -> None:
+    if not is_safe_id(given.get("cell_id")):
+        raise ValueError(f"cell_id {_show(given.get('cell_id'))} is not a cell id")
+    _need(given.get("status"), _STR, "status")
+    cell = given.get("cell")
     _need(cell, (dict,), "cell")
     for key in ("python", "torch", "stack"):
         _need(cell.get(key), _STR, f"cell.{key}")
@@ -247,23 +461,19 @@ def _check_fields(fields: dict[str, Any]) -> None:
         if key in cell:
             _need(cell[key], kinds, f"cell.{key}")
     for key, (check, kinds) in _OPTIONAL.items():
-        if key in fields:
-            check(fields[key], kinds, key)
-    for number, test in enumerate(fields.get("tests") or []):
+        if key in given:
+            check(given[key], kinds, key)
+    for number, test in enumerate(given.get("tests") or []):
         _need(test, (dict,), f"tests[{number}]")
         for key, kinds in _TEST.items():
             if key in test or key in ("nodeid", "outcome"):
                 _need(test.get(key), kinds, f"tests[{number}].{key}")
         if "exc_types" in test:
             _need_list(test["exc_types"], _STR, f"tests[{number}].exc_types")
-    fingerprint = fields.get("fingerprint") or {}
+    fingerprint = given.get("fingerprint") or {}
     for key, kinds in _FINGERPRINT.items():
         if key in fingerprint:
             _need(fingerprint[key], kinds, f"fingerprint.{key}")
     if "torch_import_warnings" in fingerprint:
         _need_list(fingerprint["torch_import_warnings"], _STR,
                    "fingerprint.torch_import_warnings")
-    install = fields.get("install") or {}
-    for key, (check, kinds) in _INSTALL.items():
-        if key in install:
-            check(install[key], kinds, f"install.{key}")

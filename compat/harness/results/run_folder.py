@@ -7,12 +7,11 @@ shows up as *not run* instead of vanishing.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +35,9 @@ class RunManifest:
     matrix_path: str
     matrix_name: str
     matrix_sha256: str
-    cells: list[dict[str, Any]]  # the cells this run was asked to run
-    all_cells: list[dict[str, Any]] = field(default_factory=list)  # the whole matrix
+    # Cells by the id the run gave them (an older harness's ids stay as they were written).
+    cells: dict[str, Cell]  # the cells this run was asked to run
+    all_cells: dict[str, Cell] = field(default_factory=dict)  # the whole matrix
     shard: str | None = None
     merged_from: list[str] | None = None  # a merge of CI shards: the folders it read
 
@@ -45,12 +45,18 @@ class RunManifest:
     def for_matrix(cls, run_id: str, matrix: Matrix, cells: list[Cell],
                    shard: str | None = None) -> RunManifest:
         digest = hashlib.sha256(matrix.path.read_bytes()).hexdigest()
-        return cls(run_id, str(matrix.path), matrix.name, digest,
-                   [{"id": c.id, **asdict(c)} for c in cells],
-                   [{"id": c.id, **asdict(c)} for c in matrix.cells], shard)
+        return cls(run_id, str(matrix.path), matrix.name, digest, {c.id: c for c in cells},
+                   {c.id: c for c in matrix.cells}, shard)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``run.json``: each list of cells as objects with their ``id``."""
+        return {"run_id": self.run_id, "matrix_path": self.matrix_path,
+                "matrix_name": self.matrix_name, "matrix_sha256": self.matrix_sha256,
+                "cells": _cell_list(self.cells), "all_cells": _cell_list(self.all_cells),
+                "shard": self.shard, "merged_from": self.merged_from}
 
     def write(self, run_dir: Path) -> None:
-        atomic_write_text(run_dir / MANIFEST, json.dumps(asdict(self), indent=2) + "\n")
+        atomic_write_text(run_dir / MANIFEST, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def read(cls, run_dir: Path) -> RunManifest | None:
@@ -72,7 +78,17 @@ class RunManifest:
         return {"path": self.matrix_path, "name": self.matrix_name, "sha256": self.matrix_sha256}
 
 
+def _without_null(data: dict[str, Any], key: str) -> dict[str, Any]:
+    """``data`` without ``key`` when that is null (its default, then)."""
+    return {k: v for k, v in data.items() if not (k == key and v is None)}
+
+
+def _cell_list(cells: dict[str, Cell]) -> list[dict[str, Any]]:
+    return [{"id": cell_id, **cell.to_dict()} for cell_id, cell in cells.items()]
+
+
 def _checked_manifest(data: object) -> dict[str, Any]:
+    """The manifest's fields, their types checked, each list of cells made id -> Cell."""
     if not isinstance(data, dict):
         raise TypeError(f"expected an object, got {type(data).__name__}")
     known = {f.name for f in fields(RunManifest)}
@@ -87,6 +103,8 @@ def _checked_manifest(data: object) -> dict[str, Any]:
     if merged is not None and not (isinstance(merged, list)
                                    and all(isinstance(m, str) for m in merged)):
         raise TypeError("merged_from: expected a list of strings")
+    if "cells" not in data:
+        raise TypeError("cells: missing")
     for key in ("cells", "all_cells"):
         cells = data.get(key, [])
         if not isinstance(cells, list):
@@ -104,8 +122,11 @@ def _checked_manifest(data: object) -> dict[str, Any]:
             for name in ("torchao", "not_applicable", "channel", "url"):
                 if not isinstance(cell.get(name), (str, type(None))):
                     raise TypeError(f"{key}: cell {cell['id']!r}: {name}: expected a string")
-    if "cells" not in data:
-        raise TypeError("cells: missing")
+            for name in ("gating", "declared"):
+                if not isinstance(cell.get(name, False), bool):
+                    raise TypeError(f"{key}: cell {cell['id']!r}: {name}: expected true or "
+                                    "false")
+        data[key] = {cell["id"]: Cell.from_dict(_without_null(cell, "channel")) for cell in cells}
     return data
 
 
@@ -158,17 +179,14 @@ def load_run(run_dir: Path) -> LoadedRun:
         found[result.cell_id] = result
     results: list[CellResult] = []
     if manifest is not None:
-        for cell in manifest.cells:
-            cell = dict(cell)
-            cell_id = cell.pop("id")
+        for cell_id, cell in manifest.cells.items():
             if cell_id in found:
                 results.append(found.pop(cell_id))
-            elif cell.get("not_applicable"):
+            elif cell.not_applicable:
                 results.append(_not_applicable(cell_id, cell))
             else:
                 results.append(CellResult(cell_id, cell, CellStatus.NOT_RUN,
-                                          reason="no result for this cell",
-                                          gating=bool(cell.get("gating", True))))
+                                          reason="no result for this cell", gating=cell.gating))
     results += found.values()
     return LoadedRun(manifest, results, problems)
 
@@ -197,13 +215,9 @@ def copy_cell_folder(source: Path, target: Path) -> None:
             redact_file(path)
 
 
-def _not_applicable(cell_id: str, cell: dict[str, Any]) -> CellResult:
+def _not_applicable(cell_id: str, cell: Cell) -> CellResult:
     """A cell a shard never ran because the rules rule it out: with the same evidence."""
-    found = None
-    with contextlib.suppress(KeyError, TypeError):
-        found = checked_rule(python=cell["python"], torch=cell["torch"], stack=cell["stack"],
-                             torchao=cell.get("torchao"), declared=bool(cell.get("declared")),
-                             envs_root=envs_root())
-    return CellResult(cell_id, cell, CellStatus.NOT_APPLICABLE, reason=cell["not_applicable"],
-                      gating=bool(cell.get("gating", True)),
-                      applicability=found[1] if found else {})
+    found = checked_rule(python=cell.python, torch=cell.torch, stack=cell.stack,
+                         torchao=cell.torchao, declared=cell.declared, envs_root=envs_root())
+    return CellResult(cell_id, cell, CellStatus.NOT_APPLICABLE, reason=cell.not_applicable,
+                      gating=cell.gating, applicability=found)
