@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from compat.harness.errors import UsageError
-from compat.harness.reports.documents import run_document
+from compat.harness.reports.results_json import run_document
 from compat.harness.results.baseline import diff_runs, load_baseline, render_diff
 from compat.harness.results.gate import EXIT_UNEXPECTED, exit_code
 from compat.harness.results.model import CellStatus, Outcome
