@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from compat.harness.errors import UsageError
-from compat.harness.reports.documents import run_document
+from compat.harness.reports.results_json import run_document
 from compat.harness.results.baseline import (
     BaselineCell,
     baseline_cells,

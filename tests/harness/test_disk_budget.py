@@ -8,16 +8,18 @@ gone and the prune (a stand-in for ``uv cache prune``) has removed the dangling 
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
 
 from compat.harness.config.matrix import Cell
 from compat.harness.execute.cell_runner import run_order
-from compat.harness.install.disk_budget import DiskBudget, footprint
+from compat.harness.install.disk_budget import BudgetReport, DiskBudget, footprint
 from compat.harness.install.disk_estimate import UNPACK_RATIO, DiskEstimate
 from compat.harness.install.envs import STAMP
 from compat.harness.install.install_plan import InstallPlan
@@ -78,27 +80,28 @@ def plan(world: World, cell_id: str) -> InstallPlan:
     return InstallPlan(cell_id, "3.11", (f"torch  # {cell_id}",), (), world.envs / cell_id)
 
 
-def estimate(**growth: int) -> DiskEstimate:
-    """Cells whose builds add ``growth`` bytes to the cache (the download times the ratio)."""
-    downloads = {cell: int(size / UNPACK_RATIO) for cell, size in growth.items()}
+SIZES = {TORCH_A: 8 * MiB, SHARED: 4 * MiB, TORCH_C: 8 * MiB}  # unpacked, in the cache
+
+
+def estimate() -> DiskEstimate:
+    """Cells a and b on one torch build, c on another; all three share a CUDA library."""
     wheels = {"a": frozenset({TORCH_A, SHARED}), "b": frozenset({TORCH_A, SHARED}),
               "c": frozenset({TORCH_C, SHARED})}
-    return DiskEstimate(list(downloads), sum(downloads.values()),
-                        cell_download=dict(downloads), cell_wheels=wheels)
+    return DiskEstimate(["a", "b", "c"], cell_wheels=wheels,
+                        wheel_bytes={w: int(size / UNPACK_RATIO) + 1
+                                     for w, size in SIZES.items()})
 
 
 def test_a_build_that_would_pass_the_budget_frees_only_what_no_remaining_cell_needs(
         tmp_path: Path) -> None:
     world = World(tmp_path)
-    sizes = {TORCH_A: 8 * MiB, SHARED: 4 * MiB, TORCH_C: 8 * MiB}
-    keeper = world.budget(18 * MiB, estimate(a=12 * MiB, b=0, c=8 * MiB),
-                          ["a", "b", "c"])
+    keeper = world.budget(18 * MiB, estimate(), ["a", "b", "c"])
     for cell in ("a", "b"):  # two cells of one torch build: downloaded once, two envs
         p = plan(world, cell)
         keeper.before_build(p)
         if cell == "a":
             for wheel in (TORCH_A, SHARED):
-                world.cache_wheel(wheel, sizes[wheel])
+                world.cache_wheel(wheel, SIZES[wheel])
         world.build(p, [TORCH_A, SHARED])
         keeper.after_build(p)
         keeper.finished(cell)
@@ -109,7 +112,7 @@ def test_a_build_that_would_pass_the_budget_frees_only_what_no_remaining_cell_ne
     # a's env alone gives nothing back (b's env links the same files); after b's, torch
     # 2.8.0's blocks are free, and the budget stops there.
     assert keeper.report.freed_envs == ["a", "b"]
-    world.cache_wheel(TORCH_C, sizes[TORCH_C])
+    world.cache_wheel(TORCH_C, SIZES[TORCH_C])
     world.build(c, [TORCH_C, SHARED])
     keeper.after_build(c)
     keeper.finished("c")
@@ -130,7 +133,7 @@ def test_a_build_that_would_pass_the_budget_frees_only_what_no_remaining_cell_ne
 
 def test_an_env_in_use_or_needed_later_is_never_freed(tmp_path: Path) -> None:
     world = World(tmp_path)
-    keeper = world.budget(10 * MiB, estimate(a=8 * MiB, c=8 * MiB), ["a", "c"])
+    keeper = world.budget(13 * MiB, estimate(), ["a", "c"])
     a = plan(world, "a")
     keeper.before_build(a)
     world.cache_wheel(TORCH_A, 8 * MiB)
@@ -142,12 +145,38 @@ def test_an_env_in_use_or_needed_later_is_never_freed(tmp_path: Path) -> None:
     assert (world.envs / "a" / STAMP).exists()
     assert report.freed_envs == []
     assert len(report.over_budget) == 1
-    assert report.over_budget[0].startswith("c (needs ")
+    assert report.over_budget[0].startswith("c (needs 12 MiB")  # torch 2.9.0 and the library
+
+
+def test_a_build_waits_while_another_downloads_a_wheel_it_needs(tmp_path: Path) -> None:
+    """a and c share the CUDA library: c starts once a's build is over (the library then
+    cached, c needs only its torch); without the wait both would unpack a copy."""
+    world = World(tmp_path)
+    keeper = world.budget(100 * MiB, estimate(), ["a", "c"])
+    a, c = plan(world, "a"), plan(world, "c")
+    keeper.before_build(a)
+    started = threading.Event()
+
+    def build_c() -> None:
+        keeper.before_build(c)
+        started.set()
+
+    waiter = threading.Thread(target=build_c)
+    waiter.start()
+    assert not started.wait(1.5)  # a is still downloading the library
+    for wheel in (TORCH_A, SHARED):
+        world.cache_wheel(wheel, SIZES[wheel])
+    world.build(a, [TORCH_A, SHARED])
+    keeper.after_build(a)
+    assert started.wait(5)
+    waiter.join()
+    assert keeper.growth("c") == pytest.approx(SIZES[TORCH_C], rel=0.01)
+    keeper.close()
 
 
 def test_a_reused_env_costs_nothing_and_frees_nothing(tmp_path: Path) -> None:
     world = World(tmp_path)
-    keeper = world.budget(1 * MiB, estimate(a=8 * MiB), ["a", "b"])
+    keeper = world.budget(1 * MiB, estimate(), ["a", "b"])
     a = plan(world, "a")
     world.cache_wheel(TORCH_A, 2 * MiB)
     world.build(a, [TORCH_A])
@@ -186,3 +215,22 @@ def test_a_budget_too_small_for_any_size_is_refused_in_one_line(
         assert err.count("\n") == 0
         assert f"--disk-budget {size!r}" in err or f"--disk-budget {size}:" in err
     assert not (tmp_path / "reports").exists()
+
+
+def test_every_document_of_a_budgeted_run_records_its_peak(tmp_path: Path) -> None:
+    from compat.harness.reports.documents import write_reports
+    from compat.harness.reports.grid import build_grid
+
+    from .factories import cell_result
+
+    report = BudgetReport(budget_bytes=30 * 2**30, start_bytes=2**30, peak_bytes=29 * 2**30,
+                          end_bytes=28 * 2**30, freed_bytes=40 * 2**30,
+                          freed_envs=["torch2.2.2-torch.ao-py3.11"], freed_wheels=17)
+    write_reports(tmp_path, build_grid([cell_result("2.8.0")]), run_id="r1", matrix={"name": "m"},
+                  exit_code=0, disk={"budget": report.to_dict()})
+    line = ("disk budget 30.0 GiB: peak 29.0 GiB of uv cache and envs (start 1.0 GiB, end "
+            "28.0 GiB); freed 1 env(s) and 17 wheel(s), 40.0 GiB")
+    assert line in (tmp_path / "summary.md").read_text(encoding="utf-8")
+    assert line in (tmp_path / "matrix.html").read_text(encoding="utf-8")
+    doc = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
+    assert BudgetReport.from_dict(doc["disk"]["budget"]) == report

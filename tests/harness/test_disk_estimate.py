@@ -81,7 +81,7 @@ def test_a_run_that_would_not_fit_stops_before_downloading(
     code = cli.main(["matrix", "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 3
-    assert err[-1].endswith("disk: the 1 env(s) to build need about 72.0 GiB of uv cache and "
+    assert err[-1].endswith("disk: the 1 env(s) to build need about 76.0 GiB of uv cache and "
                             f"{err[-1].split(' and ')[1].split(' has ')[0]} has 10.0 GiB free; "
                             "free space (nox -s gc), set --disk-budget, or run fewer cells "
                             "(--cells)")

@@ -12,8 +12,13 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from compat.harness.reports.documents import run_document, write_reports
+from compat.harness.files import atomic_write_text
+from compat.harness.reports.console import render_console
+from compat.harness.reports.context import ReportContext
+from compat.harness.reports.documents import WRITERS, write_reports
+from compat.harness.reports.grid import build_grid
 from compat.harness.reports.html import render_html
+from compat.harness.reports.results_json import run_document
 from compat.harness.results.baseline import diff_runs
 from compat.harness.results.model import CellStatus, InstallRecord, Outcome, WheelRecord
 
@@ -50,7 +55,8 @@ def validator() -> jsonschema.Draft202012Validator:
 def test_results_json_matches_its_schema(tmp_path: Path) -> None:
     results = sample()
     diff = diff_runs({}, results)
-    write_reports(tmp_path, results, run_id="r1", matrix={"name": "m"}, exit_code=1, diff=diff)
+    write_reports(tmp_path, build_grid(results), run_id="r1", matrix={"name": "m"}, exit_code=1,
+                  diff=diff)
     doc = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
     validator().validate(doc)
     assert "secret" not in (tmp_path / "results.json").read_text(encoding="utf-8")
@@ -64,7 +70,7 @@ def test_schema_rejects_what_it_should() -> None:
 
 
 def test_html_escapes_everything_that_came_from_outside() -> None:
-    page = render_html(sample(), title=HOSTILE, exit_code=1)
+    page = render_html(build_grid(sample()), title=HOSTILE, exit_code=1)
     assert "<script>" not in page
     assert "<img" not in page
     assert "&lt;script&gt;" in page
@@ -83,7 +89,7 @@ def test_merged_junit_has_a_suite_per_cell(tmp_path: Path) -> None:
         '<?xml version="1.0"?><testsuites><testsuite name="pytest" tests="2" failures="1">'
         '<testcase classname="t" name="test_a"/><testcase classname="t" name="test_b">'
         '<failure message="boom"/></testcase></testsuite></testsuites>', encoding="utf-8")
-    write_reports(tmp_path, results, run_id="r1", matrix={"name": "m"}, exit_code=1)
+    write_reports(tmp_path, build_grid(results), run_id="r1", matrix={"name": "m"}, exit_code=1)
     root = ET.parse(tmp_path / "junit.xml").getroot()
     names = [s.get("name") for s in root.iter("testsuite")]
     assert names == [r.cell_id for r in results]
@@ -91,12 +97,39 @@ def test_merged_junit_has_a_suite_per_cell(tmp_path: Path) -> None:
     assert [s.get("name") for s in errors] == ["torch2.9.0-torch.ao-py3.11"]
 
 
+def test_a_writer_in_the_table_is_all_a_new_format_needs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The seam: one more entry in WRITERS, and write_reports writes its file beside the rest,
+    drawn from the same grid, through the same atomic, redacted write."""
+    seen: list[ReportContext] = []
+
+    def write_text(run_dir: Path, report: ReportContext) -> Path:
+        seen.append(report)
+        path = run_dir / "summary.txt"
+        atomic_write_text(path, render_console(report.grid, width=100))
+        return path
+
+    monkeypatch.setitem(WRITERS, "text", write_text)
+    grid = build_grid(sample())
+    paths = write_reports(tmp_path, grid, run_id="r1", matrix={"name": "m"}, exit_code=1)
+    assert list(paths) == ["json", "markdown", "html", "junit", "text"]
+    assert paths["text"] == tmp_path / "summary.txt"
+    assert "torch2.9.0-torch.ao-py3.11: install-failed" in paths["text"].read_text(
+        encoding="utf-8")
+    (report,) = seen
+    assert report.grid is grid
+    assert (report.title, report.exit_code) == ("m", 1)
+    assert all((tmp_path / name).is_file()
+               for name in ("results.json", "summary.md", "matrix.html", "junit.xml"))
+
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="needs chromium (.ci/run installs it)")
 def test_html_renders_in_a_headless_browser(tmp_path: Path) -> None:
-    write_reports(tmp_path, sample(), run_id="r1", matrix={"name": "m"}, exit_code=1)
+    write_reports(tmp_path, build_grid(sample()), run_id="r1", matrix={"name": "m"},
+                  exit_code=1)
     shot = tmp_path / "matrix.png"
     subprocess.run(
         [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",

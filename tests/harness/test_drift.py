@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from compat.harness.reports.grid import render_console, render_markdown
+from compat.harness.reports.console import render_console
+from compat.harness.reports.grid import build_grid
 from compat.harness.reports.html import render_html
+from compat.harness.reports.markdown import render_markdown
 from compat.harness.results.baseline import baseline_cells, diff_runs, render_diff
 from compat.harness.results.drift import diff_snapshots, drifts, snapshot_classes
 from compat.harness.results.model import Outcome
@@ -66,13 +68,14 @@ def test_neighbours_along_each_stack_and_classes() -> None:
 
 def test_drift_is_listed_in_every_report_and_never_fails_the_gate() -> None:
     cells = [with_snapshots("2.3.1", WALKS_BACK), with_snapshots("2.4.1", STOPS)]
-    console = render_console(cells, width=200)
+    grid = build_grid(cells)
+    console = render_console(grid, width=200)
     assert "Porting drift (the porting snapshot changed between neighbouring versions" in console
     assert "2.3.1 -> 2.4.1" in console
-    markdown = render_markdown(cells, title="t", exit_code=0)
+    markdown = render_markdown(grid, title="t", exit_code=0)
     assert "### Porting drift, node by node" in markdown
     assert "tag 'aten.matmul.default' -> 'aten.add.Tensor'" in markdown
-    html = render_html(cells, title="t", exit_code=0)
+    html = render_html(grid, title="t", exit_code=0)
     assert '<details id="drift--' in html
     assert "2.3.1 &rarr; 2.4.1" in html
 

@@ -157,7 +157,8 @@ def test_unexpected_failure_gates(cell_world: Callable[..., Matrix], tmp_path: P
 def test_a_test_that_passes_on_a_rerun_is_flaky_not_failed(
         cell_world: Callable[..., Matrix], tmp_path: Path) -> None:
     """`reruns = 2`: the cell runs pytest-rerunfailures; the grid says "~", the gate passes."""
-    from compat.harness.reports.grid import render_console, status_label
+    from compat.harness.reports.console import render_console
+    from compat.harness.reports.grid import build_grid, status_label
     from compat.harness.results.gate import exit_code
 
     matrix = cell_world("flaky", versions=("2.8.0",), reruns=2)
@@ -171,7 +172,7 @@ def test_a_test_that_passes_on_a_rerun_is_flaky_not_failed(
     assert "the first attempt fails" in (flaky.message or "")
     assert status_label(result) == "PASS (1✓ 1~)"
     assert exit_code([result]) == 0
-    text = render_console([result])
+    text = render_console(build_grid([result]))
     assert "Flaky (failed, then passed on a rerun):" in text
     assert "torch2.8.0-torch.ao-py3.11: test_flaky passed after 1 failed attempt(s)" in text
 

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import io
+import re
+import unicodedata
 
 import pytest
 
@@ -50,6 +52,33 @@ def test_board_lines_never_wrap_past_the_terminal(monkeypatch: pytest.MonkeyPatc
     lines = [f.split("\x1b[")[0].rstrip("\n") for f in frames]
     assert all(len(line) <= 59 and "\n" not in line for line in lines), lines
     assert any(line.endswith("…") for line in lines)
+
+
+def columns(line: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(c) in ("W", "F") else 1 for c in line)
+
+
+def test_board_counts_terminal_columns_not_characters(monkeypatch: pytest.MonkeyPatch) -> None:
+    """✓ takes one column and 漢 two; a tab or an escape in a reason is flattened: each line
+    still fits, and only the board's own escapes move the cursor."""
+    monkeypatch.setenv("COLUMNS", "40")
+    term = Terminal()
+    board = LiveBoard(["c"], term)
+    board.phase("c", "✓" * 60)
+    board.phase("c", "漢" * 60)
+    board.phase("c", "a\tb\x1b[2Jc\x1b[1A " * 10)
+    board.close()
+    text = re.sub(r"\x1b\[(\d+F|2K)", "\x00", term.getvalue())  # the board's own escapes
+    assert "\x1b" not in text
+    assert "\t" not in text
+    lines = [ln for ln in text.replace("\x00", "").split("\n") if ln]
+    assert all(columns(line) <= 39 for line in lines), lines
+    ticks = next(ln for ln in lines if "✓" in ln)
+    assert columns(ticks) == 39  # cut at the width, not at half of it
+    assert ticks.endswith("✓…")
+    wide = next(ln for ln in lines if "漢" in ln)
+    assert columns(wide) in (38, 39)  # a wide character is never split
+    assert wide.endswith("漢…")
 
 
 def test_log_lines_carry_clock_count_and_status() -> None:

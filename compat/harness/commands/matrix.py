@@ -45,8 +45,9 @@ from compat.harness.install.uv_cli import uv_bin
 from compat.harness.locations import envs_root
 from compat.harness.processes import file_lock
 from compat.harness.redact import redact
+from compat.harness.reports.console import render_console
 from compat.harness.reports.documents import write_reports
-from compat.harness.reports.grid import render_console
+from compat.harness.reports.grid import build_grid
 from compat.harness.results.baseline import (
     DIFF_LINES,
     BaselineCell,
@@ -308,16 +309,17 @@ def finish_run(run_dir: Path, run_id: str, results: Sequence[CellResult],
     elif config_errors:
         code = EXIT_USAGE
     info = manifest.matrix_info() if manifest else {"name": run_id}
-    paths = write_reports(run_dir, results, run_id=run_id, matrix=info, exit_code=code,
+    grid = build_grid(results)
+    paths = write_reports(run_dir, grid, run_id=run_id, matrix=info, exit_code=code,
                           diff=diff, disk=disk)
     print()
-    print(render_console(results, width=console_width()))
+    print(render_console(grid, width=console_width()))
     if diff is not None:
         print()
         print(render_diff(diff, limit=DIFF_LINES))
     print()
     if disk and "budget" in disk:
-        print(BudgetReport(**disk["budget"]).line())
+        print(BudgetReport.from_dict(disk["budget"]).line())
     if disk and "uv_cache_bytes" in disk:
         own = sum(_own_bytes(r) for r in results)
         print(f"disk: uv cache {disk['uv_cache_bytes'] / 2**30:.1f} GiB ({disk['uv_cache_dir']})"

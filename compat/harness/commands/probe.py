@@ -22,7 +22,7 @@ from compat.harness.install.pipconfig import PipIndexConfig
 from compat.harness.install.resolve import ResolutionFailed
 from compat.harness.install.uv_cli import InstallFailed
 from compat.harness.reports.bands import render_banded
-from compat.harness.reports.grid import not_applicable_lines
+from compat.harness.reports.findings import not_applicable_lines
 
 __all__ = ["probe_cell", "probe_cells", "render_probe"]
 

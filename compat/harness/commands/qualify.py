@@ -24,8 +24,9 @@ from compat.harness.execute.progress import make_progress
 from compat.harness.files import atomic_write_text
 from compat.harness.install.pipconfig import read_pip_config
 from compat.harness.locations import envs_root
+from compat.harness.reports.console import render_console
 from compat.harness.reports.documents import write_reports
-from compat.harness.reports.grid import render_console
+from compat.harness.reports.grid import build_grid
 from compat.harness.reports.qualification import (
     render_qualification_html,
     render_qualification_markdown,
@@ -129,13 +130,14 @@ def run_qualification(matrix: Matrix, request: QualifyRequest) -> int:
                       candidate=request.candidate, reference=request.reference)
     code = EXIT_INTERRUPTED if interrupted else verdict.exit_code
     markdown = render_qualification_markdown(verdict)
-    write_reports(run_dir, results, run_id=run_id, matrix={"name": f"qualify {run_id}"},
+    grid = build_grid(results)
+    write_reports(run_dir, grid, run_id=run_id, matrix={"name": f"qualify {run_id}"},
                   exit_code=code, appendix=(markdown, render_qualification_html(verdict)))
     atomic_write_text(run_dir / "qualification.md", markdown)
     atomic_write_text(run_dir / "qualification.json",
                       json.dumps(verdict.to_dict(), indent=2) + "\n")
     print()
-    print(render_console(results, width=console_width()))
+    print(render_console(grid, width=console_width()))
     print()
     print(render_qualification_text(verdict))
     print(f"release tracker text: {run_dir / 'qualification.md'}")

@@ -8,10 +8,12 @@ form only ever appends, so it reads the same in a file as on a screen.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import threading
 import time
+import unicodedata
 from typing import TextIO
 
 from compat.harness.redact import redact
@@ -28,10 +30,28 @@ def _summary(result: CellResult) -> str:
     return f"{result.status.value} in {seconds:.1f}s{detail}{reason}"
 
 
+# A newline, a tab, an escape: each would move the cursor, not take one column.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _columns(char: str) -> int:
+    """The columns a terminal gives ``char``: two for an East Asian wide one (漢), else one
+    (✓, ≠: one column each, as the board draws them)."""
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+
+
 def _fit(line: str, width: int) -> str:
-    """One line of at most ``width`` characters (control characters flattened)."""
-    line = redact(line).replace("\r", " ").replace("\n", " ")  # redacted before the cut
-    return line if len(line) <= width else line[: max(1, width - 1)] + "…"
+    """One line of at most ``width`` columns, cut with an ellipsis: the board moves up one
+    row per line it drew, so a line that wrapped would leave the board's top behind."""
+    line = _CONTROL.sub(" ", redact(line))  # redacted before the cut
+    used, cut = 0, 0
+    for i, char in enumerate(line):
+        used += _columns(char)
+        if used <= width - 1:
+            cut = i + 1  # what fits beside the ellipsis
+        elif used > width:
+            return line[: max(1, cut)] + "…"
+    return line
 
 
 class Progress:
@@ -83,9 +103,7 @@ class LiveBoard(Progress):
         for cell_id, (text, since, done) in self.rows.items():
             clock = "" if done or text == "waiting" else f" ({now - since:.0f}s)"
             lines.append(f"  {cell_id:<{self.width}}  {text}{clock}")
-        # A line longer than the terminal wraps onto two rows, and moving up one row per
-        # line would then leave the board's top behind: every line fits, or is cut.
-        lines = [_fit(line, columns - 1) for line in lines]
+        lines = [_fit(line, columns - 1) for line in lines]  # never the last column: no wrap
         up = f"\x1b[{self.drawn}F" if self.drawn else ""
         self.stream.write(up + "".join(f"\x1b[2K{line}\n" for line in lines))
         self.stream.flush()

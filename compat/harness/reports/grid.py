@@ -1,33 +1,52 @@
-"""The grid (tests x cells) and its renderings, all from one list of :class:`CellResult`.
+"""The grid (tests x cells), built once from a list of :class:`CellResult`.
 
 Rows are tests, then the rows that explain a column: its status, the torch build it
-really had, install and test time, and every shim route the cell took.
+really had, install and test time, and every shim route the cell took. Each row has a
+:class:`RowKind` and a typed :class:`Value` per cell, each column a typed :class:`Column`,
+so the console, Markdown and HTML renderings draw the same grid and none of them
+recomputes test ids or recognises a row by its label.
+
+:func:`column_of` is the one place a report reads a result's ``cell`` and ``install``
+records: every other renderer reads the :class:`Column` it made.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 
-from tabulate import tabulate
-
-from compat.harness.reports.bands import render_banded
-from compat.harness.results.drift import drifts, snapshot_classes
 from compat.harness.redact import redact
-from compat.harness.results.model import CellResult, CellStatus, Outcome
+from compat.harness.results.model import (
+    CellResult,
+    CellStatus,
+    DiskUsage,
+    Outcome,
+    TestResult,
+    WheelRecord,
+)
 
 __all__ = [
+    "GRID_TEXT",
     "LEGEND",
+    "LINE_TEXT",
+    "ROUTE_WIDTH",
     "SYMBOLS",
+    "Column",
     "Grid",
+    "Row",
+    "RowKind",
+    "Value",
     "build_grid",
+    "column_of",
     "env_problems",
-    "findings",
-    "not_applicable_evidence",
-    "not_applicable_lines",
-    "render_console",
-    "render_markdown",
+    "fit",
+    "name_of_test",
+    "short_message",
+    "status_counts",
+    "status_label",
+    "torch_build",
 ]
 
 SYMBOLS: dict[str, str] = {
@@ -71,12 +90,36 @@ _STATUS_LABEL = {
     CellStatus.NOT_RUN: "not run",
 }
 
+GRID_TEXT = 120  # characters in one cell of a grid; what is longer is cut (redacted first)
+LINE_TEXT = 1000  # characters in one line of a list under a grid
+ROUTE_WIDTH = 14  # a route longer than this is a letter in a narrow grid (console, HTML)
+
+
+def fit(text: object, limit: int = GRID_TEXT) -> str:
+    """``text`` redacted, then cut to ``limit`` characters: a megabyte in a result file makes
+    a long line in a list, never a table that takes minutes to lay out."""
+    flat = redact(str(text))
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
 
 def short_message(message: str | None) -> str:
     """The line that says what went wrong: pytest's first ``E`` line, else the last line."""
     lines = [ln.strip() for ln in redact(message or "").splitlines() if ln.strip()]
     errors = [ln[1:].strip() for ln in lines if ln.startswith("E ")]
     return (errors[0] if errors else lines[-1] if lines else "")[:300]
+
+
+def name_of_test(nodeid: str) -> str:
+    """The test's own name: redacted before the cut (``user::token@host`` holds a ``::``)."""
+    return redact(nodeid).rsplit("::", 1)[-1]
+
+
+def status_counts(results: Iterable[CellResult]) -> dict[str, int]:
+    """Cells per status (``{"passed": 3, "failed": 1}``): the one count every report shows."""
+    counts: dict[str, int] = {}
+    for result in results:
+        counts[result.status.value] = counts.get(result.status.value, 0) + 1
+    return counts
 
 
 def status_label(result: CellResult) -> str:
@@ -99,42 +142,149 @@ def env_problems(result: CellResult) -> list[str]:
     return found
 
 
+# --- the grid's parts ----------------------------------------------------------------------
+
+
+class RowKind(Enum):
+    """What a row says about each cell; renderers style a row by its kind, never its label."""
+
+    TEST = "test"  # one test: its outcome symbol per cell
+    STATUS = "status"  # the cell's status, every outcome counted
+    TORCH_BUILD = "torch build"  # the torch the cell really had
+    INSTALL_TIME = "install"  # seconds to install (or reuse) the env
+    TEST_TIME = "tests"  # seconds the tests took
+    ENV_DISK = "env disk"  # the env's size, and what of it is its own
+    ENV_HEALTH = "env health"  # warnings at ``import torch`` that break the env
+    DEPS_AS_OF = "deps as of"  # the day the other packages were resolved as of
+    ROUTE = "route"  # one shim route: the call the cell took
+
+
+@dataclass(frozen=True)
+class Value:
+    """One cell of a row: ``text`` in a full grid (Markdown); ``short`` in a narrow one
+    (console, HTML: a long route is a letter); ``title`` is the uncut value behind it."""
+
+    text: str
+    short: str
+    title: str
+    test: TestResult | None = None  # a TEST row's result in this cell; None: it did not run
+
+    @classmethod
+    def plain(cls, text: str) -> Value:
+        return cls(text, text, text)
+
+
+@dataclass(frozen=True)
+class Row:
+    """A row of the grid: its kind, its label (cut), a value per column, and its key: the
+    node id of a TEST row, the route of a ROUTE row."""
+
+    kind: RowKind
+    label: str
+    values: tuple[Value, ...]
+    key: str = ""
+
+    @property
+    def texts(self) -> list[str]:
+        return [v.text for v in self.values]
+
+    @property
+    def shorts(self) -> list[str]:
+        return [v.short for v in self.values]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One cell as the grid heads it, and the facts of its cell and install records that
+    the reports show (so no renderer reads those records itself)."""
+
+    cell_id: str
+    status: CellStatus
+    gating: bool
+    torch: str  # as requested
+    stack: str
+    torchao: str | None
+    python: str
+    channel: str
+    build: str  # the torch it really had (``2.8.0+cu128``), else the one requested
+    reused: bool | None = None  # the env was reused (None: not recorded)
+    uv_version: str | None = None
+    deps_cutoff: str | None = None  # ``deps-as-of``: the day the rest was resolved as of
+    disk: DiskUsage = field(default_factory=DiskUsage)  # the env's, apparent and own
+    wheels: Mapping[str, WheelRecord] = field(default_factory=dict)  # project -> its wheel
+    freeze: tuple[str, ...] = ()
+
+    def header(self, sep: str = "\n") -> str:
+        """``nightly/2.10.0/ao 0.14.0/py3.11/(non-gating)``, one part per ``sep``."""
+        torch, stack, torchao = fit(self.torch, 40), fit(self.stack, 40), fit(self.torchao, 40)
+        channel = fit(self.channel, 40)
+        stack = "torch.ao" if stack == "torch.ao" else f"ao {torchao}"
+        channel = "" if channel == "release" else f"{channel}{sep}"
+        gating = "" if self.gating else f"{sep}(non-gating)"
+        return f"{channel}{torch}{sep}{stack}{sep}py{fit(self.python, 40)}{gating}"
+
+
+def column_of(result: CellResult) -> Column:
+    """The column of ``result``: the one reader of its ``cell`` and ``install`` records."""
+    cell, install = result.cell, result.install
+    fp = result.fingerprint
+    build = str(fp.get("torch") or cell.torch)
+    if "+" not in build and fp.get("torch"):
+        cuda = fp.get("torch_cuda")
+        build += f"+cu{str(cuda).replace('.', '')}" if cuda else "+cpu"
+    return Column(
+        cell_id=result.cell_id, status=result.status, gating=result.gating,
+        torch=cell.torch, stack=cell.stack, torchao=cell.torchao, python=cell.python,
+        channel=cell.channel, build=build,
+        reused=install.reused, uv_version=install.uv_version,
+        deps_cutoff=install.plan.deps_cutoff if install.plan else None,
+        disk=install.disk or DiskUsage(), wheels=install.wheels or {},
+        freeze=tuple(install.freeze or ()),
+    )
+
+
 def torch_build(result: CellResult) -> str:
     """What the column really had: ``2.8.0+cu128``, ``2.13.0+cpu``, or the requested version."""
-    fp = result.fingerprint
-    version = str(fp.get("torch") or result.cell.torch)
-    if "+" not in version and fp.get("torch"):
-        cuda = fp.get("torch_cuda")
-        version += f"+cu{str(cuda).replace('.', '')}" if cuda else "+cpu"
-    return version
+    return column_of(result).build
 
 
-GRID_TEXT = 120  # characters in one cell of a grid; what is longer is cut (redacted first)
-LINE_TEXT = 1000  # characters in one line of a list under a grid
+@dataclass
+class Grid:
+    """Tests x cells: a :class:`Column` per cell, test rows then info rows, the results they
+    came from, and the legend of the letters long routes get in a narrow grid."""
+
+    columns: list[Column]
+    rows: list[Row]
+    results: list[CellResult]
+    route_legend: list[str] = field(default_factory=list)
+
+    def rows_of(self, kind: RowKind) -> list[Row]:
+        return [row for row in self.rows if row.kind is kind]
+
+    def row(self, kind: RowKind, key: str = "") -> Row:
+        """The row of ``kind`` (and ``key``: a test's node id, a route)."""
+        for row in self.rows:
+            if row.kind is kind and row.key == key:
+                return row
+        raise KeyError(f"no {kind.value} row {key!r}")
+
+    def table(self, *, sep: str = "\n", short: bool = False,
+              columns: Sequence[int] | None = None) -> tuple[list[str], list[list[str]]]:
+        """Headers and rows of text, label first, for a text table: the ``columns`` given
+        (all by default), each value ``short`` (a narrow grid) or in full."""
+        picked = range(len(self.columns)) if columns is None else columns
+        headers = [self.columns[j].header(sep) for j in picked]
+        rows = [[row.label, *((row.values[j].short if short else row.values[j].text)
+                              for j in picked)] for row in self.rows]
+        return headers, rows
 
 
-def fit(text: object, limit: int = GRID_TEXT) -> str:
-    """``text`` redacted, then cut to ``limit`` characters: a megabyte in a result file makes
-    a long line in a list, never a table that takes minutes to lay out."""
-    flat = redact(str(text))
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def column_header(result: CellResult, sep: str = "\n") -> str:
-    cell = result.cell
-    stack = "torch.ao" if cell.stack == "torch.ao" else f"ao {fit(cell.torchao, 40)}"
-    channel = "" if cell.channel == "release" else f"{fit(cell.channel, 40)}{sep}"
-    gating = "" if result.gating else f"{sep}(non-gating)"
-    return f"{channel}{fit(cell.torch, 40)}{sep}{stack}{sep}py{fit(cell.python, 40)}{gating}"
-
-
-def short_test_name(nodeid: str, all_ids: Sequence[str]) -> str:
-    """The test function's name when it is unique in the grid, else the full node id."""
-    return _short_names(all_ids)[nodeid]
+# --- building it ---------------------------------------------------------------------------
 
 
 def _short_names(all_ids: Sequence[str]) -> dict[str, str]:
-    names = {nodeid: _test_name(nodeid) for nodeid in all_ids}
+    """The test function's name when it is unique in the grid, else the full node id."""
+    names = {nodeid: name_of_test(nodeid) for nodeid in all_ids}
     counts: dict[str, int] = {}
     for name in names.values():
         counts[name] = counts.get(name, 0) + 1
@@ -142,26 +292,10 @@ def _short_names(all_ids: Sequence[str]) -> dict[str, str]:
             for nodeid, name in names.items()}
 
 
-@dataclass
-class Grid:
-    headers: list[str]
-    test_rows: list[tuple[str, list[str]]]
-    info_rows: list[tuple[str, list[str]]]
-    results: list[CellResult]
-    route_legend: list[str] = field(default_factory=list)
-
-    def rows(self) -> list[list[str]]:
-        return [[name, *values] for name, values in [*self.test_rows, *self.info_rows]]
-
-
-def _test_ids(results: Sequence[CellResult]) -> list[str]:
-    return list(dict.fromkeys(t.nodeid for r in results for t in r.tests))
-
-
-def _empty_symbol(result: CellResult) -> str:
-    if result.status is CellStatus.NOT_APPLICABLE:
+def _empty_symbol(status: CellStatus) -> str:
+    if status is CellStatus.NOT_APPLICABLE:
         return "n/a"
-    if result.status is CellStatus.SKIPPED:
+    if status is CellStatus.SKIPPED:
         return "-"
     return SYMBOLS[Outcome.NOT_RUN.value]
 
@@ -175,18 +309,20 @@ def _route_codes(values: Sequence[str], width: int) -> tuple[list[str], list[str
     return [codes.get(v, "") for v in values], [f"{codes[v]} = {v}" for v in distinct]
 
 
-def _env_disk(result: CellResult) -> str:
-    """Apparent size, and what is the env's own (not hardlinked from the uv cache)."""
-    disk = result.install.disk
-    if disk is None or disk.apparent_bytes is None:
+def _seconds(result: CellResult, column: Column, key: str) -> str:
+    value = result.timings.get(key)
+    if value is None:
         return ""
-    return f"{disk.apparent_bytes / 2**30:.1f}G/{(disk.own_bytes or 0) / 2**20:.0f}M own"
+    reused = key == "install" and column.reused
+    return f"{value:.1f}s" + (" (reused)" if reused else "")
 
 
-def _deps_as_of(result: CellResult) -> str:
-    """The day the cell's other packages were resolved as of (``deps-as-of``), if any."""
-    cutoff = result.install.plan.deps_cutoff if result.install.plan else None
-    return redact(str(cutoff))[:10] if cutoff else ""
+def _env_disk(column: Column) -> str:
+    """Apparent size, and what is the env's own (not hardlinked from the uv cache)."""
+    if column.disk.apparent_bytes is None:
+        return ""
+    return (f"{column.disk.apparent_bytes / 2**30:.1f}G/"
+            f"{(column.disk.own_bytes or 0) / 2**20:.0f}M own")
 
 
 def _env_health(result: CellResult) -> str:
@@ -196,213 +332,63 @@ def _env_health(result: CellResult) -> str:
     return "⚠ " + ", ".join(p.split(":", 1)[0] for p in problems) if problems else "ok"
 
 
-def build_grid(
-    results: Sequence[CellResult], *, sep: str = "\n", route_width: int | None = None
-) -> Grid:
-    """The grid; with ``route_width``, route values longer than that become lettered codes."""
-    ids = _test_ids(results)
+def _deps_as_of(column: Column) -> str:
+    return redact(str(column.deps_cutoff))[:10] if column.deps_cutoff else ""
+
+
+# The rows under the tests, in the order a grid shows them, and what each says about a cell
+# (routes follow, one row per route).
+_INFO: dict[RowKind, Callable[[CellResult, Column], str]] = {
+    RowKind.STATUS: lambda r, c: status_label(r),
+    RowKind.TORCH_BUILD: lambda r, c: c.build if r.fingerprint else "",
+    RowKind.INSTALL_TIME: lambda r, c: _seconds(r, c, "install"),
+    RowKind.TEST_TIME: lambda r, c: _seconds(r, c, "tests"),
+    RowKind.ENV_DISK: lambda r, c: _env_disk(c),
+    RowKind.ENV_HEALTH: lambda r, c: _env_health(r),
+    RowKind.DEPS_AS_OF: lambda r, c: _deps_as_of(c),
+}
+
+
+def _test_rows(results: Sequence[CellResult], columns: Sequence[Column]) -> list[Row]:
+    ids = list(dict.fromkeys(t.nodeid for r in results for t in r.tests))
     short = _short_names(ids)
     by_cell = [{t.nodeid: t for t in r.tests} for r in results]
-    test_rows = []
+    rows = []
     for nodeid in ids:
         values = []
-        for result, tests in zip(results, by_cell, strict=False):
+        for column, tests in zip(columns, by_cell, strict=True):
             test = tests.get(nodeid)
-            values.append(SYMBOLS[test.outcome.value] if test else _empty_symbol(result))
-        test_rows.append((short[nodeid], values))
+            symbol = SYMBOLS[test.outcome.value] if test else _empty_symbol(column.status)
+            values.append(Value(symbol, symbol, symbol, test))
+        rows.append(Row(RowKind.TEST, short[nodeid], tuple(values), key=nodeid))
+    return rows
 
-    def seconds(result: CellResult, key: str) -> str:
-        value = result.timings.get(key)
-        if value is None:
-            return ""
-        reused = key == "install" and result.install.reused
-        return f"{value:.1f}s" + (" (reused)" if reused else "")
 
-    info_rows = [
-        ("status", [status_label(r) for r in results]),
-        ("torch build", [torch_build(r) if r.fingerprint else "" for r in results]),
-        ("install", [seconds(r, "install") for r in results]),
-        ("tests", [seconds(r, "tests") for r in results]),
-        ("env disk", [_env_disk(r) for r in results]),
-        ("env health", [_env_health(r) for r in results]),
-        ("deps as of", [_deps_as_of(r) for r in results]),
-    ]
-    route_keys: list[str] = []
+def _route_rows(results: Sequence[CellResult], width: int) -> tuple[list[Row], list[str]]:
+    """A row per route any cell took; a long value is a letter in ``short``, spelled out in
+    the legend; ``adapted`` marks where the shim departs from upstream's own call."""
+    keys: list[str] = []
     for result in results:
-        route_keys += [k for k in result.routes if k not in route_keys]
-    legend: list[str] = []
-    for key in route_keys:
-        values = [r.routes.get(key, "") for r in results]
-        if route_width is not None:
-            values, spelled = _route_codes(values, route_width)
-            legend += [f"{key}: {line}" for line in spelled]
-        values = [f"{v} adapted" if key in r.adaptations else v
-                  for v, r in zip(values, results, strict=True)]
-        info_rows.append((f"route: {key}", values))
-    headers = [column_header(r, sep) for r in results]
-    info_rows = [(fit(name), [fit(v) for v in values]) for name, values in info_rows]
-    return Grid(headers, test_rows, info_rows, list(results), [fit(ln, LINE_TEXT) for ln in legend])
+        keys += [k for k in result.routes if k not in keys]
+    rows, legend = [], []
+    for key in keys:
+        full = [r.routes.get(key, "") for r in results]
+        codes, spelled = _route_codes(full, width)
+        legend += [f"{key}: {line}" for line in spelled]
+        values = tuple(
+            Value(fit(f"{text} adapted" if key in r.adaptations else text),
+                  fit(f"{code} adapted" if key in r.adaptations else code), title)
+            for r, text, code, title in zip(results, full, codes, full, strict=True))
+        rows.append(Row(RowKind.ROUTE, fit(f"route: {key}"), values, key=key))
+    return rows, [fit(line, LINE_TEXT) for line in legend]
 
 
-def _problems(results: Sequence[CellResult]) -> list[str]:
-    """Each cell that did not pass, and the first unexpected failure's telling line."""
-    lines = []
-    for result in results:
-        if result.status in (CellStatus.PASSED, CellStatus.NOT_APPLICABLE):
-            continue
-        line = f"{result.cell_id}: {result.status.value}: {result.reason or ''}".rstrip()
-        first = next((t for t in result.tests if t.outcome.unexpected and t.message), None)
-        if first is not None:
-            line += f" (first: {_test_name(first.nodeid)}: {short_message(first.message)})"
-        lines.append(line)
-    return lines
-
-
-def not_applicable_lines(cells: Iterable[tuple[str, str]]) -> list[str]:
-    """(cell id, reason) pairs grouped by reason: what a grid lists instead of n/a columns."""
-    by_reason: dict[str, list[str]] = {}
-    for cell_id, reason in cells:
-        by_reason.setdefault(reason, []).append(cell_id)
-    return [f"  {', '.join(ids)}: {reason}" for reason, ids in by_reason.items()]
-
-
-def _test_name(nodeid: str) -> str:
-    """The test's own name: redacted before the cut (``user::token@host`` holds a ``::``)."""
-    return redact(nodeid).rsplit("::", 1)[-1]
-
-
-def fixed_lines(results: Sequence[CellResult]) -> list[str]:
-    """Expected failures that pass: each names the expectation to retire."""
-    return [f"{r.cell_id}: {_test_name(t.nodeid)} passes; retire the expectation "
-            f"({t.expected_failure}): {t.expected_reason}"
-            for r in results for t in r.tests if t.outcome is Outcome.XPASSED]
-
-
-def differently_lines(results: Sequence[CellResult]) -> list[str]:
-    """Expected failures that failed some other way: expected and actual, side by side."""
-    lines = []
-    for r in results:
-        for t in r.tests:
-            if t.outcome is Outcome.FAILED_DIFFERENTLY:
-                got = short_message(t.message)
-                if t.exc_types and not got.startswith(t.exc_types[0]):
-                    got = f"{t.exc_types[0]}: {got}"
-                lines.append(f"{r.cell_id}: {_test_name(t.nodeid)}: expected "
-                             f"{t.expected_failure}; got {got}")
-    return lines
-
-
-def env_problem_lines(results: Sequence[CellResult]) -> list[str]:
-    return [f"{r.cell_id}: {p}" for r in results for p in env_problems(r)]
-
-
-def adaptation_lines(results: Sequence[CellResult]) -> list[str]:
-    """Each way a shim departs from upstream's own call, with the cells that rest on it."""
-    where: dict[tuple[str, str], list[str]] = {}
-    for r in results:
-        for key, how in r.adaptations.items():
-            where.setdefault((key, how), []).append(r.cell_id)
-    return [f"{key} ({len(ids)} cell(s): {', '.join(ids)}): {how}"
-            for (key, how), ids in where.items()]
-
-
-def not_applicable_evidence(result: CellResult) -> str:
-    """``claim [source] (confirmed: ...)``: what an n/a rule rests on and how it was checked."""
-    ev = result.applicability
-    if ev is None:
-        return ""
-    verdict = ev.check_verdict if ev.check_verdict is not None else "unchecked"
-    return f"{ev.claim or ''} [{ev.source or ''}] ({verdict}: {ev.check_detail or ''})"
-
-
-def findings(results: Sequence[CellResult]) -> list[tuple[str, list[str]]]:
-    """The lists under every grid, in reading order: (title, lines); empty ones omitted."""
-    sections = [
-        ("Failed differently than expected (a new failure behind a known one)",
-         differently_lines(results)),
-        ("Fixed (an expected failure passes: retire its expectation)", fixed_lines(results)),
-        ("Environment broken for some tests (warning at import torch)",
-         env_problem_lines(results)),
-        ("Adaptations (where the shims depart from upstream's own call)",
-         adaptation_lines(results)),
-        ("Porting drift (the porting snapshot changed between neighbouring versions; not a "
-         "failure)", [d.headline() for d in drifts(results)]),
-        ("Flaky (failed, then passed on a rerun)", _flaky(results)),
-        ("Cells not passing", _problems(results)),
-    ]
-    return [(title, [fit(line, LINE_TEXT) for line in lines]) for title, lines in sections
-            if lines]
-
-
-def drift_markdown(results: Sequence[CellResult]) -> list[str]:
-    """Every drift in full (node by node), then each test's snapshot classes."""
-    found = drifts(results)
-    if not found:
-        return []
-    lines = ["", "### Porting drift, node by node", ""]
-    for drift in found:
-        lines.append(f"**{_md_escape(drift.test)}** [{drift.line}] {_md_escape(drift.before)} "
-                     f"-> {_md_escape(drift.after)}:")
-        lines += [f"- {_md_escape(change)}" for change in drift.changes] + [""]
-    lines += ["### Snapshot classes (cells in which a test's porting is identical)", ""]
-    for test, classes in snapshot_classes(results).items():
-        groups = "; ".join("[" + ", ".join(c.cells) + "]" for c in classes)
-        lines.append(f"- {_md_escape(test.rsplit('::', 1)[-1])}: {len(classes)} class(es): "
-                     f"{_md_escape(groups)}")
-    return lines
-
-
-def _flaky(results: Sequence[CellResult]) -> list[str]:
-    """Tests that failed and then passed: not a gate failure, never silent."""
-    return [f"{r.cell_id}: {_test_name(t.nodeid)} passed after {t.reruns} failed "
-            f"attempt(s)" for r in results for t in r.tests if t.outcome is Outcome.FLAKY]
-
-
-def render_console(results: Sequence[CellResult], *, width: int | None = None) -> str:
-    """The grid for a terminal or a CI log: bands of cells at most ``width`` wide.
-
-    Cells that cannot exist get no column here (they would be a column of "n/a"); they
-    are listed under the grid with their reason. summary.md and matrix.html keep them.
-    """
-    folded = [r for r in results if r.status is CellStatus.NOT_APPLICABLE]
-    shown = [r for r in results if r.status is not CellStatus.NOT_APPLICABLE]
-    if not shown:  # nothing applicable at all: the n/a columns are the news
-        shown, folded = list(results), []
-    grid = build_grid(shown, route_width=14)
-    lines = [render_banded(["test", *grid.headers], grid.rows(), width=width), "", LEGEND]
-    if grid.route_legend:
-        lines += ["", "Routes:", *(f"  {line}" for line in grid.route_legend)]
-    if folded:
-        lines += ["", "Not applicable (not installed, not run):",
-                  *not_applicable_lines((r.cell_id, _with_check(r)) for r in folded)]
-    for title, items in findings(results):
-        lines += ["", f"{title}:", *(f"  {item}" for item in items)]
-    return "\n".join(lines)
-
-
-def _with_check(result: CellResult) -> str:
-    verdict = result.applicability.check_verdict if result.applicability else None
-    return f"{result.reason or ''}" + (f" [rule {verdict}]" if verdict else "")
-
-
-def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", "<br>")
-
-
-def render_markdown(results: Sequence[CellResult], *, title: str, exit_code: int) -> str:
-    grid = build_grid(results, sep="<br>")
-    rows = [[_md_escape(c) for c in row] for row in grid.rows()]
-    table = tabulate(rows, headers=["test", *grid.headers], tablefmt="github",
-                     disable_numparse=True)
-    verdict = "all cells as expected" if exit_code == 0 else f"exit code {exit_code}"
-    lines = [f"## torch-compat-matrix: {title}", "", f"**{verdict}**", "", table, "",
-             f"_{LEGEND}_"]
-    for heading, items in findings(results):
-        lines += ["", f"### {heading}", "", *(f"- {_md_escape(i)}" for i in items)]
-    lines += drift_markdown(results)
-    na = [r for r in results if r.status is CellStatus.NOT_APPLICABLE]
-    if na:
-        lines += ["", "### Not applicable, and the evidence", "",
-                  *(f"- {_md_escape(r.cell_id)}: {_md_escape(r.reason or '')}; "
-                    f"{_md_escape(not_applicable_evidence(r))}" for r in na)]
-    return "\n".join(lines) + "\n"
+def build_grid(results: Sequence[CellResult], *, route_width: int = ROUTE_WIDTH) -> Grid:
+    """The grid of ``results``: every report's table is drawn from it."""
+    columns = [column_of(r) for r in results]
+    pairs = list(zip(results, columns, strict=True))
+    info = [Row(kind, fit(kind.value), tuple(Value.plain(fit(say(r, c))) for r, c in pairs))
+            for kind, say in _INFO.items()]
+    routes, legend = _route_rows(results, route_width)
+    return Grid(columns, [*_test_rows(results, columns), *info, *routes], list(results),
+                legend)

@@ -9,23 +9,28 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Sequence
+from pathlib import Path
 
-from compat.harness.results.gate import EXIT_INFRA, EXIT_OK, describe_exit_code
+from compat.harness.files import atomic_write_text
 from compat.harness.redact import redact
+from compat.harness.reports.context import ReportContext
+from compat.harness.reports.findings import DRIFT_TITLE, findings, not_applicable_evidence
 from compat.harness.reports.grid import (
     LEGEND,
     SYMBOLS,
-    build_grid,
-    column_header,
-    findings,
-    not_applicable_evidence,
+    Column,
+    Grid,
+    Row,
+    RowKind,
+    Value,
     short_message,
-    torch_build,
+    status_counts,
 )
 from compat.harness.results.drift import drifts, snapshot_classes
+from compat.harness.results.gate import EXIT_INFRA, EXIT_OK, describe_exit_code
 from compat.harness.results.model import CellResult, CellStatus
 
-__all__ = ["render_html"]
+__all__ = ["render_html", "write"]
 
 _CSS = """
 body{font:14px/1.4 system-ui,-apple-system,Segoe UI,sans-serif;margin:24px;color:#1f2328}
@@ -75,52 +80,49 @@ def _anchor(*parts: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", "--".join(redact(p) for p in parts))
 
 
-def _status_class(result: CellResult) -> str:
-    if result.status is CellStatus.PASSED:
+def _status_class(status: CellStatus) -> str:
+    if status is CellStatus.PASSED:
         return "s-passed"
-    if result.status in (CellStatus.NOT_APPLICABLE, CellStatus.SKIPPED):
+    if status in (CellStatus.NOT_APPLICABLE, CellStatus.SKIPPED):
         return "s-na"
-    return "s-infra" if result.status.infrastructure else "s-bad"
+    return "s-infra" if status.infrastructure else "s-bad"
 
 
-def _grid(results: Sequence[CellResult]) -> str:
-    grid = build_grid(results, sep="<br>", route_width=14)
+def _test_cell(column: Column, row: Row, value: Value) -> str:
+    """A test's symbol, coloured by its outcome; a click away from its message."""
+    test = value.test
+    if test is None:
+        return f'<td class="o-na">{_e(value.short)}</td>'
+    title = test.outcome.value + (f": {test.expected_reason}" if test.expected_reason else "")
+    body = _e(value.short)
+    if test.message or test.expected_reason:
+        body = f'<a href="#{_anchor(column.cell_id, row.key)}">{body}</a>'
+    return f'<td class="o-{test.outcome.value}" title="{_e(title)}">{body}</td>'
+
+
+def _row(grid: Grid, row: Row) -> str:
+    if row.kind is RowKind.TEST:
+        cells = "".join(_test_cell(c, row, v) for c, v in zip(grid.columns, row.values,
+                                                               strict=True))
+        return f'<tr><td class="row" title="{_e(row.key)}">{_e(row.label)}</td>{cells}</tr>'
+    if row.kind is RowKind.STATUS:
+        cells = "".join(f'<td class="{_status_class(c.status)}">{_e(v.short)}</td>'
+                        for c, v in zip(grid.columns, row.values, strict=True))
+    else:  # a lettered route's title spells it out
+        cells = "".join(f'<td title="{_e(v.title)}">{_e(v.short)}</td>' for v in row.values)
+    return f'<tr class="info"><td class="row">{_e(row.label)}</td>{cells}</tr>'
+
+
+def _grid(grid: Grid) -> str:
     heads = "".join(
-        f'<th title="{_e(r.cell_id)}"><a href="#{_anchor(r.cell_id)}">'
-        f"{'<br>'.join(_e(p) for p in column_header(r, chr(10)).splitlines())}</a></th>"
-        for r in results
+        f'<th title="{_e(c.cell_id)}"><a href="#{_anchor(c.cell_id)}">'
+        f"{'<br>'.join(_e(p) for p in c.header().splitlines())}</a></th>"
+        for c in grid.columns
     )
-    rows = []
-    by_cell = [{t.nodeid: t for t in r.tests} for r in results]
-    test_ids = list(dict.fromkeys(t.nodeid for r in results for t in r.tests))
-    for (name, symbols), nodeid in zip(grid.test_rows, test_ids, strict=True):
-        cells = []
-        for result, tests, symbol in zip(results, by_cell, symbols, strict=True):
-            test = tests.get(nodeid)
-            if test is None:
-                cells.append(f'<td class="o-na">{_e(symbol)}</td>')
-                continue
-            title = test.outcome.value + (f": {test.expected_reason}" if test.expected_reason
-                                          else "")
-            body = _e(symbol)
-            if test.message or test.expected_reason:
-                body = f'<a href="#{_anchor(result.cell_id, nodeid)}">{body}</a>'
-            cells.append(f'<td class="o-{test.outcome.value}" title="{_e(title)}">{body}</td>')
-        label = f'<td class="row" title="{_e(nodeid)}">{_e(name)}</td>'
-        rows.append(f"<tr>{label}{''.join(cells)}</tr>")
-    for name, values in grid.info_rows:
-        if name == "status":
-            cells = "".join(f'<td class="{_status_class(r)}">{_e(v)}</td>'
-                            for r, v in zip(results, values, strict=True))
-        else:
-            route = name.removeprefix("route: ")  # a lettered route's title spells it out
-            titles = [r.routes.get(route, "") for r in results] if route != name else values
-            cells = "".join(f'<td title="{_e(t)}">{_e(v)}</td>'
-                            for v, t in zip(values, titles, strict=True))
-        rows.append(f'<tr class="info"><td class="row">{_e(name)}</td>{cells}</tr>')
+    rows = "".join(_row(grid, row) for row in grid.rows)
     legend = "".join(f"<li>{_e(line)}</li>" for line in grid.route_legend)
     return (f'<div class="scroll"><table class="grid"><thead><tr><th class="row">test</th>'
-            f"{heads}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+            f"{heads}</tr></thead><tbody>{rows}</tbody></table></div>"
             + (f'<ul class="routes">{legend}</ul>' if legend else ""))
 
 
@@ -130,23 +132,21 @@ def _kv(pairs: Sequence[tuple[str, object]]) -> str:
     return f'<table class="kv">{rows}</table>'
 
 
-def _cell_details(result: CellResult) -> str:
+def _cell_details(result: CellResult, column: Column) -> str:
     fp = result.fingerprint
-    install = result.install
-    wheels = install.wheels or {}
     pairs: list[tuple[str, object]] = [
         ("status", f"{result.status.value}" + (f": {result.reason}" if result.reason else "")),
-        ("torch", torch_build(result) if fp else ""),
+        ("torch", column.build if fp else ""),
         ("torch git_version", fp.get("torch_git_version")),
         ("torchao", fp.get("torchao")),
         ("numpy", fp.get("numpy")),
-        ("deps as of", install.plan.deps_cutoff if install.plan else None),
-        ("python", fp.get("python") or result.cell.python),
+        ("deps as of", column.deps_cutoff),
+        ("python", fp.get("python") or column.python),
         ("platform", fp.get("platform")),
-        ("uv", install.uv_version),
-        ("env reused", install.reused),
+        ("uv", column.uv_version),
+        ("env reused", column.reused),
     ]
-    for name, wheel in sorted(wheels.items()):
+    for name, wheel in sorted(column.wheels.items()):
         pairs += [(f"{name} wheel", wheel.file), (f"{name} sha256", wheel.sha256),
                   (f"{name} index", wheel.index)]
     pairs += [(f"route {k}", v + (f" (adapted: {result.adaptations[k]})"
@@ -175,13 +175,12 @@ def _cell_details(result: CellResult) -> str:
     if result.log_excerpt:
         parts.append(f"<details><summary>log excerpt</summary><pre>{_e(result.log_excerpt)}"
                      "</pre></details>")
-    freeze = install.freeze or []
-    if freeze:
-        parts.append(f"<details><summary>resolved packages ({len(freeze)})</summary>"
-                     f"<pre>{_e(chr(10).join(freeze))}</pre></details>")
+    if column.freeze:
+        parts.append(f"<details><summary>resolved packages ({len(column.freeze)})</summary>"
+                     f"<pre>{_e(chr(10).join(column.freeze))}</pre></details>")
     return (f'<details id="{_anchor(result.cell_id)}" '
             f"{'open' if result.status.unexpected else ''}>"
-            f'<summary class="{_status_class(result)}">{_e(result.cell_id)}: '
+            f'<summary class="{_status_class(result.status)}">{_e(result.cell_id)}: '
             f"{_e(result.status.value)}</summary>{''.join(parts)}</details>")
 
 
@@ -204,21 +203,20 @@ def _drift_section(results: Sequence[CellResult]) -> str:
             f"not a failure)</h2>{items}<h3>Snapshot classes</h3><ul>{classes}</ul>")
 
 
-def render_html(results: Sequence[CellResult], *, title: str, exit_code: int,
-                created: str = "", appendix: str = "") -> str:
+def render_html(grid: Grid, *, title: str, exit_code: int, created: str = "",
+                appendix: str = "") -> str:
+    """The page: verdict and counts, the grid, the lists, then every cell in detail."""
+    results = grid.results
     klass, verdict = _VERDICT_CLASS.get(exit_code, "bad"), describe_exit_code(exit_code)
-    counts: dict[str, int] = {}
-    for result in results:
-        counts[result.status.value] = counts.get(result.status.value, 0) + 1
-    summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
-    details = "".join(_cell_details(r) for r in results if r.status is not
-                      CellStatus.NOT_APPLICABLE)
+    summary = ", ".join(f"{n} {k}" for k, n in sorted(status_counts(results).items()))
+    details = "".join(_cell_details(r, c) for r, c in zip(results, grid.columns, strict=True)
+                      if r.status is not CellStatus.NOT_APPLICABLE)
     na = [r for r in results if r.status is CellStatus.NOT_APPLICABLE]
     na_list = "".join(f"<li>{_e(r.cell_id)}: {_e(r.reason)}<br><small>"
                       f"{_e(not_applicable_evidence(r))}</small></li>" for r in na)
     sections = "".join(
         f"<h2>{_e(title)}</h2><ul>{''.join(f'<li>{_e(item)}</li>' for item in items)}</ul>"
-        for title, items in findings(results) if not title.startswith("Porting drift"))
+        for title, items in findings(results) if title != DRIFT_TITLE)
     sections += _drift_section(results)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -229,7 +227,7 @@ def render_html(results: Sequence[CellResult], *, title: str, exit_code: int,
 <div><span class="verdict {klass}">exit {exit_code}: {_e(verdict)}</span>
 &nbsp; {_e(summary)} &nbsp; <small>{_e(created)}</small></div>
 {appendix}
-{_grid(results)}
+{_grid(grid)}
 <p><small>{_e(LEGEND)}. Click a symbol for its failure message, a column for its cell.</small></p>
 {sections}
 <h2>Cells</h2>
@@ -237,3 +235,16 @@ def render_html(results: Sequence[CellResult], *, title: str, exit_code: int,
 {f"<h2>Not applicable</h2><ul>{na_list}</ul>" if na else ""}
 </body></html>
 """
+
+
+def _disk_note(line: str | None) -> str:
+    return f'<p class="disk">{_e(line)}</p>' if line else ""
+
+
+def write(run_dir: Path, report: ReportContext) -> Path:
+    path = run_dir / "matrix.html"
+    atomic_write_text(path, render_html(report.grid, title=report.title,
+                                        exit_code=report.exit_code, created=report.created,
+                                        appendix=(report.appendix.html if report.appendix
+                                                  else "") + _disk_note(report.disk_line)))
+    return path

@@ -13,9 +13,10 @@ from pathlib import Path
 
 from compat.harness.files import atomic_write_text
 from compat.harness.redact import redact
+from compat.harness.reports.context import ReportContext
 from compat.harness.results.model import CellResult, CellStatus
 
-__all__ = ["merge_junit"]
+__all__ = ["merge_junit", "write"]
 
 
 def _status_suite(result: CellResult) -> ET.Element:
@@ -74,3 +75,7 @@ def merge_junit(run_dir: Path, results: Sequence[CellResult]) -> Path:
     text = ET.tostring(root, encoding="unicode", xml_declaration=False)
     atomic_write_text(out, "<?xml version='1.0' encoding='utf-8'?>\n" + text)
     return out
+
+
+def write(run_dir: Path, report: ReportContext) -> Path:
+    return merge_junit(run_dir, report.results)

@@ -1,0 +1,108 @@
+"""The lists under every grid: what a symbol cannot say (what failed how, what to retire).
+
+Each list is drawn from the results, so the console, Markdown and HTML list the same
+lines under the same titles; each renderer only lays them out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from compat.harness.reports.grid import LINE_TEXT, env_problems, fit, name_of_test, short_message
+from compat.harness.results.drift import drifts
+from compat.harness.results.model import CellResult, CellStatus, Outcome
+
+__all__ = ["DRIFT_TITLE", "findings", "not_applicable_evidence", "not_applicable_lines"]
+
+DRIFT_TITLE = ("Porting drift (the porting snapshot changed between neighbouring versions; not "
+               "a failure)")
+
+
+def _problems(results: Sequence[CellResult]) -> list[str]:
+    """Each cell that did not pass, and the first unexpected failure's telling line."""
+    lines = []
+    for result in results:
+        if result.status in (CellStatus.PASSED, CellStatus.NOT_APPLICABLE):
+            continue
+        line = f"{result.cell_id}: {result.status.value}: {result.reason or ''}".rstrip()
+        first = next((t for t in result.tests if t.outcome.unexpected and t.message), None)
+        if first is not None:
+            line += f" (first: {name_of_test(first.nodeid)}: {short_message(first.message)})"
+        lines.append(line)
+    return lines
+
+
+def not_applicable_lines(cells: Iterable[tuple[str, str]]) -> list[str]:
+    """(cell id, reason) pairs grouped by reason: what a grid lists instead of n/a columns."""
+    by_reason: dict[str, list[str]] = {}
+    for cell_id, reason in cells:
+        by_reason.setdefault(reason, []).append(cell_id)
+    return [f"  {', '.join(ids)}: {reason}" for reason, ids in by_reason.items()]
+
+
+def _fixed(results: Sequence[CellResult]) -> list[str]:
+    """Expected failures that pass: each names the expectation to retire."""
+    return [f"{r.cell_id}: {name_of_test(t.nodeid)} passes; retire the expectation "
+            f"({t.expected_failure}): {t.expected_reason}"
+            for r in results for t in r.tests if t.outcome is Outcome.XPASSED]
+
+
+def _differently(results: Sequence[CellResult]) -> list[str]:
+    """Expected failures that failed some other way: expected and actual, side by side."""
+    lines = []
+    for r in results:
+        for t in r.tests:
+            if t.outcome is Outcome.FAILED_DIFFERENTLY:
+                got = short_message(t.message)
+                if t.exc_types and not got.startswith(t.exc_types[0]):
+                    got = f"{t.exc_types[0]}: {got}"
+                lines.append(f"{r.cell_id}: {name_of_test(t.nodeid)}: expected "
+                             f"{t.expected_failure}; got {got}")
+    return lines
+
+
+def _env_problems(results: Sequence[CellResult]) -> list[str]:
+    return [f"{r.cell_id}: {p}" for r in results for p in env_problems(r)]
+
+
+def _adaptations(results: Sequence[CellResult]) -> list[str]:
+    """Each way a shim departs from upstream's own call, with the cells that rest on it."""
+    where: dict[tuple[str, str], list[str]] = {}
+    for r in results:
+        for key, how in r.adaptations.items():
+            where.setdefault((key, how), []).append(r.cell_id)
+    return [f"{key} ({len(ids)} cell(s): {', '.join(ids)}): {how}"
+            for (key, how), ids in where.items()]
+
+
+def _flaky(results: Sequence[CellResult]) -> list[str]:
+    """Tests that failed and then passed: not a gate failure, never silent."""
+    return [f"{r.cell_id}: {name_of_test(t.nodeid)} passed after {t.reruns} failed "
+            f"attempt(s)" for r in results for t in r.tests if t.outcome is Outcome.FLAKY]
+
+
+def not_applicable_evidence(result: CellResult) -> str:
+    """``claim [source] (confirmed: ...)``: what an n/a rule rests on and how it was checked."""
+    ev = result.applicability
+    if ev is None:
+        return ""
+    verdict = ev.check_verdict if ev.check_verdict is not None else "unchecked"
+    return f"{ev.claim or ''} [{ev.source or ''}] ({verdict}: {ev.check_detail or ''})"
+
+
+def findings(results: Sequence[CellResult]) -> list[tuple[str, list[str]]]:
+    """The lists under every grid, in reading order: (title, lines); empty ones omitted."""
+    sections = [
+        ("Failed differently than expected (a new failure behind a known one)",
+         _differently(results)),
+        ("Fixed (an expected failure passes: retire its expectation)", _fixed(results)),
+        ("Environment broken for some tests (warning at import torch)",
+         _env_problems(results)),
+        ("Adaptations (where the shims depart from upstream's own call)",
+         _adaptations(results)),
+        (DRIFT_TITLE, [d.headline() for d in drifts(results)]),
+        ("Flaky (failed, then passed on a rerun)", _flaky(results)),
+        ("Cells not passing", _problems(results)),
+    ]
+    return [(title, [fit(line, LINE_TEXT) for line in lines]) for title, lines in sections
+            if lines]

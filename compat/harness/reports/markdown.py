@@ -1,0 +1,90 @@
+"""``summary.md``: the grid as one Markdown table, every list under it; also CI's step summary.
+
+The step summary is the same document published where CI shows it: appended to
+``$GITHUB_STEP_SUMMARY`` when that is set (the one file not written atomically: it is
+CI's, and other steps append to it too).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from tabulate import tabulate
+
+from compat.harness.files import atomic_write_text
+from compat.harness.redact import redact
+from compat.harness.reports.context import ReportContext
+from compat.harness.reports.findings import findings, not_applicable_evidence
+from compat.harness.reports.grid import LEGEND, Grid
+from compat.harness.results.baseline import DIFF_LINES, render_diff
+from compat.harness.results.drift import drifts, snapshot_classes
+from compat.harness.results.gate import EXIT_OK
+from compat.harness.results.model import CellResult, CellStatus
+
+__all__ = ["render_markdown", "summary", "write"]
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", "<br>")
+
+
+def _drift(results: Sequence[CellResult]) -> list[str]:
+    """Every drift in full (node by node), then each test's snapshot classes."""
+    found = drifts(results)
+    if not found:
+        return []
+    lines = ["", "### Porting drift, node by node", ""]
+    for drift in found:
+        lines.append(f"**{_md_escape(drift.test)}** [{drift.line}] {_md_escape(drift.before)} "
+                     f"-> {_md_escape(drift.after)}:")
+        lines += [f"- {_md_escape(change)}" for change in drift.changes] + [""]
+    lines += ["### Snapshot classes (cells in which a test's porting is identical)", ""]
+    for test, classes in snapshot_classes(results).items():
+        groups = "; ".join("[" + ", ".join(c.cells) + "]" for c in classes)
+        lines.append(f"- {_md_escape(test.rsplit('::', 1)[-1])}: {len(classes)} class(es): "
+                     f"{_md_escape(groups)}")
+    return lines
+
+
+def render_markdown(grid: Grid, *, title: str, exit_code: int) -> str:
+    """The whole grid in one table (every route spelled out), then the lists under it."""
+    headers, rows = grid.table(sep="<br>")
+    table = tabulate([[_md_escape(c) for c in row] for row in rows],
+                     headers=["test", *headers], tablefmt="github", disable_numparse=True)
+    verdict = "all cells as expected" if exit_code == EXIT_OK else f"exit code {exit_code}"
+    lines = [f"## torch-compat-matrix: {title}", "", f"**{verdict}**", "", table, "",
+             f"_{LEGEND}_"]
+    for heading, items in findings(grid.results):
+        lines += ["", f"### {heading}", "", *(f"- {_md_escape(i)}" for i in items)]
+    lines += _drift(grid.results)
+    na = [r for r in grid.results if r.status is CellStatus.NOT_APPLICABLE]
+    if na:
+        lines += ["", "### Not applicable, and the evidence", "",
+                  *(f"- {_md_escape(r.cell_id)}: {_md_escape(r.reason or '')}; "
+                    f"{_md_escape(not_applicable_evidence(r))}" for r in na)]
+    return "\n".join(lines) + "\n"
+
+
+def summary(report: ReportContext) -> str:
+    """The run's summary: the appendix (if any), the grid, the baseline diff (if any)."""
+    text = render_markdown(report.grid, title=report.title, exit_code=report.exit_code)
+    if report.diff is not None:
+        text += "\n" + render_diff(report.diff, markdown=True, limit=DIFF_LINES) + "\n"
+    if report.disk_line:
+        text += f"\n{report.disk_line}\n"
+    if report.appendix is not None:
+        text = report.appendix.markdown + "\n" + text
+    return text
+
+
+def write(run_dir: Path, report: ReportContext) -> Path:
+    path = run_dir / "summary.md"
+    text = redact(summary(report))
+    atomic_write_text(path, text)
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:  # appended to, not replaced
+        with open(step_summary, "a", encoding="utf-8") as handle:
+            handle.write(text)
+    return path
