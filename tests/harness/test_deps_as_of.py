@@ -205,7 +205,8 @@ def test_every_uv_resolve_and_install_gets_the_cutoff(write_matrix: WriteMatrix,
             (Path(cmd[-1]) / "bin").mkdir()
             (Path(cmd[-1]) / "bin" / "python").touch()
         if "-o" in cmd:
-            Path(cmd[cmd.index("-o") + 1]).write_text("", encoding="utf-8")
+            Path(cmd[cmd.index("-o") + 1]).write_text(
+                'lock-version = "1.0"\ncreated-by = "test"\npackages = []\n', encoding="utf-8")
         return ""
 
     monkeypatch.setattr(uv_cli, "run", fake_run)
@@ -274,7 +275,7 @@ def test_uv_resolves_deps_of_the_day(write_matrix: WriteMatrix, tmp_path: Path,
     _, the_plan = plan_for(matrix.cell(cell_id), matrix, envs_root=tmp_path / "envs",
                            pip_config=PipIndexConfig(index_url=pypi), listings=listings)
     ensure_env(the_plan, log=tmp_path / "install.log", timeout=120)
-    versions = {p["name"]: p["version"] for p in read_packages(the_plan.env_dir / LOCK)}
+    versions = {p.name: str(p.version) for p in read_packages(the_plan.env_dir / LOCK)}
     assert versions["fakedep"] == fakedep, (tmp_path / "install.log").read_text()
 
 

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from compat.harness.install.lockfile import installed_wheels, locked_pins
+import pytest
+
+from compat.harness.install.lockfile import (
+    LockInvalid,
+    installed_wheels,
+    locked_pins,
+    read_packages,
+)
 
 F = "https://files.example"
 LOCK = "\n".join([
     'lock-version = "1.0"',
+    'created-by = "uv"',
     "[[packages]]",
     'name = "torch"',
     'version = "2.8.0"',
@@ -57,3 +65,12 @@ def test_the_installed_variant_is_picked_by_its_tags(tmp_path: Path) -> None:
     assert found["torchao"].file == (
         "torchao-0.20.0.dev20261124+cpu-cp310-abi3-manylinux_2_28_x86_64.whl")
     assert found["torchao"].url.startswith("http://u:p@127.0.0.1:1/")  # redacted on write
+
+
+def test_a_lock_pep_751_refuses_is_no_pin_list(tmp_path: Path) -> None:
+    """No ``created-by``: read as empty for sizing, refused for installing."""
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(LOCK.replace('created-by = "uv"\n', ""), encoding="utf-8")
+    assert read_packages(lock) == []
+    with pytest.raises(LockInvalid, match="created-by"):
+        locked_pins(lock)

@@ -318,6 +318,8 @@ def test_prefetch_records_a_hash_mismatch_and_keeps_the_rest(
         folder.mkdir(parents=True, exist_ok=True)
         lock = folder / "pylock.toml"
         lock.write_text(textwrap.dedent(f"""
+            lock-version = "1.0"
+            created-by = "test"
             [[packages]]
             name = "torch"
             version = "{version}"

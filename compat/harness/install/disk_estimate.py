@@ -18,7 +18,9 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+from packaging.pylock import Package
+from packaging.utils import canonicalize_name
 
 from compat.harness.files import read_json_object
 from compat.harness.install import uv_cli
@@ -55,7 +57,7 @@ def installed_dists(envs_root: Path) -> set[tuple[str, str]]:
     found = set()
     for info in envs_root.glob("*/lib/python*/site-packages/*.dist-info"):
         name, _, version = info.name.removesuffix(".dist-info").partition("-")
-        found.add((name.lower().replace("_", "-"), version))
+        found.add((canonicalize_name(name), version))
     return found
 
 
@@ -87,7 +89,7 @@ def reusable(plan: InstallPlan) -> bool:
     return read_json_object(plan.env_dir / STAMP).get("key") == plan.key
 
 
-def lock_wheels(packages: Sequence[dict[str, Any]], python: str) -> frozenset[str]:
+def lock_wheels(packages: Sequence[Package], python: str) -> frozenset[str]:
     """The wheel file each locked package installs on this platform for ``python``."""
     tags = cell_tags(python)
     found = (wheel_for(package, tags) for package in packages)
@@ -124,8 +126,7 @@ def estimate_growth(plans: Sequence[InstallPlan], envs_root: Path, *,
         estimate.cell_wheels[plan.cell_id] = lock_wheels(packages, plan.python)
         before = estimate.download_bytes
         for package in packages:
-            key = (str(package.get("name", "")).lower().replace("_", "-"),
-                   str(package.get("version", "")))
+            key = (canonicalize_name(package.name), str(package.version or ""))
             wheel = wheel_for(package, tags)
             if wheel is None or key in cached or wheel.file in counted \
                     or in_uv_cache(uv_cache, wheel.file):

@@ -22,7 +22,12 @@ from compat.harness.install.disk import DiskUse, disk_use
 from compat.harness.install.index import IndexUnreachable, sha256_of_url
 from compat.harness.install.install_plan import InstallPlan
 from compat.harness.install.interpreters import find_interpreter
-from compat.harness.install.lockfile import LockedWheel, installed_wheels, locked_pins
+from compat.harness.install.lockfile import (
+    LockedWheel,
+    LockInvalid,
+    installed_wheels,
+    locked_pins,
+)
 from compat.harness.processes import file_lock
 
 __all__ = ["STAMP", "EnvRecord", "ensure_env", "env_lock"]
@@ -149,7 +154,12 @@ def ensure_env(plan: InstallPlan, *, log: Path, timeout: float) -> EnvRecord:
                                log=log, timeout=remaining, env=env)
     remaining = max(1.0, timeout - (time.monotonic() - started))
     pinned = env_dir / "requirements.lock.txt"
-    pinned.write_text("\n".join(locked_pins(lock)) + "\n", encoding="utf-8")
+    try:
+        pins = locked_pins(lock)
+    except LockInvalid as exc:
+        raise uv_cli.InstallFailed("bad-lock", f"uv pip compile wrote a lock PEP 751 refuses: "
+                                   f"{exc}") from None
+    pinned.write_text("\n".join(pins) + "\n", encoding="utf-8")
     uv_cli.run([uv, "pip", "install", "--python", str(_bin(env_dir)), "--no-deps",
                 *plan.uv_source_args, *plan.cutoff_args, "-r", str(pinned)], log, remaining, env)
     _link_project(env_dir)

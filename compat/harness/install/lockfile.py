@@ -1,5 +1,9 @@
 """Which wheel an env really got: the resolved ``pylock.toml`` matched to installed tags.
 
+Locks are read and validated by ``packaging.pylock`` (PEP 751). Installing from a lock
+needs a valid one (:class:`LockInvalid`); sizing and recording read a bad or missing lock
+as empty.
+
 A lock lists every wheel of a version (all platform variants); the installed
 distribution's ``WHEEL`` file names the tags it was built for, which picks one.
 RC wheels carry the final version number, so the file name and sha256 are what make
@@ -16,6 +20,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from packaging.pylock import (
+    Package,
+    PackageArchive,
+    PackageWheel,
+    Pylock,
+    PylockUnsupportedVersionError,
+    PylockValidationError,
+)
 from packaging.tags import Tag, parse_tag
 from packaging.utils import canonicalize_name
 
@@ -26,8 +38,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["LOCK", "LockedWheel", "installed_tags", "installed_wheels", "locked_pins",
-           "read_packages", "wheel_for"]
+__all__ = ["LOCK", "LockInvalid", "LockedWheel", "installed_tags", "installed_wheels",
+           "locked_pins", "read_lock", "read_packages", "wheel_for"]
 
 LOCK = "pylock.toml"  # the lock's file name, in an env and in a prefetch folder
 
@@ -56,25 +68,38 @@ class LockedWheel:
         return cls(**{"file": "", "sha256": "", "url": "", "index": "", "size": "", **given})
 
 
-def read_packages(lock: Path) -> list[dict[str, Any]]:
-    """The ``[[packages]]`` of a ``pylock.toml`` (none when it is missing or unreadable)."""
+class LockInvalid(ValueError):
+    """A lock that cannot be read, or that PEP 751 refuses."""
+
+
+def read_lock(lock: Path) -> list[Package]:
+    """The ``[[packages]]`` of a ``pylock.toml``; :class:`LockInvalid` if it has none to give."""
     try:
         data = tomllib.loads(lock.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError):
+        return list(Pylock.from_dict(data).packages)
+    except (OSError, tomllib.TOMLDecodeError, PylockValidationError,
+            PylockUnsupportedVersionError) as exc:
+        raise LockInvalid(f"{lock}: {exc}") from None
+
+
+def read_packages(lock: Path) -> list[Package]:
+    """The ``[[packages]]`` of a ``pylock.toml`` (none when it is missing or invalid)."""
+    try:
+        return read_lock(lock)
+    except LockInvalid:
         return []
-    return list(data.get("packages", []))
 
 
 def locked_pins(lock: Path) -> list[str]:
     """``name==version`` for every package of the lock (the complete, resolved set);
-    ``name @ url`` for a package locked to a direct URL (``archive``)."""
+    ``name @ url`` for a package locked to a direct URL (``archive``).
+    :class:`LockInvalid` when the lock is unreadable or invalid: nothing to install from."""
     pins = []
-    for package in read_packages(lock):
-        archive = package.get("archive") or {}
-        if package.get("name") and archive.get("url"):
-            pins.append(f"{package['name']} @ {archive['url']}")
-        elif package.get("name") and package.get("version"):
-            pins.append(f"{package['name']}=={package['version']}")
+    for package in read_lock(lock):
+        if package.archive is not None and package.archive.url:
+            pins.append(f"{package.name} @ {package.archive.url}")
+        elif package.version is not None:
+            pins.append(f"{package.name}=={package.version}")
     return pins
 
 
@@ -93,13 +118,13 @@ def installed_tags(env_dir: Path, name: str) -> set[Tag]:
     return set()
 
 
-def wheel_for(package: dict[str, Any], tags: set[Tag]) -> LockedWheel | None:
+def wheel_for(package: Package, tags: set[Tag]) -> LockedWheel | None:
     """The lock entry's wheel built for ``tags`` (the first wheel when tags are unknown)."""
-    wheels = list(package.get("wheels") or [])
-    if package.get("archive"):  # a direct URL requirement
-        wheels.append(package["archive"])
+    wheels: list[PackageWheel | PackageArchive] = list(package.wheels or [])
+    if package.archive is not None:  # a direct URL requirement
+        wheels.append(package.archive)
     for wheel in wheels:
-        url = str(wheel.get("url") or wheel.get("path") or "")
+        url = str(wheel.url or wheel.path or "")
         filename = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
         if not fits(filename, tags or None):
             continue
@@ -107,10 +132,10 @@ def wheel_for(package: dict[str, Any], tags: set[Tag]) -> LockedWheel | None:
         index = f"{parts.scheme}://{parts.netloc}" if parts.netloc else f"{parts.scheme}://"
         return LockedWheel(
             file=unquote(filename),
-            sha256=str((wheel.get("hashes") or {}).get("sha256", "")),
+            sha256=str(wheel.hashes.get("sha256", "")),
             url=url,
             index=index if parts.scheme != "file" else url.rsplit("/", 1)[0],
-            size=str(wheel.get("size", "")),
+            size="" if wheel.size is None else str(wheel.size),
         )
     return None
 
@@ -120,11 +145,11 @@ def installed_wheels(env_dir: Path, lock: Path, names: Iterable[str]) -> dict[st
     wanted = {canonicalize_name(n) for n in names}
     found: dict[str, LockedWheel] = {}
     for package in read_packages(lock):
-        name = canonicalize_name(str(package.get("name", "")))
+        name = canonicalize_name(package.name)
         if name not in wanted:
             continue
         wheel = wheel_for(package, installed_tags(env_dir, name))
         if wheel is not None:
-            wheel.version = str(package.get("version", ""))
+            wheel.version = "" if package.version is None else str(package.version)
             found[name] = wheel
     return found
