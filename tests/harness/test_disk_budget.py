@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import textwrap
 import threading
@@ -19,6 +20,7 @@ import pytest
 
 from compat.harness.config.matrix import Cell
 from compat.harness.execute.cell_runner import run_order
+from compat.harness.install import disk_budget
 from compat.harness.install.disk_budget import BudgetReport, DiskBudget, footprint
 from compat.harness.install.disk_estimate import UNPACK_RATIO, DiskEstimate
 from compat.harness.install.envs import STAMP
@@ -234,3 +236,28 @@ def test_every_document_of_a_budgeted_run_records_its_peak(tmp_path: Path) -> No
     assert line in (tmp_path / "matrix.html").read_text(encoding="utf-8")
     doc = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
     assert BudgetReport.from_dict(doc["disk"]["budget"]) == report
+
+
+def test_the_footprint_counts_a_hardlinked_file_once_even_when_du_complains(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """du exits 1 when uv removes a file under it; its total still stands. Without du, the
+    walk counts an env's links into the cache once too (a per-tree sum would double it)."""
+    world = World(tmp_path)
+    world.cache_wheel(TORCH_A, 8 * MiB)
+    a = plan(world, "a")
+    world.build(a, [TORCH_A])
+    honest = footprint([world.envs, world.cache])
+    assert 8 * MiB <= honest < 9 * MiB
+
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "du").write_text(
+        f'#!/bin/sh\n"{shutil.which("du")}" "$@"\n'
+        'echo "du: cannot access \'x.tmp\': No such file or directory" >&2\nexit 1\n',
+        encoding="utf-8")
+    (fake / "du").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+    assert footprint([world.envs, world.cache]) == honest
+
+    monkeypatch.setattr(disk_budget.shutil, "which", lambda name: None)
+    assert abs(footprint([world.envs, world.cache]) - honest) < 64 * 1024

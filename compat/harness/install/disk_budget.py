@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 import shutil
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,7 +35,6 @@ from typing import Any
 
 from compat.harness import processes
 from compat.harness.config.sizes import format_size
-from compat.harness.install.disk import disk_use
 from compat.harness.install.disk_estimate import (
     UNPACK_RATIO,
     DiskEstimate,
@@ -54,20 +55,41 @@ UNSIZED_GROWTH = 6 * 2**30  # a cell the estimate could not size: one CUDA torch
 
 
 def footprint(paths: Iterable[Path]) -> int:
-    """Bytes on disk under ``paths`` together, a file hardlinked into several counted once."""
-    existing = [str(p) for p in paths if p.exists()]
+    """Bytes on disk under ``paths`` together, a file hardlinked into several counted once.
+
+    ``du`` exits 1 when a file vanishes under it (uv replaces files while it installs) and
+    still prints its total: the total is read whatever the exit code, never a per-tree sum
+    (which would count every file an env links from the cache twice).
+    """
+    existing = [p for p in paths if p.exists()]
     if not existing:
         return 0
     if shutil.which("du"):
         with contextlib.suppress(OSError, ValueError, IndexError):
-            proc = processes.run(["du", "-s", "-c", "-B1", *existing], capture=True,
-                                 timeout=600)
-            if proc.returncode == 0:
-                return int(proc.stdout.strip().splitlines()[-1].split()[0])
-    seen = 0
-    for path in existing:  # without du: per tree, so a link across trees counts twice
-        seen += disk_use(Path(path)).apparent
-    return seen
+            proc = processes.run(["du", "-s", "-c", "-B1", *map(str, existing)],
+                                 capture=True, timeout=600)
+            last = proc.stdout.strip().splitlines()[-1].split()
+            if len(last) == 2 and last[1] == "total":
+                return int(last[0])
+    return _blocks(existing)
+
+
+def _blocks(roots: Sequence[Path]) -> int:
+    """``du -s -c`` by hand: blocks of every file and folder under ``roots``, each inode once."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for root in roots:
+        for folder, dirs, files in os.walk(root):
+            for name in [*dirs, *files]:
+                try:
+                    stat = (Path(folder) / name).lstat()
+                except OSError:
+                    continue
+                key = (stat.st_dev, stat.st_ino)
+                if key not in seen:
+                    seen.add(key)
+                    total += stat.st_blocks * 512
+    return total
 
 
 @dataclass
@@ -82,6 +104,7 @@ class BudgetReport:
     freed_envs: list[str] = field(default_factory=list)
     freed_wheels: int = 0
     over_budget: list[str] = field(default_factory=list)  # builds that could not fit
+    events: list[str] = field(default_factory=list)  # each decision, with the figures behind it
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -100,7 +123,8 @@ class BudgetReport:
         return cls(budget_bytes=number("budget_bytes"), start_bytes=number("start_bytes"),
                    peak_bytes=number("peak_bytes"), end_bytes=number("end_bytes"),
                    freed_bytes=number("freed_bytes"), freed_envs=strings("freed_envs"),
-                   freed_wheels=number("freed_wheels"), over_budget=strings("over_budget"))
+                   freed_wheels=number("freed_wheels"), over_budget=strings("over_budget"),
+                   events=strings("events"))
 
     def line(self) -> str:
         freed = (f"; freed {len(self.freed_envs)} env(s) and {self.freed_wheels} wheel(s), "
@@ -133,6 +157,7 @@ class DiskBudget:
         self._wake = threading.Event()
         self._closed = threading.Event()
         self._last = 0
+        self._started = time.monotonic()
         self.report.start_bytes = self.report.peak_bytes = self.measure()
         self._sampler = threading.Thread(target=self._sample, daemon=True,
                                          name="compat-disk-budget")
@@ -201,10 +226,14 @@ class DiskBudget:
                     raise processes.Stopped(f"stopped while {plan.cell_id} waited to build")
             need = self.growth(plan.cell_id)
             used = self.measure()
-            planned = used + need + sum(self._in_flight.values())
+            flying = sum(self._in_flight.values())
+            planned = used + need + flying
+            self._note(f"{plan.cell_id}: {format_size(used)} held + {format_size(need)} to "
+                       f"build + {format_size(flying)} in flight"
+                       + (" > budget" if planned > self.limit else ""))
             if planned > self.limit:
                 used = self._free(planned - self.limit)
-                planned = used + need + sum(self._in_flight.values())
+                planned = used + need + flying
             if planned > self.limit:
                 self.report.over_budget.append(
                     f"{plan.cell_id} (needs {format_size(need)}; "
@@ -258,6 +287,7 @@ class DiskBudget:
             if not _remove_env(env):
                 continue
             self.report.freed_envs.append(env.name)
+            before = used
             if self.cache is not None:
                 for wheel in sorted(wheels - needed):
                     entries = cache_entries(self.cache, wheel)
@@ -266,10 +296,15 @@ class DiskBudget:
                     self.report.freed_wheels += bool(entries)
                 self._prune()
             used = self.measure()
+            self._note(f"freed {env.name} and its wheels no remaining cell needs: "
+                       f"{format_size(max(0, before - used))} back")
             if start - used >= wanted:
                 break
         self.report.freed_bytes += max(0, start - used)
         return used
+
+    def _note(self, text: str) -> None:
+        self.report.events.append(f"{time.monotonic() - self._started:7.1f}s {text}")
 
     def _prune(self) -> None:
         if self.prune:
