@@ -61,7 +61,8 @@ def _harness(session: nox.Session, command: str, *args: str, with_matrix: bool =
 
 @nox.session(python=False)
 def matrix(session: nox.Session) -> None:
-    """Run every cell of the matrix (``-- --matrix FILE --out DIR -j N``), then report."""
+    """Run every cell of the matrix (``-- --matrix FILE --out DIR -j N --disk-budget 30G``),
+    then report."""
     _harness(session, "matrix")
 
 

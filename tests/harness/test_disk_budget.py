@@ -75,7 +75,7 @@ class World:
     def budget(self, limit: int, estimate: DiskEstimate, cells: list[str]) -> DiskBudget:
         return DiskBudget(limit, cache=self.cache, envs_root=self.envs, estimate=estimate,
                           cells=cells, prune=[sys.executable, str(self.prune_script),
-                                              str(self.cache)])
+                                              str(self.cache)], bytecode=0)
 
 
 def plan(world: World, cell_id: str) -> InstallPlan:
