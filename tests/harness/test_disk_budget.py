@@ -261,3 +261,22 @@ def test_the_footprint_counts_a_hardlinked_file_once_even_when_du_complains(
 
     monkeypatch.setattr(disk_budget.shutil, "which", lambda name: None)
     assert abs(footprint([world.envs, world.cache]) - honest) < 64 * 1024
+
+
+def test_without_a_budget_nothing_is_freed_but_the_peak_is_recorded(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    keeper = DiskBudget(None, cache=world.cache, envs_root=world.envs, estimate=estimate(),
+                        cells=["a", "c"], bytecode=0)
+    for name, wheels in (("a", [TORCH_A, SHARED]), ("c", [TORCH_C])):
+        p = plan(world, name)
+        keeper.before_build(p)
+        for wheel in wheels:
+            world.cache_wheel(wheel, SIZES[wheel])
+        world.build(p, [*wheels, SHARED] if name == "c" else wheels)
+        keeper.after_build(p)
+        keeper.finished(name)
+    report = keeper.close()
+    assert report.freed_envs == []
+    assert report.peak_bytes >= 20 * MiB
+    assert report.line().startswith("disk (no budget): peak 20 MiB")
+    assert BudgetReport.from_dict(report.to_dict()) == report

@@ -189,7 +189,7 @@ def run_matrix(matrix: Matrix, cells: Sequence[Cell], options: RunOptions) -> in
         reused = _resumed(source, cells, run_dir)
         todo = [c for c in cells if c.id not in reused]
         progress = make_progress([c.id for c in todo])
-        if limit is not None:
+        if limit is not None or estimate is not None:  # envs to build: watch the disk
             budget = DiskBudget(limit, cache=uv_cache_guess(), envs_root=envs_root(),
                                 estimate=estimate or DiskEstimate(), prune=[uv_bin()],
                                 cells=[c.id for c in todo if c.applicable])

@@ -98,7 +98,7 @@ def _blocks(roots: Sequence[Path]) -> int:
 class BudgetReport:
     """What the budget did, for results.json and the console."""
 
-    budget_bytes: int
+    budget_bytes: int | None  # None: a cold run without a budget (peak recorded, nothing freed)
     start_bytes: int = 0
     peak_bytes: int = 0
     end_bytes: int = 0
@@ -122,7 +122,9 @@ class BudgetReport:
             value = data.get(key)
             return [str(v) for v in value] if isinstance(value, list) else []
 
-        return cls(budget_bytes=number("budget_bytes"), start_bytes=number("start_bytes"),
+        budget = data.get("budget_bytes")
+        return cls(budget_bytes=number("budget_bytes") if budget is not None else None,
+                   start_bytes=number("start_bytes"),
                    peak_bytes=number("peak_bytes"), end_bytes=number("end_bytes"),
                    freed_bytes=number("freed_bytes"), freed_envs=strings("freed_envs"),
                    freed_wheels=number("freed_wheels"), over_budget=strings("over_budget"),
@@ -133,16 +135,22 @@ class BudgetReport:
                  f"{format_size(self.freed_bytes)}" if self.freed_envs or self.freed_wheels
                  else "")
         over = f"; OVER BUDGET for {', '.join(self.over_budget)}" if self.over_budget else ""
-        return (f"disk budget {format_size(self.budget_bytes)}: peak "
+        what = ("disk (no budget)" if self.budget_bytes is None
+                else f"disk budget {format_size(self.budget_bytes)}")
+        return (f"{what}: peak "
                 f"{format_size(self.peak_bytes)} of uv cache and envs (start "
                 f"{format_size(self.start_bytes)}, end {format_size(self.end_bytes)}){freed}"
                 f"{over}")
 
 
 class DiskBudget:
-    """Keeps the uv cache and the envs root under ``limit`` bytes during one run."""
+    """Keeps the uv cache and the envs root under ``limit`` bytes during one run.
 
-    def __init__(self, limit: int, *, cache: Path | None, envs_root: Path,
+    With no limit (a cold run without a budget) nothing is freed, but builds still wait
+    for a shared download and the peak is still recorded.
+    """
+
+    def __init__(self, limit: int | None, *, cache: Path | None, envs_root: Path,
                  estimate: DiskEstimate, cells: Sequence[str],
                  prune: Sequence[str] | None = None, bytecode: int = BYTECODE) -> None:
         self.limit = limit
@@ -196,12 +204,12 @@ class DiskBudget:
         return frozenset(w for w in wheels if not in_uv_cache(self.cache, w))
 
     @property
-    def plan_limit(self) -> int:
+    def plan_limit(self) -> float:
         """What builds are planned against: the budget less a headroom. An estimate is
         off by the unpack ratio of its wheels (1.1x to 3.8x around the 1.9x assumed), and
         the disk also grows outside builds (bytecode while cells test): measured, planning
         against the whole budget peaked at 30.3 GiB of 30."""
-        return int(self.limit * (1 - HEADROOM))
+        return float("inf") if self.limit is None else int(self.limit * (1 - HEADROOM))
 
     def growth(self, cell_id: str) -> int:
         """What building this cell's env adds now: its wheels not cached yet, unpacked, and
@@ -244,7 +252,7 @@ class DiskBudget:
             limit = self.plan_limit
             self._note(f"{plan.cell_id}: {format_size(used)} held + {format_size(need)} to "
                        f"build + {format_size(flying)} in flight"
-                       + (f" > {format_size(limit)}" if planned > limit else ""))
+                       + (f" > {format_size(int(limit))}" if planned > limit else ""))
             if planned > limit:
                 used = self._free(planned - limit)
                 planned = used + need + flying
