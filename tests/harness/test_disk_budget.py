@@ -21,7 +21,7 @@ import pytest
 from compat.harness.config.matrix import Cell
 from compat.harness.execute.cell_runner import run_order
 from compat.harness.install import disk_budget
-from compat.harness.install.disk_budget import BudgetReport, DiskBudget, footprint
+from compat.harness.install.disk_budget import BudgetReport, DiskBudget, RunDisk, footprint
 from compat.harness.install.disk_estimate import UNPACK_RATIO, DiskEstimate
 from compat.harness.install.envs import STAMP
 from compat.harness.install.install_plan import InstallPlan
@@ -229,7 +229,7 @@ def test_every_document_of_a_budgeted_run_records_its_peak(tmp_path: Path) -> No
                           end_bytes=28 * 2**30, freed_bytes=40 * 2**30,
                           freed_envs=["torch2.2.2-torch.ao-py3.11"], freed_wheels=17)
     write_reports(tmp_path, build_grid([cell_result("2.8.0")]), run_id="r1", matrix={"name": "m"},
-                  exit_code=0, disk={"budget": report.to_dict()})
+                  exit_code=0, disk=RunDisk(budget=report))
     line = ("disk budget 30.0 GiB: peak 29.0 GiB of uv cache and envs (start 1.0 GiB, end "
             "28.0 GiB); freed 1 env(s) and 17 wheel(s), 40.0 GiB")
     assert line in (tmp_path / "summary.md").read_text(encoding="utf-8")

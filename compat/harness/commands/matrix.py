@@ -19,7 +19,6 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from compat.harness.config.matrix import Cell, Matrix
 from compat.harness.config.sizes import format_size
@@ -27,7 +26,7 @@ from compat.harness.errors import ConfigError, InfraError, ResultFileError, Usag
 from compat.harness.execute.cell_runner import RunInterrupted, default_jobs, run_cells
 from compat.harness.execute.progress import make_progress
 from compat.harness.install.disk import tree_bytes, uv_cache_dir
-from compat.harness.install.disk_budget import BudgetReport, DiskBudget, footprint
+from compat.harness.install.disk_budget import DiskBudget, RunDisk, footprint
 from compat.harness.install.disk_estimate import (
     UNPACK_RATIO,
     DiskEstimate,
@@ -207,7 +206,7 @@ def run_matrix(matrix: Matrix, cells: Sequence[Cell], options: RunOptions) -> in
     results = [by_id.get(c.id) or _not_started(c, run_dir) for c in cells]
     disk = cache_size(wait=not interrupted)
     if budget is not None:
-        disk["budget"] = budget.close().to_dict()
+        disk.budget = budget.close()
     code = finish_run(run_dir, run_id, results, RunManifest.read(run_dir), reports, baseline,
                       disk, interrupted=interrupted,
                       config_errors=[] if interrupted else unmatched_expectations(matrix,
@@ -293,7 +292,7 @@ def _check_disk(matrix: Matrix, cells: Sequence[Cell], limit: int | None = None
 
 def finish_run(run_dir: Path, run_id: str, results: Sequence[CellResult],
                manifest: RunManifest | None, reports: Path | None,
-               baseline: Baseline | None = None, disk: dict[str, Any] | None = None, *,
+               baseline: Baseline | None = None, disk: RunDisk | None = None, *,
                interrupted: bool = False, config_errors: Sequence[str] = ()) -> int:
     """Write every report of a run, print the grid (and the diff), return the exit code.
 
@@ -318,12 +317,9 @@ def finish_run(run_dir: Path, run_id: str, results: Sequence[CellResult],
         print()
         print(render_diff(diff, limit=DIFF_LINES))
     print()
-    if disk and "budget" in disk:
-        print(BudgetReport.from_dict(disk["budget"]).line())
-    if disk and "uv_cache_bytes" in disk:
-        own = sum(_own_bytes(r) for r in results)
-        print(f"disk: uv cache {disk['uv_cache_bytes'] / 2**30:.1f} GiB ({disk['uv_cache_dir']})"
-              f"; envs' own files {own / 2**20:.0f} MiB (the rest is hardlinked from the cache)")
+    if disk is not None:
+        for line in disk.lines(sum(_own_bytes(r) for r in results)):
+            print(line)
     if reports is not None:
         update_latest(reports, run_dir)
     print(f"reports: {', '.join(str(p) for p in paths.values())}")
@@ -411,22 +407,23 @@ def _resumed(source: Path | None, cells: Sequence[Cell],
     return kept
 
 
-def _measure_cache_in_background() -> Callable[..., dict[str, Any]]:
+def _measure_cache_in_background() -> Callable[..., RunDisk]:
     """Size the shared uv cache while the cells run; the report says how big it is."""
-    found: dict[str, Any] = {}
+    found = RunDisk()
 
     def measure() -> None:
         with contextlib.suppress(Exception):
             folder = uv_cache_dir(uv_bin())
             if folder is not None and folder.is_dir():
-                found.update(uv_cache_dir=str(folder), uv_cache_bytes=tree_bytes(folder))
+                found.uv_cache_bytes = tree_bytes(folder)
+                found.uv_cache_dir = str(folder)
 
     worker = threading.Thread(target=measure, daemon=True)
     worker.start()
 
-    def result(*, wait: bool = True) -> dict[str, Any]:
+    def result(*, wait: bool = True) -> RunDisk:
         worker.join(timeout=60 if wait else 0)  # interrupted: what is known, at once
-        return dict(found)
+        return dataclasses.replace(found)
 
     return result
 

@@ -47,7 +47,7 @@ from compat.harness.install.envs import STAMP
 from compat.harness.install.install_plan import InstallPlan
 from compat.harness.install.lockfile import LOCK, read_packages
 
-__all__ = ["SAMPLE_EVERY", "BudgetReport", "DiskBudget", "footprint"]
+__all__ = ["SAMPLE_EVERY", "BudgetReport", "DiskBudget", "RunDisk", "footprint"]
 
 SAMPLE_EVERY = 5.0  # seconds between footprint samples while an env is being built
 POLL = 0.5  # seconds between looks at a stop while a build waits for another
@@ -141,6 +141,33 @@ class BudgetReport:
                 f"{format_size(self.peak_bytes)} of uv cache and envs (start "
                 f"{format_size(self.start_bytes)}, end {format_size(self.end_bytes)}){freed}"
                 f"{over}")
+
+
+@dataclass
+class RunDisk:
+    """What a run says about the disk: uv's cache after it, and the budget's account."""
+
+    uv_cache_dir: str | None = None
+    uv_cache_bytes: int | None = None  # apparent size, hardlinked files once
+    budget: BudgetReport | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """As results.json records it (``disk``): only what was measured."""
+        data: dict[str, Any] = {}
+        if self.uv_cache_dir is not None and self.uv_cache_bytes is not None:
+            data.update(uv_cache_dir=self.uv_cache_dir, uv_cache_bytes=self.uv_cache_bytes)
+        if self.budget is not None:
+            data["budget"] = self.budget.to_dict()
+        return data
+
+    def lines(self, envs_own_bytes: int) -> list[str]:
+        """For the console, under the grid."""
+        found = [self.budget.line()] if self.budget is not None else []
+        if self.uv_cache_bytes is not None:
+            found.append(f"disk: uv cache {format_size(self.uv_cache_bytes)} "
+                         f"({self.uv_cache_dir}); envs' own files "
+                         f"{format_size(envs_own_bytes)} (the rest is hardlinked from the cache)")
+        return found
 
 
 class DiskBudget:

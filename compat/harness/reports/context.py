@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from compat.harness.install.disk_budget import BudgetReport
+from compat.harness.install.disk_budget import RunDisk
 from compat.harness.reports.grid import Grid
 from compat.harness.results.baseline import BaselineDiff
 from compat.harness.results.model import CellResult
@@ -41,7 +41,7 @@ class ReportContext:
     exit_code: int
     created: str  # one timestamp for every document of the run
     diff: BaselineDiff | None = None
-    disk: Mapping[str, Any] | None = None
+    disk: RunDisk | None = None
     appendix: Appendix | None = None
 
     @property
@@ -55,8 +55,8 @@ class ReportContext:
     @property
     def disk_line(self) -> str | None:
         """The disk budget's account of the run (peak, what it freed), when it had one."""
-        budget = (self.disk or {}).get("budget")
-        return BudgetReport.from_dict(budget).line() if isinstance(budget, Mapping) else None
+        budget = self.disk.budget if self.disk is not None else None
+        return budget.line() if budget is not None else None
 
 
 Writer = Callable[[Path, ReportContext], Path]

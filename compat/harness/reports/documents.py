@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from compat.harness.install.disk_budget import RunDisk
 from compat.harness.reports import html, junit, markdown, results_json
 from compat.harness.reports.context import Appendix, ReportContext, Writer, utc_now
 from compat.harness.reports.grid import Grid
@@ -30,7 +31,7 @@ WRITERS: dict[str, Writer] = {
 
 def write_reports(run_dir: Path, grid: Grid, *, run_id: str, matrix: Mapping[str, Any],
                   exit_code: int, diff: BaselineDiff | None = None,
-                  disk: Mapping[str, Any] | None = None,
+                  disk: RunDisk | None = None,
                   appendix: tuple[str, str] | None = None) -> dict[str, Path]:
     """Write every document of :data:`WRITERS`; return each format's path.
 

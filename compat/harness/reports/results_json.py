@@ -37,8 +37,8 @@ def write(run_dir: Path, report: ReportContext) -> Path:
                        exit_code=report.exit_code, created=report.created)
     if report.diff is not None:
         doc["baseline_diff"] = report.diff.to_dict()
-    if report.disk:
-        doc["disk"] = report.disk
+    if report.disk is not None and report.disk.to_dict():
+        doc["disk"] = report.disk.to_dict()
     path = run_dir / "results.json"
     atomic_write_text(path, redact(json.dumps(doc, indent=2, sort_keys=True)) + "\n")
     return path
