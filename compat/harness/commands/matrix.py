@@ -204,7 +204,7 @@ def run_matrix(matrix: Matrix, cells: Sequence[Cell], options: RunOptions) -> in
             fresh = stop.results
     by_id = {**reused, **{r.cell_id: r for r in fresh}}
     results = [by_id.get(c.id) or _not_started(c, run_dir) for c in cells]
-    disk = cache_size(wait=not interrupted)
+    disk = cache_size(wait=not interrupted, again=budget is not None)
     if budget is not None:
         disk.budget = budget.close()
     code = finish_run(run_dir, run_id, results, RunManifest.read(run_dir), reports, baseline,
@@ -408,7 +408,8 @@ def _resumed(source: Path | None, cells: Sequence[Cell],
 
 
 def _measure_cache_in_background() -> Callable[..., RunDisk]:
-    """Size the shared uv cache while the cells run; the report says how big it is."""
+    """Size the shared uv cache while the cells run (a warm run does not change it); the
+    report says how big it is."""
     found = RunDisk()
 
     def measure() -> None:
@@ -421,8 +422,11 @@ def _measure_cache_in_background() -> Callable[..., RunDisk]:
     worker = threading.Thread(target=measure, daemon=True)
     worker.start()
 
-    def result(*, wait: bool = True) -> RunDisk:
+    def result(*, wait: bool = True, again: bool = False) -> RunDisk:
+        """What was measured; ``again``: the run built envs, so measure the cache anew."""
         worker.join(timeout=60 if wait else 0)  # interrupted: what is known, at once
+        if again and wait:
+            measure()
         return dataclasses.replace(found)
 
     return result
