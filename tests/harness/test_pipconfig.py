@@ -5,9 +5,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from uv import find_uv_bin
 
-from compat.harness.install.pipconfig import PipIndexConfig, parse_pip_config_list
+from compat.harness.install.pipconfig import (
+    PipIndexConfig,
+    parse_pip_config_list,
+    read_pip_config,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -101,3 +106,34 @@ def test_a_venv_without_pip_asks_its_base_interpreter(tmp_path: Path) -> None:
             "print(read_pip_config().find_links)")
     out = subprocess.run([python, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "('/wheels/from-env',)"
+
+
+def test_pips_answer_is_kept_until_a_file_it_reads_changes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pip is started once; while its files and variables are as they were, the kept
+    answer is read; a changed config file makes pip answer again."""
+    from compat.harness.install import pipconfig
+
+    conf = tmp_path / "pip.conf"
+    conf.write_text("[global]\nfind-links = /wheels/one\n", encoding="utf-8")
+    env = {**os.environ, "PIP_CONFIG_FILE": str(conf)}
+    env = {k: v for k, v in env.items() if k != "PIP_FIND_LINKS"}
+    kept = tmp_path / "kept.json"
+    first = read_pip_config(env, remember=kept)
+    assert "/wheels/one" in first.find_links
+    assert kept.is_file()
+
+    real_run = subprocess.run
+    started: list[list[str]] = []
+
+    def counting_run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        started.append(cmd)
+        return real_run(cmd, **kwargs)  # type: ignore[call-overload, no-any-return]
+
+    monkeypatch.setattr(pipconfig.subprocess, "run", counting_run)
+    assert read_pip_config(env, remember=kept) == first
+    assert started == []  # nothing changed: no pip
+    conf.write_text("[global]\nfind-links = /wheels/two\n", encoding="utf-8")
+    second = read_pip_config(env, remember=kept)
+    assert "/wheels/two" in second.find_links
+    assert started  # the file changed: pip was asked again

@@ -16,6 +16,7 @@ import shutil
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,8 @@ from compat.harness.config.sizes import format_size
 from compat.harness.errors import ConfigError, InfraError, ResultFileError, UsageError
 from compat.harness.execute.cell_runner import RunInterrupted, default_jobs, run_cells
 from compat.harness.execute.progress import make_progress
-from compat.harness.install.disk import tree_bytes, uv_cache_dir
+from compat.harness.files import atomic_write_text, read_json_object
+from compat.harness.install.disk import tree_bytes
 from compat.harness.install.disk_budget import DiskBudget, RunDisk, footprint
 from compat.harness.install.disk_estimate import (
     UNPACK_RATIO,
@@ -37,7 +39,7 @@ from compat.harness.install.disk_estimate import (
 )
 from compat.harness.install.garbage import parse_size
 from compat.harness.install.install_plan import plan_for
-from compat.harness.install.pipconfig import read_pip_config
+from compat.harness.install.pipconfig import PipIndexConfig, read_pip_config
 from compat.harness.install.prefetch import MANIFEST as WHEELHOUSE_MANIFEST
 from compat.harness.install.resolve import ResolutionFailed
 from compat.harness.install.uv_cli import uv_bin
@@ -162,8 +164,9 @@ def run_matrix(matrix: Matrix, cells: Sequence[Cell], options: RunOptions) -> in
     if limit is not None and limit < 2**20:
         raise UsageError(f"--disk-budget {options.disk_budget}: expected a size such as 30G")
     estimate = None
+    pip_config = read_pip_config(remember=envs_root() / PIP_CONFIG)
     if wheelhouse is None:
-        estimate = _check_disk(matrix, [c for c in cells if c.applicable], limit)
+        estimate = _check_disk(matrix, [c for c in cells if c.applicable], pip_config, limit)
     source = _resume_source(options.resume)
     if options.out:
         run_dir = writable_folder(options.out, "--out")
@@ -194,7 +197,7 @@ def run_matrix(matrix: Matrix, cells: Sequence[Cell], options: RunOptions) -> in
                                 cells=[c.id for c in todo if c.applicable])
         try:
             fresh = run_cells(todo, matrix, run_dir=run_dir, envs_root=envs_root(),
-                              pip_config=read_pip_config(), jobs=jobs, progress=progress,
+                              pip_config=pip_config, jobs=jobs, progress=progress,
                               wheelhouse=wheelhouse, budget=budget)
         finally:
             progress.close()
@@ -247,15 +250,15 @@ def unmatched_expectations(matrix: Matrix, results: Sequence[CellResult]) -> lis
     return errors
 
 
-def _check_disk(matrix: Matrix, cells: Sequence[Cell], limit: int | None = None
-                ) -> DiskEstimate | None:
+def _check_disk(matrix: Matrix, cells: Sequence[Cell], pip_config: PipIndexConfig,
+                limit: int | None = None) -> DiskEstimate | None:
     """Before anything is downloaded: what the envs to build will add to uv's cache, and a
     refusal (exit 3, one line) when that exceeds the free disk. Warm runs print nothing.
 
     Under a disk budget (``limit`` bytes for the cache and the envs together) the growth is
     at most what the budget leaves, or the largest single env, whichever is more.
     """
-    root, pip_config = envs_root(), read_pip_config()
+    root = envs_root()
     plans = []
     for cell in cells:
         if matrix.channel(cell.channel).is_nightly:
@@ -407,24 +410,41 @@ def _resumed(source: Path | None, cells: Sequence[Cell],
     return kept
 
 
+CACHE_SIZE = ".uv-cache-size.json"  # in the envs root: the last measurement of uv's cache
+PIP_CONFIG = ".pip-config.json"  # in the envs root: pip's last answer (see read_pip_config)
+
+
 def _measure_cache_in_background() -> Callable[..., RunDisk]:
-    """Size the shared uv cache while the cells run (a warm run does not change it); the
-    report says how big it is."""
+    """The shared uv cache's size for the report. ``du`` of a cache of CUDA builds costs
+    seconds of disk reads, beside a cell's tests on a small machine; a warm run builds
+    nothing and so reuses the last figure (with its time), and a run that built envs
+    measures again at its end. With no figure yet, it is measured while the cells run."""
+    stored = envs_root() / CACHE_SIZE
+    last = read_json_object(stored)
     found = RunDisk()
+    if (isinstance(last.get("bytes"), int) and isinstance(last.get("measured"), str)
+            and last.get("dir") == str(uv_cache_guess())):
+        found = RunDisk(str(last["dir"]), last["bytes"], last["measured"])
 
     def measure() -> None:
         with contextlib.suppress(Exception):
-            folder = uv_cache_dir(uv_bin())
-            if folder is not None and folder.is_dir():
-                found.uv_cache_bytes = tree_bytes(folder)
-                found.uv_cache_dir = str(folder)
+            folder = uv_cache_guess()
+            if folder.is_dir():
+                size, when = tree_bytes(folder), time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                               time.gmtime())
+                found.uv_cache_dir, found.uv_cache_bytes = str(folder), size
+                found.uv_cache_measured = when
+                atomic_write_text(stored, json.dumps({"dir": str(folder), "bytes": size,
+                                                      "measured": when}))
 
     worker = threading.Thread(target=measure, daemon=True)
-    worker.start()
+    if found.uv_cache_bytes is None:
+        worker.start()
 
     def result(*, wait: bool = True, again: bool = False) -> RunDisk:
         """What was measured; ``again``: the run built envs, so measure the cache anew."""
-        worker.join(timeout=60 if wait else 0)  # interrupted: what is known, at once
+        if worker.is_alive():
+            worker.join(timeout=60 if wait else 0)  # interrupted: what is known, at once
         if again and wait:
             measure()
         return dataclasses.replace(found)

@@ -149,6 +149,7 @@ class RunDisk:
 
     uv_cache_dir: str | None = None
     uv_cache_bytes: int | None = None  # apparent size, hardlinked files once
+    uv_cache_measured: str | None = None  # when (UTC): a warm run reuses the last figure
     budget: BudgetReport | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -156,6 +157,8 @@ class RunDisk:
         data: dict[str, Any] = {}
         if self.uv_cache_dir is not None and self.uv_cache_bytes is not None:
             data.update(uv_cache_dir=self.uv_cache_dir, uv_cache_bytes=self.uv_cache_bytes)
+            if self.uv_cache_measured is not None:
+                data["uv_cache_measured"] = self.uv_cache_measured
         if self.budget is not None:
             data["budget"] = self.budget.to_dict()
         return data
@@ -164,8 +167,9 @@ class RunDisk:
         """For the console, under the grid."""
         found = [self.budget.line()] if self.budget is not None else []
         if self.uv_cache_bytes is not None:
+            when = f", measured {self.uv_cache_measured}" if self.uv_cache_measured else ""
             found.append(f"disk: uv cache {format_size(self.uv_cache_bytes)} "
-                         f"({self.uv_cache_dir}); envs' own files "
+                         f"({self.uv_cache_dir}{when}); envs' own files "
                          f"{format_size(envs_own_bytes)} (the rest is hardlinked from the cache)")
         return found
 

@@ -9,12 +9,19 @@ matrix pins exact versions, and a machine-wide cap would make cells unresolvable
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import re
 import shlex
 import subprocess
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from compat.harness.files import atomic_write_text, read_json_object
 
 __all__ = ["PipIndexConfig", "parse_pip_config_list", "read_pip_config"]
 
@@ -93,14 +100,71 @@ def _pip_commands() -> list[list[str]]:
     return [[python, "-m", "pip", "config", "list"] for python in interpreters]
 
 
-def read_pip_config(env: Mapping[str, str] | None = None) -> PipIndexConfig:
-    """Ask the host's pip; no pip (or a broken one) means no extra configuration."""
+def read_pip_config(env: Mapping[str, str] | None = None, *,
+                    remember: Path | None = None) -> PipIndexConfig:
+    """Ask the host's pip; no pip (or a broken one) means no extra configuration.
+
+    Starting pip costs ~0.2 s, a tenth of a warm cell's overhead budget. With
+    ``remember`` (a JSON file), pip's answer is kept there with what it depends on: the
+    interpreter, the variables that name or hold configuration, and every file
+    ``pip config debug`` says it reads (present or not, with its mtime and size). While
+    none of these changed, pip is not started again.
+    """
+    environ = dict(env or os.environ)
+    key = _config_key(environ)
+    if remember is not None:
+        kept = read_json_object(remember)
+        if kept.get("key") == key and kept.get("files") == _file_states(kept.get("files")):
+            return parse_pip_config_list(str(kept.get("list", "")))
     for command in _pip_commands():
         try:
             proc = subprocess.run(command, capture_output=True, text=True, timeout=60,
-                                  env=dict(env or os.environ), check=False)
+                                  env=environ, check=False)
         except (OSError, subprocess.TimeoutExpired):
             continue
         if proc.returncode == 0:
+            if remember is not None:
+                _remember(remember, command, environ, key, proc.stdout)
             return parse_pip_config_list(proc.stdout)
     return PipIndexConfig()
+
+
+_CONFIG_VARIABLES = ("HOME", "XDG_CONFIG_HOME", "XDG_CONFIG_DIRS", "VIRTUAL_ENV", "APPDATA")
+
+
+def _config_key(environ: Mapping[str, str]) -> dict[str, Any]:
+    return {"python": sys.executable,
+            "env": {k: v for k, v in sorted(environ.items())
+                    if k.startswith("PIP_") or k in _CONFIG_VARIABLES}}
+
+
+def _file_states(files: object) -> dict[str, list[int] | None]:
+    """``{path: [mtime_ns, size] or None}`` now, for the paths of a kept answer."""
+    states: dict[str, list[int] | None] = {}
+    for path in files if isinstance(files, dict) else {}:
+        try:
+            stat = Path(path).stat()
+        except OSError:
+            states[path] = None
+        else:
+            states[path] = [stat.st_mtime_ns, stat.st_size]
+    return states
+
+
+def _remember(path: Path, command: list[str], environ: Mapping[str, str],
+              key: dict[str, Any], listed: str) -> None:
+    """Keep pip's answer with the files ``pip config debug`` names; if it names none
+    (an old pip), keep nothing: pip is asked every time, as before."""
+    debug = [*command[:-1], "debug"]
+    try:
+        proc = subprocess.run(debug, capture_output=True, text=True, timeout=60,
+                              env=dict(environ), check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return
+    files = re.findall(r"^\s+(\S.*?), exists: (?:True|False)$", proc.stdout, re.MULTILINE)
+    if proc.returncode != 0 or not files:
+        return
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps({"key": key, "list": listed,
+                                            "files": _file_states(dict.fromkeys(files))}))
