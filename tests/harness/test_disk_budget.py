@@ -280,3 +280,15 @@ def test_without_a_budget_nothing_is_freed_but_the_peak_is_recorded(tmp_path: Pa
     assert report.peak_bytes >= 20 * MiB
     assert report.line().startswith("disk (no budget): peak 20 MiB")
     assert BudgetReport.from_dict(report.to_dict()) == report
+
+
+def test_the_results_schema_describes_every_field_of_the_run_disk_record() -> None:
+    import dataclasses
+
+    from .test_schema import SCHEMA
+
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))["properties"]["disk"]
+    budget = {f.name for f in dataclasses.fields(BudgetReport)}
+    assert set(schema["properties"]["budget"]["properties"]) == budget
+    run_disk = {f.name for f in dataclasses.fields(RunDisk)}
+    assert set(schema["properties"]) == run_disk
