@@ -41,8 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from compat.harness.config.matrix import load_matrix  # noqa: E402
 from compat.harness.execute.cell_runner import BYTECODE_DIR  # noqa: E402
-from compat.harness.install.disk import disk_use, tree_bytes, uv_cache_dir  # noqa: E402
-from compat.harness.install.disk_budget import footprint  # noqa: E402
+from compat.harness.install.disk import disk_use, footprint, tree_bytes, uv_cache_dir  # noqa: E402
 from compat.harness.install.uv_cli import uv_bin  # noqa: E402
 
 MATRIX = ROOT / "benchmarks" / "matrix.toml"

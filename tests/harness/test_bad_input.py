@@ -195,6 +195,16 @@ def test_jobs_below_one_are_refused(write_matrix: WriteMatrix, in_tmp: Path,
     nothing_created(in_tmp)
 
 
+@pytest.mark.parametrize("size", ["lots", "0"])
+def test_a_disk_budget_that_is_not_a_size_is_refused(
+        write_matrix: WriteMatrix, in_tmp: Path, capsys: pytest.CaptureFixture[str],
+        size: str) -> None:
+    path = write_matrix(ONE_CELL)
+    line = one_error(capsys, "matrix", "--matrix", str(path), "--disk-budget", size)
+    assert f"--disk-budget {size!r}" in line or f"--disk-budget {size}:" in line
+    nothing_created(in_tmp)
+
+
 def test_a_shard_with_no_cell_is_refused(write_matrix: WriteMatrix, in_tmp: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     path = write_matrix('[[torch]]\nversion = "2.7.0"\n[[torch]]\nversion = "2.8.0"\n'

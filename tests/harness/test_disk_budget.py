@@ -20,8 +20,9 @@ import pytest
 
 from compat.harness.config.matrix import Cell
 from compat.harness.execute.cell_runner import run_order
-from compat.harness.install import disk_budget
-from compat.harness.install.disk_budget import BudgetReport, DiskBudget, RunDisk, footprint
+from compat.harness.install import disk
+from compat.harness.install.disk import footprint
+from compat.harness.install.disk_budget import BudgetReport, DiskBudget, RunDisk
 from compat.harness.install.disk_estimate import UNPACK_RATIO, DiskEstimate
 from compat.harness.install.envs import STAMP
 from compat.harness.install.install_plan import InstallPlan
@@ -201,24 +202,6 @@ def test_cells_of_one_torch_build_run_together_longest_build_first() -> None:
     assert run_order(cells, last, by_build=True) == [3, 1, 2, 0, 4]
 
 
-def test_a_budget_too_small_for_any_size_is_refused_in_one_line(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
-    from compat.harness.commands import cli
-
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("COMPAT_ENVS_DIR", str(tmp_path / "envs"))
-    (tmp_path / "tests").mkdir()
-    (tmp_path / "matrix.toml").write_text(
-        '[matrix]\ntests = ["tests"]\n[[torch]]\nversion = "2.8.0"\n', encoding="utf-8")
-    for size in ("lots", "0"):
-        assert cli.main(["matrix", "--disk-budget", size]) == 2
-        err = capsys.readouterr().err.strip()
-        assert err.count("\n") == 0
-        assert f"--disk-budget {size!r}" in err or f"--disk-budget {size}:" in err
-    assert not (tmp_path / "reports").exists()
-
-
 def test_every_document_of_a_budgeted_run_records_its_peak(tmp_path: Path) -> None:
     from compat.harness.reports.documents import write_reports
     from compat.harness.reports.grid import build_grid
@@ -259,7 +242,7 @@ def test_the_footprint_counts_a_hardlinked_file_once_even_when_du_complains(
     monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
     assert footprint([world.envs, world.cache]) == honest
 
-    monkeypatch.setattr(disk_budget.shutil, "which", lambda name: None)
+    monkeypatch.setattr(disk.shutil, "which", lambda name: None)
     assert abs(footprint([world.envs, world.cache]) - honest) < 64 * 1024
 
 

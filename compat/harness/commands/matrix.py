@@ -27,8 +27,8 @@ from compat.harness.errors import ConfigError, InfraError, ResultFileError, Usag
 from compat.harness.execute.cell_runner import RunInterrupted, default_jobs, run_cells
 from compat.harness.execute.progress import make_progress
 from compat.harness.files import atomic_write_text, read_json_object
-from compat.harness.install.disk import tree_bytes
-from compat.harness.install.disk_budget import DiskBudget, RunDisk, footprint
+from compat.harness.install.disk import footprint, tree_bytes
+from compat.harness.install.disk_budget import DiskBudget, RunDisk
 from compat.harness.install.disk_estimate import (
     UNPACK_RATIO,
     DiskEstimate,
@@ -162,7 +162,7 @@ def run_matrix(matrix: Matrix, cells: Sequence[Cell], options: RunOptions) -> in
     limit = (parse_size(options.disk_budget, "--disk-budget") if options.disk_budget
              else matrix.disk_budget)
     if limit is not None and limit < 2**20:
-        raise UsageError(f"--disk-budget {options.disk_budget}: expected a size such as 30G")
+        raise UsageError(f"--disk-budget {options.disk_budget!r}: expected a size such as 30G")
     estimate = None
     pip_config = read_pip_config(remember=envs_root() / PIP_CONFIG)
     if wheelhouse is None:

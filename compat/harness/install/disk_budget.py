@@ -24,17 +24,17 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import os
 import shutil
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from compat.harness import processes
 from compat.harness.config.sizes import format_size
+from compat.harness.install.disk import footprint
 from compat.harness.install.disk_estimate import (
     UNPACK_RATIO,
     DiskEstimate,
@@ -47,51 +47,13 @@ from compat.harness.install.envs import STAMP
 from compat.harness.install.install_plan import InstallPlan
 from compat.harness.install.lockfile import LOCK, read_packages
 
-__all__ = ["SAMPLE_EVERY", "BudgetReport", "DiskBudget", "RunDisk", "footprint"]
+__all__ = ["SAMPLE_EVERY", "BudgetReport", "DiskBudget", "RunDisk"]
 
 SAMPLE_EVERY = 5.0  # seconds between footprint samples while an env is being built
 POLL = 0.5  # seconds between looks at a stop while a build waits for another
 UNSIZED_GROWTH = 6 * 2**30  # a cell the estimate could not size: one CUDA torch env, measured
 BYTECODE = 128 * 2**20  # what a cell's tests compile into its env (measured 64 MB), doubled
 HEADROOM = 1 / 32  # of the budget, kept free for the estimate's error (see plan_limit)
-
-
-def footprint(paths: Iterable[Path]) -> int:
-    """Bytes on disk under ``paths`` together, a file hardlinked into several counted once.
-
-    ``du`` exits 1 when a file vanishes under it (uv replaces files while it installs) and
-    still prints its total: the total is read whatever the exit code, never a per-tree sum
-    (which would count every file an env links from the cache twice).
-    """
-    existing = [p for p in paths if p.exists()]
-    if not existing:
-        return 0
-    if shutil.which("du"):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            proc = processes.run(["du", "-s", "-c", "-B1", *map(str, existing)],
-                                 capture=True, timeout=600)
-            last = proc.stdout.strip().splitlines()[-1].split()
-            if len(last) == 2 and last[1] == "total":
-                return int(last[0])
-    return _blocks(existing)
-
-
-def _blocks(roots: Sequence[Path]) -> int:
-    """``du -s -c`` by hand: blocks of every file and folder under ``roots``, each inode once."""
-    seen: set[tuple[int, int]] = set()
-    total = 0
-    for root in roots:
-        for folder, dirs, files in os.walk(root):
-            for name in [*dirs, *files]:
-                try:
-                    stat = (Path(folder) / name).lstat()
-                except OSError:
-                    continue
-                key = (stat.st_dev, stat.st_ino)
-                if key not in seen:
-                    seen.add(key)
-                    total += stat.st_blocks * 512
-    return total
 
 
 @dataclass
