@@ -53,8 +53,10 @@ def timed(cmd: list[str], ok: tuple[int, ...] = (0,), **kwargs: object) -> float
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload]
     elapsed = time.perf_counter() - started
     if proc.returncode not in ok:
-        sys.exit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stdout[-3000:]}"
-                 f"\n{proc.stderr[-3000:]}")
+        sys.exit(
+            f"failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stdout[-3000:]}"
+            f"\n{proc.stderr[-3000:]}"
+        )
     return elapsed
 
 
@@ -63,34 +65,73 @@ def best(repeat: int, cmd: list[str], ok: tuple[int, ...] = (0,), **kwargs: obje
 
 
 def nox_matrix(envs: Path, out: Path, jobs: int, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"), "-s", "matrix", "--",
-            "--matrix", str(MATRIX), "--out", str(out), "-j", str(jobs), *extra]
+    return [
+        sys.executable,
+        "-m",
+        "nox",
+        "-f",
+        str(ROOT / "noxfile.py"),
+        "-s",
+        "matrix",
+        "--",
+        "--matrix",
+        str(MATRIX),
+        "--out",
+        str(out),
+        "-j",
+        str(jobs),
+        *extra,
+    ]
 
 
-def bare_pytest(envs: Path, cell_id: str, stack: str, repeat: int, *, bytecode: bool
-                ) -> float:
+def bare_pytest(envs: Path, cell_id: str, stack: str, repeat: int, *, bytecode: bool) -> float:
     """The floor: the tests alone in the cell's env, nothing of the harness."""
     python = envs / cell_id / "bin" / "python"
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")
+    }
     env["COMPAT_PT2E_STACK"] = stack
     if bytecode:
         env["PYTHONPYCACHEPREFIX"] = str(envs / cell_id / BYTECODE_DIR)
     else:
         env["PYTHONDONTWRITEBYTECODE"] = "1"
         env["PYTHONPYCACHEPREFIX"] = str(Path(tempfile.mkdtemp(prefix="compat-nobytecode-")))
-    return best(repeat, [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                         "tests/core"], (0, 1), cwd=ROOT, env=env)  # 1: 2.2.2 xfail
+    return best(
+        repeat,
+        [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/core"],
+        (0, 1),
+        cwd=ROOT,
+        env=env,
+    )  # 1: 2.2.2 xfail
 
 
 def harness_cell(cell_id: str, out: Path, repeat: int, matrix: Path = MATRIX) -> float:
     """The harness's warm cell, each repeat into a run folder of its own (never reused)."""
-    return min(timed([sys.executable, "-m", "compat", "matrix", "--matrix", str(matrix),
-                      "--cells", cell_id, "-j", "1", "--out", str(out / f"run{n}")], cwd=ROOT)
-               for n in range(repeat))
+    return min(
+        timed(
+            [
+                sys.executable,
+                "-m",
+                "compat",
+                "matrix",
+                "--matrix",
+                str(matrix),
+                "--cells",
+                cell_id,
+                "-j",
+                "1",
+                "--out",
+                str(out / f"run{n}"),
+            ],
+            cwd=ROOT,
+        )
+        for n in range(repeat)
+    )
 
 
-ANCHOR_NOXFILE = '''
+ANCHOR_NOXFILE = """
 import shutil
 
 import nox
@@ -107,7 +148,7 @@ def core(session, cell):
                 success_codes=[0, 1])
     # pip copies every file: ~6 GB per CUDA env. Drop it now so disk stays bounded.
     shutil.rmtree(session.virtualenv.location, ignore_errors=True)
-'''
+"""
 
 
 def anchor(tmp: Path, cell_ids: list[str]) -> tuple[float, float]:
@@ -120,8 +161,9 @@ def anchor(tmp: Path, cell_ids: list[str]) -> tuple[float, float]:
             pins = [f"torch=={cell.torch}"] + ([f"torchao=={cell.torchao}"] if cell.torchao else [])
             cells[cell.id] = {"pins": pins, "stack": cell.stack}
     noxfile = tmp / "noxfile.py"
-    noxfile.write_text(textwrap.dedent(ANCHOR_NOXFILE.format(cells=cells, root=ROOT)),
-                       encoding="utf-8")
+    noxfile.write_text(
+        textwrap.dedent(ANCHOR_NOXFILE.format(cells=cells, root=ROOT)), encoding="utf-8"
+    )
     cmd = [sys.executable, "-m", "nox", "-f", str(noxfile), "--envdir", str(tmp / ".nox")]
     env = {**os.environ, "PIP_CACHE_DIR": str(tmp / "pip-cache")}
     first = timed(cmd, cwd=tmp, env=env)  # fills pip's cache
@@ -146,8 +188,23 @@ def cold_budget(size: str, scratch: Path) -> list[list[str]]:
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "compat", "matrix", "--disk-budget", size,
-                           "-j", "2", "--out", str(out)], cwd=ROOT, env=env, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "compat",
+            "matrix",
+            "--disk-budget",
+            size,
+            "-j",
+            "2",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        env=env,
+        check=False,
+    )
     wall = time.perf_counter() - started
     done.set()
     watcher.join()
@@ -155,26 +212,40 @@ def cold_budget(size: str, scratch: Path) -> list[list[str]]:
     budget = doc.get("disk", {}).get("budget", {})
     statuses = ", ".join(f"{n} {s}" for s, n in sorted(doc.get("summary", {}).items()))
     gib = 2**30
-    return [[f"default matrix cold, --disk-budget {size}, -j 2 ({statuses}; exit "
-             f"{proc.returncode})", f"{wall:.0f} s",
-             f"peak {budget.get('peak_bytes', 0) / gib:.1f} GiB in the report, "
-             f"{seen[0] / gib:.1f} GiB seen by du every 2 s; freed "
-             f"{len(budget.get('freed_envs', []))} envs, {budget.get('freed_wheels', 0)} wheels; "
-             f"over budget: {len(budget.get('over_budget', []))} build(s)"]]
+    return [
+        [
+            f"default matrix cold, --disk-budget {size}, -j 2 ({statuses}; exit {proc.returncode})",
+            f"{wall:.0f} s",
+            f"peak {budget.get('peak_bytes', 0) / gib:.1f} GiB in the report, "
+            f"{seen[0] / gib:.1f} GiB seen by du every 2 s; freed "
+            f"{len(budget.get('freed_envs', []))} envs, {budget.get('freed_wheels', 0)} wheels; "
+            f"over budget: {len(budget.get('over_budget', []))} build(s)",
+        ]
+    ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=2)
-    parser.add_argument("--full", action="store_true",
-                        help="also the default matrix's CPython 3.11 cells at -j 2")
+    parser.add_argument(
+        "--full", action="store_true", help="also the default matrix's CPython 3.11 cells at -j 2"
+    )
     parser.add_argument("--anchor", action="store_true", help="also the nox + pip anchor")
-    parser.add_argument("--cold-budget", metavar="SIZE", default=None,
-                        help="also the default matrix cold under --disk-budget SIZE")
-    parser.add_argument("--scratch", type=Path, default=None,
-                        help="an empty folder for --cold-budget's uv cache and envs")
-    parser.add_argument("--only-cold", action="store_true",
-                        help="with --cold-budget: skip the warm measurements")
+    parser.add_argument(
+        "--cold-budget",
+        metavar="SIZE",
+        default=None,
+        help="also the default matrix cold under --disk-budget SIZE",
+    )
+    parser.add_argument(
+        "--scratch",
+        type=Path,
+        default=None,
+        help="an empty folder for --cold-budget's uv cache and envs",
+    )
+    parser.add_argument(
+        "--only-cold", action="store_true", help="with --cold-budget: skip the warm measurements"
+    )
     args = parser.parse_args()
     if args.cold_budget:
         if args.scratch is None:
@@ -189,31 +260,66 @@ def main() -> None:
     os.environ["COMPAT_ENVS_DIR"] = str(envs)
     with tempfile.TemporaryDirectory(prefix="compat-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        timed([sys.executable, "-m", "compat", "matrix", "--matrix", str(MATRIX), "--out",
-               str(tmp / "warmup"), "-j", "2"], cwd=ROOT)  # build or reuse, compile bytecode
+        timed(
+            [
+                sys.executable,
+                "-m",
+                "compat",
+                "matrix",
+                "--matrix",
+                str(MATRIX),
+                "--out",
+                str(tmp / "warmup"),
+                "-j",
+                "2",
+            ],
+            cwd=ROOT,
+        )  # build or reuse, compile bytecode
         floors: dict[str, float] = {}
         for cell in [c for c in load_matrix(MATRIX).cells if c.applicable]:
             floor = bare_pytest(envs, cell.id, cell.stack, args.repeat, bytecode=True)
             ours = harness_cell(cell.id, tmp / cell.id, args.repeat)
             cold = bare_pytest(envs, cell.id, cell.stack, 1, bytecode=False)
             floors[cell.id] = floor
-            rows.append([f"{cell.id}: warm cell vs floor", f"{ours:.1f} s / {floor:.1f} s",
-                         f"{ours / floor:.2f}x (target <= 1.05); without bytecode "
-                         f"{cold:.1f} s ({floor / cold:.2f}x of it)"])
+            rows.append(
+                [
+                    f"{cell.id}: warm cell vs floor",
+                    f"{ours:.1f} s / {floor:.1f} s",
+                    f"{ours / floor:.2f}x (target <= 1.05); without bytecode "
+                    f"{cold:.1f} s ({floor / cold:.2f}x of it)",
+                ]
+            )
 
         if args.full:
             default = ROOT / "matrix.toml"
-            cells = [c for c in load_matrix(default).cells
-                     if c.applicable and c.python == "3.11"]
+            cells = [c for c in load_matrix(default).cells if c.applicable and c.python == "3.11"]
             for cell in cells:
                 if cell.id not in floors:
                     floors[cell.id] = bare_pytest(envs, cell.id, cell.stack, 1, bytecode=True)
             sum_floors = sum(floors[c.id] for c in cells)
-            wall = timed([sys.executable, "-m", "compat", "matrix", "--cells", "*py3.11",
-                          "-j", "2", "--out", str(tmp / "full")], cwd=ROOT)
-            rows.append([f"default matrix, {len(cells)} py3.11 cells, -j 2",
-                         f"{wall:.1f} s", f"{wall / (sum_floors / 2):.2f}x of sum(floors)/2 = "
-                         f"{sum_floors / 2:.1f} s (target <= 1.10)"])
+            wall = timed(
+                [
+                    sys.executable,
+                    "-m",
+                    "compat",
+                    "matrix",
+                    "--cells",
+                    "*py3.11",
+                    "-j",
+                    "2",
+                    "--out",
+                    str(tmp / "full"),
+                ],
+                cwd=ROOT,
+            )
+            rows.append(
+                [
+                    f"default matrix, {len(cells)} py3.11 cells, -j 2",
+                    f"{wall:.1f} s",
+                    f"{wall / (sum_floors / 2):.2f}x of sum(floors)/2 = "
+                    f"{sum_floors / 2:.1f} s (target <= 1.10)",
+                ]
+            )
 
         # One more cell whose wheels are cached, into its own env folder: build + first run.
         extra_envs = tmp / "extra-envs"
@@ -222,31 +328,56 @@ def main() -> None:
         env = {**os.environ, "COMPAT_ENVS_DIR": str(extra_envs)}
         cell_id = "torch2.13.0-torchao0.18.0-py3.11"
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "compat", "matrix", "--matrix", str(MATRIX),
-                        "--cells", cell_id, "--out", str(tmp / "extra")], cwd=ROOT, env=env,
-                       capture_output=True, check=False)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "compat",
+                "matrix",
+                "--matrix",
+                str(MATRIX),
+                "--cells",
+                cell_id,
+                "--out",
+                str(tmp / "extra"),
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            check=False,
+        )
         wall = time.perf_counter() - started
-        result = json.loads((tmp / "extra" / "cells" / cell_id / "result.json").read_text(
-            encoding="utf-8"))
+        result = json.loads(
+            (tmp / "extra" / "cells" / cell_id / "result.json").read_text(encoding="utf-8")
+        )
         own = disk_use(extra_envs / cell_id).own
         grown = (tree_bytes(cache) - before) if cache else 0
-        rows.append(["cold cell, cached wheels: install + first run",
-                     f"{result['timings']['install']:.1f} s + {result['timings']['tests']:.1f} s",
-                     f"{wall:.1f} s wall; {own / 2**20:.0f} MB env own disk with bytecode "
-                     f"({result['install']['disk'].get('bytecode_bytes', 0) / 2**20:.0f} MB of "
-                     f"it), cache +{max(grown, 0) / 2**20:.0f} MB"])
+        rows.append(
+            [
+                "cold cell, cached wheels: install + first run",
+                f"{result['timings']['install']:.1f} s + {result['timings']['tests']:.1f} s",
+                f"{wall:.1f} s wall; {own / 2**20:.0f} MB env own disk with bytecode "
+                f"({result['install']['disk'].get('bytecode_bytes', 0) / 2**20:.0f} MB of "
+                f"it), cache +{max(grown, 0) / 2**20:.0f} MB",
+            ]
+        )
         shutil.rmtree(extra_envs, ignore_errors=True)
 
         if args.anchor:
             pair = ["torch2.8.0-torch.ao-py3.11", "torch2.13.0-torchao0.18.0-py3.11"]
-            ours = min(timed(nox_matrix(envs, tmp / f"pair{n}", 2, "--cells", *pair), cwd=ROOT)
-                       for n in range(args.repeat))
+            ours = min(
+                timed(nox_matrix(envs, tmp / f"pair{n}", 2, "--cells", *pair), cwd=ROOT)
+                for n in range(args.repeat)
+            )
             first, second = anchor(tmp, pair)
             rows += [
                 ["2 cells: our warm rerun (-j 2)", f"{ours:.1f} s", ""],
                 ["2 cells: ordinary nox + pip, first run", f"{first:.1f} s", "fills pip's cache"],
-                ["2 cells: ordinary nox + pip, second run", f"{second:.1f} s",
-                 f"{second / ours:.1f}x our warm rerun"],
+                [
+                    "2 cells: ordinary nox + pip, second run",
+                    f"{second:.1f} s",
+                    f"{second / ours:.1f}x our warm rerun",
+                ],
             ]
     print(tabulate(rows, headers=["measurement", "time", "ratio"], tablefmt="github"))
 

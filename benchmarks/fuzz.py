@@ -39,15 +39,31 @@ from tests.harness.fuzzing import (  # noqa: E402
 HANG = 10.0  # seconds: a case slower than this counts as a failure (a hang)
 
 
-def drive(name: str, strategy: st.SearchStrategy[Any], check: Any, count: int,
-          random_seed: int, keep: Path) -> dict[str, Any]:
-    figures: dict[str, Any] = {"cases": 0, "max_seconds": 0.0, "total_seconds": 0.0,
-                               "codes": collections.Counter(), "failures": collections.Counter()}
+def drive(
+    name: str,
+    strategy: st.SearchStrategy[Any],
+    check: Any,
+    count: int,
+    random_seed: int,
+    keep: Path,
+) -> dict[str, Any]:
+    figures: dict[str, Any] = {
+        "cases": 0,
+        "max_seconds": 0.0,
+        "total_seconds": 0.0,
+        "codes": collections.Counter(),
+        "failures": collections.Counter(),
+    }
     kept = 0
 
     @seed(random_seed)
-    @settings(max_examples=count, deadline=None, database=None, phases=[Phase.generate],
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=count,
+        deadline=None,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(strategy)
     def run(value: Any) -> None:
         nonlocal kept
@@ -74,8 +90,11 @@ def drive(name: str, strategy: st.SearchStrategy[Any], check: Any, count: int,
                 kept += 1
                 (keep / f"{name}-{kept}.pickle").write_bytes(pickle.dumps(value))
         if figures["cases"] % 500 == 0:
-            print(f"  {name}: {figures['cases']}/{count} cases, "
-                  f"{sum(figures['failures'].values())} failure(s)", flush=True)
+            print(
+                f"  {name}: {figures['cases']}/{count} cases, "
+                f"{sum(figures['failures'].values())} failure(s)",
+                flush=True,
+            )
 
     run()
     return figures
@@ -92,10 +111,10 @@ def main() -> int:
     keep = Path(args.keep)
     started = time.monotonic()
     results = {
-        "matrix files": drive("matrix", matrix_files(), check_matrix_file, args.matrices,
-                              args.seed, keep),
-        "run folders": drive("run", run_folders(), check_run_folder, args.runs, args.seed,
-                             keep),
+        "matrix files": drive(
+            "matrix", matrix_files(), check_matrix_file, args.matrices, args.seed, keep
+        ),
+        "run folders": drive("run", run_folders(), check_run_folder, args.runs, args.seed, keep),
     }
     print(f"\nfuzz: {time.monotonic() - started:.0f} s, seed {args.seed}")
     failed = 0
@@ -104,9 +123,11 @@ def main() -> int:
         failures = sum(figures["failures"].values())
         failed += failures
         codes = ", ".join(f"{code}: {n}" for code, n in sorted(figures["codes"].items()))
-        print(f"{name}: {cases} cases, {failures} failure(s), max {figures['max_seconds']:.2f} s "
-              f"per case, mean {figures['total_seconds'] / max(cases, 1) * 1000:.0f} ms; "
-              f"exit codes {codes}")
+        print(
+            f"{name}: {cases} cases, {failures} failure(s), max {figures['max_seconds']:.2f} s "
+            f"per case, mean {figures['total_seconds'] / max(cases, 1) * 1000:.0f} ms; "
+            f"exit codes {codes}"
+        )
         for failure, n in figures["failures"].most_common():
             print(f"  {n} x {failure}")
     return 1 if failed else 0

@@ -36,9 +36,13 @@ _MAX_TEXT = 8000
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("compat", "torch-compat-matrix cell recording")
     group.addoption("--compat-events", default=None, help="append the cell's events (JSONL) here")
-    group.addoption("--compat-no-rerun", action="append", default=[], metavar="GLOB",
-                    help="never rerun tests matching GLOB (node id or name): the matrix "
-                         "expects them to fail")
+    group.addoption(
+        "--compat-no-rerun",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="never rerun tests matching GLOB (node id or name): the matrix expects them to fail",
+    )
 
 
 def _clip(text: str) -> str:
@@ -154,8 +158,9 @@ class _Recorder:
         excinfo = call.excinfo
         if excinfo is None or not report.failed:
             return
-        state = self.outcomes.setdefault(report.nodeid,
-                                         {"duration": 0.0, "message": None, "reruns": 0})
+        state = self.outcomes.setdefault(
+            report.nodeid, {"duration": 0.0, "message": None, "reruns": 0}
+        )
         if "exc_types" in state and report.when == "teardown":
             return  # the call's failure is the one that says what broke
         state["exc_types"] = _exception_types(excinfo.value)
@@ -168,8 +173,9 @@ class _Recorder:
         self.emit(TEST_START, nodeid=nodeid)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        state = self.outcomes.setdefault(report.nodeid,
-                                         {"duration": 0.0, "message": None, "reruns": 0})
+        state = self.outcomes.setdefault(
+            report.nodeid, {"duration": 0.0, "message": None, "reruns": 0}
+        )
         state["duration"] += report.duration
         if report.outcome == "rerun":  # pytest-rerunfailures: this attempt failed, another comes
             state["reruns"] += 1
@@ -192,8 +198,10 @@ class _Recorder:
             outcome = state.get("outcome", "passed")
             if state["reruns"] and outcome == "passed":
                 outcome = "flaky"
-                state["message"] = (f"passed on attempt {state['reruns'] + 1}; the first "
-                                    f"failed:\n{state['first_failure']}")
+                state["message"] = (
+                    f"passed on attempt {state['reruns'] + 1}; the first "
+                    f"failed:\n{state['first_failure']}"
+                )
             self.emit(
                 TEST,
                 nodeid=report.nodeid,
@@ -218,8 +226,13 @@ class _Recorder:
                 warnings_seen = list(shim_routes.warnings_seen())
             except Exception as exc:  # noqa: BLE001 - a broken shim must not lose the results
                 routes = {"error": f"{type(exc).__name__}: {exc}"}
-        self.emit(SESSION_FINISH, exitstatus=int(exitstatus), routes=routes,
-                  adaptations=adaptations, warnings=warnings_seen)
+        self.emit(
+            SESSION_FINISH,
+            exitstatus=int(exitstatus),
+            routes=routes,
+            adaptations=adaptations,
+            warnings=warnings_seen,
+        )
 
 
 def _snapshots_of(nodeid: str) -> dict[str, Any]:
@@ -245,8 +258,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     (``flaky(reruns=0)``) spares it the reruns."""
     patterns = config.getoption("compat_no_rerun")
     for item in items if patterns else []:
-        if any(fnmatch.fnmatchcase(item.nodeid, p) or fnmatch.fnmatchcase(item.name, p)
-               for p in patterns):
+        if any(
+            fnmatch.fnmatchcase(item.nodeid, p) or fnmatch.fnmatchcase(item.name, p)
+            for p in patterns
+        ):
             item.add_marker(pytest.mark.flaky(reruns=0))
 
 

@@ -21,14 +21,20 @@ import shutil
 import sys
 from pathlib import Path
 
-PASSES = ("torch/ao/quantization/pt2e/port_metadata_pass.py",
-          "torchao/quantization/pt2e/quantizer/port_metadata_pass.py")
+PASSES = (
+    "torch/ao/quantization/pt2e/port_metadata_pass.py",
+    "torchao/quantization/pt2e/quantizer/port_metadata_pass.py",
+)
 _TAG = re.compile(r'(_METADATA_TO_PORT = \[[^\]]*?)\s*"quantization_tag",?', re.S)
 
 
 def passes(env: Path) -> list[Path]:
-    return [p for site in env.glob("lib/python*/site-packages") for rel in PASSES
-            if (p := site / rel).is_file()]
+    return [
+        p
+        for site in env.glob("lib/python*/site-packages")
+        for rel in PASSES
+        if (p := site / rel).is_file()
+    ]
 
 
 def plant(path: Path) -> bool:
@@ -64,8 +70,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for path in found:
         done = undo(path) if args.undo else plant(path)
-        verb = ("restored" if done else "was not planted") if args.undo else (
-            "planted (quantization_tag no longer ported)" if done else "already planted")
+        verb = (
+            ("restored" if done else "was not planted")
+            if args.undo
+            else ("planted (quantization_tag no longer ported)" if done else "already planted")
+        )
         print(f"{path}: {verb}")
     return 0
 

@@ -22,8 +22,14 @@ from typing import Any, BinaryIO
 
 from compat.harness.redact import redact
 
-__all__ = ["atomic_symlink", "atomic_write_text", "atomic_writer", "file_mode",
-           "read_json_object", "redact_file"]
+__all__ = [
+    "atomic_symlink",
+    "atomic_write_text",
+    "atomic_writer",
+    "file_mode",
+    "read_json_object",
+    "redact_file",
+]
 
 
 def _umask() -> int:
@@ -76,6 +82,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def redact_file(path: Path) -> None:
     """Redact a text file a child process wrote (a log), in place; untouched if clean."""
+
     def lines(handle: BinaryIO) -> Iterator[tuple[bytes, bytes]]:
         for raw in handle:
             text = raw.decode("utf-8", errors="surrogateescape")

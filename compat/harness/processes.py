@@ -24,8 +24,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-__all__ = ["KILL_GRACE", "STOP_GRACE", "Finished", "Stopped", "file_lock", "reset", "run",
-           "stop", "stop_event", "stopping", "wait_for", "wait_stopped"]
+__all__ = [
+    "KILL_GRACE",
+    "STOP_GRACE",
+    "Finished",
+    "Stopped",
+    "file_lock",
+    "reset",
+    "run",
+    "stop",
+    "stop_event",
+    "stopping",
+    "wait_for",
+    "wait_stopped",
+]
 
 KILL_GRACE = 10.0  # a timed-out child: SIGTERM, then SIGKILL after this long
 STOP_GRACE = 2.0  # a stop: SIGTERM now, SIGKILL after this long
@@ -73,8 +85,9 @@ def stop(grace: float = STOP_GRACE) -> None:
         _signalled.update(groups)
         start_killer = not _killer
         if start_killer:
-            killer = threading.Thread(target=_kill_later, args=(grace,), daemon=True,
-                                      name="compat-stop")
+            killer = threading.Thread(
+                target=_kill_later, args=(grace,), daemon=True, name="compat-stop"
+            )
             _killer.append(killer)
     for pgid in groups:
         _signal_group(pgid, signal.SIGTERM)
@@ -129,9 +142,15 @@ def _kill_group(proc: subprocess.Popen[Any], grace: float) -> None:
     proc.wait()
 
 
-def run(cmd: list[str], *, env: Mapping[str, str] | None = None, cwd: Path | None = None,
-        timeout: float | None = None, log: IO[bytes] | IO[str] | None = None,
-        capture: bool = False) -> Finished:
+def run(
+    cmd: list[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float | None = None,
+    log: IO[bytes] | IO[str] | None = None,
+    capture: bool = False,
+) -> Finished:
     """Run ``cmd`` in its own process group until it exits, times out or a stop comes.
 
     Output goes to ``log`` (stdout and stderr together), or is returned (``capture``),
@@ -148,9 +167,16 @@ def run(cmd: list[str], *, env: Mapping[str, str] | None = None, cwd: Path | Non
     with _lock:
         if _STOP.is_set():
             raise Stopped
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                env=dict(env) if env is not None else None, cwd=cwd,
-                                start_new_session=True, text=capture or None)
+        proc = subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            start_new_session=True,
+            text=capture or None,
+        )
         _running.add(proc)
     try:
         try:

@@ -78,9 +78,12 @@ def _strict_kwargs(fn: Callable, strict: bool) -> Tuple[Dict[str, Any], str]:
 def _module_of(ep: Any) -> Tuple[Any, str]:
     """``ep.module()``, without the 2.9+ ``_guards_fn`` node when torch lets us."""
     if "check_guards" in inspect.signature(ep.module).parameters:
-        routes.adapted("capture", "upstream calls .module(), which inserts a _guards_fn "
-                       "call_module node from torch 2.9; the shim passes check_guards=False "
-                       "so graphs keep one shape")
+        routes.adapted(
+            "capture",
+            "upstream calls .module(), which inserts a _guards_fn "
+            "call_module node from torch 2.9; the shim passes check_guards=False "
+            "so graphs keep one shape",
+        )
         return ep.module(check_guards=False), ".module(check_guards=False)"
     return ep.module(), ".module()"
 
@@ -99,9 +102,12 @@ def capture(model: Any, example_inputs: Tuple[Any, ...], *, strict: bool = True)
             gm, how = _module_of(fn(model, example_inputs, **kwargs))
     routes.record("capture", f"{kind}({strict_text}){how}")
     if kind == EXPORT_FOR_TRAINING and os.environ.get("COMPAT_PT2E_STACK") == "torchao":
-        routes.adapted("capture", "torchao's own test (0.13+) captures with "
-                       "torch.export.export(m, inputs, strict=True).module(); the shim uses "
-                       "this torch's export_for_training, as torch's own test did")
+        routes.adapted(
+            "capture",
+            "torchao's own test (0.13+) captures with "
+            "torch.export.export(m, inputs, strict=True).module(); the shim uses "
+            "this torch's export_for_training, as torch's own test did",
+        )
     return gm
 
 

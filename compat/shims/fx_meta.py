@@ -129,9 +129,12 @@ def lineage(node_or_value: Any, *, record_route: bool = True) -> Tuple[SourceRec
         return tuple(normalise_entry(e) for e in raw)
     routes.record("from_node", fmt.replace("+module-stamp", ""))
     if fmt == FLAT:
-        routes.adapted("from_node", "from_node holds (name, target) tuples here; upstream "
-                       "compares meta[1] == from_node, the shim compares the normalised "
-                       "SourceRecord.target with str(from_node): the same nodes match")
+        routes.adapted(
+            "from_node",
+            "from_node holds (name, target) tuples here; upstream "
+            "compares meta[1] == from_node, the shim compares the normalised "
+            "SourceRecord.target with str(from_node): the same nodes match",
+        )
     return tuple(normalise_entry(e) for e in raw)
 
 
@@ -140,8 +143,7 @@ def is_flat(records: Iterable[SourceRecord]) -> bool:
     return all(not r.parents for r in records)
 
 
-def original_source(node_or_value: Any, *, record_route: bool = True
-                    ) -> Optional[SourceRecord]:
+def original_source(node_or_value: Any, *, record_route: bool = True) -> Optional[SourceRecord]:
     """The greatest ancestor, as torchao's ``_numeric_debugger`` finds it.
 
     Nested: follow ``from_node[-1]`` until a record has no parents. Flat (F1): the first

@@ -157,9 +157,12 @@ def api() -> Pt2eApi:
     has_param, folds, reason = _fold_facts(stack, raw_convert)
     param = inspect.signature(raw_convert).parameters.get("fold_quantize")
     if param is not None and param.default is False:  # torch 2.2
-        routes.adapted("convert", "this convert_pt2e defaults to fold_quantize=False (upstream's "
-                       "test calls convert_pt2e(m)); the shim passes fold_quantize=True so the "
-                       "converted graph has the same shape as on every later version")
+        routes.adapted(
+            "convert",
+            "this convert_pt2e defaults to fold_quantize=False (upstream's "
+            "test calls convert_pt2e(m)); the shim passes fold_quantize=True so the "
+            "converted graph has the same shape as on every later version",
+        )
     names["convert_pt2e"] = _make_convert(raw_convert, has_param)
     for fn in (
         "prepare_pt2e",

@@ -28,11 +28,19 @@ from compat.shims import fx_meta
 __all__ = ["begin", "normalise_op", "record", "snapshot", "take"]
 
 SNAPSHOT_FORMAT = 1
-_QDQ_PACKETS = frozenset({
-    "quantize_per_tensor", "quantize_per_channel", "dequantize_per_tensor",
-    "dequantize_per_channel", "quantize_affine", "dequantize_affine", "choose_qparams",
-    "choose_qparams_symmetric", "choose_qparams_affine",
-})
+_QDQ_PACKETS = frozenset(
+    {
+        "quantize_per_tensor",
+        "quantize_per_channel",
+        "dequantize_per_tensor",
+        "dequantize_per_channel",
+        "quantize_affine",
+        "dequantize_affine",
+        "choose_qparams",
+        "choose_qparams_symmetric",
+        "choose_qparams_affine",
+    }
+)
 _NAMESPACES = ("quantized_decomposed.", "pt2e_quant.", "torchao.", "aten.")
 # ``<built-in method matmul of type object at 0x..>``, ``<function relu at 0x..>``
 _CALLABLE = re.compile(r"<(?:built-in )?(?:method|function) ([\w.]+)")
@@ -53,7 +61,7 @@ def normalise_op(target: Any) -> str:
         return python_callable.group(1)
     for namespace in _NAMESPACES:
         if text.startswith(namespace):
-            text = text[len(namespace):]
+            text = text[len(namespace) :]
             break
     return text[: -len(".default")] if text.endswith(".default") else text
 
@@ -95,8 +103,14 @@ def snapshot(graph_or_module: Any) -> List[Entry]:
         tag = node.meta.get("quantization_tag")
         if not (_is_qdq(node) or tag is not None):
             continue
-        entries.append({"op": _op(node), "after": _after(node),
-                        "tag": None if tag is None else str(tag), "source": _source(node)})
+        entries.append(
+            {
+                "op": _op(node),
+                "after": _after(node),
+                "tag": None if tag is None else str(tag),
+                "source": _source(node),
+            }
+        )
     return entries
 
 

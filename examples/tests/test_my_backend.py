@@ -37,7 +37,8 @@ def test_conv_relu_tag_reaches_its_quantize_nodes():
     prepared(*inputs)
     converted = pt2e.convert_pt2e(prepared, fold_quantize=True)
     nodes = snapshot.record("converted", converted)
-    quantized_output = [n for n in nodes if n["op"] == "quantize_per_tensor"
-                        and n["after"] in ("relu", "relu_")]
+    quantized_output = [
+        n for n in nodes if n["op"] == "quantize_per_tensor" and n["after"] in ("relu", "relu_")
+    ]
     assert quantized_output, nodes
     assert all(n["tag"] == "my_backend_conv_relu" for n in quantized_output)

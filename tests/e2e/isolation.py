@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-ISOLATION = '''
+ISOLATION = """
 import os
 import sys
 
@@ -21,7 +21,7 @@ def test_nothing_of_the_host_is_on_the_path():
               and any(p == h or p.startswith(h + os.sep) for h in HOST)]
     assert leaked == []
     assert compat.shims.pt2e.__file__.startswith(env)
-'''
+"""
 
 
 def write_isolation_test(folder: Path, host: list[str]) -> Path:

@@ -22,13 +22,37 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_torch_ao_pt2e_stops_at_2_11(tmp_path: Path) -> None:
     out = tmp_path / "bisect"
-    env = {**os.environ, "COMPAT_ENVS_DIR": os.environ.get("COMPAT_E2E_ENVS",
-                                                          str(tmp_path / "envs"))}
+    env = {
+        **os.environ,
+        "COMPAT_ENVS_DIR": os.environ.get("COMPAT_E2E_ENVS", str(tmp_path / "envs")),
+    }
     proc = subprocess.run(
-        [sys.executable, "-m", "nox", "-s", "bisect", "--", "test_simple_metadata_porting",
-         "--good", "2.10.0", "--bad", "2.13.0", "--stack", "torch.ao", "--matrix",
-         "tests/e2e/matrix.toml", "--out", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600, check=False)
+        [
+            sys.executable,
+            "-m",
+            "nox",
+            "-s",
+            "bisect",
+            "--",
+            "test_simple_metadata_porting",
+            "--good",
+            "2.10.0",
+            "--bad",
+            "2.13.0",
+            "--stack",
+            "torch.ao",
+            "--matrix",
+            "tests/e2e/matrix.toml",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        check=False,
+    )
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log
     record = json.loads((out / "bisect.json").read_text(encoding="utf-8"))
@@ -46,11 +70,11 @@ def test_torch_ao_pt2e_stops_at_2_11(tmp_path: Path) -> None:
     assert all(step["verdict"] in ("good", "bad", "skip") for step in record["steps"])
 
     # Rerunning the same bisection resumes from the saved verdicts: nothing is run again.
-    again = subprocess.run(proc.args, cwd=ROOT, env=env, capture_output=True, text=True,
-                           timeout=600, check=False)
+    again = subprocess.run(
+        proc.args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
     assert again.returncode == 0
-    assert json.loads((out / "bisect.json").read_text(encoding="utf-8"))["steps"] == \
-        record["steps"]
+    assert json.loads((out / "bisect.json").read_text(encoding="utf-8"))["steps"] == record["steps"]
     assert "testing" not in again.stdout
 
 
@@ -59,9 +83,10 @@ def test_the_fix_for_porting_through_unknown_ops(tmp_path: Path) -> None:
     get_attr's tag through add/relu; 2.4.0 restricted port_metadata_pass's walk-back to
     view-like ops. Over the matrix's own versions, the search must name 2.4.1."""
     matrix = tmp_path / "matrix.toml"
-    matrix.write_text(f"""
+    matrix.write_text(
+        f"""
 [matrix]
-tests = ["{ROOT / 'tests' / 'core'}"]
+tests = ["{ROOT / "tests" / "core"}"]
 stacks = ["torch.ao"]
 
 [[torch]]
@@ -72,21 +97,50 @@ version = "2.3.1"
 
 [[torch]]
 version = "2.4.1"
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     out = tmp_path / "fix"
     env = {**os.environ, "COMPAT_ENVS_DIR": str(tmp_path / "envs")}
     proc = subprocess.run(
-        [sys.executable, "-m", "nox", "-s", "bisect", "--",
-         "test_no_metadata_porting_through_unknown_ops", "--good", "2.4.1", "--bad", "2.2.2",
-         "--versions", "matrix", "--matrix", str(matrix), "--out", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600, check=False)
+        [
+            sys.executable,
+            "-m",
+            "nox",
+            "-s",
+            "bisect",
+            "--",
+            "test_no_metadata_porting_through_unknown_ops",
+            "--good",
+            "2.4.1",
+            "--bad",
+            "2.2.2",
+            "--versions",
+            "matrix",
+            "--matrix",
+            str(matrix),
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        check=False,
+    )
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log
     record = json.loads((out / "bisect.json").read_text(encoding="utf-8"))
     assert record["candidates"] == ["2.2.2", "2.3.1", "2.4.1"]
-    assert (record["mode"], record["last_bad"], record["first_good"]) == \
-        ("fix", "2.3.1", "2.4.1"), log
+    assert (record["mode"], record["last_bad"], record["first_good"]) == (
+        "fix",
+        "2.3.1",
+        "2.4.1",
+    ), log
     assert record["verdicts"] == {"2.2.2": "bad", "2.4.1": "good", "2.3.1": "bad"}
     assert "first good: 2.4.1" in log
-    assert record["compare"] == ("https://github.com/pytorch/pytorch/compare/"
-                                 f"{record['git']['2.3.1']}...{record['git']['2.4.1']}")
+    assert record["compare"] == (
+        "https://github.com/pytorch/pytorch/compare/"
+        f"{record['git']['2.3.1']}...{record['git']['2.4.1']}"
+    )

@@ -31,23 +31,54 @@ STAMP = DAY.strftime("%Y%m%d")
 def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("index")
     release = root / "whl" / "cpu"
-    write_listing(release, Listing("torch", [
-        build_wheel(release, "torch", "2.15.0+cpu", TAG, git_version="a" * 40)],
-        with_sha256=True))
-    write_listing(release, Listing("torchao", [
-        build_wheel(release, "torchao", "0.18.0+cpu", AO_TAG)], with_sha256=True))
+    write_listing(
+        release,
+        Listing(
+            "torch",
+            [build_wheel(release, "torch", "2.15.0+cpu", TAG, git_version="a" * 40)],
+            with_sha256=True,
+        ),
+    )
+    write_listing(
+        release,
+        Listing(
+            "torchao", [build_wheel(release, "torchao", "0.18.0+cpu", AO_TAG)], with_sha256=True
+        ),
+    )
     test = root / "whl" / "test" / "cpu"
-    write_listing(test, Listing("torch", [
-        build_wheel(test, "torch", "2.16.0+cpu", TAG, git_version="b" * 40)], with_sha256=True))
-    write_listing(test, Listing("torchao", [
-        build_wheel(test, "torchao", "0.19.0+cpu", AO_TAG)], with_sha256=True))
+    write_listing(
+        test,
+        Listing(
+            "torch",
+            [build_wheel(test, "torch", "2.16.0+cpu", TAG, git_version="b" * 40)],
+            with_sha256=True,
+        ),
+    )
+    write_listing(
+        test,
+        Listing("torchao", [build_wheel(test, "torchao", "0.19.0+cpu", AO_TAG)], with_sha256=True),
+    )
     nightly = root / "whl" / "nightly" / "cpu"
     days = [TODAY - timedelta(days=n) for n in range(10)]
-    write_listing(nightly, Listing("torch", [
-        build_wheel(nightly, "torch", f"2.17.0.dev{d:%Y%m%d}+cpu", TAG, git_version=f"{n:040d}")
-        for n, d in enumerate(days)]))
-    write_listing(nightly, Listing("torchao", [
-        build_wheel(nightly, "torchao", f"0.20.0.dev{d:%Y%m%d}+cpu", AO_TAG) for d in days]))
+    write_listing(
+        nightly,
+        Listing(
+            "torch",
+            [
+                build_wheel(
+                    nightly, "torch", f"2.17.0.dev{d:%Y%m%d}+cpu", TAG, git_version=f"{n:040d}"
+                )
+                for n, d in enumerate(days)
+            ],
+        ),
+    )
+    write_listing(
+        nightly,
+        Listing(
+            "torchao",
+            [build_wheel(nightly, "torchao", f"0.20.0.dev{d:%Y%m%d}+cpu", AO_TAG) for d in days],
+        ),
+    )
     with serve(root) as url:
         yield url
 
@@ -62,9 +93,11 @@ def matrix_file(tmp_path: Path, release: str, rc: str, nightly: str) -> Path:
     tests = tmp_path / "tests"
     tests.mkdir(exist_ok=True)
     (tests / "test_build.py").write_text(
-        "import torch\n\ndef test_imports():\n    assert torch.__version__\n", encoding="utf-8")
+        "import torch\n\ndef test_imports():\n    assert torch.__version__\n", encoding="utf-8"
+    )
     path = tmp_path / "matrix.toml"
-    path.write_text(f"""
+    path.write_text(
+        f"""
 [matrix]
 name = "channels"
 tests = ["tests"]
@@ -92,7 +125,9 @@ channel = "rc"
 [[torch]]
 version = "{DAY.isoformat()}"
 channel = "nightly"
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     return path
 
 
@@ -105,10 +140,12 @@ def run(tmp_path: Path, matrix: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
     return doc
 
 
-def test_each_channel_resolves_to_one_recorded_wheel(index: str, tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    matrix = matrix_file(tmp_path, f"{index}/whl/cpu", f"{index}/whl/test/cpu",
-                         f"{index}/whl/nightly/cpu")
+def test_each_channel_resolves_to_one_recorded_wheel(
+    index: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    matrix = matrix_file(
+        tmp_path, f"{index}/whl/cpu", f"{index}/whl/test/cpu", f"{index}/whl/nightly/cpu"
+    )
     doc = run(tmp_path, matrix, monkeypatch)
     cells = {c["cell_id"]: c for c in doc["cells"]}
     assert doc["code"] == EXIT_OK, {k: (c["status"], c["reason"]) for k, c in cells.items()}
@@ -116,7 +153,10 @@ def test_each_channel_resolves_to_one_recorded_wheel(index: str, tmp_path: Path,
         "torch2.15.0-torchao0.18.0-py3.11": ("2.15.0+cpu", "a" * 40, f"{index}/whl/cpu"),
         "rc-torch2.16.0-torchao0.19.0-py3.11": ("2.16.0+cpu", "b" * 40, f"{index}/whl/test/cpu"),
         f"nightly-torch{DAY.isoformat()}-torchaonightly-py3.11": (
-            f"2.17.0.dev{STAMP}+cpu", f"{3:040d}", f"{index}/whl/nightly/cpu"),
+            f"2.17.0.dev{STAMP}+cpu",
+            f"{3:040d}",
+            f"{index}/whl/nightly/cpu",
+        ),
     }
     for cell_id, (version, git, where) in expected.items():
         cell = cells[cell_id]
@@ -136,31 +176,38 @@ def test_each_channel_resolves_to_one_recorded_wheel(index: str, tmp_path: Path,
     assert f"2.17.0.dev{STAMP}+cpu" in html
 
 
-def test_unreachable_indexes_fail_cleanly_per_cell(index: str, tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreachable_indexes_fail_cleanly_per_cell(
+    index: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     dead = closed_port()
-    matrix = matrix_file(tmp_path, f"{index}/whl/cpu", f"{dead}/whl/test/cpu",
-                         f"{dead}/whl/nightly/cpu")
+    matrix = matrix_file(
+        tmp_path, f"{index}/whl/cpu", f"{dead}/whl/test/cpu", f"{dead}/whl/nightly/cpu"
+    )
     doc = run(tmp_path, matrix, monkeypatch)
     cells = {c["cell_id"]: c for c in doc["cells"]}
     assert cells["torch2.15.0-torchao0.18.0-py3.11"]["status"] == "passed"
-    for cell_id in ("rc-torch2.16.0-torchao0.19.0-py3.11",
-                    f"nightly-torch{DAY.isoformat()}-torchaonightly-py3.11"):
+    for cell_id in (
+        "rc-torch2.16.0-torchao0.19.0-py3.11",
+        f"nightly-torch{DAY.isoformat()}-torchaonightly-py3.11",
+    ):
         assert cells[cell_id]["status"] == "install-failed"
         assert cells[cell_id]["reason"].startswith("index-unreachable: "), cells[cell_id]
     assert doc["code"] == EXIT_INFRA  # the rc cell gates; only infrastructure failed
     assert (tmp_path / "out" / "matrix.html").is_file()
 
 
-def test_direct_url_for_a_nightly_that_left_the_index(index: str, tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_direct_url_for_a_nightly_that_left_the_index(
+    index: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     wheel = f"torch-2.17.0.dev{STAMP}%2Bcpu-{TAG}.whl"
     tests = tmp_path / "tests"
     tests.mkdir()
     (tests / "test_build.py").write_text(
-        "import torch\n\ndef test_imports():\n    assert torch.__version__\n", encoding="utf-8")
+        "import torch\n\ndef test_imports():\n    assert torch.__version__\n", encoding="utf-8"
+    )
     matrix = tmp_path / "matrix.toml"
-    matrix.write_text(f"""
+    matrix.write_text(
+        f"""
 [matrix]
 tests = ["tests"]
 deps = ["pytest"]
@@ -173,24 +220,26 @@ index-url = "{index}/whl/nightly/cpu"
 version = "2020-01-01"
 channel = "nightly"
 url = "{index}/whl/nightly/cpu/{wheel}"
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     doc = run(tmp_path, matrix, monkeypatch)
     (cell,) = doc["cells"]
     assert cell["status"] == "passed", cell["reason"]
     assert cell["fingerprint"]["torch"] == f"2.17.0.dev{STAMP}+cpu"
     assert cell["install"]["wheels"]["torch"]["file"] == wheel.replace("%2B", "+")
-    assert cell["install"]["resolution"]["notes"] == [
-        f"torch from {index}/whl/nightly/cpu/{wheel}"]
+    assert cell["install"]["resolution"]["notes"] == [f"torch from {index}/whl/nightly/cpu/{wheel}"]
 
 
-def test_bisect_over_nightly_dates(index: str, tmp_path: Path,
-                                   monkeypatch: pytest.MonkeyPatch,
-                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_bisect_over_nightly_dates(
+    index: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The behaviour changes with the build of BAD; ten nightlies, found in log2 steps."""
     bad_day = TODAY - timedelta(days=6)
     tests = tmp_path / "tests"
     tests.mkdir()
-    (tests / "test_nightly.py").write_text(f"""
+    (tests / "test_nightly.py").write_text(
+        f"""
 import datetime
 import torch
 
@@ -198,9 +247,12 @@ def test_feature():
     stamp = torch.__version__.split(".dev")[1][:8]
     assert datetime.datetime.strptime(stamp, "%Y%m%d").date() < datetime.date.fromisoformat(
         "{bad_day.isoformat()}")
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     matrix = tmp_path / "matrix.toml"
-    matrix.write_text(f"""
+    matrix.write_text(
+        f"""
 [matrix]
 tests = ["tests"]
 deps = ["pytest"]
@@ -211,13 +263,28 @@ index-url = "{index}/whl/nightly/cpu"
 [[torch]]
 version = "latest"
 channel = "nightly"
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     monkeypatch.setenv("COMPAT_ENVS_DIR", str(tmp_path / "envs"))
     monkeypatch.chdir(tmp_path)
     first, last = TODAY - timedelta(days=9), TODAY
-    code = cli.main(["bisect", "test_feature", "--good", first.isoformat(), "--bad",
-                     last.isoformat(), "--channel", "nightly", "--matrix", str(matrix),
-                     "--out", str(tmp_path / "bisect")])
+    code = cli.main(
+        [
+            "bisect",
+            "test_feature",
+            "--good",
+            first.isoformat(),
+            "--bad",
+            last.isoformat(),
+            "--channel",
+            "nightly",
+            "--matrix",
+            str(matrix),
+            "--out",
+            str(tmp_path / "bisect"),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0, out
     record = json.loads((tmp_path / "bisect" / "bisect.json").read_text(encoding="utf-8"))
@@ -226,6 +293,5 @@ channel = "nightly"
     assert record["last_good"] == f"2.17.0.dev{before:%Y%m%d}+cpu"
     assert record["first_bad"] == f"2.17.0.dev{bad_day:%Y%m%d}+cpu"
     assert record["envs_built"] <= 6  # ceil(log2(10)) + 2
-    assert record["compare"] == ("https://github.com/pytorch/pytorch/compare/"
-                                 f"{7:040d}...{6:040d}")
+    assert record["compare"] == (f"https://github.com/pytorch/pytorch/compare/{7:040d}...{6:040d}")
     assert "first bad: 2.17.0.dev" in out

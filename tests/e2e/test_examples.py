@@ -25,9 +25,15 @@ def test_the_example_suite_runs_from_its_own_folder(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "examples", repo)
     env = {**os.environ, "COMPAT_ENVS_DIR": str(tmp_path / "envs"), "COLUMNS": "200"}
     env.pop("GITHUB_STEP_SUMMARY", None)
-    proc = subprocess.run([sys.executable, "-m", "compat", "matrix", "--out", str(repo / "run"),
-                           "-j", "2"], cwd=repo, env=env, capture_output=True, text=True,
-                          timeout=3600, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "compat", "matrix", "--out", str(repo / "run"), "-j", "2"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-3000:]
     doc = json.loads((repo / "run" / "results.json").read_text(encoding="utf-8"))
     ran = {c["cell_id"]: c for c in doc["cells"] if c["status"] != "not-applicable"}

@@ -23,9 +23,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.network]
 
 ROOT = Path(__file__).resolve().parents[2]
 
+
 def run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=1800,
-                          **kwargs)  # type: ignore[call-overload]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=1800, **kwargs)  # type: ignore[call-overload]
     assert proc.returncode == 0, f"{cmd}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     return proc
 
@@ -49,15 +49,29 @@ def test_init_then_matrix_from_a_wheel_install_in_a_fresh_folder(tmp_path: Path)
     run([str(tool), "init", "--noxfile"], cwd=repo, env=env)
     assert (repo / "matrix.toml").is_file()
     assert (repo / "noxfile.py").is_file()
-    host = [*json.loads(run([str(venv / "bin" / "python"), "-c",
-                             "import json, site; print(json.dumps(site.getsitepackages()))"]
-                            ).stdout), str(ROOT)]
+    host = [
+        *json.loads(
+            run(
+                [
+                    str(venv / "bin" / "python"),
+                    "-c",
+                    "import json, site; print(json.dumps(site.getsitepackages()))",
+                ]
+            ).stdout
+        ),
+        str(ROOT),
+    ]
     write_isolation_test(repo / "tests", host)
-    proc = run([str(tool), "matrix", "--cells", "torch2.13.0-torchao*", "--out",
-                str(repo / "run")], cwd=repo, env=env)
+    proc = run(
+        [str(tool), "matrix", "--cells", "torch2.13.0-torchao*", "--out", str(repo / "run")],
+        cwd=repo,
+        env=env,
+    )
     doc = json.loads((repo / "run" / "results.json").read_text(encoding="utf-8"))
     (cell,) = [c for c in doc["cells"] if c["status"] != "not-applicable"]
     outcomes = {t["nodeid"].rsplit("::", 1)[-1]: t["outcome"] for t in cell["tests"]}
-    assert outcomes == {"test_nothing_of_the_host_is_on_the_path": "passed",
-                        "test_linear_is_quantized_and_tagged": "passed"}, proc.stdout
+    assert outcomes == {
+        "test_nothing_of_the_host_is_on_the_path": "passed",
+        "test_linear_is_quantized_and_tagged": "passed",
+    }, proc.stdout
     assert doc["exit_code"] == 0

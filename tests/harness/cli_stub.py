@@ -22,6 +22,7 @@ def main() -> int:
     from compat.harness.install.envs import EnvRecord
 
     if os.environ.get("COMPAT_STUB_ENV"):
+
         def fake_env(plan: object, *, log: Path, timeout: float) -> EnvRecord:
             return EnvRecord(Path(sys.executable), True, 0.0, "fake-key")
 

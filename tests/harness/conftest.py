@@ -21,6 +21,7 @@ def write_matrix(tmp_path: Path) -> Callable[[str], Path]:
 
     return write
 
+
 pytest_plugins = ["pytester"]
 
 from .fake_cells import cell_world  # noqa: E402, F401 - a fixture for the fault and merge tests

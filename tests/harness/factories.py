@@ -24,6 +24,14 @@ def cell_result(
     cell = Cell(python, torch, stack, torchao, gating=gating)
     tests = [TestResult(NODE + name, outcome) for name, outcome in (outcomes or {}).items()]
     fingerprint = {"torch": f"{torch}+cpu"} if tests else {}
-    return CellResult(f"torch{torch}-{ao}-py{python}", cell, status, reason, gating,
-                      tests=tests, fingerprint=fingerprint, routes=routes or {},
-                      timings={"install": 1.5, "tests": 4.25} if tests else {})
+    return CellResult(
+        f"torch{torch}-{ao}-py{python}",
+        cell,
+        status,
+        reason,
+        gating,
+        tests=tests,
+        fingerprint=fingerprint,
+        routes=routes or {},
+        timings={"install": 1.5, "tests": 4.25} if tests else {},
+    )

@@ -17,8 +17,10 @@ from compat.harness.config.matrix import Matrix, load_matrix
 from compat.harness.execute import cell_runner
 from compat.harness.install.envs import EnvRecord
 
-FAKE_TORCH = 'import os\n__version__ = os.environ.get("FAKE_TORCH_VERSION", "2.8.0+cpu")\n' \
-             'class version:\n    git_version = "0123abc"\n    cuda = None\n    debug = False\n'
+FAKE_TORCH = (
+    'import os\n__version__ = os.environ.get("FAKE_TORCH_VERSION", "2.8.0+cpu")\n'
+    'class version:\n    git_version = "0123abc"\n    cuda = None\n    debug = False\n'
+)
 
 TESTS = {
     "segfault": """
@@ -137,10 +139,18 @@ def cell_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[...,
 
     monkeypatch.setattr(cell_runner, "ensure_env", fake_env)
 
-    def make(kind: str, *, timeout: int = 120, memory: int | None = None,
-             torch_source: str = FAKE_TORCH, versions: tuple[str, ...] = ("2.8.0", "2.9.0"),
-             reruns: int = 0, settings: str = "", tables: str = "",
-             env: str = "") -> Matrix:
+    def make(
+        kind: str,
+        *,
+        timeout: int = 120,
+        memory: int | None = None,
+        torch_source: str = FAKE_TORCH,
+        versions: tuple[str, ...] = ("2.8.0", "2.9.0"),
+        reruns: int = 0,
+        settings: str = "",
+        tables: str = "",
+        env: str = "",
+    ) -> Matrix:
         (fake / "torch" / "__init__.py").write_text(torch_source, encoding="utf-8")
         tests = tmp_path / "tests" / "core"
         tests.mkdir(parents=True, exist_ok=True)
@@ -150,7 +160,9 @@ def cell_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[...,
         limit += f"reruns = {reruns}\n" if reruns else ""
         (tmp_path / "matrix.toml").write_text(
             f'[matrix]\nname = "{kind}"\ntimeout = {timeout}\n{limit}{settings}'
-            f'env = {{ PYTHONPATH = "{fake}"{env} }}\n{entries}{tables}', encoding="utf-8")
+            f'env = {{ PYTHONPATH = "{fake}"{env} }}\n{entries}{tables}',
+            encoding="utf-8",
+        )
         return load_matrix(tmp_path / "matrix.toml")
 
     return make

@@ -39,25 +39,32 @@ def _record_line(name: str, data: bytes) -> list[str]:
     return [name, f"sha256={digest}", str(len(data))]
 
 
-def build_wheel(folder: Path, project: str, version: str, tag: str,
-                git_version: str = "0" * 40, requires: Sequence[str] = ()) -> Path:
+def build_wheel(
+    folder: Path,
+    project: str,
+    version: str,
+    tag: str,
+    git_version: str = "0" * 40,
+    requires: Sequence[str] = (),
+) -> Path:
     """A minimal valid wheel of ``project`` (torch or torchao) at ``version``."""
     folder.mkdir(parents=True, exist_ok=True)
     dist = f"{project}-{version}"
     filename = f"{dist}-{tag}.whl"
     package = project.replace("-", "_")
     files = {
-        f"{package}/__init__.py": (
-            f'__version__ = "{version}"\nfrom . import version\n').encode(),
+        f"{package}/__init__.py": (f'__version__ = "{version}"\nfrom . import version\n').encode(),
         f"{package}/version.py": (
             f'__version__ = "{version}"\ngit_version = "{git_version}"\ncuda = None\n'
-            "debug = False\n").encode(),
+            "debug = False\n"
+        ).encode(),
         f"{dist}.dist-info/METADATA": (
             f"Metadata-Version: 2.1\nName: {project}\nVersion: {version}\n"
-            + "".join(f"Requires-Dist: {r}\n" for r in requires)).encode(),
+            + "".join(f"Requires-Dist: {r}\n" for r in requires)
+        ).encode(),
         f"{dist}.dist-info/WHEEL": (
-            f"Wheel-Version: 1.0\nGenerator: fake-index\nRoot-Is-Purelib: false\n"
-            f"Tag: {tag}\n").encode(),
+            f"Wheel-Version: 1.0\nGenerator: fake-index\nRoot-Is-Purelib: false\nTag: {tag}\n"
+        ).encode(),
     }
     rows = [_record_line(name, data) for name, data in files.items()]
     rows.append([f"{dist}.dist-info/RECORD", "", ""])
@@ -88,26 +95,43 @@ def write_listing(index_dir: Path, listing: Listing) -> None:
         href = f"../{quote(wheel.name)}"
         if listing.with_sha256:
             href += f"#sha256={hashlib.sha256(wheel.read_bytes()).hexdigest()}"
-        attrs = (f' data-requires-python="{listing.requires_python.replace(">", "&gt;")}"'
-                 if listing.requires_python else "")
+        attrs = (
+            f' data-requires-python="{listing.requires_python.replace(">", "&gt;")}"'
+            if listing.requires_python
+            else ""
+        )
         links.append(f'<a href="{href}"{attrs}>{wheel.name}</a><br/>')
-    page.write_text("<!DOCTYPE html>\n<html>\n<body>\n<h1>Links for "
-                    f"{listing.project}</h1>\n" + "\n".join(links) + "\n</body>\n</html>\n",
-                    encoding="utf-8")
+    page.write_text(
+        "<!DOCTYPE html>\n<html>\n<body>\n<h1>Links for "
+        f"{listing.project}</h1>\n" + "\n".join(links) + "\n</body>\n</html>\n",
+        encoding="utf-8",
+    )
 
 
-def write_json_listing(index_dir: Path, project: str, uploads: Mapping[Path, datetime]
-                       ) -> None:
+def write_json_listing(index_dir: Path, project: str, uploads: Mapping[Path, datetime]) -> None:
     """``<index>/<project>/index.json``: a PEP 691 page giving each wheel's upload time."""
-    files = [{"filename": wheel.name, "url": f"../{quote(wheel.name)}",
-              "hashes": {"sha256": hashlib.sha256(wheel.read_bytes()).hexdigest()},
-              "upload-time": uploaded.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
-             for wheel, uploaded in uploads.items()]
+    files = [
+        {
+            "filename": wheel.name,
+            "url": f"../{quote(wheel.name)}",
+            "hashes": {"sha256": hashlib.sha256(wheel.read_bytes()).hexdigest()},
+            "upload-time": uploaded.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        }
+        for wheel, uploaded in uploads.items()
+    ]
     page = index_dir / project / JSON_PAGE
     page.parent.mkdir(parents=True, exist_ok=True)
-    page.write_text(json.dumps({"meta": {"api-version": "1.1"}, "name": project,
-                                "versions": sorted({w.name.split("-")[1] for w in uploads}),
-                                "files": files}), encoding="utf-8")
+    page.write_text(
+        json.dumps(
+            {
+                "meta": {"api-version": "1.1"},
+                "name": project,
+                "versions": sorted({w.name.split("-")[1] for w in uploads}),
+                "files": files,
+            }
+        ),
+        encoding="utf-8",
+    )
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
@@ -130,8 +154,7 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 @contextmanager
 def serve(root: Path) -> Iterator[str]:
     """Serve ``root`` on 127.0.0.1 (a free port); yields the base URL."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                             partial(_Quiet, directory=str(root)))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(root)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 from compat.harness.commands import cli
 
 SECRET = "Fz9cRedQ7wPk"  # only ever planted as the password of a URL
-WINDOWS = [SECRET[i:i + 5] for i in range(len(SECRET) - 4)]  # a cut secret is a leak too
+WINDOWS = [SECRET[i : i + 5] for i in range(len(SECRET) - 4)]  # a cut secret is a leak too
 
 # --- strings ----------------------------------------------------------------------------
 
@@ -49,8 +49,11 @@ def credential_urls(draw: st.DrawFn) -> str:
     before = draw(st.text(_USERINFO, max_size=4))
     after = draw(st.sampled_from(["", "@x", ":y", "%40z"]))
     host = draw(st.sampled_from(["host", "mirror.invalid", "127.0.0.1:8080", "[::1]"]))
-    path = draw(st.sampled_from(["", "/", "/simple", "/whl/torch-2.8.0-py3-none-any.whl",
-                                 "/a b", "?q=1", "#frag"]))
+    path = draw(
+        st.sampled_from(
+            ["", "/", "/simple", "/whl/torch-2.8.0-py3-none-any.whl", "/a b", "?q=1", "#frag"]
+        )
+    )
     prefix = draw(st.sampled_from(["", "", "key.", "see ", "(", "'", "\n", "x"]))
     return f"{prefix}{scheme}://{user}:{before}{SECRET}{after}@{host}{path}"
 
@@ -63,42 +66,105 @@ def huge_strings(draw: st.DrawFn) -> str:
     where = draw(st.sampled_from(["start", "middle", "end"]))
     url = draw(credential_urls())
     body = filler * (size // len(filler))
-    return {"start": url + body, "middle": body + " " + url + " " + body,
-            "end": body + url}[where]
+    return {"start": url + body, "middle": body + " " + url + " " + body, "end": body + url}[where]
 
 
-VERSIONS = ["2.8.0", "2.13.0", "2.15.0", "0.13.0", "0.18.0", "3.11", "3.12", ">=2.9", "<2.4",
-            "2.8", "latest", "latest-7d", "2026-01-15", "2.x", "", "none", "torch.ao",
-            "torchao", "release", "nightly", "tests/core", "tests/core::test_x", "default",
-            "../x", "/etc", "a/b", ".", "..", "\x00", "x" * 300]
-strings = st.one_of(st.sampled_from(VERSIONS), st.text(max_size=12), credential_urls(),
-                    st.text(string.printable, max_size=40))
-scalars = st.one_of(strings, st.integers(-(2**70), 2**70), st.booleans(),
-                    st.floats(allow_nan=True, allow_infinity=True))
+VERSIONS = [
+    "2.8.0",
+    "2.13.0",
+    "2.15.0",
+    "0.13.0",
+    "0.18.0",
+    "3.11",
+    "3.12",
+    ">=2.9",
+    "<2.4",
+    "2.8",
+    "latest",
+    "latest-7d",
+    "2026-01-15",
+    "2.x",
+    "",
+    "none",
+    "torch.ao",
+    "torchao",
+    "release",
+    "nightly",
+    "tests/core",
+    "tests/core::test_x",
+    "default",
+    "../x",
+    "/etc",
+    "a/b",
+    ".",
+    "..",
+    "\x00",
+    "x" * 300,
+]
+strings = st.one_of(
+    st.sampled_from(VERSIONS),
+    st.text(max_size=12),
+    credential_urls(),
+    st.text(string.printable, max_size=40),
+)
+scalars = st.one_of(
+    strings,
+    st.integers(-(2**70), 2**70),
+    st.booleans(),
+    st.floats(allow_nan=True, allow_infinity=True),
+)
 
 
 def json_values(leaves: st.SearchStrategy[Any] = scalars) -> st.SearchStrategy[Any]:
-    return st.recursive(st.one_of(st.none(), leaves),
-                        lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                st.dictionaries(strings, inner, max_size=4)),
-                        max_leaves=10)
+    return st.recursive(
+        st.one_of(st.none(), leaves),
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=4), st.dictionaries(strings, inner, max_size=4)
+        ),
+        max_leaves=10,
+    )
 
 
 def toml_values() -> st.SearchStrategy[Any]:
-    return st.recursive(scalars,
-                        lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                st.dictionaries(strings, inner, max_size=4)),
-                        max_leaves=10)
+    return st.recursive(
+        scalars,
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=4), st.dictionaries(strings, inner, max_size=4)
+        ),
+        max_leaves=10,
+    )
 
 
 # --- matrix files -------------------------------------------------------------------------
 
-MATRIX_KEYS = ["name", "python", "stacks", "tests", "deps", "timeout", "install-timeout",
-               "memory-limit-mb", "reruns", "env", "deps-as-of", "strict",
-               "skip-missing-interpreters"]
+MATRIX_KEYS = [
+    "name",
+    "python",
+    "stacks",
+    "tests",
+    "deps",
+    "timeout",
+    "install-timeout",
+    "memory-limit-mb",
+    "reruns",
+    "env",
+    "deps-as-of",
+    "strict",
+    "skip-missing-interpreters",
+]
 TORCH_KEYS = ["version", "torchao", "python", "stacks", "channel", "gating", "url"]
-EXPECT_KEYS = ["test", "reason", "raises", "match", "link", "torch", "python", "stack",
-               "torchao", "channel"]
+EXPECT_KEYS = [
+    "test",
+    "reason",
+    "raises",
+    "match",
+    "link",
+    "torch",
+    "python",
+    "stack",
+    "torchao",
+    "channel",
+]
 PLAUSIBLE: dict[str, list[Any]] = {
     "name": ["default", "x/../../../tmp/elsewhere", "a b", ".hidden", "n" * 120],
     "python": [["3.11"], ["3.11", "3.12"], [], "3.13", ["3.9"]],
@@ -119,9 +185,12 @@ PLAUSIBLE: dict[str, list[Any]] = {
     "gating": [True, False, "no"],
     "url": ["https://host/torch-2.8.0-py3-none-any.whl", "ftp://host/x.whl", "file:///x.whl"],
     "test": ["test_simple_metadata_porting", "*", "tests/core/t.py::test_x"],
-    "reason": ["known", ""], "raises": ["ValueError", "not a type", "a.b.C"],
-    "match": ["has tag", "(", "a" * 5000], "link": ["https://x.invalid/1"],
-    "torch": [">=2.9", "2.8", ">>2"], "stack": ["torch.ao", "torchao", "tf"],
+    "reason": ["known", ""],
+    "raises": ["ValueError", "not a type", "a.b.C"],
+    "match": ["has tag", "(", "a" * 5000],
+    "link": ["https://x.invalid/1"],
+    "torch": [">=2.9", "2.8", ">>2"],
+    "stack": ["torch.ao", "torchao", "tf"],
 }
 
 
@@ -135,7 +204,8 @@ def _table(keys: list[str]) -> st.SearchStrategy[dict[str, Any]]:
     known = st.fixed_dictionaries({}, optional={k: _value_for(k) for k in keys})
     strangers = st.dictionaries(strings, toml_values(), max_size=1)
     return st.tuples(known, strangers, st.integers(0, 5)).map(
-        lambda t: {**t[1], **t[0]} if t[2] == 0 else t[0])
+        lambda t: {**t[1], **t[0]} if t[2] == 0 else t[0]
+    )
 
 
 @st.composite
@@ -146,16 +216,26 @@ def matrix_documents(draw: st.DrawFn) -> dict[str, Any]:
         doc["matrix"] = draw(_table(MATRIX_KEYS))
     doc["torch"] = draw(st.lists(_table(TORCH_KEYS), max_size=4))
     if draw(st.booleans()):
-        doc["channels"] = draw(st.dictionaries(
-            st.one_of(st.sampled_from(["rc", "nightly", "mirror", "local", "a/b"]), strings),
-            st.fixed_dictionaries({}, optional={
-                "kind": st.sampled_from(["rc", "nightly", "index", "wheelhouse", "weekly"]),
-                "index-url": st.one_of(credential_urls(), strings),
-                "find-links": st.lists(st.one_of(credential_urls(), strings), max_size=2),
-                "gating": st.booleans()}), max_size=2))
-    for name, keys in (("include", [*TORCH_KEYS, "stack", "torch"]),
-                       ("exclude", ["python", "torch", "torchao", "stack", "channel"]),
-                       ("expect", EXPECT_KEYS)):
+        doc["channels"] = draw(
+            st.dictionaries(
+                st.one_of(st.sampled_from(["rc", "nightly", "mirror", "local", "a/b"]), strings),
+                st.fixed_dictionaries(
+                    {},
+                    optional={
+                        "kind": st.sampled_from(["rc", "nightly", "index", "wheelhouse", "weekly"]),
+                        "index-url": st.one_of(credential_urls(), strings),
+                        "find-links": st.lists(st.one_of(credential_urls(), strings), max_size=2),
+                        "gating": st.booleans(),
+                    },
+                ),
+                max_size=2,
+            )
+        )
+    for name, keys in (
+        ("include", [*TORCH_KEYS, "stack", "torch"]),
+        ("exclude", ["python", "torch", "torchao", "stack", "channel"]),
+        ("expect", EXPECT_KEYS),
+    ):
         if draw(st.booleans()):
             doc[name] = draw(st.lists(_table(keys), max_size=3))
     extra = draw(st.dictionaries(strings, toml_values(), max_size=2))
@@ -174,8 +254,14 @@ def _nested(depth: int, kind: str) -> str:
 def valid_matrices(draw: st.DrawFn) -> dict[str, Any]:
     """A matrix that loads, with credentials wherever a URL or a free text goes; then at most
     two of its values swapped for anything."""
-    versions = draw(st.lists(st.sampled_from(["2.2.2", "2.5.1", "2.8.0", "2.10.0", "2.13.0",
-                                              "2.15.0"]), min_size=1, max_size=4, unique=True))
+    versions = draw(
+        st.lists(
+            st.sampled_from(["2.2.2", "2.5.1", "2.8.0", "2.10.0", "2.13.0", "2.15.0"]),
+            min_size=1,
+            max_size=4,
+            unique=True,
+        )
+    )
     torch = []
     for version in versions:
         entry: dict[str, Any] = {"version": version}
@@ -187,43 +273,76 @@ def valid_matrices(draw: st.DrawFn) -> dict[str, Any]:
             entry["channel"] = "mirror"
         torch.append(entry)
     doc: dict[str, Any] = {
-        "matrix": {"name": "fuzz", "python": draw(st.sampled_from([["3.11"], ["3.10", "3.12"]])),
-                   "timeout": 600, "env": {"INDEX": draw(credential_urls())}},
-        "channels": {"mirror": {"kind": "index", "index-url": f"https://u:{SECRET}@mirror.invalid"
-                                                             "/simple"},
-                     "nightly": {"index-url": draw(st.sampled_from([
-                         f"https://user:{SECRET}@nightly.invalid/cpu", "https://n.invalid/cpu"]))}},
+        "matrix": {
+            "name": "fuzz",
+            "python": draw(st.sampled_from([["3.11"], ["3.10", "3.12"]])),
+            "timeout": 600,
+            "env": {"INDEX": draw(credential_urls())},
+        },
+        "channels": {
+            "mirror": {"kind": "index", "index-url": f"https://u:{SECRET}@mirror.invalid/simple"},
+            "nightly": {
+                "index-url": draw(
+                    st.sampled_from(
+                        [f"https://user:{SECRET}@nightly.invalid/cpu", "https://n.invalid/cpu"]
+                    )
+                )
+            },
+        },
         "torch": torch,
-        "expect": [{"test": "test_x", "raises": "ValueError",
-                    "reason": f"see {draw(credential_urls())}",
-                    "link": f"https://u:{SECRET}@tracker.invalid/1"}],
+        "expect": [
+            {
+                "test": "test_x",
+                "raises": "ValueError",
+                "reason": f"see {draw(credential_urls())}",
+                "link": f"https://u:{SECRET}@tracker.invalid/1",
+            }
+        ],
     }
     for _ in range(draw(st.integers(0, 2))):
         table = draw(st.sampled_from(["matrix", "torch", "channels", "expect", "root"]))
         try:
-            target = {"matrix": lambda: doc["matrix"], "torch": lambda: doc["torch"][0],
-                      "expect": lambda: doc["expect"][0],
-                      "channels": lambda: doc["channels"]["mirror"], "root": lambda: doc}[table]()
+            target = {
+                "matrix": lambda: doc["matrix"],
+                "torch": lambda: doc["torch"][0],
+                "expect": lambda: doc["expect"][0],
+                "channels": lambda: doc["channels"]["mirror"],
+                "root": lambda: doc,
+            }[table]()
         except (KeyError, IndexError, TypeError):
             continue
         if not isinstance(target, dict):
             continue
         key = draw(st.one_of(st.sampled_from(sorted(target) or ["x"]), strings))
-        target[key] = draw(st.one_of(_value_for(key if isinstance(key, str) else "x"),
-                                     huge_strings()))
+        target[key] = draw(
+            st.one_of(_value_for(key if isinstance(key, str) else "x"), huge_strings())
+        )
     return doc
 
 
 @st.composite
 def matrix_files(draw: st.DrawFn) -> bytes:
     """The bytes of a matrix file: serialised tables, mutated text, nesting, junk."""
-    kind = draw(st.sampled_from(["valid", "valid", "valid", "tables", "tables", "mutated",
-                                 "text", "bytes", "nested", "huge"]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "valid",
+                "valid",
+                "valid",
+                "tables",
+                "tables",
+                "mutated",
+                "text",
+                "bytes",
+                "nested",
+                "huge",
+            ]
+        )
+    )
     if kind in ("valid", "tables", "mutated", "huge"):
         doc = draw(valid_matrices() if kind == "valid" else matrix_documents())
         if kind == "huge":
-            doc.setdefault("matrix", {})[draw(st.sampled_from(MATRIX_KEYS))] = draw(
-                huge_strings())
+            doc.setdefault("matrix", {})[draw(st.sampled_from(MATRIX_KEYS))] = draw(huge_strings())
         try:
             text = tomli_w.dumps(doc)
         except (TypeError, ValueError):
@@ -231,7 +350,7 @@ def matrix_files(draw: st.DrawFn) -> bytes:
         data = text.encode("utf-8", errors="surrogatepass")
         if kind == "mutated":
             cut = draw(st.integers(0, len(data)))
-            junk = draw(st.sampled_from([b"", b"\xff\xfe", b"\x00", b"[[", b"\"", b"\n]\n"]))
+            junk = draw(st.sampled_from([b"", b"\xff\xfe", b"\x00", b"[[", b'"', b"\n]\n"]))
             data = data[:cut] + junk + data[cut:] if draw(st.booleans()) else data[:cut]
         return data
     if kind == "text":
@@ -244,47 +363,98 @@ def matrix_files(draw: st.DrawFn) -> bytes:
 
 # --- run folders --------------------------------------------------------------------------
 
-STATUSES = ["passed", "failed", "error", "install-failed", "import-failed", "crashed",
-            "timed-out", "not-applicable", "skipped", "not-run", "exploded"]
-OUTCOMES = ["passed", "failed", "error", "skipped", "xfailed", "xpassed", "failed-differently",
-            "flaky", "not-run", "weird"]
-IDS = ["torch2.8.0-torch.ao-py3.11", "torch2.13.0-torchao0.18.0-py3.11",
-       "nightly-torch2026-01-15-torch.ao-py3.12"]
+STATUSES = [
+    "passed",
+    "failed",
+    "error",
+    "install-failed",
+    "import-failed",
+    "crashed",
+    "timed-out",
+    "not-applicable",
+    "skipped",
+    "not-run",
+    "exploded",
+]
+OUTCOMES = [
+    "passed",
+    "failed",
+    "error",
+    "skipped",
+    "xfailed",
+    "xpassed",
+    "failed-differently",
+    "flaky",
+    "not-run",
+    "weird",
+]
+IDS = [
+    "torch2.8.0-torch.ao-py3.11",
+    "torch2.13.0-torchao0.18.0-py3.11",
+    "nightly-torch2026-01-15-torch.ao-py3.12",
+]
 BAD_IDS = ["../../escaped", "..", ".", "", "a/b", "x" * 300, "c\x00d", 5, None]
 texts = st.one_of(strings, credential_urls(), huge_strings())
 
 
 def _cell_of(cell_id: str) -> dict[str, Any]:
-    return {"python": "3.11", "torch": "2.8.0", "stack": "torch.ao", "torchao": None,
-            "channel": "release", "gating": True, "not_applicable": None, "url": None,
-            "declared": False, "id": cell_id}
+    return {
+        "python": "3.11",
+        "torch": "2.8.0",
+        "stack": "torch.ao",
+        "torchao": None,
+        "channel": "release",
+        "gating": True,
+        "not_applicable": None,
+        "url": None,
+        "declared": False,
+        "id": cell_id,
+    }
 
 
 @st.composite
 def cell_results(draw: st.DrawFn, cell_id: str, chaos: int = 1) -> dict[str, Any]:
     """A result.json document, plausible, then with fields swapped for anything."""
-    tests = [{"nodeid": draw(st.one_of(st.sampled_from(["t.py::test_a", "t.py::test_b"]),
-                                        texts)),
-              "outcome": draw(st.sampled_from(OUTCOMES if chaos else OUTCOMES[:-1])),
-              "duration": 0.5,
-              "message": draw(st.one_of(st.none(), texts)), "expected_reason": None,
-              "reruns": 0, "expected_failure": None, "exc_types": ["AssertionError"]}
-             for _ in range(draw(st.integers(0, 3)))]
+    tests = [
+        {
+            "nodeid": draw(st.one_of(st.sampled_from(["t.py::test_a", "t.py::test_b"]), texts)),
+            "outcome": draw(st.sampled_from(OUTCOMES if chaos else OUTCOMES[:-1])),
+            "duration": 0.5,
+            "message": draw(st.one_of(st.none(), texts)),
+            "expected_reason": None,
+            "reruns": 0,
+            "expected_failure": None,
+            "exc_types": ["AssertionError"],
+        }
+        for _ in range(draw(st.integers(0, 3)))
+    ]
     cell = _cell_of(cell_id)
     cell.pop("id")
     if draw(st.booleans()):
         cell["url"] = draw(credential_urls())
     doc: dict[str, Any] = {
-        "schema": 1, "cell_id": cell_id, "cell": cell,
+        "schema": 1,
+        "cell_id": cell_id,
+        "cell": cell,
         "status": draw(st.sampled_from(STATUSES if chaos else STATUSES[:-1])),
-        "reason": draw(st.one_of(st.none(), texts)), "gating": True, "tests": tests,
+        "reason": draw(st.one_of(st.none(), texts)),
+        "gating": True,
+        "tests": tests,
         "fingerprint": {"torch": "2.8.0+cpu", "torch_import_warnings": [draw(texts)]},
-        "routes": {"capture": draw(texts)}, "warnings": [draw(texts)],
-        "install": {"disk": {"apparent_bytes": 10, "own_bytes": 2}, "reused": True,
-                    "freeze": [draw(texts)], "plan": {"deps_cutoff": draw(texts)},
-                    "wheels": {"torch": {"file": "t.whl", "url": draw(credential_urls())}}},
-        "adaptations": {}, "applicability": {}, "timings": {"install": 1.0, "tests": 2.0},
-        "command": [draw(credential_urls())], "returncode": 0,
+        "routes": {"capture": draw(texts)},
+        "warnings": [draw(texts)],
+        "install": {
+            "disk": {"apparent_bytes": 10, "own_bytes": 2},
+            "reused": True,
+            "freeze": [draw(texts)],
+            "plan": {"deps_cutoff": draw(texts)},
+            "wheels": {"torch": {"file": "t.whl", "url": draw(credential_urls())}},
+        },
+        "adaptations": {},
+        "applicability": {},
+        "timings": {"install": 1.0, "tests": 2.0},
+        "command": [draw(credential_urls())],
+        "returncode": 0,
         "log_excerpt": draw(st.one_of(st.none(), texts)),
     }
     for key in draw(st.lists(st.sampled_from(sorted(doc)), max_size=chaos)):
@@ -297,36 +467,50 @@ def cell_results(draw: st.DrawFn, cell_id: str, chaos: int = 1) -> dict[str, Any
 
 def _document_bytes(draw: st.DrawFn, doc: Any, chaos: int = 1) -> bytes:
     """A JSON document as a file: whole, truncated, nested deep, non-UTF-8 or junk."""
-    how = "whole" if draw(st.integers(0, 3)) >= chaos else draw(st.sampled_from([
-        "truncated", "deep", "bytes", "latin1"]))
+    how = (
+        "whole"
+        if draw(st.integers(0, 3)) >= chaos
+        else draw(st.sampled_from(["truncated", "deep", "bytes", "latin1"]))
+    )
     if how == "deep":
         depth = draw(st.integers(100, 200_000))
-        return (b"[" * depth + b"]" * depth) if draw(st.booleans()) else (
-            b'{"cells": ' + b"[" * depth + b"]" * depth + b"}")
+        return (
+            (b"[" * depth + b"]" * depth)
+            if draw(st.booleans())
+            else (b'{"cells": ' + b"[" * depth + b"]" * depth + b"}")
+        )
     if how == "bytes":
         return draw(st.binary(max_size=200))
     data = json.dumps(doc, allow_nan=True).encode()
     if how == "truncated":
-        return data[:draw(st.integers(0, len(data)))]
+        return data[: draw(st.integers(0, len(data)))]
     if how == "latin1":
         return data.replace(b'"', b'"\xe9', 1)
     return data
 
 
-JUNIT = ("<?xml version='1.0' encoding='utf-8'?><testsuites><testsuite name='pytest' "
-         "tests='1'><testcase classname='t' name='test_a'><failure message='{m}'>{m}"
-         "</failure><system-out>{m}</system-out></testcase></testsuite></testsuites>")
-BOMB = ('<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa">'
-        '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;'
-        '&b;">]><testsuite name="x"><testcase name="&c;"/></testsuite>')
+JUNIT = (
+    "<?xml version='1.0' encoding='utf-8'?><testsuites><testsuite name='pytest' "
+    "tests='1'><testcase classname='t' name='test_a'><failure message='{m}'>{m}"
+    "</failure><system-out>{m}</system-out></testcase></testsuite></testsuites>"
+)
+BOMB = (
+    '<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa">'
+    '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;'
+    '&b;">]><testsuite name="x"><testcase name="&c;"/></testsuite>'
+)
 
 
 @st.composite
 def junit_files(draw: st.DrawFn) -> bytes:
     kind = draw(st.sampled_from(["pytest", "pytest", "garbage", "deep", "bomb", "bytes"]))
     if kind == "pytest":
-        message = draw(st.one_of(credential_urls(), strings)).replace("&", "&amp;").replace(
-            "<", "&lt;").replace("'", "&apos;")
+        message = (
+            draw(st.one_of(credential_urls(), strings))
+            .replace("&", "&amp;")
+            .replace("<", "&lt;")
+            .replace("'", "&apos;")
+        )
         return JUNIT.format(m=message).encode("utf-8", errors="surrogatepass")
     if kind == "deep":
         depth = draw(st.integers(10, 100_000))
@@ -352,24 +536,35 @@ def run_folders(draw: st.DrawFn) -> RunFolder:
     swap ever more of it for anything, 3 is junk throughout."""
     chaos = draw(st.integers(0, 3))
     folder = RunFolder(merge=draw(st.integers(0, 4)) == 0)
-    pool = st.sampled_from(IDS) if chaos < 2 else st.one_of(st.sampled_from(IDS),
-                                                           st.sampled_from(BAD_IDS))
+    pool = (
+        st.sampled_from(IDS)
+        if chaos < 2
+        else st.one_of(st.sampled_from(IDS), st.sampled_from(BAD_IDS))
+    )
     ids = draw(st.lists(pool, min_size=1 if chaos < 2 else 0, max_size=4, unique_by=str))
     listed = [_cell_of(i) if isinstance(i, str) else {**_cell_of("x"), "id": i} for i in ids]
-    manifest: Any = {"run_id": "r", "matrix_path": draw(st.one_of(credential_urls(), strings)),
-                     "matrix_name": draw(strings), "matrix_sha256": "0" * 64,
-                     "cells": listed, "all_cells": listed, "shard": None}
+    manifest: Any = {
+        "run_id": "r",
+        "matrix_path": draw(st.one_of(credential_urls(), strings)),
+        "matrix_name": draw(strings),
+        "matrix_sha256": "0" * 64,
+        "cells": listed,
+        "all_cells": listed,
+        "shard": None,
+    }
     for key in draw(st.lists(st.sampled_from(sorted(manifest)), max_size=chaos // 2)):
         manifest[key] = draw(json_values())
     if chaos < 3 or draw(st.booleans()):
         folder.files["run.json"] = _document_bytes(draw, manifest, chaos)
     in_folder = [i for i in ids if isinstance(i, str) and i in IDS]
     if chaos >= 2:
-        in_folder = draw(st.lists(st.sampled_from([*IDS, "evil", "x" * 200]), max_size=4,
-                                  unique=True))
+        in_folder = draw(
+            st.lists(st.sampled_from([*IDS, "evil", "x" * 200]), max_size=4, unique=True)
+        )
     for cell_id in in_folder:
-        written_id = cell_id if chaos < 2 or draw(st.integers(0, 4)) else draw(
-            st.sampled_from(BAD_IDS))
+        written_id = (
+            cell_id if chaos < 2 or draw(st.integers(0, 4)) else draw(st.sampled_from(BAD_IDS))
+        )
         doc = draw(cell_results(written_id if isinstance(written_id, str) else cell_id, chaos))
         doc["cell_id"] = written_id
         base = f"cells/{cell_id}"
@@ -387,22 +582,35 @@ def run_folders(draw: st.DrawFn) -> RunFolder:
 
 @st.composite
 def baselines(draw: st.DrawFn, chaos: int = 1) -> bytes:
-    cells = [{"cell_id": draw(st.one_of(st.sampled_from(IDS), texts)),
-              "status": draw(st.sampled_from(STATUSES)),
-              "tests": [{"nodeid": draw(st.one_of(st.just("t.py::test_a"), texts)),
-                         "outcome": draw(st.sampled_from(OUTCOMES))}
-                        for _ in range(draw(st.integers(0, 3)))]}
-             for _ in range(draw(st.integers(0, 4)))]
+    cells = [
+        {
+            "cell_id": draw(st.one_of(st.sampled_from(IDS), texts)),
+            "status": draw(st.sampled_from(STATUSES)),
+            "tests": [
+                {
+                    "nodeid": draw(st.one_of(st.just("t.py::test_a"), texts)),
+                    "outcome": draw(st.sampled_from(OUTCOMES)),
+                }
+                for _ in range(draw(st.integers(0, 3)))
+            ],
+        }
+        for _ in range(draw(st.integers(0, 4)))
+    ]
     for cell in cells:
-        for key in draw(st.lists(st.sampled_from(["cell_id", "status", "tests"]),
-                                 max_size=min(chaos, 1))):
+        for key in draw(
+            st.lists(st.sampled_from(["cell_id", "status", "tests"]), max_size=min(chaos, 1))
+        ):
             cell[key] = draw(json_values())
     doc: Any = {"schema": 1, "cells": cells}
     if chaos and draw(st.integers(0, 6)) == 0:
         doc = draw(json_values())
     if draw(st.integers(0, 8)) == 0:  # many vanished cells: a big file
-        doc = {"cells": [{"cell_id": f"gone-{n}", "status": "passed"}
-                         for n in range(draw(st.integers(1000, 50_000)))]}
+        doc = {
+            "cells": [
+                {"cell_id": f"gone-{n}", "status": "passed"}
+                for n in range(draw(st.integers(1000, 50_000)))
+            ]
+        }
     return _document_bytes(draw, doc, chaos)
 
 
@@ -494,8 +702,9 @@ def check_run_folder(spec: RunFolder) -> Case:
         if spec.baseline is not None:
             (root / "baseline.json").write_bytes(spec.baseline)
             argv += ["--baseline", str(root / "baseline.json")]
-        commands = [argv] + ([["report", "--merge", str(run), "--out", str(merged)]]
-                             if spec.merge else [])
+        commands = [argv] + (
+            [["report", "--merge", str(run), "--out", str(merged)]] if spec.merge else []
+        )
         for command in commands:
             before = tree(root)
             code, out, err = run_cli(command)

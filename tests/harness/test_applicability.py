@@ -30,8 +30,9 @@ from compat.harness.config.applicability import not_applicable_reason
         ("3.11", "latest", "torch.ao", None, None),  # unresolved nightly: decided later
     ],
 )
-def test_rules(python: str, torch: str, stack: str, torchao: str | None,
-               expected: str | None) -> None:
+def test_rules(
+    python: str, torch: str, stack: str, torchao: str | None, expected: str | None
+) -> None:
     reason = not_applicable_reason(python=python, torch=torch, stack=stack, torchao=torchao)
     if expected is None:
         assert reason is None

@@ -25,18 +25,22 @@ P, F, X = Outcome.PASSED, Outcome.FAILED, Outcome.XFAILED
 
 
 def as_baseline(results: list) -> dict[str, BaselineCell]:
-    return baseline_cells(run_document(results, run_id="old", matrix={"name": "m"},
-                                       exit_code=0))
+    return baseline_cells(run_document(results, run_id="old", matrix={"name": "m"}, exit_code=0))
 
 
 def test_regression_fix_still_failing_appeared_vanished() -> None:
-    old = as_baseline([
-        cell_result("2.8.0", outcomes={"test_a": P, "test_b": F, "test_c": X}),
-        cell_result("2.9.0", outcomes={"test_a": P}),
-    ])
+    old = as_baseline(
+        [
+            cell_result("2.8.0", outcomes={"test_a": P, "test_b": F, "test_c": X}),
+            cell_result("2.9.0", outcomes={"test_a": P}),
+        ]
+    )
     new = [
-        cell_result("2.8.0", outcomes={"test_a": F, "test_b": F, "test_c": Outcome.XPASSED},
-                    status=CellStatus.FAILED),
+        cell_result(
+            "2.8.0",
+            outcomes={"test_a": F, "test_b": F, "test_c": Outcome.XPASSED},
+            status=CellStatus.FAILED,
+        ),
         cell_result("2.10.0", outcomes={"test_a": P}),
     ]
     diff = diff_runs(old, new, name="old.json")
@@ -55,16 +59,24 @@ def test_a_test_that_is_skipped_gone_or_new_is_named() -> None:
     old = as_baseline([cell_result("2.8.0", outcomes={"test_a": P, "test_b": P, "test_c": P})])
     new = [cell_result("2.8.0", outcomes={"test_a": Outcome.SKIPPED, "test_c": P, "test_d": P})]
     diff = diff_runs(old, new)
-    assert diff.changed == [f"torch2.8.0-torch.ao-py3.11: {KEY}test_a: passed -> skipped",
-                            f"torch2.8.0-torch.ao-py3.11: {KEY}test_b: passed -> absent",
-                            f"torch2.8.0-torch.ao-py3.11: {KEY}test_d: absent -> passed"]
+    assert diff.changed == [
+        f"torch2.8.0-torch.ao-py3.11: {KEY}test_a: passed -> skipped",
+        f"torch2.8.0-torch.ao-py3.11: {KEY}test_b: passed -> absent",
+        f"torch2.8.0-torch.ao-py3.11: {KEY}test_d: absent -> passed",
+    ]
     assert diff.regressions == []
 
 
 def test_a_cell_that_crashes_is_one_regression() -> None:
     old = as_baseline([cell_result("2.8.0", outcomes={"test_a": P})])
-    new = [cell_result("2.8.0", status=CellStatus.CRASHED, reason="killed by SIGSEGV",
-                       outcomes={"test_a": Outcome.ERROR})]
+    new = [
+        cell_result(
+            "2.8.0",
+            status=CellStatus.CRASHED,
+            reason="killed by SIGSEGV",
+            outcomes={"test_a": Outcome.ERROR},
+        )
+    ]
     diff = diff_runs(old, new)
     assert diff.regressions[0] == "torch2.8.0-torch.ao-py3.11: cell passed -> crashed"
 
@@ -79,11 +91,15 @@ def test_identical_runs_have_no_diff() -> None:
     assert not (diff.changed)
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    (None, "baseline not found"), ("{", "not a results.json"), ("{}", "not a results.json"),
-])
-def test_bad_baseline_is_a_usage_error(tmp_path: Path, content: str | None,
-                                       message: str) -> None:
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "baseline not found"),
+        ("{", "not a results.json"),
+        ("{}", "not a results.json"),
+    ],
+)
+def test_bad_baseline_is_a_usage_error(tmp_path: Path, content: str | None, message: str) -> None:
     path = tmp_path / "results.json"
     if content is not None:
         path.write_text(content, encoding="utf-8")

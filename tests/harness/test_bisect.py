@@ -112,8 +112,9 @@ def test_torchao_pairing_follows_the_matrix() -> None:
     assert torchao_for(plain, "2.9.0", release, pairing) is None
 
 
-def test_a_fix_is_found_over_the_matrix_versions(cell_world: Callable[..., Matrix],
-                                                 tmp_path: Path) -> None:
+def test_a_fix_is_found_over_the_matrix_versions(
+    cell_world: Callable[..., Matrix], tmp_path: Path
+) -> None:
     """--good newer than --bad: the first good version, over real (stand-in) cell runs."""
     from compat.harness.commands.bisect import (
         BisectRequest,
@@ -124,32 +125,62 @@ def test_a_fix_is_found_over_the_matrix_versions(cell_world: Callable[..., Matri
     from compat.harness.install.pipconfig import PipIndexConfig
 
     matrix = cell_world("fixed-in-2.4", versions=("2.2.2", "2.3.1", "2.4.1", "2.5.1", "2.6.0"))
-    request = BisectRequest("test_porting", good="2.5.1", bad="2.2.2", stack="torch.ao",
-                            python="3.11")
+    request = BisectRequest(
+        "test_porting", good="2.5.1", bad="2.2.2", stack="torch.ao", python="3.11"
+    )
     assert request.finds_fix
     candidates = matrix_candidates(request, matrix)
     assert candidates == ["2.2.2", "2.3.1", "2.4.1", "2.5.1"]  # 2.6.0 is outside the ends
     out = tmp_path / "bisect"
-    record = bisect(request, matrix, out=out, envs_root=tmp_path / "envs",
-                    pip_config=PipIndexConfig(), candidates=candidates)
+    record = bisect(
+        request,
+        matrix,
+        out=out,
+        envs_root=tmp_path / "envs",
+        pip_config=PipIndexConfig(),
+        candidates=candidates,
+    )
     assert record.mode == "fix"
     assert record.ends == [("last bad", "2.3.1"), ("first good", "2.4.1")]
-    assert record.verdicts == {"2.2.2": B, "2.5.1": G, "2.3.1": B,
-                               "2.4.1": G}  # real verdicts, not the search's
+    assert record.verdicts == {
+        "2.2.2": B,
+        "2.5.1": G,
+        "2.3.1": B,
+        "2.4.1": G,
+    }  # real verdicts, not the search's
     saved = json.loads((out / "bisect.json").read_text(encoding="utf-8"))
     assert (saved["mode"], saved["last_bad"], saved["first_good"]) == ("fix", "2.3.1", "2.4.1")
-    assert saved["verdicts"] == {"2.2.2": "bad", "2.5.1": "good", "2.3.1": "bad",
-                                 "2.4.1": "good"}
-    assert set(saved) == {"mode", "request", "candidates", "verdicts", "git", "steps",
-                          "envs_built", "on", "snapshots", "last_bad", "first_good",
-                          "inconsistencies", "skipped", "endpoints_hold", "compare"}
+    assert saved["verdicts"] == {"2.2.2": "bad", "2.5.1": "good", "2.3.1": "bad", "2.4.1": "good"}
+    assert set(saved) == {
+        "mode",
+        "request",
+        "candidates",
+        "verdicts",
+        "git",
+        "steps",
+        "envs_built",
+        "on",
+        "snapshots",
+        "last_bad",
+        "first_good",
+        "inconsistencies",
+        "skipped",
+        "endpoints_hold",
+        "compare",
+    }
     assert set(saved["steps"][0]) == {"candidate", "verdict", "status", "reason", "env_built"}
     text = render_bisect(record)
     assert "looking for the fix" in text
     assert "last bad: 2.3.1 (git 0123abc)" in text
     assert "first good: 2.4.1 (git 0123abc)" in text
-    again = bisect(request, matrix, out=out, envs_root=tmp_path / "envs",
-                   pip_config=PipIndexConfig(), candidates=candidates)
+    again = bisect(
+        request,
+        matrix,
+        out=out,
+        envs_root=tmp_path / "envs",
+        pip_config=PipIndexConfig(),
+        candidates=candidates,
+    )
     assert len(again.steps) == len(record.steps)  # resumed: nothing run twice
     assert again.boundary == ("2.3.1", "2.4.1")
 
@@ -164,8 +195,9 @@ def test_same_ends_are_a_usage_error() -> None:
         find_candidates(same, Channel("release"), PipIndexConfig())
 
 
-def test_bisect_on_snapshot_finds_where_the_porting_changed(cell_world: Any, tmp_path: Path
-                                                            ) -> None:
+def test_bisect_on_snapshot_finds_where_the_porting_changed(
+    cell_world: Any, tmp_path: Path
+) -> None:
     """The test passes everywhere; its porting snapshot changes at 2.4: that is found."""
     from compat.harness.commands.bisect import (
         BisectRequest,
@@ -175,13 +207,21 @@ def test_bisect_on_snapshot_finds_where_the_porting_changed(cell_world: Any, tmp
     )
     from compat.harness.install.pipconfig import PipIndexConfig
 
-    matrix = cell_world("drifts-at-2.4",
-                        versions=("2.1.2", "2.2.2", "2.3.1", "2.4.1", "2.5.1", "2.6.0"))
-    request = BisectRequest("test_porting", good="2.1.2", bad="2.6.0", stack="torch.ao",
-                            python="3.11", on="snapshot")
+    matrix = cell_world(
+        "drifts-at-2.4", versions=("2.1.2", "2.2.2", "2.3.1", "2.4.1", "2.5.1", "2.6.0")
+    )
+    request = BisectRequest(
+        "test_porting", good="2.1.2", bad="2.6.0", stack="torch.ao", python="3.11", on="snapshot"
+    )
     candidates = matrix_candidates(request, matrix)
-    record = bisect(request, matrix, out=tmp_path / "bisect", envs_root=tmp_path / "envs",
-                    pip_config=PipIndexConfig(), candidates=candidates)
+    record = bisect(
+        request,
+        matrix,
+        out=tmp_path / "bisect",
+        envs_root=tmp_path / "envs",
+        pip_config=PipIndexConfig(),
+        candidates=candidates,
+    )
     assert record.ends == [("last good", "2.3.1"), ("first bad", "2.4.1")]
     assert len(record.steps) <= math.ceil(math.log2(len(candidates))) + 2  # the bound
     saved = json.loads((tmp_path / "bisect" / "bisect.json").read_text(encoding="utf-8"))
@@ -189,5 +229,7 @@ def test_bisect_on_snapshot_finds_where_the_porting_changed(cell_world: Any, tmp
     assert saved["snapshot_changes"]
     text = render_bisect(record)
     assert "on its porting snapshot" in text
-    assert ("test_fault.py::test_porting: converted: dequantize_per_tensor after matmul: "
-            "tag 'mm' -> 'add'") in text
+    assert (
+        "test_fault.py::test_porting: converted: dequantize_per_tensor after matmul: "
+        "tag 'mm' -> 'add'"
+    ) in text

@@ -21,5 +21,4 @@ def test_the_cell_side_is_copied_and_the_host_link_removed(tmp_path: Path) -> No
     assert "pytest_plugin.py" in copied
     assert "shims/snapshot.py" in copied
     assert not any(name.startswith("harness") for name in copied)  # the host side stays out
-    assert (site / "compat" / "events.py").read_bytes() == (envs.PACKAGE / "events.py"
-                                                             ).read_bytes()
+    assert (site / "compat" / "events.py").read_bytes() == (envs.PACKAGE / "events.py").read_bytes()

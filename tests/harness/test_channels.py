@@ -50,8 +50,11 @@ def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         minor = 17 if day >= date(2026, 11, 20) else 16
         for tag in (TAG, *OTHER_TAGS):
             torch.append(build_wheel(nightly, "torch", f"2.{minor}.0.dev{stamp}+cpu", tag))
-        torchao.append(build_wheel(nightly, "torchao", f"0.19.0.dev{stamp}+cpu",
-                                   "cp310-abi3-manylinux_2_28_x86_64"))
+        torchao.append(
+            build_wheel(
+                nightly, "torchao", f"0.19.0.dev{stamp}+cpu", "cp310-abi3-manylinux_2_28_x86_64"
+            )
+        )
     # Around the version bump, both the old and the new version were built on one day.
     torch.append(build_wheel(nightly, "torch", "2.16.0.dev20261120+cpu", TAG))
     write_listing(nightly, Listing("torch", torch))
@@ -74,13 +77,16 @@ def test_listing_is_read_with_versions_and_digests(index: str) -> None:
     assert list_wheels(f"{index}/whl/test/cpu", "no-such-project") == []
 
 
-@pytest.mark.parametrize(("spec", "expected"), [
-    ("2026-11-20", "2.17.0.dev20261120+cpu"),  # two builds that day: the newest
-    ("2026-11-19", "2.16.0.dev20261119+cpu"),
-    ("latest", "2.17.0.dev20261127+cpu"),
-    ("latest-7d", "2.17.0.dev20261120+cpu"),
-    ("2.16.0.dev20261120+cpu", "2.16.0.dev20261120+cpu"),
-])
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("2026-11-20", "2.17.0.dev20261120+cpu"),  # two builds that day: the newest
+        ("2026-11-19", "2.16.0.dev20261119+cpu"),
+        ("latest", "2.17.0.dev20261127+cpu"),
+        ("latest-7d", "2.17.0.dev20261120+cpu"),
+        ("2.16.0.dev20261120+cpu", "2.16.0.dev20261120+cpu"),
+    ],
+)
 def test_nightly_specs(index: str, spec: str, expected: str) -> None:
     files = list_wheels(f"{index}/whl/nightly/cpu", "torch")
     found = resolve_nightly(files, spec, python="3.11", today=TODAY, index="nightly")
@@ -92,18 +98,29 @@ def test_nightly_specs(index: str, spec: str, expected: str) -> None:
 def test_two_builds_on_one_day_are_named(index: str) -> None:
     files = list_wheels(f"{index}/whl/nightly/cpu", "torch")
     found = resolve_nightly(files, "2026-11-20", python="3.11", today=TODAY, index="nightly")
-    assert found.note == ("2 builds dated 2026-11-20: 2.16.0.dev20261120+cpu, "
-                          "2.17.0.dev20261120+cpu; took the newest")
+    assert found.note == (
+        "2 builds dated 2026-11-20: 2.16.0.dev20261120+cpu, 2.17.0.dev20261120+cpu; took the newest"
+    )
 
 
-@pytest.mark.parametrize(("spec", "python", "message"), [
-    ("2026-08-01", "3.11", "nightly 2026-08-01 is gone (oldest is 2026-09-29; the nightly "
-                           "index keeps only about 60 days of builds); give the wheel's URL"),
-    ("2026-11-15", "3.11", "no nightly build dated 2026-11-15 (nearest: 2026-11-14, "
-                           "2026-11-16)"),
-    ("latest", "3.13", "no nightly wheel for CPython 3.13"),
-    ("2.15.0.dev20260101+cpu", "3.11", "no build 2.15.0.dev20260101+cpu"),
-])
+@pytest.mark.parametrize(
+    ("spec", "python", "message"),
+    [
+        (
+            "2026-08-01",
+            "3.11",
+            "nightly 2026-08-01 is gone (oldest is 2026-09-29; the nightly "
+            "index keeps only about 60 days of builds); give the wheel's URL",
+        ),
+        (
+            "2026-11-15",
+            "3.11",
+            "no nightly build dated 2026-11-15 (nearest: 2026-11-14, 2026-11-16)",
+        ),
+        ("latest", "3.13", "no nightly wheel for CPython 3.13"),
+        ("2.15.0.dev20260101+cpu", "3.11", "no build 2.15.0.dev20260101+cpu"),
+    ],
+)
 def test_nightly_not_found_says_why(index: str, spec: str, python: str, message: str) -> None:
     files = list_wheels(f"{index}/whl/nightly/cpu", "torch")
     with pytest.raises(NightlyNotFound) as info:
@@ -143,7 +160,8 @@ def test_downloads_and_hashes_go_through_one_client(index: str, tmp_path: Path) 
 def write_matrix(tmp_path: Path, nightly_url: str, rc_url: str, extra: str = "") -> Path:
     (tmp_path / "tests").mkdir(exist_ok=True)
     path = tmp_path / "matrix.toml"
-    path.write_text(f"""
+    path.write_text(
+        f"""
 [matrix]
 tests = ["tests"]
 deps = ["pytest"]
@@ -161,21 +179,27 @@ channel = "nightly"
 [[torch]]
 version = "2.16.0"
 channel = "rc"
-{extra}""", encoding="utf-8")
+{extra}""",
+        encoding="utf-8",
+    )
     return path
 
 
 def test_matrix_channels_and_pairing(index: str, tmp_path: Path) -> None:
-    matrix = load_matrix(write_matrix(tmp_path, f"{index}/whl/nightly/cpu",
-                                      f"{index}/whl/test/cpu"))
+    matrix = load_matrix(
+        write_matrix(tmp_path, f"{index}/whl/nightly/cpu", f"{index}/whl/test/cpu")
+    )
     ids = [c.id for c in matrix.cells]
-    assert ids == ["nightly-torch2026-11-20-torch.ao-py3.11",
-                   "nightly-torch2026-11-20-torchaonightly-py3.11",
-                   "rc-torch2.16.0-torch.ao-py3.11"]
+    assert ids == [
+        "nightly-torch2026-11-20-torch.ao-py3.11",
+        "nightly-torch2026-11-20-torchaonightly-py3.11",
+        "rc-torch2.16.0-torch.ao-py3.11",
+    ]
     nightly = matrix.cells[1]
     assert nightly.gating is False  # nightlies do not gate unless told to
-    resolved = resolve_cell(nightly, matrix.channels["nightly"], envs_root=tmp_path / "envs",
-                            today=TODAY)
+    resolved = resolve_cell(
+        nightly, matrix.channels["nightly"], envs_root=tmp_path / "envs", today=TODAY
+    )
     assert resolved.pins == ["torch==2.17.0.dev20261120+cpu", "torchao==0.19.0.dev20261120+cpu"]
     assert resolved.notes[0].startswith("2 builds dated 2026-11-20")
     rc = resolve_cell(matrix.cells[2], matrix.channels["rc"], envs_root=tmp_path / "envs")
@@ -183,15 +207,14 @@ def test_matrix_channels_and_pairing(index: str, tmp_path: Path) -> None:
 
 
 def test_dated_nightly_is_remembered_and_needs_no_network(index: str, tmp_path: Path) -> None:
-    matrix = load_matrix(write_matrix(tmp_path, f"{index}/whl/nightly/cpu",
-                                      f"{index}/whl/test/cpu"))
+    matrix = load_matrix(
+        write_matrix(tmp_path, f"{index}/whl/nightly/cpu", f"{index}/whl/test/cpu")
+    )
     cell = matrix.cells[0]
-    first = resolve_cell(cell, matrix.channels["nightly"], envs_root=tmp_path / "envs",
-                         today=TODAY)
+    first = resolve_cell(cell, matrix.channels["nightly"], envs_root=tmp_path / "envs", today=TODAY)
     offline = dataclasses.replace(matrix.channels["nightly"], index_url=closed_port_url())
     # Same cache key needs the same index URL: use the real one, then break the network.
-    again = resolve_cell(cell, matrix.channels["nightly"], envs_root=tmp_path / "envs",
-                         today=TODAY)
+    again = resolve_cell(cell, matrix.channels["nightly"], envs_root=tmp_path / "envs", today=TODAY)
     assert again.pins == first.pins
     with pytest.raises(ResolutionFailed) as info:
         resolve_cell(cell, offline, envs_root=tmp_path / "envs", today=TODAY)
@@ -201,8 +224,9 @@ def test_dated_nightly_is_remembered_and_needs_no_network(index: str, tmp_path: 
 def test_one_run_reads_each_index_page_once(index: str, tmp_path: Path) -> None:
     """``latest`` cells of one run agree on the build; a dead index costs one timeout."""
     path = write_matrix(tmp_path, f"{index}/whl/nightly/cpu", f"{index}/whl/test/cpu")
-    path.write_text(path.read_text(encoding="utf-8").replace('"2026-11-20"', '"latest"'),
-                    encoding="utf-8")
+    path.write_text(
+        path.read_text(encoding="utf-8").replace('"2026-11-20"', '"latest"'), encoding="utf-8"
+    )
     matrix = load_matrix(path)
     asked: list[tuple[str | None, str]] = []
 
@@ -212,8 +236,16 @@ def test_one_run_reads_each_index_page_once(index: str, tmp_path: Path) -> None:
 
     listings = Listings(counting)
     nightly = [c for c in matrix.cells if c.channel == "nightly"]
-    pins = [resolve_cell(cell, matrix.channels["nightly"], envs_root=tmp_path / "envs",
-                         today=TODAY, listings=listings).pins[0] for cell in nightly]
+    pins = [
+        resolve_cell(
+            cell,
+            matrix.channels["nightly"],
+            envs_root=tmp_path / "envs",
+            today=TODAY,
+            listings=listings,
+        ).pins[0]
+        for cell in nightly
+    ]
     assert pins == ["torch==2.17.0.dev20261127+cpu"] * 2
     assert sorted(p for _, p in asked) == ["torch", "torchao"]
     dead = dataclasses.replace(matrix.channels["nightly"], index_url=closed_port_url())
@@ -221,22 +253,32 @@ def test_one_run_reads_each_index_page_once(index: str, tmp_path: Path) -> None:
     asked.clear()
     for cell in nightly:
         with pytest.raises(ResolutionFailed, match="ConnectionError"):
-            resolve_cell(cell, dead, envs_root=tmp_path / "other", today=TODAY,
-                         listings=attempts)
+            resolve_cell(cell, dead, envs_root=tmp_path / "other", today=TODAY, listings=attempts)
     assert asked == [(dead.index_url, "torch")]
 
 
-@pytest.mark.parametrize(("extra", "message"), [
-    ('[channels.nightly2]\nkind = "nightly"\n', "channels.nightly2.index-url: is required"),
-    ('[[include]]\ntorch = "yesterday"\nstack = "torch.ao"\nchannel = "nightly"\n',
-     "include[0].torch: 'yesterday' is not a valid version (or a date, latest, latest-7d)"),
-    ('[[include]]\ntorch = "2026-11-20"\nstack = "torch.ao"\n',
-     "include[0].torch: '2026-11-20' is not a valid version"),
-    ('[channels.wh]\nkind = "wheelhouse"\nfind-links = ["nowhere"]\n',
-     "channels.wh.find-links: 'nowhere' is not a folder"),
-    ('[channels.x]\nkind = "weekly"\nindex-url = "http://x.invalid"\n',
-     "channels.x.kind: 'weekly' is not one of"),
-])
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ('[channels.nightly2]\nkind = "nightly"\n', "channels.nightly2.index-url: is required"),
+        (
+            '[[include]]\ntorch = "yesterday"\nstack = "torch.ao"\nchannel = "nightly"\n',
+            "include[0].torch: 'yesterday' is not a valid version (or a date, latest, latest-7d)",
+        ),
+        (
+            '[[include]]\ntorch = "2026-11-20"\nstack = "torch.ao"\n',
+            "include[0].torch: '2026-11-20' is not a valid version",
+        ),
+        (
+            '[channels.wh]\nkind = "wheelhouse"\nfind-links = ["nowhere"]\n',
+            "channels.wh.find-links: 'nowhere' is not a folder",
+        ),
+        (
+            '[channels.x]\nkind = "weekly"\nindex-url = "http://x.invalid"\n',
+            "channels.x.kind: 'weekly' is not one of",
+        ),
+    ],
+)
 def test_channel_config_errors(tmp_path: Path, extra: str, message: str) -> None:
     path = write_matrix(tmp_path, "http://a.invalid/n", "http://a.invalid/t", extra)
     with pytest.raises(ConfigError, match=re.escape(message)):
@@ -251,15 +293,20 @@ def test_nightly_specs_syntax() -> None:
     assert not is_nightly_spec("latest-d")
 
 
-def test_credentials_never_reach_logs_or_reports(tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_credentials_never_reach_logs_or_reports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Unreachable indexes with credentials in their URLs: clean install-failed cells,
     and the secret appears in no file of the run (logs, results, HTML, JUnit)."""
     from compat.harness.commands import cli
 
     dead = closed_port_url().rsplit("/whl/", 1)[0].replace("http://", "http://ci:s3cr3t@")
-    path = write_matrix(tmp_path, f"{dead}/whl/nightly/cpu", f"{dead}/whl/test/cpu",
-                        '[[include]]\ntorch = "2.10.0"\nstack = "torch.ao"\nchannel = "rc"\n')
+    path = write_matrix(
+        tmp_path,
+        f"{dead}/whl/nightly/cpu",
+        f"{dead}/whl/test/cpu",
+        '[[include]]\ntorch = "2.10.0"\nstack = "torch.ao"\nchannel = "rc"\n',
+    )
     monkeypatch.setenv("COMPAT_ENVS_DIR", str(tmp_path / "envs"))
     monkeypatch.chdir(tmp_path)
     code = cli.main(["matrix", "--matrix", str(path), "--out", str(tmp_path / "out")])
@@ -267,9 +314,11 @@ def test_credentials_never_reach_logs_or_reports(tmp_path: Path,
     doc = (tmp_path / "out" / "results.json").read_text(encoding="utf-8")
     statuses = {c["cell_id"]: (c["status"], c["reason"]) for c in json.loads(doc)["cells"]}
     failed = {k: r for k, (s, r) in statuses.items() if s != "not-applicable"}
-    assert sorted(failed) == ["nightly-torch2026-11-20-torch.ao-py3.11",
-                              "nightly-torch2026-11-20-torchaonightly-py3.11",
-                              "rc-torch2.10.0-torch.ao-py3.11"]
+    assert sorted(failed) == [
+        "nightly-torch2026-11-20-torch.ao-py3.11",
+        "nightly-torch2026-11-20-torchaonightly-py3.11",
+        "rc-torch2.10.0-torch.ao-py3.11",
+    ]
     assert all(r.startswith("index-unreachable: ") for r in failed.values()), statuses
     for file in (tmp_path / "out").rglob("*"):
         if file.is_file():

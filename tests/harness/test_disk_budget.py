@@ -69,14 +69,21 @@ class World:
         site = plan.env_dir / "lib" / "python3.11" / "site-packages"
         site.mkdir(parents=True)
         for wheel in wheels:
-            os.link(self.cache / "archive-v0" / wheel.removesuffix(".whl") / "payload",
-                    site / wheel)
+            os.link(
+                self.cache / "archive-v0" / wheel.removesuffix(".whl") / "payload", site / wheel
+            )
         (plan.env_dir / STAMP).write_text(f'{{"key": "{plan.key}"}}', encoding="utf-8")
 
     def budget(self, limit: int, estimate: DiskEstimate, cells: list[str]) -> DiskBudget:
-        return DiskBudget(limit, cache=self.cache, envs_root=self.envs, estimate=estimate,
-                          cells=cells, prune=[sys.executable, str(self.prune_script),
-                                              str(self.cache)], bytecode=0)
+        return DiskBudget(
+            limit,
+            cache=self.cache,
+            envs_root=self.envs,
+            estimate=estimate,
+            cells=cells,
+            prune=[sys.executable, str(self.prune_script), str(self.cache)],
+            bytecode=0,
+        )
 
 
 def plan(world: World, cell_id: str) -> InstallPlan:
@@ -88,15 +95,21 @@ SIZES = {TORCH_A: 8 * MiB, SHARED: 4 * MiB, TORCH_C: 8 * MiB}  # unpacked, in th
 
 def estimate() -> DiskEstimate:
     """Cells a and b on one torch build, c on another; all three share a CUDA library."""
-    wheels = {"a": frozenset({TORCH_A, SHARED}), "b": frozenset({TORCH_A, SHARED}),
-              "c": frozenset({TORCH_C, SHARED})}
-    return DiskEstimate(["a", "b", "c"], cell_wheels=wheels,
-                        wheel_bytes={w: int(size / UNPACK_RATIO) + 1
-                                     for w, size in SIZES.items()})
+    wheels = {
+        "a": frozenset({TORCH_A, SHARED}),
+        "b": frozenset({TORCH_A, SHARED}),
+        "c": frozenset({TORCH_C, SHARED}),
+    }
+    return DiskEstimate(
+        ["a", "b", "c"],
+        cell_wheels=wheels,
+        wheel_bytes={w: int(size / UNPACK_RATIO) + 1 for w, size in SIZES.items()},
+    )
 
 
 def test_a_build_that_would_pass_the_budget_frees_only_what_no_remaining_cell_needs(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     world = World(tmp_path)
     keeper = world.budget(18 * MiB, estimate(), ["a", "b", "c"])
     for cell in ("a", "b"):  # two cells of one torch build: downloaded once, two envs
@@ -191,13 +204,27 @@ def test_a_reused_env_costs_nothing_and_frees_nothing(tmp_path: Path) -> None:
 
 def test_cells_of_one_torch_build_run_together_longest_build_first() -> None:
     def cell(torch: str, stack: str, python: str = "3.11") -> Cell:
-        return Cell(python=python, torch=torch, stack=stack,
-                    torchao=None if stack == "torch.ao" else "0.13.0")
+        return Cell(
+            python=python,
+            torch=torch,
+            stack=stack,
+            torchao=None if stack == "torch.ao" else "0.13.0",
+        )
 
-    cells = [cell("2.8.0", "torch.ao"), cell("2.9.0", "torch.ao"), cell("2.8.0", "torchao"),
-             cell("2.2.2", "torch.ao"), cell("2.8.0", "torch.ao", "3.12")]
-    last = {cells[0].id: 10.0, cells[1].id: 30.0, cells[2].id: 12.0, cells[3].id: 80.0,
-            cells[4].id: 11.0}
+    cells = [
+        cell("2.8.0", "torch.ao"),
+        cell("2.9.0", "torch.ao"),
+        cell("2.8.0", "torchao"),
+        cell("2.2.2", "torch.ao"),
+        cell("2.8.0", "torch.ao", "3.12"),
+    ]
+    last = {
+        cells[0].id: 10.0,
+        cells[1].id: 30.0,
+        cells[2].id: 12.0,
+        cells[3].id: 80.0,
+        cells[4].id: 11.0,
+    }
     assert run_order(cells, last) == [3, 1, 2, 4, 0]
     assert run_order(cells, last, by_build=True) == [3, 1, 2, 0, 4]
 
@@ -208,13 +235,27 @@ def test_every_document_of_a_budgeted_run_records_its_peak(tmp_path: Path) -> No
 
     from .factories import cell_result
 
-    report = BudgetReport(budget_bytes=30 * 2**30, start_bytes=2**30, peak_bytes=29 * 2**30,
-                          end_bytes=28 * 2**30, freed_bytes=40 * 2**30,
-                          freed_envs=["torch2.2.2-torch.ao-py3.11"], freed_wheels=17)
-    write_reports(tmp_path, build_grid([cell_result("2.8.0")]), run_id="r1", matrix={"name": "m"},
-                  exit_code=0, disk=RunDisk(budget=report))
-    line = ("disk budget 30.0 GiB: peak 29.0 GiB of uv cache and envs (start 1.0 GiB, end "
-            "28.0 GiB); freed 1 env(s) and 17 wheel(s), 40.0 GiB")
+    report = BudgetReport(
+        budget_bytes=30 * 2**30,
+        start_bytes=2**30,
+        peak_bytes=29 * 2**30,
+        end_bytes=28 * 2**30,
+        freed_bytes=40 * 2**30,
+        freed_envs=["torch2.2.2-torch.ao-py3.11"],
+        freed_wheels=17,
+    )
+    write_reports(
+        tmp_path,
+        build_grid([cell_result("2.8.0")]),
+        run_id="r1",
+        matrix={"name": "m"},
+        exit_code=0,
+        disk=RunDisk(budget=report),
+    )
+    line = (
+        "disk budget 30.0 GiB: peak 29.0 GiB of uv cache and envs (start 1.0 GiB, end "
+        "28.0 GiB); freed 1 env(s) and 17 wheel(s), 40.0 GiB"
+    )
     assert line in (tmp_path / "summary.md").read_text(encoding="utf-8")
     assert line in (tmp_path / "matrix.html").read_text(encoding="utf-8")
     doc = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
@@ -222,7 +263,8 @@ def test_every_document_of_a_budgeted_run_records_its_peak(tmp_path: Path) -> No
 
 
 def test_the_footprint_counts_a_hardlinked_file_once_even_when_du_complains(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """du exits 1 when uv removes a file under it; its total still stands. Without du, the
     walk counts an env's links into the cache once too (a per-tree sum would double it)."""
     world = World(tmp_path)
@@ -236,8 +278,9 @@ def test_the_footprint_counts_a_hardlinked_file_once_even_when_du_complains(
     fake.mkdir()
     (fake / "du").write_text(
         f'#!/bin/sh\n"{shutil.which("du")}" "$@"\n'
-        'echo "du: cannot access \'x.tmp\': No such file or directory" >&2\nexit 1\n',
-        encoding="utf-8")
+        "echo \"du: cannot access 'x.tmp': No such file or directory\" >&2\nexit 1\n",
+        encoding="utf-8",
+    )
     (fake / "du").chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
     assert footprint([world.envs, world.cache]) == honest
@@ -248,8 +291,14 @@ def test_the_footprint_counts_a_hardlinked_file_once_even_when_du_complains(
 
 def test_without_a_budget_nothing_is_freed_but_the_peak_is_recorded(tmp_path: Path) -> None:
     world = World(tmp_path)
-    keeper = DiskBudget(None, cache=world.cache, envs_root=world.envs, estimate=estimate(),
-                        cells=["a", "c"], bytecode=0)
+    keeper = DiskBudget(
+        None,
+        cache=world.cache,
+        envs_root=world.envs,
+        estimate=estimate(),
+        cells=["a", "c"],
+        bytecode=0,
+    )
     for name, wheels in (("a", [TORCH_A, SHARED]), ("c", [TORCH_C])):
         p = plan(world, name)
         keeper.before_build(p)

@@ -29,20 +29,39 @@ HOSTILE = '<script>alert("x")</script> & </pre><img src=x onerror=alert(1)>'
 
 
 def sample() -> list:
-    failed = cell_result("2.8.0", outcomes={"test_a": Outcome.PASSED, "test_b": Outcome.FAILED},
-                         status=CellStatus.FAILED, reason="1 test(s) failed unexpectedly",
-                         routes={"pt2e": "torch.ao", "capture": HOSTILE})
+    failed = cell_result(
+        "2.8.0",
+        outcomes={"test_a": Outcome.PASSED, "test_b": Outcome.FAILED},
+        status=CellStatus.FAILED,
+        reason="1 test(s) failed unexpectedly",
+        routes={"pt2e": "torch.ao", "capture": HOSTILE},
+    )
     failed.tests[1].message = HOSTILE
-    failed.install = InstallRecord(reused=False, wheels={"torch": WheelRecord(
-        file="torch-2.8.0-cp311-cp311-manylinux_2_28_x86_64.whl", sha256="ab" * 32,
-        url="https://user:secret@mirror.invalid/t.whl", index="https://mirror.invalid")})
+    failed.install = InstallRecord(
+        reused=False,
+        wheels={
+            "torch": WheelRecord(
+                file="torch-2.8.0-cp311-cp311-manylinux_2_28_x86_64.whl",
+                sha256="ab" * 32,
+                url="https://user:secret@mirror.invalid/t.whl",
+                index="https://mirror.invalid",
+            )
+        },
+    )
     return [
         failed,
-        cell_result("2.13.0", "torchao", torchao="0.18.0",
-                    outcomes={"test_a": Outcome.PASSED, "test_b": Outcome.XFAILED}),
+        cell_result(
+            "2.13.0",
+            "torchao",
+            torchao="0.18.0",
+            outcomes={"test_a": Outcome.PASSED, "test_b": Outcome.XFAILED},
+        ),
         cell_result("2.13.0", status=CellStatus.NOT_APPLICABLE, reason="removed in 2.11"),
-        cell_result("2.9.0", status=CellStatus.INSTALL_FAILED,
-                    reason="index-unreachable: https://***@x.invalid"),
+        cell_result(
+            "2.9.0",
+            status=CellStatus.INSTALL_FAILED,
+            reason="index-unreachable: https://***@x.invalid",
+        ),
     ]
 
 
@@ -55,8 +74,9 @@ def validator() -> jsonschema.Draft202012Validator:
 def test_results_json_matches_its_schema(tmp_path: Path) -> None:
     results = sample()
     diff = diff_runs({}, results)
-    write_reports(tmp_path, build_grid(results), run_id="r1", matrix={"name": "m"}, exit_code=1,
-                  diff=diff)
+    write_reports(
+        tmp_path, build_grid(results), run_id="r1", matrix={"name": "m"}, exit_code=1, diff=diff
+    )
     doc = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
     validator().validate(doc)
     assert "secret" not in (tmp_path / "results.json").read_text(encoding="utf-8")
@@ -88,7 +108,9 @@ def test_merged_junit_has_a_suite_per_cell(tmp_path: Path) -> None:
     (cell_dir / "junit.xml").write_text(
         '<?xml version="1.0"?><testsuites><testsuite name="pytest" tests="2" failures="1">'
         '<testcase classname="t" name="test_a"/><testcase classname="t" name="test_b">'
-        '<failure message="boom"/></testcase></testsuite></testsuites>', encoding="utf-8")
+        '<failure message="boom"/></testcase></testsuite></testsuites>',
+        encoding="utf-8",
+    )
     write_reports(tmp_path, build_grid(results), run_id="r1", matrix={"name": "m"}, exit_code=1)
     root = ET.parse(tmp_path / "junit.xml").getroot()
     names = [s.get("name") for s in root.iter("testsuite")]
@@ -98,7 +120,8 @@ def test_merged_junit_has_a_suite_per_cell(tmp_path: Path) -> None:
 
 
 def test_a_writer_in_the_table_is_all_a_new_format_needs(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The seam: one more entry in WRITERS, and write_reports writes its file beside the rest,
     drawn from the same grid, through the same atomic, redacted write."""
     seen: list[ReportContext] = []
@@ -114,13 +137,14 @@ def test_a_writer_in_the_table_is_all_a_new_format_needs(
     paths = write_reports(tmp_path, grid, run_id="r1", matrix={"name": "m"}, exit_code=1)
     assert list(paths) == ["json", "markdown", "html", "junit", "text"]
     assert paths["text"] == tmp_path / "summary.txt"
-    assert "torch2.9.0-torch.ao-py3.11: install-failed" in paths["text"].read_text(
-        encoding="utf-8")
+    assert "torch2.9.0-torch.ao-py3.11: install-failed" in paths["text"].read_text(encoding="utf-8")
     (report,) = seen
     assert report.grid is grid
     assert (report.title, report.exit_code) == ("m", 1)
-    assert all((tmp_path / name).is_file()
-               for name in ("results.json", "summary.md", "matrix.html", "junit.xml"))
+    assert all(
+        (tmp_path / name).is_file()
+        for name in ("results.json", "summary.md", "matrix.html", "junit.xml")
+    )
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -128,15 +152,28 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 @pytest.mark.skipif(CHROMIUM is None, reason="needs chromium (.ci/run installs it)")
 def test_html_renders_in_a_headless_browser(tmp_path: Path) -> None:
-    write_reports(tmp_path, build_grid(sample()), run_id="r1", matrix={"name": "m"},
-                  exit_code=1)
+    write_reports(tmp_path, build_grid(sample()), run_id="r1", matrix={"name": "m"}, exit_code=1)
     shot = tmp_path / "matrix.png"
     subprocess.run(
-        [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-         "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,900",
-         f"--screenshot={shot}", (tmp_path / "matrix.html").as_uri()],
-        check=True, capture_output=True, timeout=120)
+        [
+            str(CHROMIUM),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--window-size=1200,900",
+            f"--screenshot={shot}",
+            (tmp_path / "matrix.html").as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")

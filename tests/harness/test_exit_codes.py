@@ -39,22 +39,35 @@ def test_every_error_kind_has_a_code_of_the_table() -> None:
     assert describe_exit_code(2) == "usage or configuration error"
 
 
-@pytest.mark.parametrize(("error", "code", "line"), [
-    (UsageError("-j 0: expected 1 or more"), 2, "compat: error: -j 0: expected 1 or more"),
-    (ConfigError("m.toml", "matrix.name", "bad"), 2, "compat: error: m.toml: matrix.name: bad"),
-    (InfraError("disk full"), 3, "compat: error: disk full"),
-    (OSError(28, "No space left on device"), 3, "compat: error: [Errno 28] No space left on "
-                                                "device"),
-    (KeyboardInterrupt(), 130, "compat: interrupted"),
-    (Stopped(), 130, "compat: interrupted"),
-    (RuntimeError("boom\nsecond line https://user:s3cr3t@host/x"), 1,
-     "compat: internal error: RuntimeError: boom\\nsecond line https://***@host/x (a bug; "
-     "COMPAT_DEBUG=1 prints the traceback)"),
-    (RecursionError("deep"), 1, None),
-])
+@pytest.mark.parametrize(
+    ("error", "code", "line"),
+    [
+        (UsageError("-j 0: expected 1 or more"), 2, "compat: error: -j 0: expected 1 or more"),
+        (ConfigError("m.toml", "matrix.name", "bad"), 2, "compat: error: m.toml: matrix.name: bad"),
+        (InfraError("disk full"), 3, "compat: error: disk full"),
+        (
+            OSError(28, "No space left on device"),
+            3,
+            "compat: error: [Errno 28] No space left on device",
+        ),
+        (KeyboardInterrupt(), 130, "compat: interrupted"),
+        (Stopped(), 130, "compat: interrupted"),
+        (
+            RuntimeError("boom\nsecond line https://user:s3cr3t@host/x"),
+            1,
+            "compat: internal error: RuntimeError: boom\\nsecond line https://***@host/x (a bug; "
+            "COMPAT_DEBUG=1 prints the traceback)",
+        ),
+        (RecursionError("deep"), 1, None),
+    ],
+)
 def test_cli_maps_every_error_kind_through_the_table(
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-        error: BaseException, code: int, line: str | None) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    error: BaseException,
+    code: int,
+    line: str | None,
+) -> None:
     def fail(args: object) -> int:
         raise error
 
@@ -70,7 +83,8 @@ def test_cli_maps_every_error_kind_through_the_table(
 
 
 def test_debug_shows_the_traceback_of_an_internal_error(
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     def fail(args: object) -> int:
         raise RuntimeError("boom")
 

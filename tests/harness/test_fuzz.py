@@ -10,9 +10,15 @@ from hypothesis import HealthCheck, given, settings
 
 from .fuzzing import RunFolder, check_matrix_file, check_run_folder, matrix_files, run_folders
 
-FUZZ = settings(deadline=None, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                       HealthCheck.large_base_example])
+FUZZ = settings(
+    deadline=None,
+    database=None,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.large_base_example,
+    ],
+)
 
 
 # A failing case can be megabytes: hypothesis warns about its size while reporting it.

@@ -18,8 +18,9 @@ def make_env(root: Path, name: str, size: int) -> Path:
     return env
 
 
-def test_removes_only_envs_the_matrix_no_longer_has(write_matrix: Callable[[str], Path],
-                                                    tmp_path: Path) -> None:
+def test_removes_only_envs_the_matrix_no_longer_has(
+    write_matrix: Callable[[str], Path], tmp_path: Path
+) -> None:
     matrix = load_matrix(write_matrix('[[torch]]\nversion = "2.8.0"\n'))
     envs = tmp_path / "envs"
     kept = make_env(envs, "torch2.8.0-torch.ao-py3.11", 10)
@@ -36,8 +37,10 @@ def test_removes_only_envs_the_matrix_no_longer_has(write_matrix: Callable[[str]
     assert (envs / "not-an-env").exists()
 
 
-@pytest.mark.parametrize(("text", "size"), [("40G", 40 * 2**30), ("500M", 500 * 2**20),
-                                            ("1.5GiB", int(1.5 * 2**30)), ("123", 123)])
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [("40G", 40 * 2**30), ("500M", 500 * 2**20), ("1.5GiB", int(1.5 * 2**30)), ("123", 123)],
+)
 def test_parse_size(text: str, size: int) -> None:
     assert parse_size(text) == size
 

@@ -21,20 +21,30 @@ RELEASE = "torch2.8.0-torch.ao-py3.11"
 
 def cell(cell_id: str, torch: str, outcome: Outcome, numpy: str = "2.4.6") -> CellResult:
     nightly = cell_id.startswith("nightly")
-    spec = Cell("3.11", "latest" if nightly else "2.8.0", "torchao" if nightly else "torch.ao",
-                channel="nightly" if nightly else "release", gating=not nightly)
+    spec = Cell(
+        "3.11",
+        "latest" if nightly else "2.8.0",
+        "torchao" if nightly else "torch.ao",
+        channel="nightly" if nightly else "release",
+        gating=not nightly,
+    )
     failed = outcome is Outcome.FAILED
     test = Result(TEST, outcome, 1.0, "E assert 1 == 2" if failed else None)
-    return CellResult(cell_id, spec, CellStatus.FAILED if failed else CellStatus.PASSED,
-                      tests=[test],
-                      fingerprint={"torch": torch},
-                      install=InstallRecord(freeze=[f"numpy=={numpy}", f"torch=={torch}"]))
+    return CellResult(
+        cell_id,
+        spec,
+        CellStatus.FAILED if failed else CellStatus.PASSED,
+        tests=[test],
+        fingerprint={"torch": torch},
+        install=InstallRecord(freeze=[f"numpy=={numpy}", f"torch=={torch}"]),
+    )
 
 
 def keep_run(reports: Path, run_id: str, results: list[CellResult], name: str = "nightly") -> None:
     folder = reports / run_id
-    RunManifest(run_id, "matrix.toml", name, "0" * 64,
-                {r.cell_id: r.cell for r in results}).write(folder)
+    RunManifest(run_id, "matrix.toml", name, "0" * 64, {r.cell_id: r.cell for r in results}).write(
+        folder
+    )
     for result in results:
         result.write(folder / "cells" / result.cell_id / "result.json")
 
@@ -43,42 +53,63 @@ def keep_run(reports: Path, run_id: str, results: list[CellResult], name: str = 
 def reports(tmp_path: Path) -> Path:
     folder = tmp_path / "reports"
     P, F = Outcome.PASSED, Outcome.FAILED
-    keep_run(folder, "20261120-030000-nightly",
-             [cell(NIGHTLY, "2.17.0.dev20261120+cpu", P), cell(RELEASE, "2.8.0+cpu", P)])
-    keep_run(folder, "20261121-030000-nightly",
-             [cell(NIGHTLY, "2.17.0.dev20261121+cpu", P), cell(RELEASE, "2.8.0+cpu", P)])
+    keep_run(
+        folder,
+        "20261120-030000-nightly",
+        [cell(NIGHTLY, "2.17.0.dev20261120+cpu", P), cell(RELEASE, "2.8.0+cpu", P)],
+    )
+    keep_run(
+        folder,
+        "20261121-030000-nightly",
+        [cell(NIGHTLY, "2.17.0.dev20261121+cpu", P), cell(RELEASE, "2.8.0+cpu", P)],
+    )
     keep_run(folder, "20261121-120000-other", [cell(RELEASE, "2.8.0+cpu", F)], name="other")
-    keep_run(folder, "20261122-030000-nightly",
-             [cell(NIGHTLY, "2.17.0.dev20261122+cpu", F),
-              cell(RELEASE, "2.8.0+cpu", F, numpy="2.5.0")])
-    keep_run(folder, "20261123-030000-nightly",
-             [cell(NIGHTLY, "2.17.0.dev20261123+cpu", P),
-              cell(RELEASE, "2.8.0+cpu", F, numpy="2.5.0")])
+    keep_run(
+        folder,
+        "20261122-030000-nightly",
+        [cell(NIGHTLY, "2.17.0.dev20261122+cpu", F), cell(RELEASE, "2.8.0+cpu", F, numpy="2.5.0")],
+    )
+    keep_run(
+        folder,
+        "20261123-030000-nightly",
+        [cell(NIGHTLY, "2.17.0.dev20261123+cpu", P), cell(RELEASE, "2.8.0+cpu", F, numpy="2.5.0")],
+    )
     return folder
 
 
 def test_runs_of_the_newest_matrix_oldest_first(reports: Path) -> None:
     history = collect_history(reports)
-    assert [o.run_id for o in history] == ["20261120-030000-nightly", "20261121-030000-nightly",
-                                           "20261122-030000-nightly", "20261123-030000-nightly"]
-    assert [o.run_id for o in collect_history(reports, matrix_name="other")] == \
-        ["20261121-120000-other"]
+    assert [o.run_id for o in history] == [
+        "20261120-030000-nightly",
+        "20261121-030000-nightly",
+        "20261122-030000-nightly",
+        "20261123-030000-nightly",
+    ]
+    assert [o.run_id for o in collect_history(reports, matrix_name="other")] == [
+        "20261121-120000-other"
+    ]
 
 
 def test_breaks_and_fixes_with_what_to_do_next(reports: Path) -> None:
     history = collect_history(reports)
-    found = [(c.cell_id, c.kind, c.before[0], c.after[0])
-             for c in changes(history, "test_simple_metadata_porting", [NIGHTLY, RELEASE])]
+    found = [
+        (c.cell_id, c.kind, c.before[0], c.after[0])
+        for c in changes(history, "test_simple_metadata_porting", [NIGHTLY, RELEASE])
+    ]
     assert found == [
         (NIGHTLY, "broke", "20261121-030000-nightly", "20261122-030000-nightly"),
         (NIGHTLY, "fixed", "20261122-030000-nightly", "20261123-030000-nightly"),
         (RELEASE, "broke", "20261121-030000-nightly", "20261122-030000-nightly"),
     ]
     text = render_history(history, test="test_simple_metadata_porting")
-    assert (f"  {NIGHTLY}: broke between 20261121-030000-nightly (torch 2.17.0.dev20261121+cpu)"
-            " and 20261122-030000-nightly (torch 2.17.0.dev20261122+cpu)") in text
-    assert ("    bisect: nox -s bisect -- test_simple_metadata_porting --good 2026-11-21 "
-            "--bad 2026-11-22 --channel nightly --stack torchao --python 3.11") in text
+    assert (
+        f"  {NIGHTLY}: broke between 20261121-030000-nightly (torch 2.17.0.dev20261121+cpu)"
+        " and 20261122-030000-nightly (torch 2.17.0.dev20261122+cpu)"
+    ) in text
+    assert (
+        "    bisect: nox -s bisect -- test_simple_metadata_porting --good 2026-11-21 "
+        "--bad 2026-11-22 --channel nightly --stack torchao --python 3.11"
+    ) in text
     # a fix bisects the other way round: --good newer than --bad
     assert "--good 2026-11-23 --bad 2026-11-22 --channel nightly" in text
     assert "    same torch build; other packages changed: numpy 2.4.6 -> 2.5.0" in text
@@ -102,19 +133,27 @@ def test_command_line(reports: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert "no reports folder" in capsys.readouterr().err
 
 
-def test_history_names_a_snapshot_change_apart_from_breaks(tmp_path: Path,
-                                                          capsys: pytest.CaptureFixture[str]
-                                                          ) -> None:
+def test_history_names_a_snapshot_change_apart_from_breaks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     folder = tmp_path / "reports"
-    for run_id, tag in (("20261120-030000-nightly", "A"), ("20261121-030000-nightly", "A"),
-                        ("20261122-030000-nightly", None)):
+    for run_id, tag in (
+        ("20261120-030000-nightly", "A"),
+        ("20261121-030000-nightly", "A"),
+        ("20261122-030000-nightly", None),
+    ):
         result = cell(RELEASE, "2.8.0+cpu", Outcome.PASSED)
-        result.tests[0].snapshots = {"converted": [
-            {"op": "dequantize_per_tensor", "after": "add.Tensor", "tag": tag, "source": None}]}
+        result.tests[0].snapshots = {
+            "converted": [
+                {"op": "dequantize_per_tensor", "after": "add.Tensor", "tag": tag, "source": None}
+            ]
+        }
         keep_run(folder, run_id, [result])
     assert main(["history", "test_simple_metadata_porting", "--reports", str(folder)]) == 0
     out = capsys.readouterr().out
     assert "No change between runs." in out  # it passed every time
-    assert ("torch2.8.0-torch.ao-py3.11: behaviour changed between 20261121-030000-nightly and "
-            "20261122-030000-nightly: test_simple_metadata_porting: converted: "
-            "dequantize_per_tensor after add.Tensor: tag 'A' -> none") in out
+    assert (
+        "torch2.8.0-torch.ao-py3.11: behaviour changed between 20261121-030000-nightly and "
+        "20261122-030000-nightly: test_simple_metadata_porting: converted: "
+        "dequantize_per_tensor after add.Tensor: tag 'A' -> none"
+    ) in out

@@ -13,18 +13,61 @@ from hypothesis import strategies as st
 from compat.harness.config.matrix import Matrix, load_matrix
 from compat.harness.errors import ConfigError
 
-KEYS = ["matrix", "torch", "include", "exclude", "expect", "channels", "python", "version",
-        "torchao", "stack", "stacks", "tests", "timeout", "install-timeout", "name", "deps",
-        "channel", "gating", "reason", "test", "link", "env", "memory-limit-mb", "bogus"]
-VERSIONS = ["2.8.0", "2.13.0", "0.18.0", "3.11", "3.12", ">=2.9", "latest", "2.x", "", "none",
-            "torch.ao", "torchao", "release", "tests/core"]
+KEYS = [
+    "matrix",
+    "torch",
+    "include",
+    "exclude",
+    "expect",
+    "channels",
+    "python",
+    "version",
+    "torchao",
+    "stack",
+    "stacks",
+    "tests",
+    "timeout",
+    "install-timeout",
+    "name",
+    "deps",
+    "channel",
+    "gating",
+    "reason",
+    "test",
+    "link",
+    "env",
+    "memory-limit-mb",
+    "bogus",
+]
+VERSIONS = [
+    "2.8.0",
+    "2.13.0",
+    "0.18.0",
+    "3.11",
+    "3.12",
+    ">=2.9",
+    "latest",
+    "2.x",
+    "",
+    "none",
+    "torch.ao",
+    "torchao",
+    "release",
+    "tests/core",
+]
 
-scalars = st.one_of(st.sampled_from(VERSIONS), st.text(max_size=8), st.integers(-5, 5000),
-                    st.booleans(), st.floats(allow_nan=False, allow_infinity=False))
+scalars = st.one_of(
+    st.sampled_from(VERSIONS),
+    st.text(max_size=8),
+    st.integers(-5, 5000),
+    st.booleans(),
+    st.floats(allow_nan=False, allow_infinity=False),
+)
 values = st.recursive(
     scalars,
-    lambda inner: st.one_of(st.lists(inner, max_size=3),
-                            st.dictionaries(st.sampled_from(KEYS), inner, max_size=4)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(KEYS), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 documents = st.dictionaries(st.sampled_from(KEYS), values, max_size=5)

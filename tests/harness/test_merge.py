@@ -15,8 +15,17 @@ from compat.harness.errors import UsageError
 from compat.harness.results.merge import merge_runs, shard_of
 
 # Fields that measure the clock or name the folder, not what the cell did.
-VOLATILE = {"timings", "duration", "t", "created", "run_id", "command", "log_excerpt",
-            "executable", "torch_import_seconds"}
+VOLATILE = {
+    "timings",
+    "duration",
+    "t",
+    "created",
+    "run_id",
+    "command",
+    "log_excerpt",
+    "executable",
+    "torch_import_seconds",
+}
 
 
 def normalised(value: Any) -> Any:
@@ -48,22 +57,40 @@ def test_shard_split_is_even_and_complete() -> None:
         shard_of(items, "4/3")
 
 
-def test_shards_merge_into_the_single_run(matrix: Matrix, tmp_path: Path,
-                                          monkeypatch: pytest.MonkeyPatch,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_shards_merge_into_the_single_run(
+    matrix: Matrix,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     monkeypatch.chdir(tmp_path)
-    assert cli.main(["matrix", "--matrix", str(matrix.path), "--out", str(tmp_path / "single")]
-                    ) == 0
+    assert (
+        cli.main(["matrix", "--matrix", str(matrix.path), "--out", str(tmp_path / "single")]) == 0
+    )
     for i in (1, 2, 3):
-        assert cli.main(["matrix", "--matrix", str(matrix.path), "--shard", f"{i}/3", "--out",
-                         str(tmp_path / "artifacts" / f"shard-{i}" / "run")]) == 0
+        assert (
+            cli.main(
+                [
+                    "matrix",
+                    "--matrix",
+                    str(matrix.path),
+                    "--shard",
+                    f"{i}/3",
+                    "--out",
+                    str(tmp_path / "artifacts" / f"shard-{i}" / "run"),
+                ]
+            )
+            == 0
+        )
     capsys.readouterr()
     assert cli.main(["plan", "--matrix", str(matrix.path)]) == 0
     plan = json.loads(capsys.readouterr().out)
     assert [c["session"] for c in plan["include"]] == [
-        f"cell({c.id})" for c in matrix.cells if c.applicable]
-    code = cli.main(["report", "--merge", str(tmp_path / "artifacts"), "--out",
-                     str(tmp_path / "merged")])
+        f"cell({c.id})" for c in matrix.cells if c.applicable
+    ]
+    code = cli.main(
+        ["report", "--merge", str(tmp_path / "artifacts"), "--out", str(tmp_path / "merged")]
+    )
     assert code == 0
     single, merged = document(tmp_path / "single"), document(tmp_path / "merged")
     assert [c["cell_id"] for c in merged["cells"]] == [c.id for c in matrix.cells]
@@ -72,11 +99,21 @@ def test_shards_merge_into_the_single_run(matrix: Matrix, tmp_path: Path,
     assert merged["summary"] == single["summary"] == {"not-applicable": 2, "passed": 3}
 
 
-def test_missing_shard_is_reported_as_not_run(matrix: Matrix, tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_shard_is_reported_as_not_run(
+    matrix: Matrix, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
-    cli.main(["matrix", "--matrix", str(matrix.path), "--shard", "1/2", "--out",
-              str(tmp_path / "artifacts" / "one")])
+    cli.main(
+        [
+            "matrix",
+            "--matrix",
+            str(matrix.path),
+            "--shard",
+            "1/2",
+            "--out",
+            str(tmp_path / "artifacts" / "one"),
+        ]
+    )
     loaded = merge_runs([tmp_path / "artifacts"], tmp_path / "merged")
     statuses = {r.cell_id: (r.status.value, r.reason) for r in loaded.results}
     missing = [k for k, (s, _) in statuses.items() if s == "not-run"]
@@ -84,24 +121,50 @@ def test_missing_shard_is_reported_as_not_run(matrix: Matrix, tmp_path: Path,
     assert all(statuses[k][1] == "no shard delivered this cell" for k in missing)
 
 
-def test_runs_of_different_matrix_files_are_refused(matrix: Matrix, tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_runs_of_different_matrix_files_are_refused(
+    matrix: Matrix, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
-    cli.main(["matrix", "--matrix", str(matrix.path), "--shard", "1/2", "--out",
-              str(tmp_path / "artifacts" / "a")])
+    cli.main(
+        [
+            "matrix",
+            "--matrix",
+            str(matrix.path),
+            "--shard",
+            "1/2",
+            "--out",
+            str(tmp_path / "artifacts" / "a"),
+        ]
+    )
     other = matrix.path.with_name("other.toml")
     other.write_text(matrix.path.read_text(encoding="utf-8") + "\n# changed\n", encoding="utf-8")
-    cli.main(["matrix", "--matrix", str(other), "--shard", "2/2", "--out",
-              str(tmp_path / "artifacts" / "b")])
+    cli.main(
+        [
+            "matrix",
+            "--matrix",
+            str(other),
+            "--shard",
+            "2/2",
+            "--out",
+            str(tmp_path / "artifacts" / "b"),
+        ]
+    )
     with pytest.raises(UsageError, match="refusing to merge runs of different matrix files"):
         merge_runs([tmp_path / "artifacts"], tmp_path / "merged")
-    assert cli.main(["report", "--merge", str(tmp_path / "artifacts"), "--out",
-                     str(tmp_path / "merged")]) == 2
+    assert (
+        cli.main(
+            ["report", "--merge", str(tmp_path / "artifacts"), "--out", str(tmp_path / "merged")]
+        )
+        == 2
+    )
 
 
 def test_report_names_a_corrupt_cell_file_and_keeps_the_rest(
-        matrix: Matrix, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    matrix: Matrix,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "run"
     assert cli.main(["matrix", "--matrix", str(matrix.path), "--out", str(out)]) == 0
@@ -117,12 +180,22 @@ def test_report_names_a_corrupt_cell_file_and_keeps_the_rest(
     assert cells["torch2.9.0-torch.ao-py3.11"]["status"] == "passed"
 
 
-def test_corrupt_shard_files_are_named_not_fatal(matrix: Matrix, tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_corrupt_shard_files_are_named_not_fatal(
+    matrix: Matrix, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     for shard in ("1/2", "2/2"):
-        cli.main(["matrix", "--matrix", str(matrix.path), "--shard", shard, "--out",
-                  str(tmp_path / "artifacts" / shard.replace("/", "-"))])
+        cli.main(
+            [
+                "matrix",
+                "--matrix",
+                str(matrix.path),
+                "--shard",
+                shard,
+                "--out",
+                str(tmp_path / "artifacts" / shard.replace("/", "-")),
+            ]
+        )
     victim = next((tmp_path / "artifacts" / "1-2" / "cells").glob("*/result.json"))
     victim.write_text("{ not json", encoding="utf-8")
     (tmp_path / "artifacts" / "2-2" / "run.json").write_text("[", encoding="utf-8")

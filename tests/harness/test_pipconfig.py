@@ -41,11 +41,16 @@ def test_env_overrides_files_and_lists_split() -> None:
 def test_uv_args_keep_pips_best_match_semantics() -> None:
     args = parse_pip_config_list(PIP_CONFIG_LIST).uv_args()
     assert args == [
-        "--index-url", "https://mirror.invalid/simple",
-        "--extra-index-url", "file:///opt/pypi/simple",
-        "--extra-index-url", "file:///opt/pypi-more/simple",
-        "--find-links", "/opt/wheels",
-        "--index-strategy", "unsafe-best-match",
+        "--index-url",
+        "https://mirror.invalid/simple",
+        "--extra-index-url",
+        "file:///opt/pypi/simple",
+        "--extra-index-url",
+        "file:///opt/pypi-more/simple",
+        "--find-links",
+        "/opt/wheels",
+        "--index-strategy",
+        "unsafe-best-match",
     ]
 
 
@@ -65,15 +70,20 @@ def test_uv_errors_are_reduced_to_kind_and_telling_line() -> None:
         "error: Request failed after 3 retries in 6.6s\n"
         "  cause: Failed to fetch: https://u:tok@idx.invalid/whl/test/cpu/torchao/\n"
         "  cause: error sending request for url (https://idx.invalid/whl/test/cpu/torchao/)\n"
-        "  cause: failed to lookup address information: Name or service not known\n")
+        "  cause: failed to lookup address information: Name or service not known\n"
+    )
     kind, line = _classify_uv_error(unreachable)
     assert kind == "index-unreachable"
-    assert line == ("error: Request failed after 3 retries in 6.6s (Failed to fetch: "
-                    "https://***@idx.invalid/whl/test/cpu/torchao/; failed to lookup address "
-                    "information: Name or service not known)")
-    missing = ("  \u00d7 No solution found when resolving dependencies:\n"
-               "  ╰─▶ Because there is no version of torch==9.9 and you require torch==9.9, "
-               "we can conclude that your requirements are unsatisfiable.\n")
+    assert line == (
+        "error: Request failed after 3 retries in 6.6s (Failed to fetch: "
+        "https://***@idx.invalid/whl/test/cpu/torchao/; failed to lookup address "
+        "information: Name or service not known)"
+    )
+    missing = (
+        "  \u00d7 No solution found when resolving dependencies:\n"
+        "  ╰─▶ Because there is no version of torch==9.9 and you require torch==9.9, "
+        "we can conclude that your requirements are unsatisfiable.\n"
+    )
     kind, line = _classify_uv_error(missing)
     assert kind == "no-such-version"
     assert line.startswith("Because there is no version of torch==9.9")
@@ -83,11 +93,13 @@ def test_a_full_disk_is_not_an_unreachable_index() -> None:
     """Verbatim from a CI run whose /tmp filled up while uv extracted a CUDA wheel."""
     from compat.harness.install.uv_cli import _classify_uv_error
 
-    text = ("error: Failed to download `nvidia-cudnn-cu13==9.20.0.48`\n"
-            "  cause: Failed to extract archive: nvidia_cudnn_cu13-9.20.0.48-py3-none-"
-            "manylinux_2_27_x86_64.whl\n"
-            "  cause: failed to write to file `/tmp/cold-cache/.tmpwgdXnb/nvidia/cudnn/lib/"
-            "libcudnn_engines_precompiled.so.9`: No space left on device (os error 28)\n")
+    text = (
+        "error: Failed to download `nvidia-cudnn-cu13==9.20.0.48`\n"
+        "  cause: Failed to extract archive: nvidia_cudnn_cu13-9.20.0.48-py3-none-"
+        "manylinux_2_27_x86_64.whl\n"
+        "  cause: failed to write to file `/tmp/cold-cache/.tmpwgdXnb/nvidia/cudnn/lib/"
+        "libcudnn_engines_precompiled.so.9`: No space left on device (os error 28)\n"
+    )
     kind, line = _classify_uv_error(text)
     assert kind == "disk-full"
     assert line.startswith("error: Failed to download `nvidia-cudnn-cu13==9.20.0.48` (Failed ")
@@ -100,16 +112,23 @@ def test_a_venv_without_pip_asks_its_base_interpreter(tmp_path: Path) -> None:
     subprocess.run([find_uv_bin(), "venv", "-q", "--python", sys.executable, str(venv)], check=True)
     python = venv / "bin" / "python"
     assert subprocess.run([python, "-m", "pip", "--version"], capture_output=True).returncode != 0
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PIP_FIND_LINKS": "/wheels/from-env",
-           "PIP_CONFIG_FILE": os.devnull}
-    code = ("from compat.harness.install.pipconfig import read_pip_config; "
-            "print(read_pip_config().find_links)")
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "PIP_FIND_LINKS": "/wheels/from-env",
+        "PIP_CONFIG_FILE": os.devnull,
+    }
+    code = (
+        "from compat.harness.install.pipconfig import read_pip_config; "
+        "print(read_pip_config().find_links)"
+    )
     out = subprocess.run([python, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "('/wheels/from-env',)"
 
 
 def test_pips_answer_is_kept_until_a_file_it_reads_changes(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """pip is started once; while its files and variables are as they were, the kept
     answer is read; a changed config file makes pip answer again."""
     from compat.harness.install import pipconfig

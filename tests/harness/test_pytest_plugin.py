@@ -40,7 +40,8 @@ def fake_torch(monkeypatch: pytest.MonkeyPatch) -> None:
     torch = types.ModuleType("torch")
     torch.__version__ = "2.8.0+cu128"  # type: ignore[attr-defined]
     torch.version = types.SimpleNamespace(  # type: ignore[attr-defined]
-        git_version="a1b2c3", cuda="12.8", debug=False)
+        git_version="a1b2c3", cuda="12.8", debug=False
+    )
     monkeypatch.setitem(sys.modules, "torch", torch)
     routes = types.ModuleType("compat.shims.routes")
     routes.routes = lambda: {"pt2e": "torch.ao"}  # type: ignore[attr-defined]
@@ -49,16 +50,22 @@ def fake_torch(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.usefixtures("fake_torch")
-def test_events_carry_outcomes_fingerprint_and_routes(pytester: pytest.Pytester,
-                                                      tmp_path: Path) -> None:
+def test_events_carry_outcomes_fingerprint_and_routes(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
     pytester.makepyfile(test_cell=TESTS)
     events_path = tmp_path / "events.jsonl"
     result = pytester.runpytest("-p", "compat.pytest_plugin", "--compat-events", str(events_path))
     result.assert_outcomes(passed=1, failed=1, skipped=1, xfailed=1, errors=1)
     events = read_events(events_path)
     outcomes = {k.split("::")[-1]: v["outcome"] for k, v in events.tests.items()}
-    assert outcomes == {"test_pass": "passed", "test_fail": "failed", "test_skip": "skipped",
-                        "test_xfail": "xfailed", "test_error": "error"}
+    assert outcomes == {
+        "test_pass": "passed",
+        "test_fail": "failed",
+        "test_skip": "skipped",
+        "test_xfail": "xfailed",
+        "test_error": "error",
+    }
     assert "assert 1 == 2" in events.tests["test_cell.py::test_fail"]["message"]
     assert "fixture broke" in events.tests["test_cell.py::test_error"]["message"]
     assert events.fingerprint["torch"] == "2.8.0+cu128"
@@ -70,8 +77,9 @@ def test_events_carry_outcomes_fingerprint_and_routes(pytester: pytest.Pytester,
     assert events.started == list(events.tests)
 
 
-def test_torch_that_cannot_import_is_recorded(pytester: pytest.Pytester, tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_torch_that_cannot_import_is_recorded(
+    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setitem(sys.modules, "torch", None)  # makes ``import torch`` raise ImportError
     pytester.makepyfile(test_cell="def test_pass():\n    pass\n")
     events_path = tmp_path / "events.jsonl"
@@ -105,24 +113,38 @@ def test_a_pass_on_a_rerun_is_flaky(pytester: pytest.Pytester, tmp_path: Path) -
     """With pytest-rerunfailures' --reruns, attempts are counted and a late pass is flaky."""
     pytester.makepyfile(test_cell=FLAKY)
     events_path = tmp_path / "events.jsonl"
-    pytester.runpytest("-p", "compat.pytest_plugin", "--compat-events", str(events_path),
-                       "--reruns", "3")
+    pytester.runpytest(
+        "-p", "compat.pytest_plugin", "--compat-events", str(events_path), "--reruns", "3"
+    )
     tests = {k.split("::")[-1]: v for k, v in read_events(events_path).tests.items()}
     assert (tests["test_flaky"]["outcome"], tests["test_flaky"]["reruns"]) == ("flaky", 2)
     assert tests["test_flaky"]["message"].startswith("passed on attempt 3; the first failed:")
     assert "attempt 1 fails" in tests["test_flaky"]["message"]
-    assert (tests["test_always_fails"]["outcome"], tests["test_always_fails"]["reruns"]) == \
-        ("failed", 3)
+    assert (tests["test_always_fails"]["outcome"], tests["test_always_fails"]["reruns"]) == (
+        "failed",
+        3,
+    )
 
 
 @pytest.mark.usefixtures("fake_torch")
-def test_tests_the_matrix_expects_to_fail_are_not_rerun(pytester: pytest.Pytester,
-                                                        tmp_path: Path) -> None:
+def test_tests_the_matrix_expects_to_fail_are_not_rerun(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
     pytester.makepyfile(test_cell=FLAKY)
     events_path = tmp_path / "events.jsonl"
-    pytester.runpytest("-p", "compat.pytest_plugin", "--compat-events", str(events_path),
-                       "--reruns", "3", "--compat-no-rerun", "test_always_*")
+    pytester.runpytest(
+        "-p",
+        "compat.pytest_plugin",
+        "--compat-events",
+        str(events_path),
+        "--reruns",
+        "3",
+        "--compat-no-rerun",
+        "test_always_*",
+    )
     tests = {k.split("::")[-1]: v for k, v in read_events(events_path).tests.items()}
-    assert (tests["test_always_fails"]["outcome"], tests["test_always_fails"]["reruns"]) == \
-        ("failed", 0)
+    assert (tests["test_always_fails"]["outcome"], tests["test_always_fails"]["reruns"]) == (
+        "failed",
+        0,
+    )
     assert tests["test_flaky"]["outcome"] == "flaky"  # the others still get their reruns

@@ -5,25 +5,33 @@ import pytest
 from compat.harness.redact import redact
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("https://user:token@host/simple", "https://***@host/simple"),
-    ("git+https://u:t@host/x and ftp://user:s3cr3t@h/simple",
-     "git+https://***@host/x and ftp://***@h/simple"),
-    ("index-url = 'https://tok@x.invalid/'", "index-url = 'https://***@x.invalid/'"),
-    ("no url here: a@b", "no url here: a@b"),
-    ("https://host/path@v1", "https://host/path@v1"),  # an @ after the host is not userinfo
-    ("a" * 10_000, "a" * 10_000),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("https://user:token@host/simple", "https://***@host/simple"),
+        (
+            "git+https://u:t@host/x and ftp://user:s3cr3t@h/simple",
+            "git+https://***@host/x and ftp://***@h/simple",
+        ),
+        ("index-url = 'https://tok@x.invalid/'", "index-url = 'https://***@x.invalid/'"),
+        ("no url here: a@b", "no url here: a@b"),
+        ("https://host/path@v1", "https://host/path@v1"),  # an @ after the host is not userinfo
+        ("a" * 10_000, "a" * 10_000),
+    ],
+)
 def test_redact(text: str, expected: str) -> None:
     assert redact(text) == expected
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("torch[0].https://user:s3cr3t@host/", "torch[0].https://***@host/"),  # glued scheme
-    ("https://user:p@ss@host/x", "https://***@host/x"),  # an "@" in the password
-    ("a https://u:t@h\tb https://v:w@k", "a https://***@h\tb https://***@k"),
-    ("https://***@host", "https://***@host"),  # idempotent
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("torch[0].https://user:s3cr3t@host/", "torch[0].https://***@host/"),  # glued scheme
+        ("https://user:p@ss@host/x", "https://***@host/x"),  # an "@" in the password
+        ("a https://u:t@h\tb https://v:w@k", "a https://***@h\tb https://***@k"),
+        ("https://***@host", "https://***@host"),  # idempotent
+    ],
+)
 def test_redact_edges(text: str, expected: str) -> None:
     assert redact(text) == expected
 

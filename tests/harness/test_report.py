@@ -14,16 +14,30 @@ P, F = Outcome.PASSED, Outcome.FAILED
 
 def results() -> list:
     return [
-        cell_result("2.8.0", outcomes={"test_a": P, "test_b": F}, status=CellStatus.FAILED,
-                    reason="1 test(s) failed unexpectedly",
-                    routes={"capture": "export(strict=True)"}),
-        cell_result("2.13.0", "torchao", torchao="0.18.0",
-                    outcomes={"test_a": P, "test_b": Outcome.XFAILED},
-                    routes={"capture": "export(strict=True)", "from_node": "nodesource"}),
-        cell_result("2.13.0", status=CellStatus.NOT_APPLICABLE,
-                    reason="torch.ao pt2e was removed in torch 2.11"),
-        cell_result("2.9.0", status=CellStatus.INSTALL_FAILED,
-                    reason="index-unreachable: Failed to fetch https://***@x.invalid"),
+        cell_result(
+            "2.8.0",
+            outcomes={"test_a": P, "test_b": F},
+            status=CellStatus.FAILED,
+            reason="1 test(s) failed unexpectedly",
+            routes={"capture": "export(strict=True)"},
+        ),
+        cell_result(
+            "2.13.0",
+            "torchao",
+            torchao="0.18.0",
+            outcomes={"test_a": P, "test_b": Outcome.XFAILED},
+            routes={"capture": "export(strict=True)", "from_node": "nodesource"},
+        ),
+        cell_result(
+            "2.13.0",
+            status=CellStatus.NOT_APPLICABLE,
+            reason="torch.ao pt2e was removed in torch 2.11",
+        ),
+        cell_result(
+            "2.9.0",
+            status=CellStatus.INSTALL_FAILED,
+            reason="index-unreachable: Failed to fetch https://***@x.invalid",
+        ),
     ]
 
 
@@ -34,7 +48,11 @@ def test_grid_rows_columns_and_symbols() -> None:
         ("test_b", ["✗", "x", "n/a", "·"]),
     ]
     assert grid.row(RowKind.STATUS).texts == [
-        "FAIL (1✓ 1✗)", "PASS (1✓ 1x)", "n/a", "INSTALL-FAILED"]
+        "FAIL (1✓ 1✗)",
+        "PASS (1✓ 1x)",
+        "n/a",
+        "INSTALL-FAILED",
+    ]
     assert grid.row(RowKind.TORCH_BUILD).texts == ["2.8.0+cpu", "2.13.0+cpu", "", ""]
     assert grid.row(RowKind.ROUTE, "from_node").texts == ["", "nodesource", "", ""]
     assert grid.row(RowKind.ROUTE, "from_node").label == "route: from_node"
@@ -42,8 +60,18 @@ def test_grid_rows_columns_and_symbols() -> None:
     assert grid.columns[1].header() == "2.13.0\nao 0.18.0\npy3.11"
     # the rows every rendering draws, in order: tests, then what explains each column
     assert [row.label for row in grid.rows] == [
-        "test_a", "test_b", "status", "torch build", "install", "tests", "env disk",
-        "env health", "deps as of", "route: capture", "route: from_node"]
+        "test_a",
+        "test_b",
+        "status",
+        "torch build",
+        "install",
+        "tests",
+        "env disk",
+        "env health",
+        "deps as of",
+        "route: capture",
+        "route: from_node",
+    ]
 
 
 def test_console_lists_cells_not_passing() -> None:
@@ -110,25 +138,33 @@ def test_short_message_is_pytests_error_line() -> None:
 
 
 def test_failed_differently_fixed_broken_env_and_adaptations_are_listed() -> None:
-    differs = cell_result("2.2.2", outcomes={"test_a": Outcome.FAILED_DIFFERENTLY},
-                          status=CellStatus.FAILED, reason="1 failed differently than expected")
+    differs = cell_result(
+        "2.2.2",
+        outcomes={"test_a": Outcome.FAILED_DIFFERENTLY},
+        status=CellStatus.FAILED,
+        reason="1 failed differently than expected",
+    )
     differs.tests[0].expected_failure = "ValueError matching 'has tag'"
     differs.tests[0].exc_types = ["AssertionError", "builtins.AssertionError"]
     differs.tests[0].message = "E   AssertionError: assert {'a'} == {'b'}"
     differs.fingerprint["torch_import_warnings"] = [
-        "UserWarning: Failed to initialize NumPy: _ARRAY_API not found"]
+        "UserWarning: Failed to initialize NumPy: _ARRAY_API not found"
+    ]
     differs.adaptations = {"capture": "upstream calls capture_pre_autograd_graph"}
     differs.routes = {"capture": "capture_pre_autograd_graph(strict=True)"}
     fixed = cell_result("2.4.1", outcomes={"test_a": Outcome.XPASSED, "test_b": Outcome.SKIPPED})
     fixed.tests[0].expected_failure = "ValueError"
     fixed.tests[0].expected_reason = "walks back through any op"
     text = render_console(build_grid([differs, fixed]), width=200)
-    assert ("torch2.2.2-torch.ao-py3.11: test_a: expected ValueError matching 'has tag'; got "
-            "AssertionError: assert {'a'} == {'b'}") in text
-    assert ("torch2.4.1-torch.ao-py3.11: test_a passes; retire the expectation (ValueError): "
-            "walks back through any op") in text
-    assert "torch2.2.2-torch.ao-py3.11: NumPy ABI: UserWarning: Failed to initialize NumPy" \
-        in text
+    assert (
+        "torch2.2.2-torch.ao-py3.11: test_a: expected ValueError matching 'has tag'; got "
+        "AssertionError: assert {'a'} == {'b'}"
+    ) in text
+    assert (
+        "torch2.4.1-torch.ao-py3.11: test_a passes; retire the expectation (ValueError): "
+        "walks back through any op"
+    ) in text
+    assert "torch2.2.2-torch.ao-py3.11: NumPy ABI: UserWarning: Failed to initialize NumPy" in text
     assert "capture (1 cell(s): torch2.2.2-torch.ao-py3.11): upstream calls" in text
     grid = build_grid([differs, fixed])
     assert grid.row(RowKind.STATUS).texts == ["FAIL (1≠)", "PASS (1s 1X)"]

@@ -28,13 +28,21 @@ def events_file(tmp_path: Path, lines: list[object], tail: str = "") -> Path:
 
 
 def start(**fp: object) -> dict[str, object]:
-    return {"event": "session_start", "schema": EVENTS_SCHEMA,
-            "fingerprint": {"torch": "2.8.0", **fp}}
+    return {
+        "event": "session_start",
+        "schema": EVENTS_SCHEMA,
+        "fingerprint": {"torch": "2.8.0", **fp},
+    }
 
 
 def rec(nodeid: str, outcome: str, message: str | None = None) -> dict[str, object]:
-    return {"event": "test", "nodeid": nodeid, "outcome": outcome, "duration": 0.5,
-            "message": message}
+    return {
+        "event": "test",
+        "nodeid": nodeid,
+        "outcome": outcome,
+        "duration": 0.5,
+        "message": message,
+    }
 
 
 FINISH_EVENT = {"event": "session_finish", "exitstatus": 0, "routes": {"pt2e": "torch.ao"}}
@@ -43,8 +51,11 @@ CELL = Cell("3.11", "2.8.0", "torch.ao")
 
 
 def test_truncated_last_line_keeps_everything_before(tmp_path: Path) -> None:
-    path = events_file(tmp_path, [start(), {"event": "test_start", "nodeid": T1},
-                                  rec(T1, "passed")], tail='{"event": "test_st')
+    path = events_file(
+        tmp_path,
+        [start(), {"event": "test_start", "nodeid": T1}, rec(T1, "passed")],
+        tail='{"event": "test_st',
+    )
     events = read_events(path)
     assert events.corrupt_lines == 1
     assert list(events.tests) == [T1]
@@ -52,29 +63,36 @@ def test_truncated_last_line_keeps_everything_before(tmp_path: Path) -> None:
 
 
 def test_passed_cell() -> None:
-    events = Events(fingerprint={"torch": "2.8.0"}, tests={T1: rec(T1, "passed")},
-                    started=[T1], finish=FINISH)
+    events = Events(
+        fingerprint={"torch": "2.8.0"}, tests={T1: rec(T1, "passed")}, started=[T1], finish=FINISH
+    )
     status, reason, tests = classify(events=events, returncode=0, timed_out=False, expected={})
     assert (status, reason) == (CellStatus.PASSED, None)
     assert [t.outcome for t in tests] == [Outcome.PASSED]
 
 
-def expect(reason: str, *, raises: str | None = None, match: str | None = None
-           ) -> Expectation:
+def expect(reason: str, *, raises: str | None = None, match: str | None = None) -> Expectation:
     return Expectation("*", Selector(), reason, raises=raises, match=match)
 
 
-def failed(nodeid: str, exc_types: list[str], exc_message: str,
-           message: str = "source listing") -> dict[str, object]:
+def failed(
+    nodeid: str, exc_types: list[str], exc_message: str, message: str = "source listing"
+) -> dict[str, object]:
     return {**rec(nodeid, "failed", message), "exc_types": exc_types, "exc_message": exc_message}
 
 
 def test_expected_failure_and_fixed() -> None:
-    events = Events(tests={T1: failed(T1, ["ValueError", "Exception"], "boom"),
-                           T2: rec(T2, "passed")}, started=[T1, T2], finish=FINISH)
-    status, _, tests = classify(events=events, returncode=1, timed_out=False,
-                                expected={T1: expect("known", raises="ValueError"),
-                                          T2: expect("known too", match="x")})
+    events = Events(
+        tests={T1: failed(T1, ["ValueError", "Exception"], "boom"), T2: rec(T2, "passed")},
+        started=[T1, T2],
+        finish=FINISH,
+    )
+    status, _, tests = classify(
+        events=events,
+        returncode=1,
+        timed_out=False,
+        expected={T1: expect("known", raises="ValueError"), T2: expect("known too", match="x")},
+    )
     assert status is CellStatus.PASSED
     assert [t.outcome for t in tests] == [Outcome.XFAILED, Outcome.XPASSED]
     assert tests[0].expected_reason == "known"
@@ -83,9 +101,13 @@ def test_expected_failure_and_fixed() -> None:
 
 def test_strict_turns_a_fixed_test_into_a_failed_cell() -> None:
     events = Events(tests={T1: rec(T1, "passed")}, started=[T1], finish=FINISH)
-    status, reason, tests = classify(events=events, returncode=0, timed_out=False,
-                                     expected={T1: expect("known", raises="ValueError")},
-                                     strict=True)
+    status, reason, tests = classify(
+        events=events,
+        returncode=0,
+        timed_out=False,
+        expected={T1: expect("known", raises="ValueError")},
+        strict=True,
+    )
     assert status is CellStatus.FAILED
     assert reason == "1 expected failure(s) now pass (strict: retire the expectation)"
     assert tests[0].outcome is Outcome.XPASSED
@@ -96,21 +118,23 @@ def test_strict_turns_a_fixed_test_into_a_failed_cell() -> None:
     [
         ("ValueError", None, ["ValueError", "builtins.ValueError"], "x", Outcome.XFAILED),
         ("Exception", None, ["ValueError", "Exception"], "x", Outcome.XFAILED),  # a base
-        ("builtins.ValueError", None, ["ValueError", "builtins.ValueError"], "x",
-         Outcome.XFAILED),
+        ("builtins.ValueError", None, ["ValueError", "builtins.ValueError"], "x", Outcome.XFAILED),
         ("ValueError", None, ["AssertionError"], "x", Outcome.FAILED_DIFFERENTLY),
         (None, "has tag .* associated", [], "a has tag t associated with b", Outcome.XFAILED),
-        (None, "has tag", ["AssertionError"], "assert {'x'} == {'y'}",
-         Outcome.FAILED_DIFFERENTLY),
+        (None, "has tag", ["AssertionError"], "assert {'x'} == {'y'}", Outcome.FAILED_DIFFERENTLY),
         ("ValueError", "walk", ["ValueError"], "another message", Outcome.FAILED_DIFFERENTLY),
     ],
 )
 def test_a_failure_the_expectation_does_not_explain_is_failed_differently(
-        raises: str | None, match: str | None, exc_types: list[str], exc_message: str,
-        outcome: Outcome) -> None:
+    raises: str | None, match: str | None, exc_types: list[str], exc_message: str, outcome: Outcome
+) -> None:
     events = Events(tests={T1: failed(T1, exc_types, exc_message)}, started=[T1], finish=FINISH)
-    status, reason, tests = classify(events=events, returncode=1, timed_out=False,
-                                     expected={T1: expect("r", raises=raises, match=match)})
+    status, reason, tests = classify(
+        events=events,
+        returncode=1,
+        timed_out=False,
+        expected={T1: expect("r", raises=raises, match=match)},
+    )
     assert tests[0].outcome is outcome
     if outcome is Outcome.FAILED_DIFFERENTLY:
         assert (status, reason) == (CellStatus.FAILED, "1 failed differently than expected")
@@ -119,34 +143,45 @@ def test_a_failure_the_expectation_does_not_explain_is_failed_differently(
 
 def test_match_never_searches_the_source_listing() -> None:
     """pytest's report quotes the test's source, which holds the very text a match seeks."""
-    record = failed(T1, ["AssertionError"], "assert {'a'} == {'b'}",
-                    message='>  assert ok, "did not preserve quantization tag"\nE  assert')
+    record = failed(
+        T1,
+        ["AssertionError"],
+        "assert {'a'} == {'b'}",
+        message='>  assert ok, "did not preserve quantization tag"\nE  assert',
+    )
     events = Events(tests={T1: record}, started=[T1], finish=FINISH)
-    _, _, tests = classify(events=events, returncode=1, timed_out=False,
-                           expected={T1: expect("r", match="did not preserve")})
+    _, _, tests = classify(
+        events=events,
+        returncode=1,
+        timed_out=False,
+        expected={T1: expect("r", match="did not preserve")},
+    )
     assert tests[0].outcome is Outcome.FAILED_DIFFERENTLY
 
 
 def test_a_cell_whose_tests_all_skipped_is_not_a_pass() -> None:
-    events = Events(tests={T1: rec(T1, "skipped"), T2: rec(T2, "skipped")}, started=[T1, T2],
-                    finish=FINISH)
+    events = Events(
+        tests={T1: rec(T1, "skipped"), T2: rec(T2, "skipped")}, started=[T1, T2], finish=FINISH
+    )
     status, reason, _ = classify(events=events, returncode=0, timed_out=False, expected={})
-    assert (status, reason) == (CellStatus.ERROR,
-                                "all 2 test(s) skipped: the cell tested nothing")
+    assert (status, reason) == (CellStatus.ERROR, "all 2 test(s) skipped: the cell tested nothing")
 
 
 def test_a_test_other_cells_ran_is_missing_not_passed() -> None:
     def cell(cell_id: str, nodeids: list[str]) -> CellResult:
-        return CellResult(cell_id, CELL, CellStatus.PASSED,
-                          tests=[Result(n, Outcome.PASSED) for n in nodeids])
+        return CellResult(
+            cell_id, CELL, CellStatus.PASSED, tests=[Result(n, Outcome.PASSED) for n in nodeids]
+        )
 
     full, short, dead = cell("a", [T1, T2]), cell("b", [T1]), cell("c", [])
     dead.status = CellStatus.INSTALL_FAILED
     assert flag_missing_tests([full, short, dead]) == [short]
     assert short.status is CellStatus.ERROR
     assert short.reason == "1 test(s) that other cells ran are missing here (test_two)"
-    assert [(t.nodeid, t.outcome) for t in short.tests] == [(T1, Outcome.PASSED),
-                                                           (T2, Outcome.NOT_RUN)]
+    assert [(t.nodeid, t.outcome) for t in short.tests] == [
+        (T1, Outcome.PASSED),
+        (T2, Outcome.NOT_RUN),
+    ]
     assert full.status is CellStatus.PASSED
     assert dead.tests == []
 
@@ -160,12 +195,16 @@ def test_unexpected_failure() -> None:
 
 def test_crash_keeps_finished_tests_and_names_the_running_one() -> None:
     events = Events(tests={T1: rec(T1, "passed")}, started=[T1, T2])
-    status, reason, tests = classify(events=events, returncode=-11, timed_out=False,
-                                     expected={}, known_tests=[T1, T2, T3])
+    status, reason, tests = classify(
+        events=events, returncode=-11, timed_out=False, expected={}, known_tests=[T1, T2, T3]
+    )
     assert status is CellStatus.CRASHED
     assert reason == f"killed by SIGSEGV in {T2}"
     assert {t.nodeid: t.outcome for t in tests} == {
-        T1: Outcome.PASSED, T2: Outcome.ERROR, T3: Outcome.NOT_RUN}
+        T1: Outcome.PASSED,
+        T2: Outcome.ERROR,
+        T3: Outcome.NOT_RUN,
+    }
 
 
 def test_timeout_wins_over_signal() -> None:
@@ -175,8 +214,9 @@ def test_timeout_wins_over_signal() -> None:
 
 
 def test_import_failure() -> None:
-    events = Events(fingerprint={"torch_import_error": "ImportError: libcudnn.so.9: nope"},
-                    finish=FINISH)
+    events = Events(
+        fingerprint={"torch_import_error": "ImportError: libcudnn.so.9: nope"}, finish=FINISH
+    )
     status, reason, _ = classify(events=events, returncode=2, timed_out=False, expected={})
     assert (status, reason) == (CellStatus.IMPORT_FAILED, "ImportError: libcudnn.so.9: nope")
 
@@ -223,16 +263,18 @@ def test_bad_result_files_are_named(tmp_path: Path, content: str, message: str) 
 
 def test_pytest_that_never_started_is_an_error() -> None:
     status, reason, _ = classify(events=Events(), returncode=4, timed_out=False, expected={})
-    assert (status, reason) == (CellStatus.ERROR,
-                                "pytest exited with 4 before the session started")
+    assert (status, reason) == (CellStatus.ERROR, "pytest exited with 4 before the session started")
 
 
 def test_a_stream_of_another_events_schema_is_refused_not_misread(tmp_path: Path) -> None:
-    path = events_file(tmp_path, [{**start(), "schema": EVENTS_SCHEMA + 1}, rec(T1, "passed"),
-                                  FINISH_EVENT])
+    path = events_file(
+        tmp_path, [{**start(), "schema": EVENTS_SCHEMA + 1}, rec(T1, "passed"), FINISH_EVENT]
+    )
     events = read_events(path)
     assert events.tests == {}
     status, reason, _ = classify(events=events, returncode=0, timed_out=False, expected={})
     assert status is CellStatus.ERROR
-    assert reason == (f"the cell's plugin wrote events schema {EVENTS_SCHEMA + 1}; "
-                      f"this harness reads {EVENTS_SCHEMA}")
+    assert reason == (
+        f"the cell's plugin wrote events schema {EVENTS_SCHEMA + 1}; "
+        f"this harness reads {EVENTS_SCHEMA}"
+    )

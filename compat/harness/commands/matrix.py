@@ -71,9 +71,17 @@ from compat.harness.results.run_folder import (
     update_latest,
 )
 
-__all__ = ["RunOptions", "console_width", "finish_run", "load_baseline_option",
-           "offline_wheelhouse", "report_run", "run_matrix", "unmatched_expectations",
-           "writable_folder"]
+__all__ = [
+    "RunOptions",
+    "console_width",
+    "finish_run",
+    "load_baseline_option",
+    "offline_wheelhouse",
+    "report_run",
+    "run_matrix",
+    "unmatched_expectations",
+    "writable_folder",
+]
 
 Baseline = tuple[str, dict[str, BaselineCell]]  # its name, its cells by id
 
@@ -155,12 +163,17 @@ def run_matrix(matrix: Matrix, cells: Sequence[Cell], options: RunOptions) -> in
     if options.jobs is not None and options.jobs < 1:
         raise UsageError(f"-j {options.jobs}: expected a whole number of cells at once, 1 or more")
     if not cells:
-        raise UsageError(f"{'--shard ' + options.shard if options.shard else '--cells'}: "
-                         "selects no applicable cell of the matrix")
+        raise UsageError(
+            f"{'--shard ' + options.shard if options.shard else '--cells'}: "
+            "selects no applicable cell of the matrix"
+        )
     baseline = load_baseline_option(options.baseline)
     wheelhouse = offline_wheelhouse(options.offline)
-    limit = (parse_size(options.disk_budget, "--disk-budget") if options.disk_budget
-             else matrix.disk_budget)
+    limit = (
+        parse_size(options.disk_budget, "--disk-budget")
+        if options.disk_budget
+        else matrix.disk_budget
+    )
     if limit is not None and limit < 2**20:
         raise UsageError(f"--disk-budget {options.disk_budget!r}: expected a size such as 30G")
     estimate = None
@@ -171,8 +184,10 @@ def run_matrix(matrix: Matrix, cells: Sequence[Cell], options: RunOptions) -> in
     if options.out:
         run_dir = writable_folder(options.out, "--out")
         if _holds_run(run_dir) and run_dir != source:
-            raise UsageError(f"--out {options.out}: holds a run already; give a new folder "
-                             f"(or --resume {options.out} to continue that run)")
+            raise UsageError(
+                f"--out {options.out}: holds a run already; give a new folder "
+                f"(or --resume {options.out} to continue that run)"
+            )
         run_id, reports = run_dir.name, None
     else:
         reports = writable_folder("reports", "reports folder")
@@ -186,19 +201,35 @@ def run_matrix(matrix: Matrix, cells: Sequence[Cell], options: RunOptions) -> in
     try:
         RunManifest.for_matrix(run_id, matrix, list(cells), options.shard).write(run_dir)
         applicable = sum(c.applicable for c in cells)
-        print(f"compat: {len(cells)} cells ({applicable} applicable) from {matrix.path}, "
-              f"{jobs} at a time -> {run_dir}", flush=True)
+        print(
+            f"compat: {len(cells)} cells ({applicable} applicable) from {matrix.path}, "
+            f"{jobs} at a time -> {run_dir}",
+            flush=True,
+        )
         reused = _resumed(source, cells, run_dir)
         todo = [c for c in cells if c.id not in reused]
         progress = make_progress([c.id for c in todo])
         if limit is not None or estimate is not None:  # envs to build: watch the disk
-            budget = DiskBudget(limit, cache=uv_cache_guess(), envs_root=envs_root(),
-                                estimate=estimate or DiskEstimate(), prune=[uv_bin()],
-                                cells=[c.id for c in todo if c.applicable])
+            budget = DiskBudget(
+                limit,
+                cache=uv_cache_guess(),
+                envs_root=envs_root(),
+                estimate=estimate or DiskEstimate(),
+                prune=[uv_bin()],
+                cells=[c.id for c in todo if c.applicable],
+            )
         try:
-            fresh = run_cells(todo, matrix, run_dir=run_dir, envs_root=envs_root(),
-                              pip_config=pip_config, jobs=jobs, progress=progress,
-                              wheelhouse=wheelhouse, budget=budget)
+            fresh = run_cells(
+                todo,
+                matrix,
+                run_dir=run_dir,
+                envs_root=envs_root(),
+                pip_config=pip_config,
+                jobs=jobs,
+                progress=progress,
+                wheelhouse=wheelhouse,
+                budget=budget,
+            )
         finally:
             progress.close()
     except KeyboardInterrupt as stop:  # RunInterrupted carries the cells' results
@@ -210,13 +241,19 @@ def run_matrix(matrix: Matrix, cells: Sequence[Cell], options: RunOptions) -> in
     disk = cache_size(wait=not interrupted, again=budget is not None)
     if budget is not None:
         disk.budget = budget.close()
-    code = finish_run(run_dir, run_id, results, RunManifest.read(run_dir), reports, baseline,
-                      disk, interrupted=interrupted,
-                      config_errors=[] if interrupted else unmatched_expectations(matrix,
-                                                                                 results))
+    code = finish_run(
+        run_dir,
+        run_id,
+        results,
+        RunManifest.read(run_dir),
+        reports,
+        baseline,
+        disk,
+        interrupted=interrupted,
+        config_errors=[] if interrupted else unmatched_expectations(matrix, results),
+    )
     if interrupted:
-        print("compat: interrupted; finished cells are kept (rerun with --resume)",
-              file=sys.stderr)
+        print("compat: interrupted; finished cells are kept (rerun with --resume)", file=sys.stderr)
     return code
 
 
@@ -225,8 +262,13 @@ def _not_started(cell: Cell, run_dir: Path) -> CellResult:
     it got that far, else not run."""
     with contextlib.suppress(ResultFileError):
         return read_cell_result(run_dir / "cells" / cell.id / "result.json")
-    result = CellResult(cell.id, cell, CellStatus.NOT_RUN, gating=cell.gating,
-                        reason="interrupted before it started")
+    result = CellResult(
+        cell.id,
+        cell,
+        CellStatus.NOT_RUN,
+        gating=cell.gating,
+        reason="interrupted before it started",
+    )
     result.write(run_dir / "cells" / cell.id / "result.json")
     return result
 
@@ -237,21 +279,30 @@ def unmatched_expectations(matrix: Matrix, results: Sequence[CellResult]) -> lis
     cells = {c.id: c for c in matrix.cells}
     errors = []
     for number, expectation in enumerate(matrix.expectations):
-        ran = [r for r in results if r.tests and r.cell_id in cells
-               and expectation.where.matches(cells[r.cell_id])]
+        ran = [
+            r
+            for r in results
+            if r.tests and r.cell_id in cells and expectation.where.matches(cells[r.cell_id])
+        ]
         if not ran:
             continue  # no cell it selects ran any test: nothing to judge by
-        if not any(expectation.matches(cells[r.cell_id], t.nodeid) for r in ran
-                   for t in r.tests):
-            errors.append(str(ConfigError(
-                matrix.path, f"expect[{number}].test",
-                f"{expectation.test!r} matches no test of the {len(ran)} cell(s) it selects "
-                "that ran tests (renamed or misspelt?)")))
+        if not any(expectation.matches(cells[r.cell_id], t.nodeid) for r in ran for t in r.tests):
+            errors.append(
+                str(
+                    ConfigError(
+                        matrix.path,
+                        f"expect[{number}].test",
+                        f"{expectation.test!r} matches no test of the {len(ran)} cell(s) it "
+                        "selects that ran tests (renamed or misspelt?)",
+                    )
+                )
+            )
     return errors
 
 
-def _check_disk(matrix: Matrix, cells: Sequence[Cell], pip_config: PipIndexConfig,
-                limit: int | None = None) -> DiskEstimate | None:
+def _check_disk(
+    matrix: Matrix, cells: Sequence[Cell], pip_config: PipIndexConfig, limit: int | None = None
+) -> DiskEstimate | None:
     """Before anything is downloaded: what the envs to build will add to uv's cache, and a
     refusal (exit 3, one line) when that exceeds the free disk. Warm runs print nothing.
 
@@ -279,24 +330,39 @@ def _check_disk(matrix: Matrix, cells: Sequence[Cell], pip_config: PipIndexConfi
         held = footprint([root, cache])
         largest = int(max(estimate.cell_download.values(), default=0) * UNPACK_RATIO)
         growth = min(growth, max(limit - held, largest))
-        kept = (f"; budget {format_size(limit)} for the cache and envs (they hold "
-                f"{format_size(held)}): at most {format_size(growth)} more")
-    print(f"compat: disk: {len(estimate.cells)} env(s) to build: about "
-          f"{format_size(estimate.download_bytes)} to download, "
-          f"{format_size(estimate.cache_bytes)} of uv cache{kept}; {format_size(free)} free"
-          f"{unknown}", flush=True)
+        kept = (
+            f"; budget {format_size(limit)} for the cache and envs (they hold "
+            f"{format_size(held)}): at most {format_size(growth)} more"
+        )
+    print(
+        f"compat: disk: {len(estimate.cells)} env(s) to build: about "
+        f"{format_size(estimate.download_bytes)} to download, "
+        f"{format_size(estimate.cache_bytes)} of uv cache{kept}; {format_size(free)} free"
+        f"{unknown}",
+        flush=True,
+    )
     if growth > free:
-        raise InfraError(f"disk: the {len(estimate.cells)} env(s) to build need about "
-                         f"{format_size(growth)} of uv cache and "
-                         f"{cache} has {format_size(free)} free; free space "
-                         "(nox -s gc), set --disk-budget, or run fewer cells (--cells)")
+        raise InfraError(
+            f"disk: the {len(estimate.cells)} env(s) to build need about "
+            f"{format_size(growth)} of uv cache and "
+            f"{cache} has {format_size(free)} free; free space "
+            "(nox -s gc), set --disk-budget, or run fewer cells (--cells)"
+        )
     return estimate
 
 
-def finish_run(run_dir: Path, run_id: str, results: Sequence[CellResult],
-               manifest: RunManifest | None, reports: Path | None,
-               baseline: Baseline | None = None, disk: RunDisk | None = None, *,
-               interrupted: bool = False, config_errors: Sequence[str] = ()) -> int:
+def finish_run(
+    run_dir: Path,
+    run_id: str,
+    results: Sequence[CellResult],
+    manifest: RunManifest | None,
+    reports: Path | None,
+    baseline: Baseline | None = None,
+    disk: RunDisk | None = None,
+    *,
+    interrupted: bool = False,
+    config_errors: Sequence[str] = (),
+) -> int:
     """Write every report of a run, print the grid (and the diff), return the exit code.
 
     The code written into results.json is the one the command exits with: 130 for an
@@ -312,8 +378,9 @@ def finish_run(run_dir: Path, run_id: str, results: Sequence[CellResult],
         code = EXIT_USAGE
     info = manifest.matrix_info() if manifest else {"name": run_id}
     grid = build_grid(results)
-    paths = write_reports(run_dir, grid, run_id=run_id, matrix=info, exit_code=code,
-                          diff=diff, disk=disk)
+    paths = write_reports(
+        run_dir, grid, run_id=run_id, matrix=info, exit_code=code, diff=diff, disk=disk
+    )
     print()
     print(render_console(grid, width=console_width()))
     if diff is not None:
@@ -340,8 +407,10 @@ def _own_bytes(result: CellResult) -> int:
 def _merge_target(out: str | None, sources: Sequence[str]) -> Path:
     """Where ``--merge`` may write: a new or empty folder, or an earlier merge; never a run."""
     if not out:
-        raise UsageError("--merge needs --out DIR, a new folder for the merged run "
-                         "(a merge never writes into an existing run)")
+        raise UsageError(
+            "--merge needs --out DIR, a new folder for the merged run "
+            "(a merge never writes into an existing run)"
+        )
     if Path(out).is_symlink():
         raise UsageError(f"--out {out}: is a link (reports/latest?); give a new folder")
     run_dir = writable_folder(out, "--out")
@@ -351,16 +420,23 @@ def _merge_target(out: str | None, sources: Sequence[str]) -> Path:
         except ResultFileError:
             manifest = None
         if manifest is None or not manifest.merged_from:
-            raise UsageError(f"--out {out}: holds a run that is not a merge; merging there "
-                             "would overwrite it (give a new folder)")
+            raise UsageError(
+                f"--out {out}: holds a run that is not a merge; merging there "
+                "would overwrite it (give a new folder)"
+            )
     for source in sources:
         if Path(source).resolve() == run_dir:
             raise UsageError(f"--out {out}: is also a folder to merge")
     return run_dir
 
 
-def report_run(run: str, *, merge: Sequence[str] | None = None, out: str | None = None,
-               baseline: str | None = None) -> int:
+def report_run(
+    run: str,
+    *,
+    merge: Sequence[str] | None = None,
+    out: str | None = None,
+    baseline: str | None = None,
+) -> int:
     """``report``: rebuild a kept run's documents, or fold CI shards (``merge``) into ``out``.
 
     A merge writes only into ``--out``, checked before ``run`` (``reports/latest`` by
@@ -384,12 +460,10 @@ def report_run(run: str, *, merge: Sequence[str] | None = None, out: str | None 
         if not loaded.results:
             raise UsageError(f"{run_dir}: no cell results to report")
         run_id = loaded.manifest.run_id if loaded.manifest else run_dir.name
-        return finish_run(run_dir, run_id, loaded.results, loaded.manifest, None,
-                          loaded_baseline)
+        return finish_run(run_dir, run_id, loaded.results, loaded.manifest, None, loaded_baseline)
 
 
-def _resumed(source: Path | None, cells: Sequence[Cell],
-             run_dir: Path) -> dict[str, CellResult]:
+def _resumed(source: Path | None, cells: Sequence[Cell], run_dir: Path) -> dict[str, CellResult]:
     """With ``--resume [RUN]``: finished cells of that run, copied into this one."""
     if source is None:
         return {}
@@ -398,12 +472,10 @@ def _resumed(source: Path | None, cells: Sequence[Cell],
     kept: dict[str, CellResult] = {}
     for result in loaded.results:
         cell = wanted.get(result.cell_id)
-        if (cell is None or result.status is CellStatus.NOT_RUN
-                or result.cell != _cell_record(cell)):
+        if cell is None or result.status is CellStatus.NOT_RUN or result.cell != _cell_record(cell):
             continue
         if source != run_dir:
-            copy_cell_folder(source / "cells" / result.cell_id,
-                             run_dir / "cells" / result.cell_id)
+            copy_cell_folder(source / "cells" / result.cell_id, run_dir / "cells" / result.cell_id)
         kept[result.cell_id] = result
     if kept:
         print(f"compat: resuming {len(kept)} finished cell(s) from {source}", flush=True)
@@ -422,20 +494,23 @@ def _measure_cache_in_background() -> Callable[..., RunDisk]:
     stored = envs_root() / CACHE_SIZE
     last = read_json_object(stored)
     found = RunDisk()
-    if (isinstance(last.get("bytes"), int) and isinstance(last.get("measured"), str)
-            and last.get("dir") == str(uv_cache_guess())):
+    if (
+        isinstance(last.get("bytes"), int)
+        and isinstance(last.get("measured"), str)
+        and last.get("dir") == str(uv_cache_guess())
+    ):
         found = RunDisk(str(last["dir"]), last["bytes"], last["measured"])
 
     def measure() -> None:
         with contextlib.suppress(Exception):
             folder = uv_cache_guess()
             if folder.is_dir():
-                size, when = tree_bytes(folder), time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                               time.gmtime())
+                size, when = tree_bytes(folder), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
                 found.uv_cache_dir, found.uv_cache_bytes = str(folder), size
                 found.uv_cache_measured = when
-                atomic_write_text(stored, json.dumps({"dir": str(folder), "bytes": size,
-                                                      "measured": when}))
+                atomic_write_text(
+                    stored, json.dumps({"dir": str(folder), "bytes": size, "measured": when})
+                )
 
     worker = threading.Thread(target=measure, daemon=True)
     if found.uv_cache_bytes is None:

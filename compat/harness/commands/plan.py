@@ -23,8 +23,10 @@ def shard_cells(cells: Sequence[Cell], shard: str) -> list[Cell]:
     applicable = [c for c in cells if c.applicable]
     chosen = [applicable[k] for k in shard_of(applicable, shard)]
     if not chosen:
-        raise UsageError(f"--shard {shard}: no cell falls in this shard ({len(applicable)} "
-                         f"applicable cell(s), so at most {len(applicable)} shard(s))")
+        raise UsageError(
+            f"--shard {shard}: no cell falls in this shard ({len(applicable)} "
+            f"applicable cell(s), so at most {len(applicable)} shard(s))"
+        )
     return chosen
 
 
@@ -37,10 +39,23 @@ def plan_cells(matrix: Matrix, shard: str | None = None) -> list[Cell]:
 
 def ci_matrix(cells: Sequence[Cell]) -> dict[str, Any]:
     """GitHub Actions ``strategy.matrix``: one ``include`` entry (and nox session) per cell."""
-    return {"include": [{"cell": c.id, "session": f"cell({c.id})", "python": c.python,
-                         "torch": c.torch, "stack": c.stack, "torchao": c.torchao or "",
-                         "channel": c.channel, "gating": c.gating, "name": c.id,
-                         "args": f"--cells {c.id}"} for c in cells]}
+    return {
+        "include": [
+            {
+                "cell": c.id,
+                "session": f"cell({c.id})",
+                "python": c.python,
+                "torch": c.torch,
+                "stack": c.stack,
+                "torchao": c.torchao or "",
+                "channel": c.channel,
+                "gating": c.gating,
+                "name": c.id,
+                "args": f"--cells {c.id}",
+            }
+            for c in cells
+        ]
+    }
 
 
 def ci_shards(matrix: Matrix, shards: int) -> dict[str, Any]:
@@ -52,7 +67,12 @@ def ci_shards(matrix: Matrix, shards: int) -> dict[str, Any]:
         if not cells:
             continue
         pythons = sorted({c.python for c in cells}, key=lambda v: tuple(map(int, v.split("."))))
-        include.append({"name": f"shard {i} of {shards} ({len(cells)} cells)",
-                        "args": f"--shard {i}/{shards}", "python": "\n".join(pythons),
-                        "cell": f"shard-{i}-of-{shards}"})
+        include.append(
+            {
+                "name": f"shard {i} of {shards} ({len(cells)} cells)",
+                "args": f"--shard {i}/{shards}",
+                "python": "\n".join(pythons),
+                "cell": f"shard-{i}-of-{shards}",
+            }
+        )
     return {"include": include}

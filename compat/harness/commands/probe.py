@@ -30,26 +30,43 @@ PROBE_TIMEOUT = 600.0
 WIDTH = 28
 
 
-def probe_cell(cell: Cell, matrix: Matrix, *, envs_root: Path, pip_config: PipIndexConfig,
-               log_dir: Path, listings: Listings | None = None,
-               wheelhouse: Path | None = None) -> dict[str, str]:
+def probe_cell(
+    cell: Cell,
+    matrix: Matrix,
+    *,
+    envs_root: Path,
+    pip_config: PipIndexConfig,
+    log_dir: Path,
+    listings: Listings | None = None,
+    wheelhouse: Path | None = None,
+) -> dict[str, str]:
     """Build or reuse the cell's env (from ``wheelhouse`` alone, with ``--offline``), then
     ask it what shape each API has."""
     try:
-        _, plan = plan_for(cell, matrix, envs_root=envs_root, pip_config=pip_config,
-                           listings=listings, wheelhouse=wheelhouse)
+        _, plan = plan_for(
+            cell,
+            matrix,
+            envs_root=envs_root,
+            pip_config=pip_config,
+            listings=listings,
+            wheelhouse=wheelhouse,
+        )
     except ResolutionFailed as exc:
         return {"status": f"install-failed: {exc.kind}: {exc.message}"}
     try:
         with env_lock(plan.env_dir, exclusive=True):
-            record = ensure_env(plan, log=log_dir / f"{cell.id}.install.log",
-                                timeout=matrix.install_timeout)
+            record = ensure_env(
+                plan, log=log_dir / f"{cell.id}.install.log", timeout=matrix.install_timeout
+            )
     except InstallFailed as exc:
         return {"status": f"install-failed: {exc.kind}: {exc.message}"}
     with env_lock(plan.env_dir, exclusive=False):
-        proc = processes.run([str(record.python), "-m", "compat.shims.probe"], capture=True,
-                             timeout=PROBE_TIMEOUT,
-                             env=cell_environment(cell, env_dir=plan.env_dir))
+        proc = processes.run(
+            [str(record.python), "-m", "compat.shims.probe"],
+            capture=True,
+            timeout=PROBE_TIMEOUT,
+            env=cell_environment(cell, env_dir=plan.env_dir),
+        )
     if proc.timed_out:
         return {"status": f"probe timed out after {PROBE_TIMEOUT:.0f}s"}
     start = proc.stdout.find("{")  # anything torch printed before the object is skipped
@@ -63,23 +80,38 @@ def probe_cell(cell: Cell, matrix: Matrix, *, envs_root: Path, pip_config: PipIn
     return {"status": "ok", **{str(k): str(v) for k, v in found.items()}}
 
 
-def probe_cells(cells: Sequence[Cell], matrix: Matrix, *, envs_root: Path,
-                pip_config: PipIndexConfig, log_dir: Path, jobs: int,
-                wheelhouse: Path | None = None) -> list[dict[str, str]]:
+def probe_cells(
+    cells: Sequence[Cell],
+    matrix: Matrix,
+    *,
+    envs_root: Path,
+    pip_config: PipIndexConfig,
+    log_dir: Path,
+    jobs: int,
+    wheelhouse: Path | None = None,
+) -> list[dict[str, str]]:
     listings = Listings()
 
     def one(cell: Cell) -> dict[str, str]:
         if not cell.applicable:
             return {"status": f"not applicable: {cell.not_applicable}"}
-        return probe_cell(cell, matrix, envs_root=envs_root, pip_config=pip_config,
-                          log_dir=log_dir, listings=listings, wheelhouse=wheelhouse)
+        return probe_cell(
+            cell,
+            matrix,
+            envs_root=envs_root,
+            pip_config=pip_config,
+            log_dir=log_dir,
+            listings=listings,
+            wheelhouse=wheelhouse,
+        )
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         return list(pool.map(one, cells))
 
 
-def render_probe(cells: Sequence[Cell], found: Sequence[dict[str, str]], *,
-                 width: int | None = None) -> str:
+def render_probe(
+    cells: Sequence[Cell], found: Sequence[dict[str, str]], *, width: int | None = None
+) -> str:
     """The capability grid; cells that cannot exist are listed under it, not given columns."""
     probed = [(c, caps) for c, caps in zip(cells, found, strict=True) if c.applicable]
     keys: list[str] = []
@@ -87,8 +119,7 @@ def render_probe(cells: Sequence[Cell], found: Sequence[dict[str, str]], *,
         keys += [k for k in caps if k not in keys]
     # Wrapped here, not with tabulate's maxcolwidths: that path turns the string "False"
     # into True (it re-parses wrapped cells as booleans; tabulate 0.9/0.10).
-    rows = [[key, *(textwrap.fill(caps.get(key, ""), WIDTH) for _, caps in probed)]
-            for key in keys]
+    rows = [[key, *(textwrap.fill(caps.get(key, ""), WIDTH) for _, caps in probed)] for key in keys]
     headers = ["capability", *(c.id.replace("-", "\n", 2) for c, _ in probed)]
     text = render_banded(headers, rows, width=width, align="left") if probed else ""
     skipped = [(c.id, c.not_applicable or "") for c in cells if not c.applicable]

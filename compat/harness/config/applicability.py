@@ -20,8 +20,14 @@ from packaging.version import InvalidVersion, Version
 
 from compat.harness.config.evidence import CONTRADICTED, Evidence, FileProbe, confirm
 
-__all__ = ["STACKS", "CheckedRule", "NotApplicable", "checked_rule", "not_applicable",
-           "not_applicable_reason"]
+__all__ = [
+    "STACKS",
+    "CheckedRule",
+    "NotApplicable",
+    "checked_rule",
+    "not_applicable",
+    "not_applicable_reason",
+]
 
 STACKS = ("torch.ao", "torchao")
 LANDSCAPE = "docs/version-landscape.md"
@@ -54,8 +60,7 @@ class CheckedRule:
         return self.check_verdict == CONTRADICTED
 
     def to_dict(self) -> dict[str, str]:
-        return {f.name: value for f in fields(self)
-                if (value := getattr(self, f.name)) is not None}
+        return {f.name: value for f in fields(self) if (value := getattr(self, f.name)) is not None}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, str]) -> CheckedRule:
@@ -95,8 +100,11 @@ def _python_rule(python: str, torch: str) -> NotApplicable | None:
         return None
     return NotApplicable(
         f"torch {torch} has no wheel for CPython {python}",
-        Evidence(f"no cp{python.replace('.', '')} Linux x86_64 wheel of torch {tv[0]}.{tv[1]}",
-                 f"{LANDSCAPE} (the default index's torch file listing)"))
+        Evidence(
+            f"no cp{python.replace('.', '')} Linux x86_64 wheel of torch {tv[0]}.{tv[1]}",
+            f"{LANDSCAPE} (the default index's torch file listing)",
+        ),
+    )
 
 
 def _torch_ao_rule(torch: str) -> NotApplicable | None:
@@ -107,12 +115,15 @@ def _torch_ao_rule(torch: str) -> NotApplicable | None:
     if tv < (2, 1):
         return NotApplicable(
             "torch.ao pt2e with a Quantizer starts in torch 2.1 (2.0 has only _quantize_pt2e)",
-            Evidence("torch 2.0 has no torch/ao/quantization/quantize_pt2e.py", LANDSCAPE, probe))
+            Evidence("torch 2.0 has no torch/ao/quantization/quantize_pt2e.py", LANDSCAPE, probe),
+        )
     if tv > (2, 10):
         return NotApplicable(
             "torch.ao pt2e was removed in torch 2.11 (no torch/ao/quantization/quantize_pt2e.py)",
-            Evidence("torch >= 2.11 has no torch/ao/quantization/quantize_pt2e.py", LANDSCAPE,
-                     probe))
+            Evidence(
+                "torch >= 2.11 has no torch/ao/quantization/quantize_pt2e.py", LANDSCAPE, probe
+            ),
+        )
     return None
 
 
@@ -130,29 +141,43 @@ def _torchao_hard_rule(torch: str, torchao: str) -> NotApplicable | None:
     if av < (0, 11):
         return NotApplicable(
             f"torchao {torchao} has no pt2e (torchao.quantization.pt2e starts in 0.11)",
-            Evidence("torchao < 0.11 has no torchao/quantization/pt2e/", LANDSCAPE,
-                     FileProbe("torchao", torchao, _CONVERT, present=False)))
+            Evidence(
+                "torchao < 0.11 has no torchao/quantization/pt2e/",
+                LANDSCAPE,
+                FileProbe("torchao", torchao, _CONVERT, present=False),
+            ),
+        )
     if minor in (11, 12) and tv < (2, 3):
-        return NotApplicable(f"torchao 0.{minor} pt2e was not checked below torch 2.3",
-                             Evidence(f"torchao 0.{minor} was measured on torch 2.3 and up",
-                                      LANDSCAPE))
+        return NotApplicable(
+            f"torchao 0.{minor} pt2e was not checked below torch 2.3",
+            Evidence(f"torchao 0.{minor} was measured on torch 2.3 and up", LANDSCAPE),
+        )
     if 13 <= minor <= 17 and tv < (2, 6):
         return NotApplicable(
             f"torchao 0.{minor} imports torch.fx.traceback.NodeSource (torch >= 2.6)",
-            Evidence(f"torch {torch} has no NodeSource in torch/fx/traceback.py", LANDSCAPE,
-                     FileProbe("torch", torch, "torch/fx/traceback.py", _NODE_SOURCE,
-                               present=False)))
+            Evidence(
+                f"torch {torch} has no NodeSource in torch/fx/traceback.py",
+                LANDSCAPE,
+                FileProbe("torch", torch, "torch/fx/traceback.py", _NODE_SOURCE, present=False),
+            ),
+        )
     if minor >= 18 and tv < (2, 7):
         return NotApplicable(
             f"torchao 0.{minor} imports torch._inductor.freezing_utils (torch >= 2.7)",
-            Evidence(f"torch {torch} has no torch/_inductor/freezing_utils.py", LANDSCAPE,
-                     FileProbe("torch", torch, "torch/_inductor/freezing_utils.py",
-                               present=False)))
+            Evidence(
+                f"torch {torch} has no torch/_inductor/freezing_utils.py",
+                LANDSCAPE,
+                FileProbe("torch", torch, "torch/_inductor/freezing_utils.py", present=False),
+            ),
+        )
     if 12 <= minor <= 15 and tv >= (2, 11):
         return NotApplicable(
             f"torchao 0.{minor} raises AttributeError at import on torch >= 2.11",
-            Evidence(f"importing torchao 0.{minor}'s pt2e on torch 2.11 raised AttributeError",
-                     f"{LANDSCAPE} (measured)"))
+            Evidence(
+                f"importing torchao 0.{minor}'s pt2e on torch 2.11 raised AttributeError",
+                f"{LANDSCAPE} (measured)",
+            ),
+        )
     return None
 
 
@@ -164,14 +189,18 @@ def _torchao_soft_rule(torch: str, torchao: str) -> NotApplicable | None:
     return NotApplicable(
         "torchao's own pt2e tests require torch 2.7; convert folds only from 2.7 "
         "(declare the cell in an [[include]] to run it anyway)",
-        Evidence(f"torchao {torchao}'s convert_pt2e gates fold_quantize on torch >= 2.7, and "
-                 "its test_metadata_porting.py is skipped below torch 2.7",
-                 f"{LANDSCAPE}; docs/upstream-test-at-tags.md",
-                 FileProbe("torchao", torchao, _CONVERT, _FOLD_GATE)))
+        Evidence(
+            f"torchao {torchao}'s convert_pt2e gates fold_quantize on torch >= 2.7, and "
+            "its test_metadata_porting.py is skipped below torch 2.7",
+            f"{LANDSCAPE}; docs/upstream-test-at-tags.md",
+            FileProbe("torchao", torchao, _CONVERT, _FOLD_GATE),
+        ),
+    )
 
 
-def not_applicable(*, python: str, torch: str, stack: str, torchao: str | None,
-                   declared: bool = False) -> NotApplicable | None:
+def not_applicable(
+    *, python: str, torch: str, stack: str, torchao: str | None, declared: bool = False
+) -> NotApplicable | None:
     """Why this cell is not worth running, with the evidence; ``None`` when it is.
 
     ``declared`` (an ``[[include]]``) overrides the soft rules, never the hard ones.
@@ -184,38 +213,52 @@ def not_applicable(*, python: str, torch: str, stack: str, torchao: str | None,
         if torchao is not None:
             return NotApplicable(
                 "the torch.ao stack does not use torchao; pair torchao with the torchao stack",
-                Evidence("a matrix error, not a fact about wheels", "matrix.toml"))
+                Evidence("a matrix error, not a fact about wheels", "matrix.toml"),
+            )
         return _torch_ao_rule(torch)
     if stack != "torchao":
-        return NotApplicable(f"unknown pt2e stack {stack!r}",
-                             Evidence(f"stacks are {', '.join(STACKS)}", "matrix.toml"))
+        return NotApplicable(
+            f"unknown pt2e stack {stack!r}",
+            Evidence(f"stacks are {', '.join(STACKS)}", "matrix.toml"),
+        )
     if torchao is None:
-        return NotApplicable("the torchao stack needs a torchao version",
-                             Evidence("a matrix error, not a fact about wheels", "matrix.toml"))
+        return NotApplicable(
+            "the torchao stack needs a torchao version",
+            Evidence("a matrix error, not a fact about wheels", "matrix.toml"),
+        )
     found = _torchao_hard_rule(torch, torchao)
     if found is not None or declared:
         return found
     return _torchao_soft_rule(torch, torchao)
 
 
-def not_applicable_reason(*, python: str, torch: str, stack: str, torchao: str | None,
-                          declared: bool = False) -> str | None:
+def not_applicable_reason(
+    *, python: str, torch: str, stack: str, torchao: str | None, declared: bool = False
+) -> str | None:
     """The reason alone (the planner keeps it on the cell)."""
-    found = not_applicable(python=python, torch=torch, stack=stack, torchao=torchao,
-                           declared=declared)
+    found = not_applicable(
+        python=python, torch=torch, stack=stack, torchao=torchao, declared=declared
+    )
     return found.reason if found else None
 
 
-def checked_rule(*, python: str, torch: str, stack: str, torchao: str | None,
-                 declared: bool, envs_root: Path) -> CheckedRule | None:
+def checked_rule(
+    *, python: str, torch: str, stack: str, torchao: str | None, declared: bool, envs_root: Path
+) -> CheckedRule | None:
     """The rule that rules a cell out, and its evidence checked against ``envs_root``'s envs
     (confirmed, contradicted or unchecked), as the result records it."""
-    rule = not_applicable(python=python, torch=torch, stack=stack, torchao=torchao,
-                          declared=declared)
+    rule = not_applicable(
+        python=python, torch=torch, stack=stack, torchao=torchao, declared=declared
+    )
     if rule is None:
         return None
     check = confirm(rule.evidence, envs_root)
     evidence = rule.evidence
-    return CheckedRule(rule.reason, evidence.claim, evidence.source,
-                       evidence.probe.describe() if evidence.probe else None,
-                       check.verdict, check.detail)
+    return CheckedRule(
+        rule.reason,
+        evidence.claim,
+        evidence.source,
+        evidence.probe.describe() if evidence.probe else None,
+        check.verdict,
+        check.detail,
+    )

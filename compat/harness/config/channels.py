@@ -51,6 +51,8 @@ class Channel:
         for link in self.find_links:
             args += ["--find-links", link]
         return args
+
+
 NIGHTLY_SPEC = re.compile(r"^(?:latest(?:-(?P<days>\d+)d)?|(?P<date>\d{4}-\d{2}-\d{2}))$")
 
 
@@ -76,4 +78,3 @@ def nightly_date(version: Version) -> date | None:
         return date(int(text[:4]), int(text[4:6]), int(text[6:8]))
     except ValueError:
         return None
-

@@ -67,7 +67,7 @@ def installed(envs_root: Path, dist: str, version: str) -> Path | None:
         name = info.name.lower()
         if not name.startswith(prefix):
             continue
-        found = name[len(prefix):].removesuffix(".dist-info")
+        found = name[len(prefix) :].removesuffix(".dist-info")
         if wanted is not None and _series(found) == wanted:
             return info.parent
     return None
@@ -86,7 +86,8 @@ def confirm(evidence: Evidence, envs_root: Path) -> Check:
         found = target.is_file() and (
             probe.pattern is None
             or re.search(probe.pattern, target.read_text(encoding="utf-8", errors="replace"))
-            is not None)
+            is not None
+        )
     except OSError as exc:
         return Check(UNCHECKED, f"cannot read {target}: {exc}")
     where = f"{probe.describe()} (read {target})"

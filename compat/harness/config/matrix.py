@@ -242,9 +242,12 @@ def _matrix_name(settings: Table, path: Path) -> str:
     if given is None:  # the file's name, made safe
         return _SAFE_ID.sub("_", path.stem)[:MAX_NAME].lstrip(".") or "matrix"
     if not _SAFE_NAME.fullmatch(given) or ".." in given:
-        raise settings.error("name", f"{show(given)} is not a name for a folder: letters, "
-                             f"digits and . _ + - only, at most {MAX_NAME} characters, not "
-                             "starting with a dot")
+        raise settings.error(
+            "name",
+            f"{show(given)} is not a name for a folder: letters, "
+            f"digits and . _ + - only, at most {MAX_NAME} characters, not "
+            "starting with a dot",
+        )
     return given
 
 
@@ -265,16 +268,22 @@ def _test_paths(settings: Table, path: Path, given: object) -> tuple[str, ...]:
         except (OSError, ValueError, RuntimeError):
             target = None
         if target is None or not any(_inside(target, root) for root in roots):
-            raise settings.error("tests", f"{show(test)} is outside the project (test paths "
-                                 "stay inside the matrix file's folder or the working folder)")
+            raise settings.error(
+                "tests",
+                f"{show(test)} is outside the project (test paths "
+                "stay inside the matrix file's folder or the working folder)",
+            )
     for test in tests:
         try:
             found = (path.parent / test.split("::", 1)[0]).exists()
         except (OSError, ValueError):
             found = False
         if not found and given is None:
-            raise settings.error("tests", f"not set, and the default {test!r} is not next to "
-                                 "the matrix file (set tests = [...] to your test paths)")
+            raise settings.error(
+                "tests",
+                f"not set, and the default {test!r} is not next to "
+                "the matrix file (set tests = [...] to your test paths)",
+            )
         if not found:
             raise settings.error("tests", f"{show(test)} does not exist next to the matrix file")
     return tests
@@ -291,8 +300,9 @@ def _specifier(table: Table, name: str, text: str | None) -> SpecifierSet | None
     try:
         return SpecifierSet(text)
     except InvalidSpecifier:
-        raise table.error(name, f"{show(text)} is neither a version nor a version specifier"
-                          ) from None
+        raise table.error(
+            name, f"{show(text)} is neither a version nor a version specifier"
+        ) from None
 
 
 def _selector(table: Table) -> Selector:
@@ -313,7 +323,7 @@ def _disk_budget(settings: Table) -> int | None:
         return None
     size = parse_size(text)
     if not size:
-        raise settings.error("disk-budget", f"{show(text)} is not a size such as \"30G\"")
+        raise settings.error("disk-budget", f'{show(text)} is not a size such as "30G"')
     return size
 
 
@@ -322,8 +332,9 @@ def parse_matrix(path: Path, data: Mapping[str, Any]) -> Matrix:
     root = Table(path, "", data)
     settings = Table(path, "matrix", root.raw("matrix") or {})
     name = _matrix_name(settings, path)
-    pythons = tuple(_version(settings, "python", p)
-                    for p in settings.strings("python", ["3.11"], nonempty=True))
+    pythons = tuple(
+        _version(settings, "python", p) for p in settings.strings("python", ["3.11"], nonempty=True)
+    )
     stacks = settings.strings("stacks", STACKS, nonempty=True)
     for stack in stacks:
         if stack not in STACKS:
@@ -401,8 +412,11 @@ def parse_matrix(path: Path, data: Mapping[str, Any]) -> Matrix:
         match = rule.string("match")
         if raises is None and match is None:
             hint = " (test = '*' with neither would hide any failure)" if "*" in test else ""
-            raise rule.error("raises", "an expectation needs `raises` (exception type) and/or "
-                             f"`match` (regex in the failure message){hint}")
+            raise rule.error(
+                "raises",
+                "an expectation needs `raises` (exception type) and/or "
+                f"`match` (regex in the failure message){hint}",
+            )
         if raises is not None and not re.fullmatch(r"[A-Za-z_][\w.]*", raises):
             raise rule.error("raises", f"{show(raises)} is not an exception type name")
         if match is not None:
@@ -420,7 +434,10 @@ def parse_matrix(path: Path, data: Mapping[str, Any]) -> Matrix:
         if cell.id in seen:
             raise ConfigError(path, "torch", f"duplicate cell {cell.id!r}")
         reason = not_applicable_reason(
-            python=cell.python, torch=cell.torch, stack=cell.stack, torchao=cell.torchao,
+            python=cell.python,
+            torch=cell.torch,
+            stack=cell.stack,
+            torchao=cell.torchao,
             declared=cell.declared,
         )
         seen[cell.id] = cell
@@ -428,8 +445,14 @@ def parse_matrix(path: Path, data: Mapping[str, Any]) -> Matrix:
     if not planned:
         raise ConfigError(path, "torch", "the matrix has no cells (add [[torch]] entries)")
     matrix_kwargs["tests"] = _test_paths(settings, path, tests_given)
-    return Matrix(path, name, tuple(planned), expectations=tuple(expectations),
-                  channels=channels, **matrix_kwargs)
+    return Matrix(
+        path,
+        name,
+        tuple(planned),
+        expectations=tuple(expectations),
+        channels=channels,
+        **matrix_kwargs,
+    )
 
 
 def _deps(settings: Table) -> tuple[str, ...]:
@@ -459,8 +482,9 @@ def _deps_as_of(settings: Table) -> str | None:
             pass
         else:
             return value
-    raise settings.error("deps-as-of", f"expected \"{DEPS_AS_OF_TORCH}\", \"none\" or a date, "
-                         f"got {show(value)}")
+    raise settings.error(
+        "deps-as-of", f'expected "{DEPS_AS_OF_TORCH}", "none" or a date, got {show(value)}'
+    )
 
 
 def _torch_version(table: Table, name: str, text: str | None, nightly: bool) -> str:
@@ -494,8 +518,11 @@ def _channels(root: Table) -> dict[str, Channel]:
     channels: dict[str, Channel] = {RELEASE: Channel(RELEASE)}
     for name in list(table.data):
         if not _CHANNEL_NAME.fullmatch(name):
-            raise table.error(redact(name)[:100], "a channel's name is letters, digits, _ and - "
-                              "(at most 40; it becomes part of cell ids)")
+            raise table.error(
+                redact(name)[:100],
+                "a channel's name is letters, digits, _ and - "
+                "(at most 40; it becomes part of cell ids)",
+            )
         entry = Table(root.path, f"channels.{name}", table.raw(name))
         default_kind = name if name in CHANNEL_KINDS else "index"
         kind = entry.string("kind", default_kind, choices=CHANNEL_KINDS)
@@ -503,8 +530,10 @@ def _channels(root: Table) -> dict[str, Channel]:
             name=name,
             kind=kind,
             index_url=_url(entry, "index-url", entry.string("index-url")),
-            find_links=tuple(_url(entry, "find-links", link, folder_ok=True) or link
-                             for link in entry.strings("find-links")),
+            find_links=tuple(
+                _url(entry, "find-links", link, folder_ok=True) or link
+                for link in entry.strings("find-links")
+            ),
             gating=entry.boolean("gating", kind != "nightly"),
         )
         if kind in ("rc", "nightly", "index") and not channel.index_url:

@@ -17,8 +17,16 @@ from typing import Any
 from compat.harness.errors import ConfigError
 from compat.harness.redact import redact
 
-__all__ = ["MAX_SECONDS", "MAX_STRING", "Table", "count", "env_table", "missing",
-           "optional_int", "show"]
+__all__ = [
+    "MAX_SECONDS",
+    "MAX_STRING",
+    "Table",
+    "count",
+    "env_table",
+    "missing",
+    "optional_int",
+    "show",
+]
 
 
 class Table:
@@ -48,23 +56,27 @@ class Table:
         if not isinstance(value, str) or not value.strip():
             raise self.error(name, f"expected a non-empty string, got {show(value)}")
         if "\x00" in value or len(value) > MAX_STRING:
-            raise self.error(name, f"expected a string without NUL of at most {MAX_STRING} "
-                             f"characters, got {show(value)}")
+            raise self.error(
+                name,
+                f"expected a string without NUL of at most {MAX_STRING} "
+                f"characters, got {show(value)}",
+            )
         options = tuple(choices)
         if options and value not in options:
             raise self.error(name, f"{show(value)} is not one of {', '.join(options)}")
         return value
 
-    def strings(self, name: str, default: Iterable[str] = (), *,
-                nonempty: bool = False) -> tuple[str, ...]:
+    def strings(
+        self, name: str, default: Iterable[str] = (), *, nonempty: bool = False
+    ) -> tuple[str, ...]:
         value = self.raw(name)
         if value is None:
             return tuple(default)
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, list) or not all(
-                isinstance(v, str) and v and "\x00" not in v and len(v) <= MAX_STRING
-                for v in value):
+            isinstance(v, str) and v and "\x00" not in v and len(v) <= MAX_STRING for v in value
+        ):
             raise self.error(name, f"expected a list of strings, got {show(value)}")
         if nonempty and not value:
             raise self.error(name, "expected at least one value, got []")
@@ -78,8 +90,11 @@ class Table:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
             raise self.error(name, f"expected a positive number of seconds, got {show(value)}")
         if not math.isfinite(value) or value > MAX_SECONDS:
-            raise self.error(name, f"expected a positive number of seconds, got {show(value)} "
-                             f"(at most {MAX_SECONDS}, a week)")
+            raise self.error(
+                name,
+                f"expected a positive number of seconds, got {show(value)} "
+                f"(at most {MAX_SECONDS}, a week)",
+            )
         return float(value)
 
     def boolean(self, name: str, default: bool) -> bool:
@@ -130,8 +145,9 @@ def optional_int(table: Table, name: str, limit: int = 2**30) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise table.error(name, f"expected a positive whole number, got {show(value)}")
     if value > limit:
-        raise table.error(name, f"expected a positive whole number, got {show(value)} "
-                          f"(at most {limit})")
+        raise table.error(
+            name, f"expected a positive whole number, got {show(value)} (at most {limit})"
+        )
     return value
 
 
@@ -142,8 +158,9 @@ def count(table: Table, name: str, default: int = 0, limit: int = MAX_COUNT) -> 
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise table.error(name, f"expected a whole number >= 0, got {show(value)}")
     if value > limit:
-        raise table.error(name, f"expected a whole number >= 0, got {show(value)} "
-                          f"(at most {limit})")
+        raise table.error(
+            name, f"expected a whole number >= 0, got {show(value)} (at most {limit})"
+        )
     return value
 
 
@@ -155,10 +172,15 @@ def env_table(table: Table) -> dict[str, str]:
     if not isinstance(value, dict):
         raise table.error("env", f"expected a table of strings, got {show(value)}")
     for key, item in value.items():
-        if (not isinstance(item, str) or "\x00" in item or len(item) > MAX_STRING
-                or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", key)):
-            raise table.error(f"env.{redact(key)[:100]}",
-                              f"expected NAME = \"string\", got {show(item)}")
+        if (
+            not isinstance(item, str)
+            or "\x00" in item
+            or len(item) > MAX_STRING
+            or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", key)
+        ):
+            raise table.error(
+                f"env.{redact(key)[:100]}", f'expected NAME = "string", got {show(item)}'
+            )
     return dict(value)
 
 

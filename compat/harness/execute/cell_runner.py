@@ -71,8 +71,9 @@ def default_jobs(memory_per_cell_gb: float = 4.0) -> int:
 BYTECODE_DIR = ".pycache"  # inside the env: compiled once, on first import, never in uv's cache
 
 
-def cell_environment(cell: Cell, extra: Mapping[str, str] | None = None, *,
-                     env_dir: Path | None = None) -> dict[str, str]:
+def cell_environment(
+    cell: Cell, extra: Mapping[str, str] | None = None, *, env_dir: Path | None = None
+) -> dict[str, str]:
     """The process environment of a cell: isolated from the host's Python settings.
 
     Bytecode is cached whatever the host says (``PYTHONDONTWRITEBYTECODE`` is dropped):
@@ -80,9 +81,18 @@ def cell_environment(cell: Cell, extra: Mapping[str, str] | None = None, *,
     own ``.pycache`` (``PYTHONPYCACHEPREFIX``), never next to the sources, whose files are
     hardlinks into uv's shared cache.
     """
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "PYTHONDONTWRITEBYTECODE",
-                        "PYTHONPYCACHEPREFIX")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in (
+            "VIRTUAL_ENV",
+            "PYTHONPATH",
+            "PYTHONHOME",
+            "PYTHONDONTWRITEBYTECODE",
+            "PYTHONPYCACHEPREFIX",
+        )
+    }
     env.update(extra or {})
     env.update(COMPAT_PT2E_STACK=cell.stack, COMPAT_CELL_ID=cell.id, PYTHONNOUSERSITE="1")
     if env_dir is not None:
@@ -104,19 +114,27 @@ def _tail(path: Path, limit: int = 3000) -> str | None:
     except OSError:
         return None
     if size > limit and b"\n" in data:
-        data = data[data.index(b"\n") + 1:]
+        data = data[data.index(b"\n") + 1 :]
     return redact(data.decode("utf-8", errors="replace")) or None
 
 
-def _interrupted(cell: Cell, cell_dir: Path, reason: str,
-                 events: Events | None = None) -> CellResult:
+def _interrupted(
+    cell: Cell, cell_dir: Path, reason: str, events: Events | None = None
+) -> CellResult:
     """A cell stopped by Ctrl-C: not run, with whatever tests had finished kept."""
     tests = []
     if events is not None:
         _, _, tests = classify(events=events, returncode=0, timed_out=False, expected={})
         tests = [t for t in tests if t.nodeid in events.tests]
-    result = CellResult(cell.id, cell, CellStatus.NOT_RUN, reason=reason, gating=cell.gating,
-                        tests=tests, fingerprint=events.fingerprint if events else {})
+    result = CellResult(
+        cell.id,
+        cell,
+        CellStatus.NOT_RUN,
+        reason=reason,
+        gating=cell.gating,
+        tests=tests,
+        fingerprint=events.fingerprint if events else {},
+    )
     result.write(cell_dir / "result.json")
     return result
 
@@ -124,8 +142,9 @@ def _interrupted(cell: Cell, cell_dir: Path, reason: str,
 _OOM_MARKERS = ("MemoryError", "can't allocate memory", "std::bad_alloc")
 
 
-def _memory_hint(status: CellStatus, reason: str | None, tests: Sequence[TestResult],
-                 limit_mb: int | None) -> str | None:
+def _memory_hint(
+    status: CellStatus, reason: str | None, tests: Sequence[TestResult], limit_mb: int | None
+) -> str | None:
     """Say "out of memory" when that is what the evidence shows."""
     oom = any(m in (t.message or "") for t in tests for m in _OOM_MARKERS)
     limit = f" (memory limit {limit_mb} MiB)" if limit_mb else ""
@@ -143,8 +162,9 @@ def _rootdir(matrix: Matrix) -> Path:
     return Path(os.path.commonpath([str(base), *paths]))
 
 
-def _expected_failures(matrix: Matrix, cell: Cell,
-                       nodeids: Iterable[str]) -> dict[str, Expectation]:
+def _expected_failures(
+    matrix: Matrix, cell: Cell, nodeids: Iterable[str]
+) -> dict[str, Expectation]:
     found = {}
     for nodeid in nodeids:
         expectation = matrix.expectation_for(cell, nodeid)
@@ -186,20 +206,36 @@ def run_cell(
     if matrix.channel(cell.channel).is_nightly and not cell.url:
         say(f"resolving nightly {cell.torch}")
     try:
-        resolved, plan = plan_for(cell, matrix, envs_root=envs_root, pip_config=pip_config,
-                                  wheelhouse=wheelhouse, listings=listings)
+        resolved, plan = plan_for(
+            cell,
+            matrix,
+            envs_root=envs_root,
+            pip_config=pip_config,
+            wheelhouse=wheelhouse,
+            listings=listings,
+        )
     except (ResolutionFailed, Stopped) as exc:
         timings["install"] = round(time.monotonic() - started, 3)
         if supervisor.interrupted.is_set() or isinstance(exc, Stopped):
             return _interrupted(cell, cell_dir, INTERRUPTED_INSTALLING)
-        return finish(CellStatus.INSTALL_FAILED, f"{exc.kind}: {exc.message}",
-                      install=InstallRecord(error_kind=exc.kind), timings=timings)
+        return finish(
+            CellStatus.INSTALL_FAILED,
+            f"{exc.kind}: {exc.message}",
+            install=InstallRecord(error_kind=exc.kind),
+            timings=timings,
+        )
     if resolved.torch != cell.torch:
-        say(f"resolved {cell.torch} to torch {resolved.torch}"
-            + (f", torchao {resolved.torchao}" if resolved.torchao else ""))
-        late = not_applicable_reason(python=cell.python, torch=resolved.torch, stack=cell.stack,
-                                     declared=cell.declared,
-                                     torchao=resolved.torchao)
+        say(
+            f"resolved {cell.torch} to torch {resolved.torch}"
+            + (f", torchao {resolved.torchao}" if resolved.torchao else "")
+        )
+        late = not_applicable_reason(
+            python=cell.python,
+            torch=resolved.torch,
+            stack=cell.stack,
+            declared=cell.declared,
+            torchao=resolved.torchao,
+        )
         if late:
             return finish(CellStatus.NOT_APPLICABLE, f"{late} (resolved to torch {resolved.torch})")
     install = InstallRecord(plan=plan_record(plan), resolution=resolution_record(resolved))
@@ -209,8 +245,9 @@ def run_cell(
             if budget is not None:
                 budget.before_build(plan)
             try:
-                record = ensure_env(plan, log=cell_dir / "install.log",
-                                    timeout=matrix.install_timeout)
+                record = ensure_env(
+                    plan, log=cell_dir / "install.log", timeout=matrix.install_timeout
+                )
             finally:
                 if budget is not None:
                     budget.after_build(plan)
@@ -220,9 +257,13 @@ def run_cell(
             return _interrupted(cell, cell_dir, INTERRUPTED_INSTALLING)
         skip = exc.kind == "no-interpreter" and matrix.skip_missing_interpreters
         install.error_kind = exc.kind
-        return finish(CellStatus.SKIPPED if skip else CellStatus.INSTALL_FAILED,
-                      f"{exc.kind}: {exc.message}", install=install, timings=timings,
-                      log_excerpt=exc.log or _tail(cell_dir / "install.log"))
+        return finish(
+            CellStatus.SKIPPED if skip else CellStatus.INSTALL_FAILED,
+            f"{exc.kind}: {exc.message}",
+            install=install,
+            timings=timings,
+            log_excerpt=exc.log or _tail(cell_dir / "install.log"),
+        )
     record_env(install, record)
     for name, listed in resolved.nightly.items():
         wheel = (install.wheels or {}).get(name)
@@ -244,7 +285,9 @@ def run_cell(
                 memory_limited(cmd, matrix.memory_limit_mb),
                 env=cell_environment(cell, matrix.env, env_dir=plan.env_dir),
                 log=cell_dir / "pytest.log",
-                timeout=matrix.timeout, cwd=matrix.path.parent)
+                timeout=matrix.timeout,
+                cwd=matrix.path.parent,
+            )
     except Stopped:
         returncode, timed_out = None, False
     timings["tests"] = round(time.monotonic() - started, 3)
@@ -256,15 +299,26 @@ def run_cell(
     if supervisor.interrupted.is_set() and not timed_out:
         return _interrupted(cell, cell_dir, "interrupted while testing", events)
     expected = _expected_failures(matrix, cell, [*events.tests, *events.started])
-    status, reason, tests = classify(events=events, returncode=returncode, timed_out=timed_out,
-                                     expected=expected, strict=matrix.strict)
+    status, reason, tests = classify(
+        events=events,
+        returncode=returncode,
+        timed_out=timed_out,
+        expected=expected,
+        strict=matrix.strict,
+    )
     reason = _memory_hint(status, reason, tests, matrix.memory_limit_mb)
     session = events.finish or SessionEnd()
     return finish(
-        status, reason, tests=tests, fingerprint=events.fingerprint,
-        routes=dict(session.routes), warnings=list(session.warnings),
+        status,
+        reason,
+        tests=tests,
+        fingerprint=events.fingerprint,
+        routes=dict(session.routes),
+        warnings=list(session.warnings),
         adaptations=dict(session.adaptations),
-        install=install, timings=timings, command=[redact(c) for c in cmd],
+        install=install,
+        timings=timings,
+        command=[redact(c) for c in cmd],
         returncode=returncode,
         log_excerpt=None if status is CellStatus.PASSED else _tail(cell_dir / "pytest.log"),
     )
@@ -272,18 +326,25 @@ def run_cell(
 
 def plan_record(plan: InstallPlan) -> PlanRecord:
     """The plan as the result records it (what the env's stamp records of it, too)."""
-    return PlanRecord(cell_id=plan.cell_id, python=plan.python,
-                      requirements=list(plan.requirements), index_args=list(plan.index_args),
-                      env_dir=str(plan.env_dir), source_args=list(plan.source_args),
-                      deps_cutoff=plan.deps_cutoff, cutoff_args=list(plan.cutoff_args),
-                      key=plan.key)
+    return PlanRecord(
+        cell_id=plan.cell_id,
+        python=plan.python,
+        requirements=list(plan.requirements),
+        index_args=list(plan.index_args),
+        env_dir=str(plan.env_dir),
+        source_args=list(plan.source_args),
+        deps_cutoff=plan.deps_cutoff,
+        cutoff_args=list(plan.cutoff_args),
+        key=plan.key,
+    )
 
 
 def resolution_record(resolved: ResolvedCell) -> ResolutionRecord:
     """What the request resolved to, with the nightly builds the listing named."""
-    listing = {project: ListedBuild(build.version, build.filename, build.url, build.sha256,
-                                    build.note)
-               for project, build in resolved.nightly.items()}
+    listing = {
+        project: ListedBuild(build.version, build.filename, build.url, build.sha256, build.note)
+        for project, build in resolved.nightly.items()
+    }
     return ResolutionRecord(resolved.torch, resolved.torchao, list(resolved.notes), listing)
 
 
@@ -296,8 +357,10 @@ def record_env(install: InstallRecord, env: EnvRecord) -> None:
     install.freeze = list(env.freeze)
     install.uv_version = env.uv_version
     install.interpreter = env.interpreter
-    install.wheels = {name: WheelRecord(w.version, w.file, w.sha256, w.url, w.index, w.size,
-                                        w.sha256_source) for name, w in env.wheels.items()}
+    install.wheels = {
+        name: WheelRecord(w.version, w.file, w.sha256, w.url, w.index, w.size, w.sha256_source)
+        for name, w in env.wheels.items()
+    }
     install.disk = DiskUsage(env.disk.apparent, env.disk.own) if env.disk else DiskUsage()
 
 
@@ -311,27 +374,51 @@ def _count_bytecode(install: InstallRecord, pycache: Path) -> None:
     disk.own_bytes = (disk.own_bytes or 0) + compiled
 
 
-def _not_applicable(cell: Cell, envs_root: Path,
-                    finish: Callable[..., CellResult]) -> CellResult:
+def _not_applicable(cell: Cell, envs_root: Path, finish: Callable[..., CellResult]) -> CellResult:
     """A cell the rules rule out, with the evidence; an installed env that contradicts the
     rule turns it into an error, so a wrong rule is caught instead of trusted."""
-    found = checked_rule(python=cell.python, torch=cell.torch, stack=cell.stack,
-                         torchao=cell.torchao, declared=cell.declared, envs_root=envs_root)
+    found = checked_rule(
+        python=cell.python,
+        torch=cell.torch,
+        stack=cell.stack,
+        torchao=cell.torchao,
+        declared=cell.declared,
+        envs_root=envs_root,
+    )
     if found is None:  # the matrix was planned by other rules (an older result folder)
         return finish(CellStatus.NOT_APPLICABLE, cell.not_applicable)
     if found.contradicted:
-        return finish(CellStatus.ERROR, f"applicability rule contradicted by an installed env: "
-                      f"{found.rule}; {found.check_detail}", applicability=found)
+        return finish(
+            CellStatus.ERROR,
+            f"applicability rule contradicted by an installed env: "
+            f"{found.rule}; {found.check_detail}",
+            applicability=found,
+        )
     return finish(CellStatus.NOT_APPLICABLE, found.rule, applicability=found)
 
 
-def _pytest_command(python: Path, matrix: Matrix, cell: Cell, cell_dir: Path,
-                    events: Path) -> list[str]:
+def _pytest_command(
+    python: Path, matrix: Matrix, cell: Cell, cell_dir: Path, events: Path
+) -> list[str]:
     """One pytest for the whole cell: torch is imported once, the plugin streams events."""
-    cmd = [str(python), "-m", "pytest", *matrix.tests, "-c", str(CELL_INI),
-           "--rootdir", str(_rootdir(matrix)), "-p", "compat.pytest_plugin",
-           "--compat-events", str(events), "--junitxml", str(cell_dir / "junit.xml"),
-           "-o", f"junit_suite_name={cell.id}"]
+    cmd = [
+        str(python),
+        "-m",
+        "pytest",
+        *matrix.tests,
+        "-c",
+        str(CELL_INI),
+        "--rootdir",
+        str(_rootdir(matrix)),
+        "-p",
+        "compat.pytest_plugin",
+        "--compat-events",
+        str(events),
+        "--junitxml",
+        str(cell_dir / "junit.xml"),
+        "-o",
+        f"junit_suite_name={cell.id}",
+    ]
     if matrix.select:
         cmd += ["-k", matrix.select]
     if matrix.reruns:
@@ -382,22 +469,38 @@ def run_cells(
 
     def one(cell: Cell) -> CellResult:
         if supervisor.interrupted.is_set():
-            result = _interrupted(cell, run_dir / "cells" / cell.id,
-                                  "interrupted before it started")
+            result = _interrupted(
+                cell, run_dir / "cells" / cell.id, "interrupted before it started"
+            )
             progress.finished(result)
             return result
         try:
-            result = run_cell(cell, matrix, run_dir=run_dir, envs_root=envs_root,
-                              pip_config=pip_config, progress=progress, supervisor=supervisor,
-                              wheelhouse=wheelhouse, listings=listings, budget=budget)
+            result = run_cell(
+                cell,
+                matrix,
+                run_dir=run_dir,
+                envs_root=envs_root,
+                pip_config=pip_config,
+                progress=progress,
+                supervisor=supervisor,
+                wheelhouse=wheelhouse,
+                listings=listings,
+                budget=budget,
+            )
         except Exception as exc:  # noqa: BLE001 - one broken cell never takes the run down
             if supervisor.interrupted.is_set():
-                result = _interrupted(cell, run_dir / "cells" / cell.id,
-                                      "interrupted while installing")
+                result = _interrupted(
+                    cell, run_dir / "cells" / cell.id, "interrupted while installing"
+                )
             else:
-                result = CellResult(cell.id, cell, CellStatus.ERROR, gating=cell.gating,
-                                    reason=f"harness error: {type(exc).__name__}: {exc}",
-                                    log_excerpt=redact(traceback.format_exc())[-3000:])
+                result = CellResult(
+                    cell.id,
+                    cell,
+                    CellStatus.ERROR,
+                    gating=cell.gating,
+                    reason=f"harness error: {type(exc).__name__}: {exc}",
+                    log_excerpt=redact(traceback.format_exc())[-3000:],
+                )
                 result.write(run_dir / "cells" / cell.id / "result.json")
         progress.finished(result)
         if on_result is not None:
@@ -432,8 +535,9 @@ def run_cells(
     return results
 
 
-def run_order(cells: Sequence[Cell], last: Mapping[str, Any], *,
-              by_build: bool = False) -> list[int]:
+def run_order(
+    cells: Sequence[Cell], last: Mapping[str, Any], *, by_build: bool = False
+) -> list[int]:
     """Indexes of ``cells`` in the order to start them.
 
     Longest first (by the last run's timings; unknown cells count as long), so a slow cell
@@ -441,6 +545,7 @@ def run_order(cells: Sequence[Cell], last: Mapping[str, Any], *,
     the cells sharing a torch build (Python, torch, channel, URL) run one after another,
     the builds longest first, so a disk budget can free a build once its cells are done.
     """
+
     def seconds(i: int) -> float:
         value = last.get(cells[i].id, 1e9)
         return float(value) if isinstance(value, (int, float)) else 1e9
@@ -461,4 +566,3 @@ class RunInterrupted(KeyboardInterrupt):
     def __init__(self, results: list[CellResult]) -> None:
         super().__init__("interrupted")
         self.results = results
-

@@ -66,8 +66,11 @@ class Progress:
     def phase(self, cell_id: str, text: str) -> None:
         with self.lock:
             clock = time.monotonic() - self.started
-            print(f"[{clock:7.1f}s {self.done:>2}/{self.total}] {cell_id}: {text}",
-                  file=self.stream, flush=True)
+            print(
+                f"[{clock:7.1f}s {self.done:>2}/{self.total}] {cell_id}: {text}",
+                file=self.stream,
+                flush=True,
+            )
 
     def finished(self, result: CellResult) -> None:
         with self.lock:
@@ -84,7 +87,8 @@ class LiveBoard(Progress):
     def __init__(self, cell_ids: list[str], stream: TextIO | None = None) -> None:
         super().__init__(len(cell_ids), stream)
         self.rows: dict[str, tuple[str, float, bool]] = {
-            cell_id: ("waiting", time.monotonic(), False) for cell_id in cell_ids}
+            cell_id: ("waiting", time.monotonic(), False) for cell_id in cell_ids
+        }
         self.width = max((len(c) for c in cell_ids), default=10)
         self.drawn = 0
         self.stop = threading.Event()

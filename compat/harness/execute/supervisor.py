@@ -43,8 +43,9 @@ class Supervisor:
     def interrupt(self) -> None:
         processes.stop()
 
-    def run(self, cmd: list[str], *, env: dict[str, str], log: Path, timeout: float,
-            cwd: Path) -> tuple[int | None, bool]:
+    def run(
+        self, cmd: list[str], *, env: dict[str, str], log: Path, timeout: float, cwd: Path
+    ) -> tuple[int | None, bool]:
         """Run to completion; returns (returncode, timed_out). A timeout kills the group;
         a stop ends it, and the caller sees ``interrupted`` set."""
         if self.interrupted.is_set():

@@ -56,8 +56,9 @@ def _du_total(flags: list[str], roots: list[Path]) -> int | None:
     if not shutil.which("du"):
         return None
     with contextlib.suppress(OSError, ValueError, IndexError):
-        proc = processes.run(["du", "-s", "-c", *flags, *map(str, roots)], capture=True,
-                             timeout=600)
+        proc = processes.run(
+            ["du", "-s", "-c", *flags, *map(str, roots)], capture=True, timeout=600
+        )
         last = proc.stdout.strip().splitlines()[-1].split()
         if len(last) == 2 and last[1] == "total":
             return int(last[0])

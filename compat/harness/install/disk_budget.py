@@ -76,6 +76,7 @@ class BudgetReport:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> BudgetReport:
         """As :meth:`to_dict` wrote it; a field of the wrong kind reads as not recorded."""
+
         def number(key: str) -> int:
             value = data.get(key)
             return value if isinstance(value, int) and not isinstance(value, bool) else 0
@@ -85,24 +86,37 @@ class BudgetReport:
             return [str(v) for v in value] if isinstance(value, list) else []
 
         budget = data.get("budget_bytes")
-        return cls(budget_bytes=number("budget_bytes") if budget is not None else None,
-                   start_bytes=number("start_bytes"),
-                   peak_bytes=number("peak_bytes"), end_bytes=number("end_bytes"),
-                   freed_bytes=number("freed_bytes"), freed_envs=strings("freed_envs"),
-                   freed_wheels=number("freed_wheels"), over_budget=strings("over_budget"),
-                   events=strings("events"))
+        return cls(
+            budget_bytes=number("budget_bytes") if budget is not None else None,
+            start_bytes=number("start_bytes"),
+            peak_bytes=number("peak_bytes"),
+            end_bytes=number("end_bytes"),
+            freed_bytes=number("freed_bytes"),
+            freed_envs=strings("freed_envs"),
+            freed_wheels=number("freed_wheels"),
+            over_budget=strings("over_budget"),
+            events=strings("events"),
+        )
 
     def line(self) -> str:
-        freed = (f"; freed {len(self.freed_envs)} env(s) and {self.freed_wheels} wheel(s), "
-                 f"{format_size(self.freed_bytes)}" if self.freed_envs or self.freed_wheels
-                 else "")
+        freed = (
+            f"; freed {len(self.freed_envs)} env(s) and {self.freed_wheels} wheel(s), "
+            f"{format_size(self.freed_bytes)}"
+            if self.freed_envs or self.freed_wheels
+            else ""
+        )
         over = f"; OVER BUDGET for {', '.join(self.over_budget)}" if self.over_budget else ""
-        what = ("disk (no budget)" if self.budget_bytes is None
-                else f"disk budget {format_size(self.budget_bytes)}")
-        return (f"{what}: peak "
-                f"{format_size(self.peak_bytes)} of uv cache and envs (start "
-                f"{format_size(self.start_bytes)}, end {format_size(self.end_bytes)}){freed}"
-                f"{over}")
+        what = (
+            "disk (no budget)"
+            if self.budget_bytes is None
+            else f"disk budget {format_size(self.budget_bytes)}"
+        )
+        return (
+            f"{what}: peak "
+            f"{format_size(self.peak_bytes)} of uv cache and envs (start "
+            f"{format_size(self.start_bytes)}, end {format_size(self.end_bytes)}){freed}"
+            f"{over}"
+        )
 
 
 @dataclass
@@ -130,9 +144,11 @@ class RunDisk:
         found = [self.budget.line()] if self.budget is not None else []
         if self.uv_cache_bytes is not None:
             when = f", measured {self.uv_cache_measured}" if self.uv_cache_measured else ""
-            found.append(f"disk: uv cache {format_size(self.uv_cache_bytes)} "
-                         f"({self.uv_cache_dir}{when}); envs' own files "
-                         f"{format_size(envs_own_bytes)} (the rest is hardlinked from the cache)")
+            found.append(
+                f"disk: uv cache {format_size(self.uv_cache_bytes)} "
+                f"({self.uv_cache_dir}{when}); envs' own files "
+                f"{format_size(envs_own_bytes)} (the rest is hardlinked from the cache)"
+            )
         return found
 
 
@@ -143,9 +159,17 @@ class DiskBudget:
     for a shared download and the peak is still recorded.
     """
 
-    def __init__(self, limit: int | None, *, cache: Path | None, envs_root: Path,
-                 estimate: DiskEstimate, cells: Sequence[str],
-                 prune: Sequence[str] | None = None, bytecode: int = BYTECODE) -> None:
+    def __init__(
+        self,
+        limit: int | None,
+        *,
+        cache: Path | None,
+        envs_root: Path,
+        estimate: DiskEstimate,
+        cells: Sequence[str],
+        prune: Sequence[str] | None = None,
+        bytecode: int = BYTECODE,
+    ) -> None:
         self.limit = limit
         self.bytecode = bytecode
         self.cache = cache
@@ -163,8 +187,9 @@ class DiskBudget:
         self._last = 0
         self._started = time.monotonic()
         self.report.start_bytes = self.report.peak_bytes = self.measure()
-        self._sampler = threading.Thread(target=self._sample, daemon=True,
-                                         name="compat-disk-budget")
+        self._sampler = threading.Thread(
+            target=self._sample, daemon=True, name="compat-disk-budget"
+        )
         self._sampler.start()
 
     # -- measuring ---------------------------------------------------------------------
@@ -243,16 +268,19 @@ class DiskBudget:
             flying = sum(self._in_flight.values())
             planned = used + need + flying
             limit = self.plan_limit
-            self._note(f"{plan.cell_id}: {format_size(used)} held + {format_size(need)} to "
-                       f"build + {format_size(flying)} in flight"
-                       + (f" > {format_size(int(limit))}" if planned > limit else ""))
+            self._note(
+                f"{plan.cell_id}: {format_size(used)} held + {format_size(need)} to "
+                f"build + {format_size(flying)} in flight"
+                + (f" > {format_size(int(limit))}" if planned > limit else "")
+            )
             if planned > limit:
                 used = self._free(planned - limit)
                 planned = used + need + flying
             if planned > limit:
                 self.report.over_budget.append(
                     f"{plan.cell_id} (needs {format_size(need)}; "
-                    f"{format_size(used)} held by what the run still needs)")
+                    f"{format_size(used)} held by what the run still needs)"
+                )
             self._in_flight[plan.cell_id] = need
         self._wake.set()
 
@@ -280,10 +308,14 @@ class DiskBudget:
         """Envs no remaining cell needs, the first to go first: this run's finished cells
         in the order they finished, then envs of cells not in this run, oldest first."""
         ours = [self.envs_root / c for c in self.finished_order]
-        others = sorted((p for p in self.envs_root.glob("*/" + STAMP)
-                         if p.parent.name not in self.remaining
-                         and p.parent.name not in self.finished_order),
-                        key=lambda stamp: stamp.stat().st_mtime)
+        others = sorted(
+            (
+                p
+                for p in self.envs_root.glob("*/" + STAMP)
+                if p.parent.name not in self.remaining and p.parent.name not in self.finished_order
+            ),
+            key=lambda stamp: stamp.stat().st_mtime,
+        )
         return [env for env in [*ours, *(s.parent for s in others)] if (env / STAMP).exists()]
 
     def _needed_wheels(self) -> set[str]:
@@ -311,8 +343,10 @@ class DiskBudget:
                     self.report.freed_wheels += bool(entries)
                 self._prune()
             used = self.measure()
-            self._note(f"freed {env.name} and its wheels no remaining cell needs: "
-                       f"{format_size(max(0, before - used))} back")
+            self._note(
+                f"freed {env.name} and its wheels no remaining cell needs: "
+                f"{format_size(max(0, before - used))} back"
+            )
             if start - used >= wanted:
                 break
         self.report.freed_bytes += max(0, start - used)
@@ -349,4 +383,3 @@ def _remove_env(env: Path) -> bool:
         return False
     lock.unlink(missing_ok=True)
     return not env.exists()
-

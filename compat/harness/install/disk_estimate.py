@@ -30,8 +30,18 @@ from compat.harness.install.interpreters import find_interpreter
 from compat.harness.install.lockfile import LOCK, read_packages, wheel_for
 from compat.harness.install.wheel_tags import cell_tags
 
-__all__ = ["UNPACK_RATIO", "DiskEstimate", "cache_entries", "estimate_growth", "free_bytes",
-           "in_uv_cache", "installed_dists", "lock_wheels", "reusable", "uv_cache_guess"]
+__all__ = [
+    "UNPACK_RATIO",
+    "DiskEstimate",
+    "cache_entries",
+    "estimate_growth",
+    "free_bytes",
+    "in_uv_cache",
+    "installed_dists",
+    "lock_wheels",
+    "reusable",
+    "uv_cache_guess",
+]
 
 UNPACK_RATIO = 1.9
 
@@ -79,8 +89,13 @@ def cache_entries(cache: Path, filename: str) -> list[Path]:
     found: list[Path] = []
     for pattern in (f"wheels-v*/*/{name}/{rest}", f"wheels-v*/*/*/{name}/{rest}"):
         for entry in cache.glob(pattern):
-            found += [entry, *(entry.with_name(entry.name + suffix)
-                               for suffix in (".http", ".msgpack", ".lock"))]
+            found += [
+                entry,
+                *(
+                    entry.with_name(entry.name + suffix)
+                    for suffix in (".http", ".msgpack", ".lock")
+                ),
+            ]
     return [path for path in found if path.is_symlink() or path.exists()]
 
 
@@ -96,8 +111,13 @@ def lock_wheels(packages: Sequence[Package], python: str) -> frozenset[str]:
     return frozenset(wheel.file for wheel in found if wheel is not None)
 
 
-def estimate_growth(plans: Sequence[InstallPlan], envs_root: Path, *,
-                    uv_cache: Path | None = None, timeout: float = 300.0) -> DiskEstimate:
+def estimate_growth(
+    plans: Sequence[InstallPlan],
+    envs_root: Path,
+    *,
+    uv_cache: Path | None = None,
+    timeout: float = 300.0,
+) -> DiskEstimate:
     """Resolve each env that must be built and size what it would download."""
     estimate = DiskEstimate()
     cached = installed_dists(envs_root)
@@ -105,7 +125,8 @@ def estimate_growth(plans: Sequence[InstallPlan], envs_root: Path, *,
     for plan in plans:
         if reusable(plan):
             estimate.cell_wheels[plan.cell_id] = lock_wheels(
-                read_packages(plan.env_dir / LOCK), plan.python)
+                read_packages(plan.env_dir / LOCK), plan.python
+            )
             continue
         estimate.cells.append(plan.cell_id)
         python = find_interpreter(plan.python)
@@ -114,10 +135,14 @@ def estimate_growth(plans: Sequence[InstallPlan], envs_root: Path, *,
             continue
         with tempfile.TemporaryDirectory(prefix="compat-estimate-") as tmp:
             try:
-                lock = uv_cli.compile_lock(plan.requirements, python=python,
-                                           args=[*plan.uv_source_args, *plan.cutoff_args],
-                                           folder=Path(tmp), log=Path(tmp) / "compile.log",
-                                           timeout=timeout)
+                lock = uv_cli.compile_lock(
+                    plan.requirements,
+                    python=python,
+                    args=[*plan.uv_source_args, *plan.cutoff_args],
+                    folder=Path(tmp),
+                    log=Path(tmp) / "compile.log",
+                    timeout=timeout,
+                )
                 packages = read_packages(lock)
             except (uv_cli.InstallFailed, OSError, ValueError) as exc:
                 estimate.unknown.append(f"{plan.cell_id}: {exc}")
@@ -128,8 +153,12 @@ def estimate_growth(plans: Sequence[InstallPlan], envs_root: Path, *,
         for package in packages:
             key = (canonicalize_name(package.name), str(package.version or ""))
             wheel = wheel_for(package, tags)
-            if wheel is None or key in cached or wheel.file in counted \
-                    or in_uv_cache(uv_cache, wheel.file):
+            if (
+                wheel is None
+                or key in cached
+                or wheel.file in counted
+                or in_uv_cache(uv_cache, wheel.file)
+            ):
                 continue
             counted.add(wheel.file)
             size = wheel.size

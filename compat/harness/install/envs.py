@@ -128,13 +128,22 @@ def ensure_env(plan: InstallPlan, *, log: Path, timeout: float) -> EnvRecord:
             stamp["disk"] = disk_use(env_dir).to_dict()
             atomic_write_text(env_dir / STAMP, json.dumps(stamp, indent=2))
         disk = stamp.get("disk") or {}
-        return EnvRecord(_bin(env_dir), True, time.monotonic() - started, plan.key,
-                         list(stamp.get("freeze", [])), str(stamp.get("uv_version", "")),
-                         str(stamp.get("interpreter", "")),
-                         {name: LockedWheel.from_dict(wheel)
-                          for name, wheel in dict(stamp.get("wheels", {})).items()},
-                         DiskUse(int(disk.get("apparent_bytes", 0)),
-                                 int(disk.get("own_bytes", 0))) if disk else None)
+        return EnvRecord(
+            _bin(env_dir),
+            True,
+            time.monotonic() - started,
+            plan.key,
+            list(stamp.get("freeze", [])),
+            str(stamp.get("uv_version", "")),
+            str(stamp.get("interpreter", "")),
+            {
+                name: LockedWheel.from_dict(wheel)
+                for name, wheel in dict(stamp.get("wheels", {})).items()
+            },
+            DiskUse(int(disk.get("apparent_bytes", 0)), int(disk.get("own_bytes", 0)))
+            if disk
+            else None,
+        )
 
     interpreter = find_interpreter(plan.python)
     if interpreter is None:
@@ -149,19 +158,41 @@ def ensure_env(plan: InstallPlan, *, log: Path, timeout: float) -> EnvRecord:
     # install exactly those versions. Installing the lock file itself would re-hash every
     # wheel (~3 GB for a CUDA torch, ~20 s per env); exact pins hit uv's cache instead.
     remaining = max(1.0, timeout - (time.monotonic() - started))
-    lock = uv_cli.compile_lock(plan.requirements, python=str(_bin(env_dir)),
-                               args=[*plan.uv_source_args, *plan.cutoff_args], folder=env_dir,
-                               log=log, timeout=remaining, env=env)
+    lock = uv_cli.compile_lock(
+        plan.requirements,
+        python=str(_bin(env_dir)),
+        args=[*plan.uv_source_args, *plan.cutoff_args],
+        folder=env_dir,
+        log=log,
+        timeout=remaining,
+        env=env,
+    )
     remaining = max(1.0, timeout - (time.monotonic() - started))
     pinned = env_dir / "requirements.lock.txt"
     try:
         pins = locked_pins(lock)
     except LockInvalid as exc:
-        raise uv_cli.InstallFailed("bad-lock", f"uv pip compile wrote a lock PEP 751 refuses: "
-                                   f"{exc}") from None
+        raise uv_cli.InstallFailed(
+            "bad-lock", f"uv pip compile wrote a lock PEP 751 refuses: {exc}"
+        ) from None
     pinned.write_text("\n".join(pins) + "\n", encoding="utf-8")
-    uv_cli.run([uv, "pip", "install", "--python", str(_bin(env_dir)), "--no-deps",
-                *plan.uv_source_args, *plan.cutoff_args, "-r", str(pinned)], log, remaining, env)
+    uv_cli.run(
+        [
+            uv,
+            "pip",
+            "install",
+            "--python",
+            str(_bin(env_dir)),
+            "--no-deps",
+            *plan.uv_source_args,
+            *plan.cutoff_args,
+            "-r",
+            str(pinned),
+        ],
+        log,
+        remaining,
+        env,
+    )
     _link_project(env_dir)
     freeze = uv_cli.run([uv, "pip", "freeze", "--python", str(_bin(env_dir))], log, 120, env)
     wheels = installed_wheels(env_dir, lock, ("torch", "torchao"))
@@ -173,9 +204,19 @@ def ensure_env(plan: InstallPlan, *, log: Path, timeout: float) -> EnvRecord:
                 wheel.sha256_source = "computed"
             except IndexUnreachable as exc:
                 wheel.sha256_source = f"not computed: {exc}"
-    record = EnvRecord(_bin(env_dir), False, time.monotonic() - started, plan.key,
-                       sorted(freeze.split()), uv_cli.uv_version(), interpreter, wheels,
-                       disk_use(env_dir))
-    atomic_write_text(env_dir / STAMP, json.dumps(
-        {**record.to_dict(), "plan": plan.to_dict(), "created": time.time()}, indent=2))
+    record = EnvRecord(
+        _bin(env_dir),
+        False,
+        time.monotonic() - started,
+        plan.key,
+        sorted(freeze.split()),
+        uv_cli.uv_version(),
+        interpreter,
+        wheels,
+        disk_use(env_dir),
+    )
+    atomic_write_text(
+        env_dir / STAMP,
+        json.dumps({**record.to_dict(), "plan": plan.to_dict(), "created": time.time()}, indent=2),
+    )
     return record

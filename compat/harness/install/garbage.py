@@ -22,6 +22,7 @@ from compat.harness.install.uv_cli import uv_bin
 
 __all__ = ["GcReport", "collect", "parse_size"]
 
+
 def parse_size(text: str, option: str = "--cache-budget") -> int:
     size = sizes.parse_size(text)
     if size is None:
@@ -38,8 +39,9 @@ class GcReport:
     notes: list[str] = field(default_factory=list)
 
 
-def collect(matrix: Matrix, envs_root: Path, *, cache_budget: int | None = None,
-            dry_run: bool = False) -> GcReport:
+def collect(
+    matrix: Matrix, envs_root: Path, *, cache_budget: int | None = None, dry_run: bool = False
+) -> GcReport:
     report = GcReport()
     wanted = {c.id for c in matrix.cells}
     if envs_root.is_dir():
@@ -66,5 +68,6 @@ def collect(matrix: Matrix, envs_root: Path, *, cache_budget: int | None = None,
         report.notes.append(
             f"the uv cache is still {report.cache_after / 2**30:.1f} GiB, over the budget of "
             f"{cache_budget / 2**30:.1f} GiB: what is left is in use; `uv cache clean` "
-            "empties it (the next run downloads again)")
+            "empties it (the next run downloads again)"
+        )
     return report

@@ -31,8 +31,15 @@ from compat.harness.redact import redact
 if TYPE_CHECKING:
     from pypi_simple import ProjectPage
 
-__all__ = ["IndexFile", "IndexUnreachable", "Listings", "download", "list_wheels",
-           "released_at", "sha256_of_url"]
+__all__ = [
+    "IndexFile",
+    "IndexUnreachable",
+    "Listings",
+    "download",
+    "list_wheels",
+    "released_at",
+    "sha256_of_url",
+]
 
 TIMEOUT = 30.0
 _CHUNK = 1 << 20
@@ -62,8 +69,9 @@ class IndexFile:
     upload_time: datetime | None = None
 
 
-def list_wheels(index_url: str | None, project: str, *, timeout: float = TIMEOUT
-                ) -> list[IndexFile]:
+def list_wheels(
+    index_url: str | None, project: str, *, timeout: float = TIMEOUT
+) -> list[IndexFile]:
     """Every wheel of ``project`` on the index (``None``: the client's default index)."""
     client_args = {"endpoint": index_url.rstrip("/") + "/"} if index_url else {}
     endpoint = client_args.get("endpoint", "the default index")
@@ -78,8 +86,9 @@ def list_wheels(index_url: str | None, project: str, *, timeout: float = TIMEOUT
     except NoSuchProjectError:
         return []
     except _requests().RequestException as exc:
-        raise IndexUnreachable(f"{redact(endpoint)}: {type(exc).__name__}: "
-                               f"{redact(str(exc))[:200]}") from None
+        raise IndexUnreachable(
+            f"{redact(endpoint)}: {type(exc).__name__}: {redact(str(exc))[:200]}"
+        ) from None
     files: list[IndexFile] = []
     wanted = canonicalize_name(project)
     for package in page.packages:
@@ -91,9 +100,16 @@ def list_wheels(index_url: str | None, project: str, *, timeout: float = TIMEOUT
             continue
         if name != wanted:  # a flat find-links page lists every project's files
             continue
-        files.append(IndexFile(package.filename, package.url, version,
-                               package.digests.get("sha256"), package.requires_python,
-                               package.upload_time))
+        files.append(
+            IndexFile(
+                package.filename,
+                package.url,
+                version,
+                package.digests.get("sha256"),
+                package.requires_python,
+                package.upload_time,
+            )
+        )
     return files
 
 
@@ -116,8 +132,7 @@ class Listings:
     one per cell. Safe to share between the run's worker threads.
     """
 
-    def __init__(self, lister: Callable[[str | None, str], list[IndexFile]] | None = None
-                 ) -> None:
+    def __init__(self, lister: Callable[[str | None, str], list[IndexFile]] | None = None) -> None:
         self._lister = lister or list_wheels
         self._guard = threading.Lock()
         self._pages: dict[tuple[str | None, str], _Page] = {}
@@ -153,8 +168,9 @@ def _chunks(url: str, *, timeout: float) -> Iterator[bytes]:
                 yield chunk
         return
     requests = _requests()
-    response = processes.wait_for(lambda: requests.get(url, stream=True, timeout=timeout),
-                                  what=redact(url))
+    response = processes.wait_for(
+        lambda: requests.get(url, stream=True, timeout=timeout), what=redact(url)
+    )
     with response:
         response.raise_for_status()
         for chunk in response.iter_content(_CHUNK):

@@ -101,8 +101,11 @@ def plan_cell(
     With a channel index uv keeps its first-index rule, so torch comes from the channel
     even where another index has the same version number (an RC and its final release).
     """
-    requirements = list(pins) if pins is not None else [f"torch=={cell.torch}"] + (
-        [f"torchao=={cell.torchao}"] if cell.torchao else [])
+    requirements = (
+        list(pins)
+        if pins is not None
+        else [f"torch=={cell.torch}"] + ([f"torchao=={cell.torchao}"] if cell.torchao else [])
+    )
     requirements += [d for d in deps if d not in requirements]
     channel = channel or Channel(RELEASE)
     own_index = bool(channel.index_url)
@@ -114,23 +117,38 @@ def plan_cell(
         index_args=tuple(index_args),
         env_dir=envs_root / cell.id,
         source_args=("--offline", "--no-index", "--find-links", str(wheelhouse))
-        if wheelhouse else (),
+        if wheelhouse
+        else (),
         deps_cutoff=deps_cutoff,
         cutoff_args=tuple(cutoff_args(deps_cutoff, own_index=own_index)),
     )
 
 
-def plan_for(cell: Cell, matrix: Matrix, *, envs_root: Path, pip_config: PipIndexConfig,
-             wheelhouse: Path | None = None, listings: Listings | None = None
-             ) -> tuple[ResolvedCell, InstallPlan]:
+def plan_for(
+    cell: Cell,
+    matrix: Matrix,
+    *,
+    envs_root: Path,
+    pip_config: PipIndexConfig,
+    wheelhouse: Path | None = None,
+    listings: Listings | None = None,
+) -> tuple[ResolvedCell, InstallPlan]:
     """Resolve the cell on its channel, then plan its env: what run, probe and prefetch share.
 
     Raises :class:`ResolutionFailed` when the channel cannot name the build.
     """
     channel = matrix.channel(cell.channel)
-    resolved = resolve_cell(cell, channel, envs_root=envs_root, listings=listings,
-                            deps_as_of=matrix.deps_as_of)
-    plan = plan_cell(cell, deps=matrix.cell_deps, envs_root=envs_root, pip_config=pip_config,
-                     channel=channel, pins=resolved.pins, wheelhouse=wheelhouse,
-                     deps_cutoff=resolved.deps_cutoff)
+    resolved = resolve_cell(
+        cell, channel, envs_root=envs_root, listings=listings, deps_as_of=matrix.deps_as_of
+    )
+    plan = plan_cell(
+        cell,
+        deps=matrix.cell_deps,
+        envs_root=envs_root,
+        pip_config=pip_config,
+        channel=channel,
+        pins=resolved.pins,
+        wheelhouse=wheelhouse,
+        deps_cutoff=resolved.deps_cutoff,
+    )
     return resolved, plan

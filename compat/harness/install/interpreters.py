@@ -24,7 +24,10 @@ def _reports_version(path: Path | str, minor: str) -> bool:
     try:
         out = subprocess.run(
             [str(path), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-            capture_output=True, text=True, timeout=30, check=False,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
         return False

@@ -38,8 +38,17 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["LOCK", "LockInvalid", "LockedWheel", "installed_tags", "installed_wheels",
-           "locked_pins", "read_lock", "read_packages", "wheel_for"]
+__all__ = [
+    "LOCK",
+    "LockInvalid",
+    "LockedWheel",
+    "installed_tags",
+    "installed_wheels",
+    "locked_pins",
+    "read_lock",
+    "read_packages",
+    "wheel_for",
+]
 
 LOCK = "pylock.toml"  # the lock's file name, in an env and in a prefetch folder
 
@@ -77,8 +86,12 @@ def read_lock(lock: Path) -> list[Package]:
     try:
         data = tomllib.loads(lock.read_text(encoding="utf-8"))
         return list(Pylock.from_dict(data).packages)
-    except (OSError, tomllib.TOMLDecodeError, PylockValidationError,
-            PylockUnsupportedVersionError) as exc:
+    except (
+        OSError,
+        tomllib.TOMLDecodeError,
+        PylockValidationError,
+        PylockUnsupportedVersionError,
+    ) as exc:
         raise LockInvalid(f"{lock}: {exc}") from None
 
 

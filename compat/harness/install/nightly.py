@@ -38,12 +38,15 @@ class Resolution:
     note: str | None = None
 
 
-def resolve_nightly(files: Sequence[IndexFile], spec: str, *, python: str, today: date,
-                    index: str) -> Resolution:
+def resolve_nightly(
+    files: Sequence[IndexFile], spec: str, *, python: str, today: date, index: str
+) -> Resolution:
     """Pick the build ``spec`` means among ``files`` for this python."""
     usable = installable(files, cell_tags(python))
-    dated = sorted(((nightly_date(f.version), f) for f in usable if nightly_date(f.version)),
-                   key=lambda item: (item[0], item[1].version))
+    dated = sorted(
+        ((nightly_date(f.version), f) for f in usable if nightly_date(f.version)),
+        key=lambda item: (item[0], item[1].version),
+    )
     if not dated:
         detail = f"no nightly wheel for CPython {python}" if files else "no nightly builds"
         raise NightlyNotFound(f"{index}: {detail}")
@@ -66,13 +69,15 @@ def resolve_nightly(files: Sequence[IndexFile], spec: str, *, python: str, today
         limit = today - timedelta(days=int(found["days"] or 0))
         older = [d for d in days if d <= limit]
         if not older:
-            raise NightlyNotFound(f"{index}: no build on or before {limit} (oldest is "
-                                  f"{days[0]}; {RETENTION_NOTE})")
+            raise NightlyNotFound(
+                f"{index}: no build on or before {limit} (oldest is {days[0]}; {RETENTION_NOTE})"
+            )
         day = older[-1]
     if day < days[0]:
         raise NightlyNotFound(
             f"{index}: nightly {day} is gone (oldest is {days[0]}; {RETENTION_NOTE}); "
-            "give the wheel's URL as `url =` instead")
+            "give the wheel's URL as `url =` instead"
+        )
     same_day = [f for d, f in dated if d == day]
     if not same_day:
         before = [d for d in days if d < day][-1:]
@@ -87,6 +92,9 @@ def _pick(candidates: Sequence[IndexFile], day: date | None) -> Resolution:
     versions = sorted({str(f.version) for f in candidates})
     note = None
     if len(versions) > 1:
-        note = (f"{len(versions)} builds dated {day}: {', '.join(versions)}; took the newest"
-                if day else None)
+        note = (
+            f"{len(versions)} builds dated {day}: {', '.join(versions)}; took the newest"
+            if day
+            else None
+        )
     return Resolution(str(newest.version), newest.filename, newest.url, newest.sha256, note)

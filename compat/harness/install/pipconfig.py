@@ -74,6 +74,7 @@ def parse_pip_config_list(text: str) -> PipIndexConfig:
         except ValueError:
             value = raw.strip("'\"")
         merged.setdefault(key, {})[section] = value
+
     def pick(key: str) -> str | None:
         values = merged.get(key, {})
         return next((values[s] for s in reversed(_SECTIONS) if s in values), None)
@@ -100,8 +101,9 @@ def _pip_commands() -> list[list[str]]:
     return [[python, "-m", "pip", "config", "list"] for python in interpreters]
 
 
-def read_pip_config(env: Mapping[str, str] | None = None, *,
-                    remember: Path | None = None) -> PipIndexConfig:
+def read_pip_config(
+    env: Mapping[str, str] | None = None, *, remember: Path | None = None
+) -> PipIndexConfig:
     """Ask the host's pip; no pip (or a broken one) means no extra configuration.
 
     Starting pip costs ~0.2 s, a tenth of a warm cell's overhead budget. With
@@ -118,8 +120,9 @@ def read_pip_config(env: Mapping[str, str] | None = None, *,
             return parse_pip_config_list(str(kept.get("list", "")))
     for command in _pip_commands():
         try:
-            proc = subprocess.run(command, capture_output=True, text=True, timeout=60,
-                                  env=environ, check=False)
+            proc = subprocess.run(
+                command, capture_output=True, text=True, timeout=60, env=environ, check=False
+            )
         except (OSError, subprocess.TimeoutExpired):
             continue
         if proc.returncode == 0:
@@ -133,9 +136,14 @@ _CONFIG_VARIABLES = ("HOME", "XDG_CONFIG_HOME", "XDG_CONFIG_DIRS", "VIRTUAL_ENV"
 
 
 def _config_key(environ: Mapping[str, str]) -> dict[str, Any]:
-    return {"python": sys.executable,
-            "env": {k: v for k, v in sorted(environ.items())
-                    if k.startswith("PIP_") or k in _CONFIG_VARIABLES}}
+    return {
+        "python": sys.executable,
+        "env": {
+            k: v
+            for k, v in sorted(environ.items())
+            if k.startswith("PIP_") or k in _CONFIG_VARIABLES
+        },
+    }
 
 
 def _file_states(files: object) -> dict[str, list[int] | None]:
@@ -151,14 +159,16 @@ def _file_states(files: object) -> dict[str, list[int] | None]:
     return states
 
 
-def _remember(path: Path, command: list[str], environ: Mapping[str, str],
-              key: dict[str, Any], listed: str) -> None:
+def _remember(
+    path: Path, command: list[str], environ: Mapping[str, str], key: dict[str, Any], listed: str
+) -> None:
     """Keep pip's answer with the files ``pip config debug`` names; if it names none
     (an old pip), keep nothing: pip is asked every time, as before."""
     debug = [*command[:-1], "debug"]
     try:
-        proc = subprocess.run(debug, capture_output=True, text=True, timeout=60,
-                              env=dict(environ), check=False)
+        proc = subprocess.run(
+            debug, capture_output=True, text=True, timeout=60, env=dict(environ), check=False
+        )
     except (OSError, subprocess.TimeoutExpired):
         return
     files = re.findall(r"^\s+(\S.*?), exists: (?:True|False)$", proc.stdout, re.MULTILINE)
@@ -166,5 +176,7 @@ def _remember(path: Path, command: list[str], environ: Mapping[str, str],
         return
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, json.dumps({"key": key, "list": listed,
-                                            "files": _file_states(dict.fromkeys(files))}))
+        atomic_write_text(
+            path,
+            json.dumps({"key": key, "list": listed, "files": _file_states(dict.fromkeys(files))}),
+        )

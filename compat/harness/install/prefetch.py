@@ -60,15 +60,21 @@ class PrefetchedCell:
     def to_dict(self) -> dict[str, Any]:
         if self.error is not None:
             return {"error": self.error}
-        return {"requirements": self.requirements, "wheels": self.wheels,
-                "deps_cutoff": self.deps_cutoff}
+        return {
+            "requirements": self.requirements,
+            "wheels": self.wheels,
+            "deps_cutoff": self.deps_cutoff,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PrefetchedCell:
         if "error" in data:
             return cls(error=str(data["error"]))
-        return cls([str(r) for r in data["requirements"]], [str(w) for w in data["wheels"]],
-                   data.get("deps_cutoff"))
+        return cls(
+            [str(r) for r in data["requirements"]],
+            [str(w) for w in data["wheels"]],
+            data.get("deps_cutoff"),
+        )
 
 
 @dataclass
@@ -79,15 +85,19 @@ class WheelhouseManifest:
     cells: dict[str, PrefetchedCell] = field(default_factory=dict)  # by cell id
 
     def to_dict(self) -> dict[str, Any]:
-        return {"files": {name: asdict(wheel) for name, wheel in self.files.items()},
-                "cells": {cell_id: cell.to_dict() for cell_id, cell in self.cells.items()}}
+        return {
+            "files": {name: asdict(wheel) for name, wheel in self.files.items()},
+            "cells": {cell_id: cell.to_dict() for cell_id, cell in self.cells.items()},
+        }
 
     @classmethod
     def read(cls, path: Path) -> WheelhouseManifest:
         """An earlier prefetch's manifest; what of it cannot be read is fetched again."""
         data = read_json_object(path)
-        return cls(_entries(data.get("files"), FetchedWheel.from_dict),
-                   _entries(data.get("cells"), PrefetchedCell.from_dict))
+        return cls(
+            _entries(data.get("files"), FetchedWheel.from_dict),
+            _entries(data.get("cells"), PrefetchedCell.from_dict),
+        )
 
     def write(self, path: Path) -> None:
         atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
@@ -104,8 +114,9 @@ def _entries(value: object, parse: Callable[[Mapping[str, Any]], T]) -> dict[str
     return found
 
 
-def prefetch(matrix: Matrix, *, wheelhouse: Path, envs_root: Path,
-             pip_config: PipIndexConfig) -> WheelhouseManifest:
+def prefetch(
+    matrix: Matrix, *, wheelhouse: Path, envs_root: Path, pip_config: PipIndexConfig
+) -> WheelhouseManifest:
     """Download every applicable cell's wheels; returns (and writes) the manifest."""
     wheelhouse.mkdir(parents=True, exist_ok=True)
     manifest_path = wheelhouse / MANIFEST
@@ -115,28 +126,47 @@ def prefetch(matrix: Matrix, *, wheelhouse: Path, envs_root: Path,
         for cell in matrix.cells:
             if cell.applicable:
                 manifest.cells[cell.id] = _prefetch_cell(
-                    cell, matrix, wheelhouse=wheelhouse, envs_root=envs_root,
-                    pip_config=pip_config, listings=listings, files=manifest.files)
+                    cell,
+                    matrix,
+                    wheelhouse=wheelhouse,
+                    envs_root=envs_root,
+                    pip_config=pip_config,
+                    listings=listings,
+                    files=manifest.files,
+                )
                 manifest.write(manifest_path)  # each cell's wheels are kept as they come
     finally:  # a stop, or any failure, still leaves the manifest of what was fetched
         manifest.write(manifest_path)
     return manifest
 
 
-def _prefetch_cell(cell: Cell, matrix: Matrix, *, wheelhouse: Path, envs_root: Path,
-                   pip_config: PipIndexConfig, listings: Listings,
-                   files: dict[str, FetchedWheel]) -> PrefetchedCell:
+def _prefetch_cell(
+    cell: Cell,
+    matrix: Matrix,
+    *,
+    wheelhouse: Path,
+    envs_root: Path,
+    pip_config: PipIndexConfig,
+    listings: Listings,
+    files: dict[str, FetchedWheel],
+) -> PrefetchedCell:
     """One cell: its lock, its wheels downloaded and checked; or the one-line error."""
     interpreter = find_interpreter(cell.python)
     if interpreter is None:
         return _failed(cell, "no-interpreter", f"no CPython {cell.python} on this machine")
     folder = wheelhouse / ".locks" / cell.id
     try:
-        _, plan = plan_for(cell, matrix, envs_root=envs_root, pip_config=pip_config,
-                           listings=listings)
-        lock = compile_lock(plan.requirements, python=interpreter,
-                            args=[*plan.index_args, *plan.cutoff_args], folder=folder,
-                            log=folder / "compile.log", timeout=matrix.install_timeout)
+        _, plan = plan_for(
+            cell, matrix, envs_root=envs_root, pip_config=pip_config, listings=listings
+        )
+        lock = compile_lock(
+            plan.requirements,
+            python=interpreter,
+            args=[*plan.index_args, *plan.cutoff_args],
+            folder=folder,
+            log=folder / "compile.log",
+            timeout=matrix.install_timeout,
+        )
     except (ResolutionFailed, InstallFailed) as exc:
         return _failed(cell, exc.kind, exc.message)
     tags = cell_tags(cell.python)
@@ -157,8 +187,12 @@ def _prefetch_cell(cell: Cell, matrix: Matrix, *, wheelhouse: Path, envs_root: P
                 return _failed(cell, "index-unreachable", str(exc))
             if expected and digest != expected:
                 target.unlink(missing_ok=True)
-                return _failed(cell, "hash-mismatch", f"{wheel.file}: sha256 {digest} != "
-                               f"{expected} (the lock's); the file was removed")
+                return _failed(
+                    cell,
+                    "hash-mismatch",
+                    f"{wheel.file}: sha256 {digest} != "
+                    f"{expected} (the lock's); the file was removed",
+                )
         files[wheel.file] = FetchedWheel(digest, redact(wheel.url), target.stat().st_size)
         names.append(wheel.file)
     print(f"prefetch: {cell.id}: {len(names)} wheels", flush=True)
@@ -168,4 +202,3 @@ def _prefetch_cell(cell: Cell, matrix: Matrix, *, wheelhouse: Path, envs_root: P
 def _failed(cell: Cell, kind: str, message: str) -> PrefetchedCell:
     print(f"prefetch: {cell.id}: {kind}: {message}", flush=True)
     return PrefetchedCell(error=f"{kind}: {message}")
-

@@ -59,8 +59,16 @@ def _store(path: Path, key: str, value: dict[str, Any]) -> None:
         atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def _nightly(project: str, spec: str, *, index: str, python: str, today: date,
-             cache: Path, listings: index_client.Listings) -> tuple[Resolution, str | None]:
+def _nightly(
+    project: str,
+    spec: str,
+    *,
+    index: str,
+    python: str,
+    today: date,
+    cache: Path,
+    listings: index_client.Listings,
+) -> tuple[Resolution, str | None]:
     key = f"{redact(index)}|{project}|{spec}|{python}"
     dated = not spec.startswith("latest")
     remembered = read_json_object(cache).get(key)
@@ -80,26 +88,34 @@ def _nightly(project: str, spec: str, *, index: str, python: str, today: date,
     return found, found.note
 
 
-def resolve_cell(cell: Cell, channel: Channel, *, envs_root: Path,
-                 today: date | None = None,
-                 listings: index_client.Listings | None = None,
-                 deps_as_of: str | None = None) -> ResolvedCell:
+def resolve_cell(
+    cell: Cell,
+    channel: Channel,
+    *,
+    envs_root: Path,
+    today: date | None = None,
+    listings: index_client.Listings | None = None,
+    deps_as_of: str | None = None,
+) -> ResolvedCell:
     """Exact pins for torch (and torchao) from the cell's channel, and the deps cutoff.
 
     Cells resolved with one ``listings`` (one run) read each index page once.
     """
     listings = listings or index_client.Listings()
-    resolved = _pins(cell, channel, envs_root=envs_root, today=today or date.today(),
-                     listings=listings)
+    resolved = _pins(
+        cell, channel, envs_root=envs_root, today=today or date.today(), listings=listings
+    )
     if deps_as_of:
-        resolved.deps_cutoff, note = deps_cutoff(deps_as_of, resolved, channel,
-                                                 envs_root=envs_root, listings=listings)
+        resolved.deps_cutoff, note = deps_cutoff(
+            deps_as_of, resolved, channel, envs_root=envs_root, listings=listings
+        )
         resolved.notes += [note] if note else []
     return resolved
 
 
-def _pins(cell: Cell, channel: Channel, *, envs_root: Path, today: date,
-          listings: index_client.Listings) -> ResolvedCell:
+def _pins(
+    cell: Cell, channel: Channel, *, envs_root: Path, today: date, listings: index_client.Listings
+) -> ResolvedCell:
     if cell.url:
         pins = [f"torch @ {cell.url}"]
         if cell.torchao and cell.torchao != NIGHTLY_TORCHAO:
@@ -113,13 +129,22 @@ def _pins(cell: Cell, channel: Channel, *, envs_root: Path, today: date,
 
     index = channel.index_url
     if index is None:  # the matrix loader requires one: a channel made by hand
-        raise ResolutionFailed("no-such-version", f"nightly channel {channel.name!r} names "
-                               "no index-url")
+        raise ResolutionFailed(
+            "no-such-version", f"nightly channel {channel.name!r} names no index-url"
+        )
     cache = envs_root / CACHE
-    torch, note = _nightly("torch", cell.torch, index=index, python=cell.python, today=today,
-                           cache=cache, listings=listings)
-    resolved = ResolvedCell(torch.version, None, [f"torch=={torch.version}"],
-                            [n for n in [note] if n], {"torch": torch})
+    torch, note = _nightly(
+        "torch",
+        cell.torch,
+        index=index,
+        python=cell.python,
+        today=today,
+        cache=cache,
+        listings=listings,
+    )
+    resolved = ResolvedCell(
+        torch.version, None, [f"torch=={torch.version}"], [n for n in [note] if n], {"torch": torch}
+    )
     if cell.torchao is None:
         return resolved
     if cell.torchao != NIGHTLY_TORCHAO:
@@ -127,8 +152,15 @@ def _pins(cell: Cell, channel: Channel, *, envs_root: Path, today: date,
         resolved.pins.append(f"torchao=={cell.torchao}")
         return resolved
     day = nightly_date(Version(torch.version))
-    ao, note = _nightly("torchao", str(day) if day else cell.torch, index=index,
-                        python=cell.python, today=today, cache=cache, listings=listings)
+    ao, note = _nightly(
+        "torchao",
+        str(day) if day else cell.torch,
+        index=index,
+        python=cell.python,
+        today=today,
+        cache=cache,
+        listings=listings,
+    )
     resolved.torchao = ao.version
     resolved.pins.append(f"torchao=={ao.version}")
     resolved.nightly["torchao"] = ao
@@ -161,8 +193,9 @@ def _fixed_cutoff(text: str) -> datetime:
         return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def _released_at(project: str, version: str, channel: Channel, *, cache: Path,
-                 listings: index_client.Listings) -> datetime | None:
+def _released_at(
+    project: str, version: str, channel: Channel, *, cache: Path, listings: index_client.Listings
+) -> datetime | None:
     """When ``version`` of ``project`` came out on the index it is installed from.
 
     A nightly's date is in its version (PyTorch's HTML pages carry no upload times): the
@@ -186,8 +219,14 @@ def _released_at(project: str, version: str, channel: Channel, *, cache: Path,
     return found
 
 
-def deps_cutoff(deps_as_of: str, resolved: ResolvedCell, channel: Channel, *,
-                envs_root: Path, listings: index_client.Listings) -> tuple[str | None, str | None]:
+def deps_cutoff(
+    deps_as_of: str,
+    resolved: ResolvedCell,
+    channel: Channel,
+    *,
+    envs_root: Path,
+    listings: index_client.Listings,
+) -> tuple[str | None, str | None]:
     """The ``--exclude-newer`` time for the cell's other packages, and a note when none.
 
     ``torch-release``: when the cell's torch came out, or its torchao if that came later
@@ -202,14 +241,17 @@ def deps_cutoff(deps_as_of: str, resolved: ResolvedCell, channel: Channel, *,
             continue
         where = redact(channel.index_url or "the index")
         try:
-            found = _released_at(project, version, channel, cache=envs_root / CACHE,
-                                 listings=listings)
+            found = _released_at(
+                project, version, channel, cache=envs_root / CACHE, listings=listings
+            )
         except InvalidVersion:  # a direct URL cell may name no exact version
             found = None
         except index_client.IndexUnreachable as exc:
             found, where = None, f"{where} ({exc})"
         if found is None:
-            return None, (f"deps-as-of: no upload time for {project} {version} on {where}; "
-                          "deps resolved as of today")
+            return None, (
+                f"deps-as-of: no upload time for {project} {version} on {where}; "
+                "deps resolved as of today"
+            )
         times.append(found)
     return rfc3339(max(times)), None

@@ -93,24 +93,42 @@ def _classify_uv_error(text: str) -> tuple[str, str]:
     """Reduce uv's report to a kind and its most telling line."""
     lines = _logical_lines(text)
     lowered = text.lower()
-    if any(s in lowered for s in ("no space left on device", "os error 28",
-                                   "disk quota exceeded", "os error 122")):
+    if any(
+        s in lowered
+        for s in ("no space left on device", "os error 28", "disk quota exceeded", "os error 122")
+    ):
         kind = "disk-full"  # uv says "Failed to download": the machine, not the index, failed
-    elif ("there is no version of" in lowered or "no matching distribution" in lowered
-          or "not found in the provided package locations" in lowered
-          or "was not found in the package registry" in lowered):
+    elif (
+        "there is no version of" in lowered
+        or "no matching distribution" in lowered
+        or "not found in the provided package locations" in lowered
+        or "was not found in the package registry" in lowered
+    ):
         kind = "no-such-version"  # offline: not in the wheelhouse
-    elif "has no wheels with a matching python" in lowered or "requires-python" in lowered or (
-        "only " in lowered and "available" in lowered and "wheel" in lowered
-    ) or "has no wheels with a matching platform" in lowered:
+    elif (
+        "has no wheels with a matching python" in lowered
+        or "requires-python" in lowered
+        or ("only " in lowered and "available" in lowered and "wheel" in lowered)
+        or "has no wheels with a matching platform" in lowered
+    ):
         kind = "no-wheel-for-python"
-    elif any(s in lowered for s in ("failed to fetch", "dns error", "connection refused",
-                                     "connect error", "error sending request", "timed out",
-                                     "network", "offline")):
+    elif any(
+        s in lowered
+        for s in (
+            "failed to fetch",
+            "dns error",
+            "connection refused",
+            "connect error",
+            "error sending request",
+            "timed out",
+            "network",
+            "offline",
+        )
+    ):
         kind = "index-unreachable"
     else:
         kind = "install-error"
-    causes = [ln[len("cause:"):].strip() for ln in lines if ln.lower().startswith("cause:")]
+    causes = [ln[len("cause:") :].strip() for ln in lines if ln.lower().startswith("cause:")]
     because = next((ln for ln in [*lines, *causes] if ln.startswith("Because")), None)
     telling = because or next((ln for ln in lines if ln.lower().startswith("error")), None)
     if telling and causes and not because:  # which URL, and the root cause (e.g. the DNS error)
@@ -145,9 +163,16 @@ def run(cmd: list[str], log: Path, timeout: float, env: Mapping[str, str]) -> st
     return proc.stdout
 
 
-def compile_lock(requirements: Sequence[str], *, python: str, args: Sequence[str],
-                 folder: Path, log: Path, timeout: float,
-                 env: Mapping[str, str] | None = None) -> Path:
+def compile_lock(
+    requirements: Sequence[str],
+    *,
+    python: str,
+    args: Sequence[str],
+    folder: Path,
+    log: Path,
+    timeout: float,
+    env: Mapping[str, str] | None = None,
+) -> Path:
     """Resolve ``requirements`` for interpreter ``python`` into ``folder/pylock.toml``.
 
     The lock names every wheel with its URL and sha256; ``args`` are the index, source
@@ -158,7 +183,23 @@ def compile_lock(requirements: Sequence[str], *, python: str, args: Sequence[str
     requirements_in = folder / "requirements.in"
     requirements_in.write_text("\n".join(requirements) + "\n", encoding="utf-8")
     lock = folder / LOCK
-    run([uv_bin(), "pip", "compile", "--quiet", str(requirements_in), "--format", "pylock.toml",
-         "--python", python, *args, "-o", str(lock)],
-        log, timeout, uv_environment() if env is None else env)
+    run(
+        [
+            uv_bin(),
+            "pip",
+            "compile",
+            "--quiet",
+            str(requirements_in),
+            "--format",
+            "pylock.toml",
+            "--python",
+            python,
+            *args,
+            "-o",
+            str(lock),
+        ],
+        log,
+        timeout,
+        uv_environment() if env is None else env,
+    )
     return lock

@@ -16,6 +16,7 @@ __all__ = ["render_banded"]
 
 def _column_width(header: str, values: Sequence[str]) -> int:
     """As tabulate's "simple" format sizes it: headers get two characters of padding."""
+
     def widest(texts: Sequence[str]) -> int:
         return max((len(line) for text in texts for line in text.split("\n")), default=0)
 
@@ -38,17 +39,25 @@ def _bands(headers: Sequence[str], rows: Sequence[Sequence[str]], width: int) ->
     return bands
 
 
-def render_banded(headers: Sequence[str], rows: Sequence[Sequence[str]], *,
-                  width: int | None, align: str = "center") -> str:
+def render_banded(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    width: int | None,
+    align: str = "center",
+) -> str:
     """One table (``width`` None), or bands titled "cells 1-9 of 23" that fit ``width``."""
     n = len(headers) - 1
     bands = _bands(headers, rows, width) if width else [range(n)]
     blocks: list[str] = []
     for band in bands:
-        table = tabulate([[row[0], *(row[j + 1] for j in band)] for row in rows],
-                         headers=[headers[0], *(headers[j + 1] for j in band)],
-                         tablefmt="simple", colalign=("left", *[align] * len(band)),
-                         disable_numparse=True)
+        table = tabulate(
+            [[row[0], *(row[j + 1] for j in band)] for row in rows],
+            headers=[headers[0], *(headers[j + 1] for j in band)],
+            tablefmt="simple",
+            colalign=("left", *[align] * len(band)),
+            disable_numparse=True,
+        )
         if len(bands) > 1:
             span = f"{band.start + 1}-{band.stop}" if len(band) > 1 else f"{band.start + 1}"
             table = f"cells {span} of {n}\n{table}"

@@ -30,8 +30,11 @@ def render_console(grid: Grid, *, width: int | None = None) -> str:
     if grid.route_legend:
         lines += ["", "Routes:", *(f"  {line}" for line in grid.route_legend)]
     if folded:
-        lines += ["", "Not applicable (not installed, not run):",
-                  *not_applicable_lines((r.cell_id, _with_check(r)) for r in folded)]
+        lines += [
+            "",
+            "Not applicable (not installed, not run):",
+            *not_applicable_lines((r.cell_id, _with_check(r)) for r in folded),
+        ]
     for title, items in findings(grid.results):
         lines += ["", f"{title}:", *(f"  {item}" for item in items)]
     return "\n".join(lines)

@@ -29,13 +29,28 @@ WRITERS: dict[str, Writer] = {
 }
 
 
-def write_reports(run_dir: Path, grid: Grid, *, run_id: str, matrix: Mapping[str, Any],
-                  exit_code: int, diff: BaselineDiff | None = None,
-                  disk: RunDisk | None = None,
-                  appendix: tuple[str, str] | None = None) -> dict[str, Path]:
+def write_reports(
+    run_dir: Path,
+    grid: Grid,
+    *,
+    run_id: str,
+    matrix: Mapping[str, Any],
+    exit_code: int,
+    diff: BaselineDiff | None = None,
+    disk: RunDisk | None = None,
+    appendix: tuple[str, str] | None = None,
+) -> dict[str, Path]:
     """Write every document of :data:`WRITERS`; return each format's path.
 
     ``appendix`` is (markdown, html) a command adds on top of the grid (qualification)."""
-    report = ReportContext(grid, run_id, matrix, exit_code, utc_now(), diff, disk,
-                           Appendix(*appendix) if appendix is not None else None)
+    report = ReportContext(
+        grid,
+        run_id,
+        matrix,
+        exit_code,
+        utc_now(),
+        diff,
+        disk,
+        Appendix(*appendix) if appendix is not None else None,
+    )
     return {name: write(run_dir, report) for name, write in WRITERS.items()}

@@ -14,8 +14,9 @@ from compat.harness.results.model import CellResult, CellStatus, Outcome
 
 __all__ = ["DRIFT_TITLE", "findings", "not_applicable_evidence", "not_applicable_lines"]
 
-DRIFT_TITLE = ("Porting drift (the porting snapshot changed between neighbouring versions; not "
-               "a failure)")
+DRIFT_TITLE = (
+    "Porting drift (the porting snapshot changed between neighbouring versions; not a failure)"
+)
 
 
 def _problems(results: Sequence[CellResult]) -> list[str]:
@@ -42,9 +43,13 @@ def not_applicable_lines(cells: Iterable[tuple[str, str]]) -> list[str]:
 
 def _fixed(results: Sequence[CellResult]) -> list[str]:
     """Expected failures that pass: each names the expectation to retire."""
-    return [f"{r.cell_id}: {name_of_test(t.nodeid)} passes; retire the expectation "
-            f"({t.expected_failure}): {t.expected_reason}"
-            for r in results for t in r.tests if t.outcome is Outcome.XPASSED]
+    return [
+        f"{r.cell_id}: {name_of_test(t.nodeid)} passes; retire the expectation "
+        f"({t.expected_failure}): {t.expected_reason}"
+        for r in results
+        for t in r.tests
+        if t.outcome is Outcome.XPASSED
+    ]
 
 
 def _differently(results: Sequence[CellResult]) -> list[str]:
@@ -56,8 +61,10 @@ def _differently(results: Sequence[CellResult]) -> list[str]:
                 got = short_message(t.message)
                 if t.exc_types and not got.startswith(t.exc_types[0]):
                     got = f"{t.exc_types[0]}: {got}"
-                lines.append(f"{r.cell_id}: {name_of_test(t.nodeid)}: expected "
-                             f"{t.expected_failure}; got {got}")
+                lines.append(
+                    f"{r.cell_id}: {name_of_test(t.nodeid)}: expected "
+                    f"{t.expected_failure}; got {got}"
+                )
     return lines
 
 
@@ -71,14 +78,19 @@ def _adaptations(results: Sequence[CellResult]) -> list[str]:
     for r in results:
         for key, how in r.adaptations.items():
             where.setdefault((key, how), []).append(r.cell_id)
-    return [f"{key} ({len(ids)} cell(s): {', '.join(ids)}): {how}"
-            for (key, how), ids in where.items()]
+    return [
+        f"{key} ({len(ids)} cell(s): {', '.join(ids)}): {how}" for (key, how), ids in where.items()
+    ]
 
 
 def _flaky(results: Sequence[CellResult]) -> list[str]:
     """Tests that failed and then passed: not a gate failure, never silent."""
-    return [f"{r.cell_id}: {name_of_test(t.nodeid)} passed after {t.reruns} failed "
-            f"attempt(s)" for r in results for t in r.tests if t.outcome is Outcome.FLAKY]
+    return [
+        f"{r.cell_id}: {name_of_test(t.nodeid)} passed after {t.reruns} failed attempt(s)"
+        for r in results
+        for t in r.tests
+        if t.outcome is Outcome.FLAKY
+    ]
 
 
 def not_applicable_evidence(result: CellResult) -> str:
@@ -93,16 +105,15 @@ def not_applicable_evidence(result: CellResult) -> str:
 def findings(results: Sequence[CellResult]) -> list[tuple[str, list[str]]]:
     """The lists under every grid, in reading order: (title, lines); empty ones omitted."""
     sections = [
-        ("Failed differently than expected (a new failure behind a known one)",
-         _differently(results)),
+        (
+            "Failed differently than expected (a new failure behind a known one)",
+            _differently(results),
+        ),
         ("Fixed (an expected failure passes: retire its expectation)", _fixed(results)),
-        ("Environment broken for some tests (warning at import torch)",
-         _env_problems(results)),
-        ("Adaptations (where the shims depart from upstream's own call)",
-         _adaptations(results)),
+        ("Environment broken for some tests (warning at import torch)", _env_problems(results)),
+        ("Adaptations (where the shims depart from upstream's own call)", _adaptations(results)),
         (DRIFT_TITLE, [d.headline() for d in drifts(results)]),
         ("Flaky (failed, then passed on a rerun)", _flaky(results)),
         ("Cells not passing", _problems(results)),
     ]
-    return [(title, [fit(line, LINE_TEXT) for line in lines]) for title, lines in sections
-            if lines]
+    return [(title, [fit(line, LINE_TEXT) for line in lines]) for title, lines in sections if lines]

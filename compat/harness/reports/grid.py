@@ -68,14 +68,27 @@ LEGEND = (
     "call at that version (see Adaptations)"
 )
 # The order outcomes are counted in on a status line: good news first.
-_COUNTED = (Outcome.PASSED, Outcome.XFAILED, Outcome.SKIPPED, Outcome.XPASSED, Outcome.FLAKY,
-            Outcome.FAILED_DIFFERENTLY, Outcome.FAILED, Outcome.ERROR, Outcome.NOT_RUN)
+_COUNTED = (
+    Outcome.PASSED,
+    Outcome.XFAILED,
+    Outcome.SKIPPED,
+    Outcome.XPASSED,
+    Outcome.FLAKY,
+    Outcome.FAILED_DIFFERENTLY,
+    Outcome.FAILED,
+    Outcome.ERROR,
+    Outcome.NOT_RUN,
+)
 # A warning at ``import torch`` that says the env is broken for some tests, and its name.
 _BROKEN_ENV = (
-    (re.compile(r"Failed to initialize NumPy|_ARRAY_API not found|compiled using NumPy 1\.x"),
-     "NumPy ABI"),
-    (re.compile(r"cannot open shared object file|Could not load library|undefined symbol"),
-     "missing library"),
+    (
+        re.compile(r"Failed to initialize NumPy|_ARRAY_API not found|compiled using NumPy 1\.x"),
+        "NumPy ABI",
+    ),
+    (
+        re.compile(r"cannot open shared object file|Could not load library|undefined symbol"),
+        "missing library",
+    ),
 )
 _STATUS_LABEL = {
     CellStatus.PASSED: "PASS",
@@ -233,12 +246,20 @@ def column_of(result: CellResult) -> Column:
         cuda = fp.get("torch_cuda")
         build += f"+cu{str(cuda).replace('.', '')}" if cuda else "+cpu"
     return Column(
-        cell_id=result.cell_id, status=result.status, gating=result.gating,
-        torch=cell.torch, stack=cell.stack, torchao=cell.torchao, python=cell.python,
-        channel=cell.channel, build=build,
-        reused=install.reused, uv_version=install.uv_version,
+        cell_id=result.cell_id,
+        status=result.status,
+        gating=result.gating,
+        torch=cell.torch,
+        stack=cell.stack,
+        torchao=cell.torchao,
+        python=cell.python,
+        channel=cell.channel,
+        build=build,
+        reused=install.reused,
+        uv_version=install.uv_version,
         deps_cutoff=install.plan.deps_cutoff if install.plan else None,
-        disk=install.disk or DiskUsage(), wheels=install.wheels or {},
+        disk=install.disk or DiskUsage(),
+        wheels=install.wheels or {},
         freeze=tuple(install.freeze or ()),
     )
 
@@ -268,14 +289,17 @@ class Grid:
                 return row
         raise KeyError(f"no {kind.value} row {key!r}")
 
-    def table(self, *, sep: str = "\n", short: bool = False,
-              columns: Sequence[int] | None = None) -> tuple[list[str], list[list[str]]]:
+    def table(
+        self, *, sep: str = "\n", short: bool = False, columns: Sequence[int] | None = None
+    ) -> tuple[list[str], list[list[str]]]:
         """Headers and rows of text, label first, for a text table: the ``columns`` given
         (all by default), each value ``short`` (a narrow grid) or in full."""
         picked = range(len(self.columns)) if columns is None else columns
         headers = [self.columns[j].header(sep) for j in picked]
-        rows = [[row.label, *((row.values[j].short if short else row.values[j].text)
-                              for j in picked)] for row in self.rows]
+        rows = [
+            [row.label, *((row.values[j].short if short else row.values[j].text) for j in picked)]
+            for row in self.rows
+        ]
         return headers, rows
 
 
@@ -288,8 +312,7 @@ def _short_names(all_ids: Sequence[str]) -> dict[str, str]:
     counts: dict[str, int] = {}
     for name in names.values():
         counts[name] = counts.get(name, 0) + 1
-    return {nodeid: fit(name if counts[name] == 1 else nodeid)
-            for nodeid, name in names.items()}
+    return {nodeid: fit(name if counts[name] == 1 else nodeid) for nodeid, name in names.items()}
 
 
 def _empty_symbol(status: CellStatus) -> str:
@@ -321,8 +344,9 @@ def _env_disk(column: Column) -> str:
     """Apparent size, and what is the env's own (not hardlinked from the uv cache)."""
     if column.disk.apparent_bytes is None:
         return ""
-    return (f"{column.disk.apparent_bytes / 2**30:.1f}G/"
-            f"{(column.disk.own_bytes or 0) / 2**20:.0f}M own")
+    return (
+        f"{column.disk.apparent_bytes / 2**30:.1f}G/{(column.disk.own_bytes or 0) / 2**20:.0f}M own"
+    )
 
 
 def _env_health(result: CellResult) -> str:
@@ -376,9 +400,13 @@ def _route_rows(results: Sequence[CellResult], width: int) -> tuple[list[Row], l
         codes, spelled = _route_codes(full, width)
         legend += [f"{key}: {line}" for line in spelled]
         values = tuple(
-            Value(fit(f"{text} adapted" if key in r.adaptations else text),
-                  fit(f"{code} adapted" if key in r.adaptations else code), title)
-            for r, text, code, title in zip(results, full, codes, full, strict=True))
+            Value(
+                fit(f"{text} adapted" if key in r.adaptations else text),
+                fit(f"{code} adapted" if key in r.adaptations else code),
+                title,
+            )
+            for r, text, code, title in zip(results, full, codes, full, strict=True)
+        )
         rows.append(Row(RowKind.ROUTE, fit(f"route: {key}"), values, key=key))
     return rows, [fit(line, LINE_TEXT) for line in legend]
 
@@ -387,8 +415,9 @@ def build_grid(results: Sequence[CellResult], *, route_width: int = ROUTE_WIDTH)
     """The grid of ``results``: every report's table is drawn from it."""
     columns = [column_of(r) for r in results]
     pairs = list(zip(results, columns, strict=True))
-    info = [Row(kind, fit(kind.value), tuple(Value.plain(fit(say(r, c))) for r, c in pairs))
-            for kind, say in _INFO.items()]
+    info = [
+        Row(kind, fit(kind.value), tuple(Value.plain(fit(say(r, c))) for r, c in pairs))
+        for kind, say in _INFO.items()
+    ]
     routes, legend = _route_rows(results, route_width)
-    return Grid(columns, [*_test_rows(results, columns), *info, *routes], list(results),
-                legend)
+    return Grid(columns, [*_test_rows(results, columns), *info, *routes], list(results), legend)

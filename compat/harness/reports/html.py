@@ -102,12 +102,15 @@ def _test_cell(column: Column, row: Row, value: Value) -> str:
 
 def _row(grid: Grid, row: Row) -> str:
     if row.kind is RowKind.TEST:
-        cells = "".join(_test_cell(c, row, v) for c, v in zip(grid.columns, row.values,
-                                                               strict=True))
+        cells = "".join(
+            _test_cell(c, row, v) for c, v in zip(grid.columns, row.values, strict=True)
+        )
         return f'<tr><td class="row" title="{_e(row.key)}">{_e(row.label)}</td>{cells}</tr>'
     if row.kind is RowKind.STATUS:
-        cells = "".join(f'<td class="{_status_class(c.status)}">{_e(v.short)}</td>'
-                        for c, v in zip(grid.columns, row.values, strict=True))
+        cells = "".join(
+            f'<td class="{_status_class(c.status)}">{_e(v.short)}</td>'
+            for c, v in zip(grid.columns, row.values, strict=True)
+        )
     else:  # a lettered route's title spells it out
         cells = "".join(f'<td title="{_e(v.title)}">{_e(v.short)}</td>' for v in row.values)
     return f'<tr class="info"><td class="row">{_e(row.label)}</td>{cells}</tr>'
@@ -121,14 +124,19 @@ def _grid(grid: Grid) -> str:
     )
     rows = "".join(_row(grid, row) for row in grid.rows)
     legend = "".join(f"<li>{_e(line)}</li>" for line in grid.route_legend)
-    return (f'<div class="scroll"><table class="grid"><thead><tr><th class="row">test</th>'
-            f"{heads}</tr></thead><tbody>{rows}</tbody></table></div>"
-            + (f'<ul class="routes">{legend}</ul>' if legend else ""))
+    return (
+        f'<div class="scroll"><table class="grid"><thead><tr><th class="row">test</th>'
+        f"{heads}</tr></thead><tbody>{rows}</tbody></table></div>"
+        + (f'<ul class="routes">{legend}</ul>' if legend else "")
+    )
 
 
 def _kv(pairs: Sequence[tuple[str, object]]) -> str:
-    rows = "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in pairs
-                   if v not in (None, "", [], {}))
+    rows = "".join(
+        f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>"
+        for k, v in pairs
+        if v not in (None, "", [], {})
+    )
     return f'<table class="kv">{rows}</table>'
 
 
@@ -147,19 +155,29 @@ def _cell_details(result: CellResult, column: Column) -> str:
         ("env reused", column.reused),
     ]
     for name, wheel in sorted(column.wheels.items()):
-        pairs += [(f"{name} wheel", wheel.file), (f"{name} sha256", wheel.sha256),
-                  (f"{name} index", wheel.index)]
-    pairs += [(f"route {k}", v + (f" (adapted: {result.adaptations[k]})"
-                                  if k in result.adaptations else ""))
-              for k, v in result.routes.items()]
+        pairs += [
+            (f"{name} wheel", wheel.file),
+            (f"{name} sha256", wheel.sha256),
+            (f"{name} index", wheel.index),
+        ]
+    pairs += [
+        (
+            f"route {k}",
+            v + (f" (adapted: {result.adaptations[k]})" if k in result.adaptations else ""),
+        )
+        for k, v in result.routes.items()
+    ]
     pairs += [("torch import warnings", "; ".join(fp.get("torch_import_warnings") or []))]
     pairs += [("timings", ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items()))]
     parts = [_kv(pairs)]
     for test in result.tests:
         if not (test.message or test.expected_reason):
             continue
-        note = (f"expected to fail with {test.expected_failure}: {test.expected_reason}\n\n"
-                if test.expected_reason else "")
+        note = (
+            f"expected to fail with {test.expected_failure}: {test.expected_reason}\n\n"
+            if test.expected_reason
+            else ""
+        )
         parts.append(
             f'<details id="{_anchor(result.cell_id, test.nodeid)}"'
             f"{' open' if test.outcome.unexpected else ''}>"
@@ -170,18 +188,25 @@ def _cell_details(result: CellResult, column: Column) -> str:
         )
     if result.warnings:
         items = "".join(f"<li>{_e(w)}</li>" for w in result.warnings)
-        parts.append(f"<details><summary>warnings recorded ({len(result.warnings)})</summary>"
-                     f"<ul>{items}</ul></details>")
+        parts.append(
+            f"<details><summary>warnings recorded ({len(result.warnings)})</summary>"
+            f"<ul>{items}</ul></details>"
+        )
     if result.log_excerpt:
-        parts.append(f"<details><summary>log excerpt</summary><pre>{_e(result.log_excerpt)}"
-                     "</pre></details>")
+        parts.append(
+            f"<details><summary>log excerpt</summary><pre>{_e(result.log_excerpt)}</pre></details>"
+        )
     if column.freeze:
-        parts.append(f"<details><summary>resolved packages ({len(column.freeze)})</summary>"
-                     f"<pre>{_e(chr(10).join(column.freeze))}</pre></details>")
-    return (f'<details id="{_anchor(result.cell_id)}" '
-            f"{'open' if result.status.unexpected else ''}>"
-            f'<summary class="{_status_class(result.status)}">{_e(result.cell_id)}: '
-            f"{_e(result.status.value)}</summary>{''.join(parts)}</details>")
+        parts.append(
+            f"<details><summary>resolved packages ({len(column.freeze)})</summary>"
+            f"<pre>{_e(chr(10).join(column.freeze))}</pre></details>"
+        )
+    return (
+        f'<details id="{_anchor(result.cell_id)}" '
+        f"{'open' if result.status.unexpected else ''}>"
+        f'<summary class="{_status_class(result.status)}">{_e(result.cell_id)}: '
+        f"{_e(result.status.value)}</summary>{''.join(parts)}</details>"
+    )
 
 
 def _drift_section(results: Sequence[CellResult]) -> str:
@@ -194,29 +219,42 @@ def _drift_section(results: Sequence[CellResult]) -> str:
         f"<summary>{_e(d.test)} [{_e(d.line)}] {_e(d.before)} &rarr; {_e(d.after)}: "
         f"{len(d.changes)} node change(s)</summary>"
         f"<ul>{''.join(f'<li><code>{_e(c)}</code></li>' for c in d.changes)}</ul></details>"
-        for d in found)
+        for d in found
+    )
     classes = "".join(
         f"<li>{_e(test.rsplit('::', 1)[-1])}: "
         f"{_e('; '.join('[' + ', '.join(c.cells) + ']' for c in groups))}</li>"
-        for test, groups in snapshot_classes(results).items())
-    return ("<h2>Porting drift (the porting snapshot changed between neighbouring versions; "
-            f"not a failure)</h2>{items}<h3>Snapshot classes</h3><ul>{classes}</ul>")
+        for test, groups in snapshot_classes(results).items()
+    )
+    return (
+        "<h2>Porting drift (the porting snapshot changed between neighbouring versions; "
+        f"not a failure)</h2>{items}<h3>Snapshot classes</h3><ul>{classes}</ul>"
+    )
 
 
-def render_html(grid: Grid, *, title: str, exit_code: int, created: str = "",
-                appendix: str = "") -> str:
+def render_html(
+    grid: Grid, *, title: str, exit_code: int, created: str = "", appendix: str = ""
+) -> str:
     """The page: verdict and counts, the grid, the lists, then every cell in detail."""
     results = grid.results
     klass, verdict = _VERDICT_CLASS.get(exit_code, "bad"), describe_exit_code(exit_code)
     summary = ", ".join(f"{n} {k}" for k, n in sorted(status_counts(results).items()))
-    details = "".join(_cell_details(r, c) for r, c in zip(results, grid.columns, strict=True)
-                      if r.status is not CellStatus.NOT_APPLICABLE)
+    details = "".join(
+        _cell_details(r, c)
+        for r, c in zip(results, grid.columns, strict=True)
+        if r.status is not CellStatus.NOT_APPLICABLE
+    )
     na = [r for r in results if r.status is CellStatus.NOT_APPLICABLE]
-    na_list = "".join(f"<li>{_e(r.cell_id)}: {_e(r.reason)}<br><small>"
-                      f"{_e(not_applicable_evidence(r))}</small></li>" for r in na)
+    na_list = "".join(
+        f"<li>{_e(r.cell_id)}: {_e(r.reason)}<br><small>"
+        f"{_e(not_applicable_evidence(r))}</small></li>"
+        for r in na
+    )
     sections = "".join(
         f"<h2>{_e(title)}</h2><ul>{''.join(f'<li>{_e(item)}</li>' for item in items)}</ul>"
-        for title, items in findings(results) if title != DRIFT_TITLE)
+        for title, items in findings(results)
+        if title != DRIFT_TITLE
+    )
     sections += _drift_section(results)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -243,8 +281,15 @@ def _disk_note(line: str | None) -> str:
 
 def write(run_dir: Path, report: ReportContext) -> Path:
     path = run_dir / "matrix.html"
-    atomic_write_text(path, render_html(report.grid, title=report.title,
-                                        exit_code=report.exit_code, created=report.created,
-                                        appendix=(report.appendix.html if report.appendix
-                                                  else "") + _disk_note(report.disk_line)))
+    atomic_write_text(
+        path,
+        render_html(
+            report.grid,
+            title=report.title,
+            exit_code=report.exit_code,
+            created=report.created,
+            appendix=(report.appendix.html if report.appendix else "")
+            + _disk_note(report.disk_line),
+        ),
+    )
     return path

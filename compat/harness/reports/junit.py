@@ -20,8 +20,9 @@ __all__ = ["merge_junit", "write"]
 
 
 def _status_suite(result: CellResult) -> ET.Element:
-    suite = ET.Element("testsuite", name=result.cell_id, tests="1", failures="0", errors="0",
-                       skipped="0")
+    suite = ET.Element(
+        "testsuite", name=result.cell_id, tests="1", failures="0", errors="0", skipped="0"
+    )
     case = ET.SubElement(suite, "testcase", classname=result.cell_id, name="cell status")
     message = redact(f"{result.status.value}: {result.reason or ''}")
     if result.status in (CellStatus.NOT_APPLICABLE, CellStatus.SKIPPED, CellStatus.PASSED):
@@ -60,8 +61,11 @@ def merge_junit(run_dir: Path, results: Sequence[CellResult]) -> Path:
             except (ET.ParseError, OSError, RecursionError, ValueError):
                 tree = None
             if tree is not None and _depth(tree) <= MAX_DEPTH:
-                suites = [tree] if tree.tag == "testsuite" else [
-                    s for s in tree.iter("testsuite") if s.find(".//testsuite") is None]
+                suites = (
+                    [tree]
+                    if tree.tag == "testsuite"
+                    else [s for s in tree.iter("testsuite") if s.find(".//testsuite") is None]
+                )
         for suite in suites:
             suite.set("name", result.cell_id)
             for case in suite.iter("testcase"):

@@ -37,33 +37,47 @@ def _drift(results: Sequence[CellResult]) -> list[str]:
         return []
     lines = ["", "### Porting drift, node by node", ""]
     for drift in found:
-        lines.append(f"**{_md_escape(drift.test)}** [{drift.line}] {_md_escape(drift.before)} "
-                     f"-> {_md_escape(drift.after)}:")
+        lines.append(
+            f"**{_md_escape(drift.test)}** [{drift.line}] {_md_escape(drift.before)} "
+            f"-> {_md_escape(drift.after)}:"
+        )
         lines += [f"- {_md_escape(change)}" for change in drift.changes] + [""]
     lines += ["### Snapshot classes (cells in which a test's porting is identical)", ""]
     for test, classes in snapshot_classes(results).items():
         groups = "; ".join("[" + ", ".join(c.cells) + "]" for c in classes)
-        lines.append(f"- {_md_escape(test.rsplit('::', 1)[-1])}: {len(classes)} class(es): "
-                     f"{_md_escape(groups)}")
+        lines.append(
+            f"- {_md_escape(test.rsplit('::', 1)[-1])}: {len(classes)} class(es): "
+            f"{_md_escape(groups)}"
+        )
     return lines
 
 
 def render_markdown(grid: Grid, *, title: str, exit_code: int) -> str:
     """The whole grid in one table (every route spelled out), then the lists under it."""
     headers, rows = grid.table(sep="<br>")
-    table = tabulate([[_md_escape(c) for c in row] for row in rows],
-                     headers=["test", *headers], tablefmt="github", disable_numparse=True)
+    table = tabulate(
+        [[_md_escape(c) for c in row] for row in rows],
+        headers=["test", *headers],
+        tablefmt="github",
+        disable_numparse=True,
+    )
     verdict = "all cells as expected" if exit_code == EXIT_OK else f"exit code {exit_code}"
-    lines = [f"## torch-compat-matrix: {title}", "", f"**{verdict}**", "", table, "",
-             f"_{LEGEND}_"]
+    lines = [f"## torch-compat-matrix: {title}", "", f"**{verdict}**", "", table, "", f"_{LEGEND}_"]
     for heading, items in findings(grid.results):
         lines += ["", f"### {heading}", "", *(f"- {_md_escape(i)}" for i in items)]
     lines += _drift(grid.results)
     na = [r for r in grid.results if r.status is CellStatus.NOT_APPLICABLE]
     if na:
-        lines += ["", "### Not applicable, and the evidence", "",
-                  *(f"- {_md_escape(r.cell_id)}: {_md_escape(r.reason or '')}; "
-                    f"{_md_escape(not_applicable_evidence(r))}" for r in na)]
+        lines += [
+            "",
+            "### Not applicable, and the evidence",
+            "",
+            *(
+                f"- {_md_escape(r.cell_id)}: {_md_escape(r.reason or '')}; "
+                f"{_md_escape(not_applicable_evidence(r))}"
+                for r in na
+            ),
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -7,8 +7,11 @@ import html
 from compat.harness.redact import redact
 from compat.harness.results.qualification import Qualification
 
-__all__ = ["render_qualification_html", "render_qualification_markdown",
-           "render_qualification_text"]
+__all__ = [
+    "render_qualification_html",
+    "render_qualification_markdown",
+    "render_qualification_text",
+]
 
 
 def _sections(q: Qualification) -> list[tuple[str, list[str]]]:
@@ -23,9 +26,11 @@ def _sections(q: Qualification) -> list[tuple[str, list[str]]]:
 
 
 def _headline(q: Qualification) -> str:
-    return (f"torch {q.candidate} against {q.reference}: {q.verdict} "
-            f"({len(q.regressions)} regression(s), {len(q.fixes)} fix(es), "
-            f"{len(q.drift)} drift line(s); columns: {', '.join(q.columns) or 'none'})")
+    return (
+        f"torch {q.candidate} against {q.reference}: {q.verdict} "
+        f"({len(q.regressions)} regression(s), {len(q.fixes)} fix(es), "
+        f"{len(q.drift)} drift line(s); columns: {', '.join(q.columns) or 'none'})"
+    )
 
 
 def render_qualification_text(q: Qualification) -> str:
@@ -44,14 +49,20 @@ def _md(text: str) -> str:
 def render_qualification_markdown(q: Qualification) -> str:
     """What a release manager pastes into the release tracker."""
     mark = {"QUALIFIED": "✅", "NOT QUALIFIED": "❌"}.get(q.verdict, "⚠️")
-    lines = [f"## {mark} torch {q.candidate}: {q.verdict}", "",
-             f"Qualified against torch {q.reference} by torch-compat-matrix, strict "
-             f"expectations, columns: {', '.join(q.columns) or 'none'}.", "",
-             "| | count |", "|---|---|",
-             f"| regressions | {len(q.regressions)} |", f"| fixes | {len(q.fixes)} |",
-             f"| quantization tags lost | {len(q.lost_tags)} |",
-             f"| porting drift lines | {len(q.drift)} |",
-             f"| columns without a verdict | {len(q.infrastructure)} |"]
+    lines = [
+        f"## {mark} torch {q.candidate}: {q.verdict}",
+        "",
+        f"Qualified against torch {q.reference} by torch-compat-matrix, strict "
+        f"expectations, columns: {', '.join(q.columns) or 'none'}.",
+        "",
+        "| | count |",
+        "|---|---|",
+        f"| regressions | {len(q.regressions)} |",
+        f"| fixes | {len(q.fixes)} |",
+        f"| quantization tags lost | {len(q.lost_tags)} |",
+        f"| porting drift lines | {len(q.drift)} |",
+        f"| columns without a verdict | {len(q.infrastructure)} |",
+    ]
     for title, items in _sections(q):
         if items:
             lines += ["", f"### {title}", "", *(f"- `{_md(i)}`" for i in items)]
@@ -63,10 +74,15 @@ def render_qualification_html(q: Qualification) -> str:
         return html.escape(redact(text), quote=True)
 
     klass = {"QUALIFIED": "ok", "NOT QUALIFIED": "bad"}.get(q.verdict, "infra")
-    parts = [f'<h2>Release qualification</h2><p><span class="verdict {klass}">'
-             f"{e(q.verdict)}</span> {e(_headline(q))}</p>"]
+    parts = [
+        f'<h2>Release qualification</h2><p><span class="verdict {klass}">'
+        f"{e(q.verdict)}</span> {e(_headline(q))}</p>"
+    ]
     for title, items in _sections(q):
         if items:
-            parts.append(f"<h3>{e(title)}</h3><ul>"
-                         + "".join(f"<li><code>{e(i)}</code></li>" for i in items) + "</ul>")
+            parts.append(
+                f"<h3>{e(title)}</h3><ul>"
+                + "".join(f"<li><code>{e(i)}</code></li>" for i in items)
+                + "</ul>"
+            )
     return "".join(parts)

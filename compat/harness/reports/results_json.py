@@ -17,8 +17,14 @@ from compat.harness.results.model import SCHEMA_VERSION, CellResult
 __all__ = ["run_document", "write"]
 
 
-def run_document(results: Sequence[CellResult], *, run_id: str, matrix: Mapping[str, Any],
-                 exit_code: int, created: str | None = None) -> dict[str, Any]:
+def run_document(
+    results: Sequence[CellResult],
+    *,
+    run_id: str,
+    matrix: Mapping[str, Any],
+    exit_code: int,
+    created: str | None = None,
+) -> dict[str, Any]:
     """The run's ``results.json`` as a dict (``created``: now, unless given)."""
     return {
         "schema": SCHEMA_VERSION,
@@ -33,8 +39,13 @@ def run_document(results: Sequence[CellResult], *, run_id: str, matrix: Mapping[
 
 
 def write(run_dir: Path, report: ReportContext) -> Path:
-    doc = run_document(report.results, run_id=report.run_id, matrix=report.matrix,
-                       exit_code=report.exit_code, created=report.created)
+    doc = run_document(
+        report.results,
+        run_id=report.run_id,
+        matrix=report.matrix,
+        exit_code=report.exit_code,
+        created=report.created,
+    )
     if report.diff is not None:
         doc["baseline_diff"] = report.diff.to_dict()
     if report.disk is not None and report.disk.to_dict():

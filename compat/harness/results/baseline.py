@@ -20,8 +20,15 @@ from compat.harness.redact import redact
 from compat.harness.results.drift import diff_snapshots
 from compat.harness.results.model import CellResult, CellStatus, Outcome
 
-__all__ = ["DIFF_LINES", "BaselineCell", "BaselineDiff", "baseline_cells", "diff_runs",
-           "load_baseline", "render_diff"]
+__all__ = [
+    "DIFF_LINES",
+    "BaselineCell",
+    "BaselineDiff",
+    "baseline_cells",
+    "diff_runs",
+    "load_baseline",
+    "render_diff",
+]
 
 DIFF_LINES = 50  # lines per section of the diff on the console and in summary.md
 
@@ -58,10 +65,15 @@ class BaselineCell:
     def from_dict(cls, cell: Mapping[str, Any]) -> BaselineCell:
         """From a cell of ``results.json`` whose status and tests were checked."""
         tests = cell.get("tests") or []
-        return cls(str(cell.get("status")),
-                   {test_key(str(t["nodeid"])): str(t["outcome"]) for t in tests},
-                   {test_key(str(t["nodeid"])): t["snapshots"] for t in tests
-                    if isinstance(t.get("snapshots"), dict)})
+        return cls(
+            str(cell.get("status")),
+            {test_key(str(t["nodeid"])): str(t["outcome"]) for t in tests},
+            {
+                test_key(str(t["nodeid"])): t["snapshots"]
+                for t in tests
+                if isinstance(t.get("snapshots"), dict)
+            },
+        )
 
 
 def load_baseline(path: Path | str) -> dict[str, BaselineCell]:
@@ -74,8 +86,9 @@ def load_baseline(path: Path | str) -> dict[str, BaselineCell]:
     try:
         # Read off the main thread: a signal that lands just as a blocking open (a FIFO, a
         # stalled network mount) returns would otherwise wait out the read that follows.
-        doc = json.loads(wait_for(lambda: path.read_text(encoding="utf-8"),
-                                  what=f"--baseline {path}"))
+        doc = json.loads(
+            wait_for(lambda: path.read_text(encoding="utf-8"), what=f"--baseline {path}")
+        )
         return baseline_cells(doc)
     except FileNotFoundError:
         raise UsageError(f"--baseline {path}: baseline not found") from None
@@ -84,8 +97,9 @@ def load_baseline(path: Path | str) -> dict[str, BaselineCell]:
     except RecursionError:
         raise UsageError(f"--baseline {path}: not a results.json (nested too deeply)") from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise UsageError(f"--baseline {path}: not a results.json "
-                         f"({type(exc).__name__}: {exc})") from None
+        raise UsageError(
+            f"--baseline {path}: not a results.json ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def baseline_cells(doc: object) -> dict[str, BaselineCell]:
@@ -107,10 +121,14 @@ def baseline_cells(doc: object) -> dict[str, BaselineCell]:
         if not isinstance(tests, list):
             raise TypeError(f"{where}.tests: expected a list")
         for index, test in enumerate(tests):
-            if not (isinstance(test, dict) and isinstance(test.get("nodeid"), str)
-                    and isinstance(test.get("outcome"), str)):
-                raise TypeError(f"{where}.tests[{index}]: expected an object with string "
-                                "nodeid and outcome")
+            if not (
+                isinstance(test, dict)
+                and isinstance(test.get("nodeid"), str)
+                and isinstance(test.get("outcome"), str)
+            ):
+                raise TypeError(
+                    f"{where}.tests[{index}]: expected an object with string nodeid and outcome"
+                )
         found[cell["cell_id"]] = BaselineCell.from_dict(cell)
     return found
 
@@ -120,8 +138,9 @@ def test_key(nodeid: str) -> str:
     return redact(nodeid).rsplit("/", 1)[-1]  # redacted before the cut, as everywhere
 
 
-def diff_runs(baseline: Mapping[str, BaselineCell], results: Sequence[CellResult],
-              *, name: str = "baseline") -> BaselineDiff:
+def diff_runs(
+    baseline: Mapping[str, BaselineCell], results: Sequence[CellResult], *, name: str = "baseline"
+) -> BaselineDiff:
     diff = BaselineDiff(name)
     current = {r.cell_id: r for r in results}
     diff.vanished = [cid for cid in baseline if cid not in current]
@@ -133,8 +152,10 @@ def diff_runs(baseline: Mapping[str, BaselineCell], results: Sequence[CellResult
         old_status, new_status = old.status, result.status.value
         old_tests = old.outcomes
         new_tests = {test_key(t.nodeid): t.outcome.value for t in result.tests}
-        if old_status not in _BAD_CELL and new_status in _BAD_CELL and not (
-            new_status == CellStatus.FAILED.value and new_tests
+        if (
+            old_status not in _BAD_CELL
+            and new_status in _BAD_CELL
+            and not (new_status == CellStatus.FAILED.value and new_tests)
         ):
             # The cell itself broke (crash, import, timeout...): one regression for the cell.
             diff.regressions.append(f"{result.cell_id}: cell {old_status} -> {new_status}")
@@ -147,9 +168,11 @@ def diff_runs(baseline: Mapping[str, BaselineCell], results: Sequence[CellResult
                 if after in _BAD:
                     diff.still_failing.append(where)
                 continue
-            if after in _BAD and (before in _GOOD or (before is None and old_tests)
-                                  or (before == Outcome.XFAILED.value
-                                      and after == Outcome.FAILED_DIFFERENTLY.value)):
+            if after in _BAD and (
+                before in _GOOD
+                or (before is None and old_tests)
+                or (before == Outcome.XFAILED.value and after == Outcome.FAILED_DIFFERENTLY.value)
+            ):
                 diff.regressions.append(f"{where}: {before or 'absent'} -> {after}")
             elif before in _BAD | {Outcome.XFAILED.value} and after in _GOOD:
                 diff.fixes.append(f"{where}: {before} -> {after}")
@@ -179,15 +202,22 @@ def render_diff(diff: BaselineDiff, *, markdown: bool = False, limit: int | None
     bullet = "- " if markdown else "  "
     title = f"Against {diff.baseline}:"
     lines = [f"### {title}" if markdown else title]
-    sections = [("regressions", diff.regressions), ("fixed", diff.fixes),
-                ("still failing", diff.still_failing), ("cells that appeared", diff.appeared),
-                ("cells that vanished", diff.vanished), ("other changes", diff.changed),
-                ("behaviour changed (porting snapshot; not a failure)", diff.behaviour_changed)]
+    sections = [
+        ("regressions", diff.regressions),
+        ("fixed", diff.fixes),
+        ("still failing", diff.still_failing),
+        ("cells that appeared", diff.appeared),
+        ("cells that vanished", diff.vanished),
+        ("other changes", diff.changed),
+        ("behaviour changed (porting snapshot; not a failure)", diff.behaviour_changed),
+    ]
     for label, items in sections:
         lines.append(f"{'**' if markdown else ''}{label}: {len(items)}{'**' if markdown else ''}")
         shown = items if limit is None else items[:limit]
         lines += [f"{bullet}{item}" for item in shown]
         if len(shown) < len(items):
-            lines.append(f"{bullet}... and {len(items) - len(shown)} more (all of them: "
-                         "baseline_diff in results.json)")
+            lines.append(
+                f"{bullet}... and {len(items) - len(shown)} more (all of them: "
+                "baseline_diff in results.json)"
+            )
     return "\n".join(lines)

@@ -44,8 +44,9 @@ class Bisection:
         """Index of the newest good before the oldest bad, and of that bad."""
         bads = [i for i, c in enumerate(self.candidates) if self.verdicts.get(c) is Verdict.BAD]
         hi = bads[0] if bads else len(self.candidates) - 1
-        goods = [i for i, c in enumerate(self.candidates[:hi])
-                 if self.verdicts.get(c) is Verdict.GOOD]
+        goods = [
+            i for i, c in enumerate(self.candidates[:hi]) if self.verdicts.get(c) is Verdict.GOOD
+        ]
         lo = goods[-1] if goods else 0
         return lo, hi
 
@@ -69,14 +70,12 @@ class Bisection:
     @property
     def endpoints_hold(self) -> bool:
         first, last = self.candidates[0], self.candidates[-1]
-        return (self.verdicts.get(first) is Verdict.GOOD
-                and self.verdicts.get(last) is Verdict.BAD)
+        return self.verdicts.get(first) is Verdict.GOOD and self.verdicts.get(last) is Verdict.BAD
 
     def result(self) -> tuple[str, str, list[str]]:
         """(last good, first bad, skipped candidates between them)."""
         lo, hi = self._bounds()
-        between = [c for c in self.candidates[lo + 1:hi]
-                   if self.verdicts.get(c) is Verdict.SKIP]
+        between = [c for c in self.candidates[lo + 1 : hi] if self.verdicts.get(c) is Verdict.SKIP]
         return self.candidates[lo], self.candidates[hi], between
 
     def inconsistencies(self, good: str = "good", bad: str = "bad") -> list[str]:

@@ -25,8 +25,15 @@ from compat.events import (
 from compat.harness.redact import redact
 from compat.harness.results.model import CellResult, CellStatus, Outcome, TestResult
 
-__all__ = ["Events", "Expected", "SessionEnd", "classify", "failure_text", "flag_missing_tests",
-           "read_events"]
+__all__ = [
+    "Events",
+    "Expected",
+    "SessionEnd",
+    "classify",
+    "failure_text",
+    "flag_missing_tests",
+    "read_events",
+]
 
 
 @dataclass
@@ -45,8 +52,12 @@ class SessionEnd:
             return dict(value) if isinstance(value, dict) else {}
 
         warnings = record.get("warnings")
-        return cls(record.get("exitstatus"), mapping("routes"), mapping("adaptations"),
-                   list(warnings) if isinstance(warnings, list) else [])
+        return cls(
+            record.get("exitstatus"),
+            mapping("routes"),
+            mapping("adaptations"),
+            list(warnings) if isinstance(warnings, list) else [],
+        )
 
 
 @dataclass
@@ -124,8 +135,9 @@ def failure_text(record: Mapping[str, Any]) -> str:
     return "\n".join(ln[1:].strip() for ln in lines if ln.startswith("E "))
 
 
-def _expected_outcome(outcome: Outcome, expectation: Expected | None,
-                      record: Mapping[str, Any]) -> Outcome:
+def _expected_outcome(
+    outcome: Outcome, expectation: Expected | None, record: Mapping[str, Any]
+) -> Outcome:
     if expectation is None:
         return outcome
     if outcome is Outcome.PASSED:
@@ -141,8 +153,11 @@ def _snapshots(value: object) -> dict[str, list[dict[str, Any]]]:
     """A test's snapshots as streamed; anything malformed is dropped, never fatal."""
     if not isinstance(value, dict):
         return {}
-    return {str(stage): [dict(e) for e in entries if isinstance(e, dict)]
-            for stage, entries in value.items() if isinstance(entries, list)}
+    return {
+        str(stage): [dict(e) for e in entries if isinstance(e, dict)]
+        for stage, entries in value.items()
+        if isinstance(entries, list)
+    }
 
 
 def classify(
@@ -168,11 +183,17 @@ def classify(
         if expectation is not None:
             reason = expectation.reason + (f" ({expectation.link})" if expectation.link else "")
         tests.append(
-            TestResult(nodeid, outcome, float(record.get("duration") or 0.0),
-                       record.get("message"), reason, int(record.get("reruns") or 0),
-                       expectation.describe() if expectation is not None else None,
-                       [str(t) for t in record.get("exc_types") or []],
-                       _snapshots(record.get("snapshots")))
+            TestResult(
+                nodeid,
+                outcome,
+                float(record.get("duration") or 0.0),
+                record.get("message"),
+                reason,
+                int(record.get("reruns") or 0),
+                expectation.describe() if expectation is not None else None,
+                [str(t) for t in record.get("exc_types") or []],
+                _snapshots(record.get("snapshots")),
+            )
         )
     finished = set(events.tests)
     running = [n for n in events.started if n not in finished]
@@ -186,8 +207,12 @@ def classify(
 
     where = f" in {running[-1]}" if running else ""
     if events.foreign_schema is not None:
-        return (CellStatus.ERROR, f"the cell's plugin wrote events schema "
-                f"{events.foreign_schema!r}; this harness reads {EVENTS_SCHEMA}", tests)
+        return (
+            CellStatus.ERROR,
+            f"the cell's plugin wrote events schema "
+            f"{events.foreign_schema!r}; this harness reads {EVENTS_SCHEMA}",
+            tests,
+        )
     import_error = events.fingerprint.get("torch_import_error") or events.fingerprint.get(
         "torchao_import_error"
     )
@@ -197,8 +222,13 @@ def classify(
         return CellStatus.CRASHED, f"killed by {_signal_name(returncode)}{where}", tests
     if import_error:
         return CellStatus.IMPORT_FAILED, import_error.splitlines()[-1], tests
-    never_started = not (events.fingerprint or events.started or events.tests
-                         or events.collect_errors or events.finish)
+    never_started = not (
+        events.fingerprint
+        or events.started
+        or events.tests
+        or events.collect_errors
+        or events.finish
+    )
     if never_started:
         reason = f"pytest exited with {returncode} before the session started"
         return CellStatus.ERROR, reason, tests
@@ -221,8 +251,11 @@ def classify(
         return CellStatus.ERROR, f"all {len(tests)} test(s) skipped: the cell tested nothing", tests
     fixed = sum(t.outcome is Outcome.XPASSED for t in tests)
     if strict and fixed:
-        return (CellStatus.FAILED,
-                f"{fixed} expected failure(s) now pass (strict: retire the expectation)", tests)
+        return (
+            CellStatus.FAILED,
+            f"{fixed} expected failure(s) now pass (strict: retire the expectation)",
+            tests,
+        )
     return CellStatus.PASSED, None, tests
 
 
@@ -232,8 +265,9 @@ def flag_missing_tests(results: Sequence[CellResult]) -> list[CellResult]:
     Only cells whose pytest session finished are judged (an install failure or a crash
     already says why tests are missing); such a cell that passed becomes an error.
     """
-    ran = [r for r in results if r.status in (CellStatus.PASSED, CellStatus.FAILED,
-                                               CellStatus.ERROR)]
+    ran = [
+        r for r in results if r.status in (CellStatus.PASSED, CellStatus.FAILED, CellStatus.ERROR)
+    ]
     known: dict[str, None] = {}  # in order of first appearance
     for result in ran:
         known.update(dict.fromkeys(t.nodeid for t in result.tests))
@@ -243,13 +277,18 @@ def flag_missing_tests(results: Sequence[CellResult]) -> list[CellResult]:
         missing = [n for n in known if n not in have]
         if not missing:
             continue
-        result.tests += [TestResult(n, Outcome.NOT_RUN, message="collected in other cells, "
-                                    "missing from this one") for n in missing]
+        result.tests += [
+            TestResult(
+                n, Outcome.NOT_RUN, message="collected in other cells, missing from this one"
+            )
+            for n in missing
+        ]
         if result.status is CellStatus.PASSED:
             names = ", ".join(redact(n).rsplit("::", 1)[-1] for n in missing[:3])
             more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
             result.status = CellStatus.ERROR
-            result.reason = (f"{len(missing)} test(s) that other cells ran are missing here "
-                             f"({names}{more})")
+            result.reason = (
+                f"{len(missing)} test(s) that other cells ran are missing here ({names}{more})"
+            )
         changed.append(result)
     return changed

@@ -40,8 +40,7 @@ class Drift:
         if not self.changes:
             return f"{self.test} [{self.line}] {self.before} -> {self.after}: changed"
         more = f" (+{len(self.changes) - 1} more)" if len(self.changes) > 1 else ""
-        return (f"{self.test} [{self.line}] {self.before} -> {self.after}: "
-                f"{self.changes[0]}{more}")
+        return f"{self.test} [{self.line}] {self.before} -> {self.after}: {self.changes[0]}{more}"
 
 
 @dataclass
@@ -97,8 +96,9 @@ def diff_snapshots(before: Snapshots, after: Snapshots) -> list[str]:
                     if a != b:
                         changes.append(f"{stage}: {_node(key)}: {name} {_show(a)} -> {_show(b)}")
     # Tag changes are what porting is about: they come first, lineage after.
-    return sorted(changes, key=lambda c: 0 if ": tag " in c or "added" in c or "removed" in c
-                  else 1)
+    return sorted(
+        changes, key=lambda c: 0 if ": tag " in c or "added" in c or "removed" in c else 1
+    )
 
 
 def _fingerprint(snapshots: Snapshots) -> str:
@@ -141,7 +141,8 @@ def snapshot_classes(results: Iterable[Any]) -> dict[str, list[SnapshotClass]]:
     for result in results:
         for test, snaps in _by_test(result).items():
             group = classes.setdefault(test, {}).setdefault(
-                _fingerprint(snaps), SnapshotClass(test))
+                _fingerprint(snaps), SnapshotClass(test)
+            )
             group.cells.append(result.cell_id)
     return {test: list(groups.values()) for test, groups in classes.items()}
 
@@ -154,13 +155,20 @@ def drifts(results: Sequence[Any]) -> list[Drift]:
             lines.setdefault(_cell_line(result), []).append(result)
     found: list[Drift] = []
     for line, cells in lines.items():
-        cells = sorted(cells, key=lambda r: (_version(_torch_of(r)),
-                                             r.cell.channel))
+        cells = sorted(cells, key=lambda r: (_version(_torch_of(r)), r.cell.channel))
         for older, newer in itertools.pairwise(cells):
             old, new = _by_test(older), _by_test(newer)
             for test in [t for t in old if t in new]:
                 if _fingerprint(old[test]) != _fingerprint(new[test]):
-                    found.append(Drift(redact(test).rsplit("::", 1)[-1], line, _label(older),
-                                       _label(newer), older.cell_id, newer.cell_id,
-                                       tuple(diff_snapshots(old[test], new[test]))))
+                    found.append(
+                        Drift(
+                            redact(test).rsplit("::", 1)[-1],
+                            line,
+                            _label(older),
+                            _label(newer),
+                            older.cell_id,
+                            newer.cell_id,
+                            tuple(diff_snapshots(old[test], new[test])),
+                        )
+                    )
     return found

@@ -19,9 +19,20 @@ from compat.harness.errors import InfraError, UsageError, one_line
 from compat.harness.processes import Stopped
 from compat.harness.results.model import CellResult
 
-__all__ = ["ERROR_KINDS", "EXIT_CODES", "EXIT_INFRA", "EXIT_INTERRUPTED", "EXIT_OK",
-           "EXIT_UNEXPECTED", "EXIT_USAGE", "ExitCode", "describe_exit_code", "error_line",
-           "exit_code", "exit_code_for"]
+__all__ = [
+    "ERROR_KINDS",
+    "EXIT_CODES",
+    "EXIT_INFRA",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_UNEXPECTED",
+    "EXIT_USAGE",
+    "ExitCode",
+    "describe_exit_code",
+    "error_line",
+    "exit_code",
+    "exit_code_for",
+]
 
 EXIT_OK = 0
 EXIT_UNEXPECTED = 1
@@ -38,31 +49,46 @@ class ExitCode:
 
 
 EXIT_CODES: tuple[ExitCode, ...] = (
-    ExitCode(EXIT_OK, "every gating cell as expected",
-             "every gating cell behaved as expected (passes, expected failures that failed "
-             "the expected way, not applicable)"),
-    ExitCode(EXIT_UNEXPECTED, "unexpected failures",
-             "an unexpected failure, a failure other than the expected one (`≠`), an error "
-             "(including a cell whose tests all skipped, or that lacks a test other cells "
-             "ran), crash, timeout or import failure, a fixed expectation under `strict`, a "
-             "contradicted applicability rule, or a regression against `--baseline`; also "
-             "an internal error of the harness (one line; `COMPAT_DEBUG=1` shows the "
-             "traceback)"),
-    ExitCode(EXIT_USAGE, "usage or configuration error",
-             "usage or configuration error: one line naming the file, the key and the value "
-             "(a matrix file, an option, a baseline, an `--out` that is a file or cannot be "
-             "written); also an `[[expect]]` that matches no test any cell ran, found after "
-             "the run (the report is written)"),
-    ExitCode(EXIT_INFRA, "infrastructure failures only",
-             "infrastructure only: some gating cell could not be installed (index "
-             "unreachable, no such version or wheel, no interpreter for its Python unless "
-             "`skip-missing-interpreters = true`) or has no result (a lost CI shard, a "
-             "corrupt result file), nothing else failed; also a file the harness could not "
-             "read or write (a full disk)"),
-    ExitCode(EXIT_INTERRUPTED, "interrupted",
-             "interrupted (Ctrl-C or SIGTERM, to the harness or its whole process group): "
-             "every child process is stopped within seconds, the partial report is written "
-             "(with this code; interrupted cells are not run), `--resume` continues"),
+    ExitCode(
+        EXIT_OK,
+        "every gating cell as expected",
+        "every gating cell behaved as expected (passes, expected failures that failed "
+        "the expected way, not applicable)",
+    ),
+    ExitCode(
+        EXIT_UNEXPECTED,
+        "unexpected failures",
+        "an unexpected failure, a failure other than the expected one (`≠`), an error "
+        "(including a cell whose tests all skipped, or that lacks a test other cells "
+        "ran), crash, timeout or import failure, a fixed expectation under `strict`, a "
+        "contradicted applicability rule, or a regression against `--baseline`; also "
+        "an internal error of the harness (one line; `COMPAT_DEBUG=1` shows the "
+        "traceback)",
+    ),
+    ExitCode(
+        EXIT_USAGE,
+        "usage or configuration error",
+        "usage or configuration error: one line naming the file, the key and the value "
+        "(a matrix file, an option, a baseline, an `--out` that is a file or cannot be "
+        "written); also an `[[expect]]` that matches no test any cell ran, found after "
+        "the run (the report is written)",
+    ),
+    ExitCode(
+        EXIT_INFRA,
+        "infrastructure failures only",
+        "infrastructure only: some gating cell could not be installed (index "
+        "unreachable, no such version or wheel, no interpreter for its Python unless "
+        "`skip-missing-interpreters = true`) or has no result (a lost CI shard, a "
+        "corrupt result file), nothing else failed; also a file the harness could not "
+        "read or write (a full disk)",
+    ),
+    ExitCode(
+        EXIT_INTERRUPTED,
+        "interrupted",
+        "interrupted (Ctrl-C or SIGTERM, to the harness or its whole process group): "
+        "every child process is stopped within seconds, the partial report is written "
+        "(with this code; interrupted cells are not run), `--resume` continues",
+    ),
 )
 
 # Each kind of error a command can end with, and its code; the first that matches wins.
@@ -85,8 +111,7 @@ def describe_exit_code(code: int) -> str:
 
 def exit_code_for(error: BaseException) -> int:
     """The exit code of a command that ended with ``error``."""
-    return next((code for kind, code in ERROR_KINDS if isinstance(error, kind)),
-                EXIT_UNEXPECTED)
+    return next((code for kind, code in ERROR_KINDS if isinstance(error, kind)), EXIT_UNEXPECTED)
 
 
 def error_line(error: BaseException) -> str:
@@ -95,8 +120,10 @@ def error_line(error: BaseException) -> str:
     if code == EXIT_INTERRUPTED:
         return "compat: interrupted"
     if code == EXIT_UNEXPECTED:
-        return one_line(f"compat: internal error: {type(error).__name__}: {error} "
-                        "(a bug; COMPAT_DEBUG=1 prints the traceback)")
+        return one_line(
+            f"compat: internal error: {type(error).__name__}: {error} "
+            "(a bug; COMPAT_DEBUG=1 prints the traceback)"
+        )
     return one_line(f"compat: error: {error}")
 
 

@@ -42,8 +42,9 @@ def _run_dirs(sources: Sequence[Path], out: Path) -> list[Path]:
     for source in sources:
         if not source.is_dir():
             raise UsageError(f"{source}: no such folder to merge")
-        found += sorted(p.parent for p in source.rglob(MANIFEST)
-                        if p.parent.resolve() != out.resolve())
+        found += sorted(
+            p.parent for p in source.rglob(MANIFEST) if p.parent.resolve() != out.resolve()
+        )
     if not found:
         raise UsageError(f"no run folders (with {MANIFEST}) under {', '.join(map(str, sources))}")
     return found
@@ -74,7 +75,8 @@ def merge_runs(sources: Sequence[Path], out: Path) -> LoadedRun:
             raise UsageError(
                 f"{run}: ran matrix {manifest.matrix_name!r} ({manifest.matrix_sha256[:12]}), "
                 f"but {first_dir} ran {first.matrix_name!r} ({first.matrix_sha256[:12]}); "
-                "refusing to merge runs of different matrix files")
+                "refusing to merge runs of different matrix files"
+            )
     all_cells = next((m.all_cells for _, m in manifests if m.all_cells), first.cells)
     out.mkdir(parents=True, exist_ok=True)
     chosen: dict[str, tuple[CellResult, Path]] = {}
@@ -95,13 +97,22 @@ def merge_runs(sources: Sequence[Path], out: Path) -> LoadedRun:
         if folder.resolve() != target.resolve():
             shutil.rmtree(target, ignore_errors=True)
             copy_cell_folder(folder, target)
-    RunManifest(out.name, first.matrix_path, first.matrix_name, first.matrix_sha256,
-                all_cells, all_cells,
-                merged_from=[str(run.resolve()) for run, _ in manifests]).write(out)
+    RunManifest(
+        out.name,
+        first.matrix_path,
+        first.matrix_name,
+        first.matrix_sha256,
+        all_cells,
+        all_cells,
+        merged_from=[str(run.resolve()) for run, _ in manifests],
+    ).write(out)
     loaded = load_run(out)
     for result in loaded.results:
         if result.status is CellStatus.NOT_RUN and result.cell_id not in chosen:
-            result.reason = ("its result file is corrupt" if result.cell_id in corrupt
-                             else "no shard delivered this cell")
+            result.reason = (
+                "its result file is corrupt"
+                if result.cell_id in corrupt
+                else "no shard delivered this cell"
+            )
     loaded.problems[:0] = problems
     return loaded

@@ -23,9 +23,20 @@ from compat.harness.errors import ResultFileError
 from compat.harness.files import atomic_write_text
 from compat.harness.redact import redact
 
-__all__ = ["SCHEMA_VERSION", "CellResult", "CellStatus", "DiskUsage", "InstallRecord",
-           "ListedBuild", "Outcome", "PlanRecord", "ResolutionRecord", "TestResult",
-           "WheelRecord", "is_safe_id"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "CellResult",
+    "CellStatus",
+    "DiskUsage",
+    "InstallRecord",
+    "ListedBuild",
+    "Outcome",
+    "PlanRecord",
+    "ResolutionRecord",
+    "TestResult",
+    "WheelRecord",
+    "is_safe_id",
+]
 
 SCHEMA_VERSION = 1
 
@@ -54,8 +65,13 @@ class CellStatus(str, Enum):
 
 
 _UNEXPECTED = frozenset(
-    {CellStatus.FAILED, CellStatus.ERROR, CellStatus.IMPORT_FAILED, CellStatus.CRASHED,
-     CellStatus.TIMED_OUT}
+    {
+        CellStatus.FAILED,
+        CellStatus.ERROR,
+        CellStatus.IMPORT_FAILED,
+        CellStatus.CRASHED,
+        CellStatus.TIMED_OUT,
+    }
 )
 
 
@@ -84,8 +100,7 @@ class Outcome(str, Enum):
     @property
     def failing(self) -> bool:
         """The test failed, whatever the matrix expected; flaky, skipped, not run: neither."""
-        return self in (Outcome.FAILED, Outcome.ERROR, Outcome.XFAILED,
-                        Outcome.FAILED_DIFFERENTLY)
+        return self in (Outcome.FAILED, Outcome.ERROR, Outcome.XFAILED, Outcome.FAILED_DIFFERENTLY)
 
 
 @dataclass
@@ -116,8 +131,11 @@ class TestResult:
 
 def _present(record: object) -> dict[str, Any]:
     """The fields of a dataclass record that were recorded (not ``None``)."""
-    return {f.name: value for f in fields(record)  # type: ignore[arg-type]
-            if (value := getattr(record, f.name)) is not None}
+    return {
+        f.name: value
+        for f in fields(record)  # type: ignore[arg-type]
+        if (value := getattr(record, f.name)) is not None
+    }
 
 
 @dataclass
@@ -134,8 +152,9 @@ class DiskUsage:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DiskUsage:
         _need_map(data, _NUMBER, "install.disk")
-        return cls(**{k: _whole(v, f"install.disk.{k}") for k, v in data.items()
-                      if k in _fields(cls)})
+        return cls(
+            **{k: _whole(v, f"install.disk.{k}") for k, v in data.items() if k in _fields(cls)}
+        )
 
 
 @dataclass
@@ -215,8 +234,12 @@ class ResolutionRecord:
     listing: dict[str, ListedBuild] = field(default_factory=dict)  # project -> nightly build
 
     def to_dict(self) -> dict[str, Any]:
-        return {"torch": self.torch, "torchao": self.torchao, "notes": list(self.notes),
-                "listing": {k: v.to_dict() for k, v in self.listing.items()}}
+        return {
+            "torch": self.torch,
+            "torchao": self.torchao,
+            "notes": list(self.notes),
+            "listing": {k: v.to_dict() for k, v in self.listing.items()},
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ResolutionRecord:
@@ -226,9 +249,15 @@ class ResolutionRecord:
         _need(data.get("torchao"), _OPT_STR, f"{where}.torchao")
         _need_list(data.get("notes", []), _STR, f"{where}.notes")
         _need_map(data.get("listing", {}), (dict,), f"{where}.listing")
-        return cls(data.get("torch"), data.get("torchao"), list(data.get("notes", [])),
-                   {k: ListedBuild.from_dict(v, f"{where}.listing.{k}")
-                    for k, v in data.get("listing", {}).items()})
+        return cls(
+            data.get("torch"),
+            data.get("torchao"),
+            list(data.get("notes", [])),
+            {
+                k: ListedBuild.from_dict(v, f"{where}.listing.{k}")
+                for k, v in data.get("listing", {}).items()
+            },
+        )
 
 
 @dataclass
@@ -270,14 +299,27 @@ class InstallRecord:
         get = data.get
         return cls(
             plan=PlanRecord.from_dict(get("plan")) if get("plan") is not None else None,
-            resolution=(ResolutionRecord.from_dict(get("resolution"))
-                        if get("resolution") is not None else None),
-            error_kind=get("error_kind"), python=get("python"), reused=get("reused"),
-            seconds=get("seconds"), key=get("key"),
+            resolution=(
+                ResolutionRecord.from_dict(get("resolution"))
+                if get("resolution") is not None
+                else None
+            ),
+            error_kind=get("error_kind"),
+            python=get("python"),
+            reused=get("reused"),
+            seconds=get("seconds"),
+            key=get("key"),
             freeze=list(get("freeze")) if get("freeze") is not None else None,
-            uv_version=get("uv_version"), interpreter=get("interpreter"),
-            wheels=({k: WheelRecord.from_dict(v, f"install.wheels.{k}")
-                     for k, v in get("wheels").items()} if get("wheels") is not None else None),
+            uv_version=get("uv_version"),
+            interpreter=get("interpreter"),
+            wheels=(
+                {
+                    k: WheelRecord.from_dict(v, f"install.wheels.{k}")
+                    for k, v in get("wheels").items()
+                }
+                if get("wheels") is not None
+                else None
+            ),
             disk=DiskUsage.from_dict(get("disk")) if get("disk") is not None else None,
         )
 
@@ -306,9 +348,13 @@ class CellResult:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data.update(
-            schema=SCHEMA_VERSION, cell=self.cell.to_dict(), status=self.status.value,
-            tests=[t.to_dict() for t in self.tests], install=self.install.to_dict(),
-            applicability=self.applicability.to_dict() if self.applicability else {})
+            schema=SCHEMA_VERSION,
+            cell=self.cell.to_dict(),
+            status=self.status.value,
+            tests=[t.to_dict() for t in self.tests],
+            install=self.install.to_dict(),
+            applicability=self.applicability.to_dict() if self.applicability else {},
+        )
         return data
 
     @classmethod
@@ -320,8 +366,7 @@ class CellResult:
             raise TypeError(f"expected an object, got {type(data).__name__}")
         schema = data.get("schema")
         if schema != SCHEMA_VERSION:
-            raise ValueError(f"result schema {_show(schema)}, this harness reads "
-                             f"{SCHEMA_VERSION}")
+            raise ValueError(f"result schema {_show(schema)}, this harness reads {SCHEMA_VERSION}")
         given = dict(data)
         given.pop("schema")
         _check_fields(given)
@@ -382,8 +427,9 @@ def _need(value: object, kinds: tuple[type, ...], where: str) -> None:
     if isinstance(value, bool) and bool not in kinds:
         raise TypeError(f"{where}: expected {'/'.join(k.__name__ for k in kinds)}, got bool")
     if not isinstance(value, kinds):
-        raise TypeError(f"{where}: expected {'/'.join(k.__name__ for k in kinds)}, "
-                        f"got {type(value).__name__}")
+        raise TypeError(
+            f"{where}: expected {'/'.join(k.__name__ for k in kinds)}, got {type(value).__name__}"
+        )
 
 
 def _need_map(value: object, kinds: tuple[type, ...], where: str) -> None:
@@ -400,26 +446,61 @@ def _need_list(value: object, kinds: tuple[type, ...], where: str) -> None:
 
 # Optional fields and the types their values (or items) must have; what the reports read.
 _OPTIONAL: dict[str, tuple[Any, tuple[type, ...]]] = {
-    "reason": (_need, _OPT_STR), "gating": (_need, (bool,)), "tests": (_need, (list,)),
-    "fingerprint": (_need, (dict,)), "routes": (_need_map, _STR),
-    "warnings": (_need_list, _STR), "install": (_need, (dict,)),
-    "adaptations": (_need_map, _STR), "applicability": (_need_map, _STR),
-    "timings": (_need_map, _NUMBER), "command": (_need_list, _STR),
-    "returncode": (_need, (int, type(None))), "log_excerpt": (_need, _OPT_STR),
+    "reason": (_need, _OPT_STR),
+    "gating": (_need, (bool,)),
+    "tests": (_need, (list,)),
+    "fingerprint": (_need, (dict,)),
+    "routes": (_need_map, _STR),
+    "warnings": (_need_list, _STR),
+    "install": (_need, (dict,)),
+    "adaptations": (_need_map, _STR),
+    "applicability": (_need_map, _STR),
+    "timings": (_need_map, _NUMBER),
+    "command": (_need_list, _STR),
+    "returncode": (_need, (int, type(None))),
+    "log_excerpt": (_need, _OPT_STR),
 }
-_CELL = {"python": _STR, "torch": _STR, "stack": _STR, "torchao": _OPT_STR,
-         "channel": _STR, "gating": (bool,), "not_applicable": _OPT_STR, "url": _OPT_STR,
-         "declared": (bool,)}
-_TEST = {"nodeid": _STR, "outcome": _STR, "duration": _NUMBER, "message": _OPT_STR,
-         "expected_reason": _OPT_STR, "reruns": (int,), "expected_failure": _OPT_STR}
-_FINGERPRINT = {"torch": _STR, "torch_git_version": _OPT_STR, "torchao": _OPT_STR,
-                "python": _OPT_STR, "platform": _OPT_STR}
-_INSTALL = {"disk": (_need_map, _NUMBER), "plan": (_need, (dict,)),
-            "resolution": (_need, (dict,)), "wheels": (_need_map, (dict,)),
-            "freeze": (_need_list, _STR), "reused": (_need, (bool,)),
-            "uv_version": (_need, _OPT_STR), "python": (_need, _OPT_STR),
-            "seconds": (_need, _NUMBER), "key": (_need, _OPT_STR),
-            "interpreter": (_need, _OPT_STR), "error_kind": (_need, _OPT_STR)}
+_CELL = {
+    "python": _STR,
+    "torch": _STR,
+    "stack": _STR,
+    "torchao": _OPT_STR,
+    "channel": _STR,
+    "gating": (bool,),
+    "not_applicable": _OPT_STR,
+    "url": _OPT_STR,
+    "declared": (bool,),
+}
+_TEST = {
+    "nodeid": _STR,
+    "outcome": _STR,
+    "duration": _NUMBER,
+    "message": _OPT_STR,
+    "expected_reason": _OPT_STR,
+    "reruns": (int,),
+    "expected_failure": _OPT_STR,
+}
+_FINGERPRINT = {
+    "torch": _STR,
+    "torch_git_version": _OPT_STR,
+    "torchao": _OPT_STR,
+    "python": _OPT_STR,
+    "platform": _OPT_STR,
+}
+_INSTALL = {
+    "disk": (_need_map, _NUMBER),
+    "plan": (_need, (dict,)),
+    "resolution": (_need, (dict,)),
+    "wheels": (_need_map, (dict,)),
+    "freeze": (_need_list, _STR),
+    "reused": (_need, (bool,)),
+    "uv_version": (_need, _OPT_STR),
+    "python": (_need, _OPT_STR),
+    "seconds": (_need, _NUMBER),
+    "key": (_need, _OPT_STR),
+    "interpreter": (_need, _OPT_STR),
+    "error_kind": (_need, _OPT_STR),
+}
 _SAFE_ID = re.compile(r"[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,199}")
 
 
@@ -475,5 +556,4 @@ def _check_fields(given: dict[str, Any]) -> None:
         if key in fingerprint:
             _need(fingerprint[key], kinds, f"fingerprint.{key}")
     if "torch_import_warnings" in fingerprint:
-        _need_list(fingerprint["torch_import_warnings"], _STR,
-                   "fingerprint.torch_import_warnings")
+        _need_list(fingerprint["torch_import_warnings"], _STR, "fingerprint.torch_import_warnings")

@@ -66,24 +66,37 @@ def qualify(columns: Sequence[Column], *, candidate: str, reference: str) -> Qua
         ref, cand = column.reference, column.candidate
         for side, result in (("reference", ref), ("candidate", cand)):
             if result.status.infrastructure or result.status is CellStatus.SKIPPED:
-                q.infrastructure.append(f"{column.label}: {side} {result.cell_id}: "
-                                        f"{result.status.value}: {result.reason or ''}")
+                q.infrastructure.append(
+                    f"{column.label}: {side} {result.cell_id}: "
+                    f"{result.status.value}: {result.reason or ''}"
+                )
         if cand.status.unexpected:
-            q.candidate_problems.append(f"{column.label}: {cand.cell_id}: {cand.status.value}: "
-                                        f"{cand.reason or ''}")
+            q.candidate_problems.append(
+                f"{column.label}: {cand.cell_id}: {cand.status.value}: {cand.reason or ''}"
+            )
         before, after = _outcomes(ref), _outcomes(cand)
         for test in dict.fromkeys([*before, *after]):
             old, new = before.get(test), after.get(test)
-            if new is not None and new.outcome.unexpected and (old is None or old.outcome.passing
-                                                              or not old.outcome.unexpected):
+            if (
+                new is not None
+                and new.outcome.unexpected
+                and (old is None or old.outcome.passing or not old.outcome.unexpected)
+            ):
                 was = old.outcome.value if old else "absent"
                 q.regressions.append(f"{column.label}: {test}: {was} -> {new.outcome.value}")
-            elif old is not None and new is not None and old.outcome.failing \
-                    and new.outcome.passing:
-                q.fixes.append(f"{column.label}: {test}: {old.outcome.value} -> "
-                               f"{new.outcome.value}")
-            if old is not None and new is not None and old.snapshots and new.snapshots \
-                    and old.snapshots != new.snapshots:
+            elif (
+                old is not None and new is not None and old.outcome.failing and new.outcome.passing
+            ):
+                q.fixes.append(
+                    f"{column.label}: {test}: {old.outcome.value} -> {new.outcome.value}"
+                )
+            if (
+                old is not None
+                and new is not None
+                and old.snapshots
+                and new.snapshots
+                and old.snapshots != new.snapshots
+            ):
                 for change in diff_snapshots(old.snapshots, new.snapshots):
                     line = f"{column.label}: {test}: {change}"
                     q.drift.append(line)

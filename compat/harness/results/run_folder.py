@@ -22,8 +22,17 @@ from compat.harness.files import atomic_symlink, atomic_write_text, redact_file
 from compat.harness.locations import envs_root
 from compat.harness.results.model import CellResult, CellStatus, is_safe_id
 
-__all__ = ["LOCK", "MANIFEST", "LoadedRun", "RunManifest", "copy_cell_folder", "load_run",
-           "new_run_dir", "read_cell_result", "update_latest"]
+__all__ = [
+    "LOCK",
+    "MANIFEST",
+    "LoadedRun",
+    "RunManifest",
+    "copy_cell_folder",
+    "load_run",
+    "new_run_dir",
+    "read_cell_result",
+    "update_latest",
+]
 
 MANIFEST = "run.json"
 LOCK = ".compat.lock"  # held by a command while it writes the run's reports
@@ -42,18 +51,32 @@ class RunManifest:
     merged_from: list[str] | None = None  # a merge of CI shards: the folders it read
 
     @classmethod
-    def for_matrix(cls, run_id: str, matrix: Matrix, cells: list[Cell],
-                   shard: str | None = None) -> RunManifest:
+    def for_matrix(
+        cls, run_id: str, matrix: Matrix, cells: list[Cell], shard: str | None = None
+    ) -> RunManifest:
         digest = hashlib.sha256(matrix.path.read_bytes()).hexdigest()
-        return cls(run_id, str(matrix.path), matrix.name, digest, {c.id: c for c in cells},
-                   {c.id: c for c in matrix.cells}, shard)
+        return cls(
+            run_id,
+            str(matrix.path),
+            matrix.name,
+            digest,
+            {c.id: c for c in cells},
+            {c.id: c for c in matrix.cells},
+            shard,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """``run.json``: each list of cells as objects with their ``id``."""
-        return {"run_id": self.run_id, "matrix_path": self.matrix_path,
-                "matrix_name": self.matrix_name, "matrix_sha256": self.matrix_sha256,
-                "cells": _cell_list(self.cells), "all_cells": _cell_list(self.all_cells),
-                "shard": self.shard, "merged_from": self.merged_from}
+        return {
+            "run_id": self.run_id,
+            "matrix_path": self.matrix_path,
+            "matrix_name": self.matrix_name,
+            "matrix_sha256": self.matrix_sha256,
+            "cells": _cell_list(self.cells),
+            "all_cells": _cell_list(self.all_cells),
+            "shard": self.shard,
+            "merged_from": self.merged_from,
+        }
 
     def write(self, run_dir: Path) -> None:
         atomic_write_text(run_dir / MANIFEST, json.dumps(self.to_dict(), indent=2) + "\n")
@@ -100,8 +123,9 @@ def _checked_manifest(data: object) -> dict[str, Any]:
         if not isinstance(data.get(key), (str, type(None))):
             raise TypeError(f"{key}: expected a string or null")
     merged = data.get("merged_from")
-    if merged is not None and not (isinstance(merged, list)
-                                   and all(isinstance(m, str) for m in merged)):
+    if merged is not None and not (
+        isinstance(merged, list) and all(isinstance(m, str) for m in merged)
+    ):
         raise TypeError("merged_from: expected a list of strings")
     if "cells" not in data:
         raise TypeError("cells: missing")
@@ -124,8 +148,7 @@ def _checked_manifest(data: object) -> dict[str, Any]:
                     raise TypeError(f"{key}: cell {cell['id']!r}: {name}: expected a string")
             for name in ("gating", "declared"):
                 if not isinstance(cell.get(name, False), bool):
-                    raise TypeError(f"{key}: cell {cell['id']!r}: {name}: expected true or "
-                                    "false")
+                    raise TypeError(f"{key}: cell {cell['id']!r}: {name}: expected true or false")
         data[key] = {cell["id"]: Cell.from_dict(_without_null(cell, "channel")) for cell in cells}
     return data
 
@@ -150,8 +173,9 @@ def new_run_dir(reports: Path, matrix_name: str) -> tuple[str, Path]:
 
 def update_latest(reports: Path, run_dir: Path) -> None:
     """Point ``reports/latest`` at ``run_dir`` atomically (rename over the old link)."""
-    atomic_symlink(reports / "latest",
-                   run_dir.name if run_dir.parent == reports else run_dir.resolve())
+    atomic_symlink(
+        reports / "latest", run_dir.name if run_dir.parent == reports else run_dir.resolve()
+    )
 
 
 @dataclass
@@ -185,8 +209,15 @@ def load_run(run_dir: Path) -> LoadedRun:
             elif cell.not_applicable:
                 results.append(_not_applicable(cell_id, cell))
             else:
-                results.append(CellResult(cell_id, cell, CellStatus.NOT_RUN,
-                                          reason="no result for this cell", gating=cell.gating))
+                results.append(
+                    CellResult(
+                        cell_id,
+                        cell,
+                        CellStatus.NOT_RUN,
+                        reason="no result for this cell",
+                        gating=cell.gating,
+                    )
+                )
     results += found.values()
     return LoadedRun(manifest, results, problems)
 
@@ -198,14 +229,17 @@ def read_cell_result(path: Path) -> CellResult:
         raise ResultFileError(path, "a link, not a cell's own file: not read")
     result = CellResult.read(path)
     if result.cell_id != path.parent.name:
-        raise ResultFileError(path, f"not a cell result (cell_id {result.cell_id!r} in the "
-                                    f"folder of {path.parent.name!r})")
+        raise ResultFileError(
+            path,
+            f"not a cell result (cell_id {result.cell_id!r} in the folder of {path.parent.name!r})",
+        )
     return result
 
 
 def copy_cell_folder(source: Path, target: Path) -> None:
     """A cell's folder copied into another run (a merge, a resume): links are not followed
     or copied, and every file is redacted as it lands, like everything else written."""
+
     def links(folder: str, names: list[str]) -> list[str]:
         return [n for n in names if (Path(folder) / n).is_symlink()]
 
@@ -217,7 +251,19 @@ def copy_cell_folder(source: Path, target: Path) -> None:
 
 def _not_applicable(cell_id: str, cell: Cell) -> CellResult:
     """A cell a shard never ran because the rules rule it out: with the same evidence."""
-    found = checked_rule(python=cell.python, torch=cell.torch, stack=cell.stack,
-                         torchao=cell.torchao, declared=cell.declared, envs_root=envs_root())
-    return CellResult(cell_id, cell, CellStatus.NOT_APPLICABLE, reason=cell.not_applicable,
-                      gating=cell.gating, applicability=found)
+    found = checked_rule(
+        python=cell.python,
+        torch=cell.torch,
+        stack=cell.stack,
+        torchao=cell.torchao,
+        declared=cell.declared,
+        envs_root=envs_root(),
+    )
+    return CellResult(
+        cell_id,
+        cell,
+        CellStatus.NOT_APPLICABLE,
+        reason=cell.not_applicable,
+        gating=cell.gating,
+        applicability=found,
+    )
