@@ -24,6 +24,7 @@ import pytest
 from compat.events import (
     COLLECT_ERROR,
     EVENTS_SCHEMA,
+    FILE_FINISH,
     SESSION_FINISH,
     SESSION_START,
     TEST,
@@ -42,6 +43,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=[],
         metavar="GLOB",
         help="never rerun tests matching GLOB (node id or name): the matrix expects them to fail",
+    )
+    group.addoption(
+        "--compat-file",
+        default=None,
+        metavar="NODEID",
+        help="this pytest runs one file for compat.file_runner: the runner wrote the "
+        "session's start, this process ends with the file's finish",
     )
 
 
@@ -133,8 +141,9 @@ def fingerprint() -> dict[str, Any]:
 
 
 class _Recorder:
-    def __init__(self, stream: IO[str]) -> None:
+    def __init__(self, stream: IO[str], file: str | None = None) -> None:
         self.stream = stream
+        self.file = file  # set when compat.file_runner runs this file alone
         self.outcomes: dict[str, dict[str, Any]] = {}
 
     def emit(self, event: str, **data: Any) -> None:
@@ -144,11 +153,16 @@ class _Recorder:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
-        self.emit(SESSION_START, schema=EVENTS_SCHEMA, fingerprint=fingerprint())
+        if self.file is None:  # the file runner wrote the cell's start, with its fingerprint
+            self.emit(SESSION_START, schema=EVENTS_SCHEMA, fingerprint=fingerprint())
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
-        if report.failed:
-            self.emit(COLLECT_ERROR, nodeid=report.nodeid, message=_clip(str(report.longrepr)))
+        if report.failed:  # a file that cannot be imported: its node id (the file's path)
+            self.emit(
+                COLLECT_ERROR,
+                nodeid=report.nodeid or self.file or "",
+                message=_clip(str(report.longrepr)),
+            )
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo) -> Any:
@@ -227,7 +241,8 @@ class _Recorder:
             except Exception as exc:  # noqa: BLE001 - a broken shim must not lose the results
                 routes = {"error": f"{type(exc).__name__}: {exc}"}
         self.emit(
-            SESSION_FINISH,
+            SESSION_FINISH if self.file is None else FILE_FINISH,
+            nodeid=self.file,
             exitstatus=int(exitstatus),
             routes=routes,
             adaptations=adaptations,
@@ -270,7 +285,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if not path or hasattr(config, "_compat_recorder"):
         return
     stream = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - lives with the session
-    recorder = _Recorder(stream)
+    recorder = _Recorder(stream, config.getoption("compat_file"))
     config._compat_recorder = recorder  # type: ignore[attr-defined]
     config.pluginmanager.register(recorder, "compat-recorder")
 

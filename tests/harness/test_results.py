@@ -195,16 +195,10 @@ def test_unexpected_failure() -> None:
 
 def test_crash_keeps_finished_tests_and_names_the_running_one() -> None:
     events = Events(tests={T1: rec(T1, "passed")}, started=[T1, T2])
-    status, reason, tests = classify(
-        events=events, returncode=-11, timed_out=False, expected={}, known_tests=[T1, T2, T3]
-    )
+    status, reason, tests = classify(events=events, returncode=-11, timed_out=False, expected={})
     assert status is CellStatus.CRASHED
     assert reason == f"killed by SIGSEGV in {T2}"
-    assert {t.nodeid: t.outcome for t in tests} == {
-        T1: Outcome.PASSED,
-        T2: Outcome.ERROR,
-        T3: Outcome.NOT_RUN,
-    }
+    assert {t.nodeid: t.outcome for t in tests} == {T1: Outcome.PASSED, T2: Outcome.ERROR}
 
 
 def test_timeout_wins_over_signal() -> None:
@@ -221,11 +215,15 @@ def test_import_failure() -> None:
     assert (status, reason) == (CellStatus.IMPORT_FAILED, "ImportError: libcudnn.so.9: nope")
 
 
-def test_collection_error() -> None:
-    events = Events(collect_errors=[{"nodeid": "t.py", "message": "SyntaxError"}], finish=FINISH)
-    status, reason, _ = classify(events=events, returncode=2, timed_out=False, expected={})
+def test_a_collection_error_is_a_row_of_its_own() -> None:
+    message = "t.py:1: in <module>\n    import expecttest\nE   SyntaxError: invalid syntax"
+    events = Events(collect_errors=[{"nodeid": "t.py", "message": message}], finish=FINISH)
+    status, reason, tests = classify(events=events, returncode=2, timed_out=False, expected={})
     assert status is CellStatus.ERROR
-    assert reason == "collection or fixture error (t.py)"
+    assert (
+        reason == "1 file(s) failed to import or collect (first: t.py: SyntaxError: invalid syntax)"
+    )
+    assert [(t.nodeid, t.outcome) for t in tests] == [("t.py", Outcome.ERROR)]
 
 
 def test_exit_without_session_finish_is_a_crash() -> None:

@@ -37,12 +37,24 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-__all__ = ["Cell", "Expectation", "Matrix", "Selector", "load_matrix", "parse_matrix"]
+__all__ = [
+    "ISOLATION_MODES",
+    "Cell",
+    "Expectation",
+    "Matrix",
+    "Selector",
+    "Suite",
+    "load_matrix",
+    "parse_matrix",
+]
 
 DEFAULT_TESTS = ("tests/core",)
 DEFAULT_DEPS = ("pytest", "numpy")  # torch < 2.3 needs numpy for dynamo capture
 DEFAULT_TIMEOUT = 900.0
 DEFAULT_INSTALL_TIMEOUT = 1800.0
+# "file": one process per test file, as PyTorch's own CI (run_test.py) runs its tests, so a
+# file's verdict never depends on what another file did at import; "cell": one pytest.
+ISOLATION_MODES = ("file", "cell")
 NIGHTLY_TORCHAO = "nightly"  # torchao: the nightly of the same date as the torch nightly
 DEPS_AS_OF_TORCH = "torch-release"  # deps as the index had them when the cell's torch came out
 _NONE = "none"
@@ -153,6 +165,22 @@ class Expectation:
 
 
 @dataclass(frozen=True)
+class Suite:
+    """A test path and the cells it was written for (``[[suite]]``); ``where`` None: all.
+
+    A suite of another era's tests (PyTorch 2.5's numeric debugger, say) runs only in the
+    cells its selector matches; elsewhere its files are "not in scope", neither run nor
+    counted as missing.
+    """
+
+    path: str
+    where: Selector | None = None
+
+    def in_scope(self, cell: Cell) -> bool:
+        return self.where is None or self.where.matches(cell)
+
+
+@dataclass(frozen=True)
 class Matrix:
     """A validated matrix file."""
 
@@ -173,6 +201,10 @@ class Matrix:
     skip_missing_interpreters: bool = False  # else a missing Python is an infrastructure error
     deps_as_of: str | None = None  # "torch-release" or an ISO date: uv --exclude-newer for deps
     disk_budget: int | None = None  # bytes the uv cache and the envs may hold during a run
+    suites: tuple[Suite, ...] = ()  # scoped test paths ([[suite]]), beside the unscoped tests
+    isolation: str = "file"  # one of ISOLATION_MODES
+    file_timeout: float | None = None  # seconds for one test file's process (default: timeout)
+    pytest_args: tuple[str, ...] = ()  # given to every cell's pytest (-x, -k, -v...)
 
     def channel(self, name: str) -> Channel:
         """The channel a cell names; one the file does not declare is the default index."""
@@ -200,6 +232,18 @@ class Matrix:
             if not any(fnmatch.fnmatchcase(c.id, pattern) for c in self.cells):
                 self.cell(pattern)  # raises, with a suggestion
         return [c for c in self.cells if any(fnmatch.fnmatchcase(c.id, p) for p in patterns)]
+
+    def all_suites(self) -> tuple[Suite, ...]:
+        """The unscoped ``tests`` (every cell), then the ``[[suite]]`` entries."""
+        return (*(Suite(t) for t in self.tests), *self.suites)
+
+    def scope(self, cell: Cell) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The test paths ``cell`` runs, and those of suites written for other cells."""
+        suites = self.all_suites()
+        return (
+            tuple(dict.fromkeys(s.path for s in suites if s.in_scope(cell))),
+            tuple(dict.fromkeys(s.path for s in suites if not s.in_scope(cell))),
+        )
 
     def expectation_for(self, cell: Cell, test_id: str) -> Expectation | None:
         return next((e for e in self.expectations if e.matches(cell, test_id)), None)
@@ -255,38 +299,92 @@ def _inside(target: Path, root: Path) -> bool:
     return target == root or root in target.parents
 
 
-def _test_paths(settings: Table, path: Path, given: object) -> tuple[str, ...]:
-    """Test paths stay inside the project: the matrix file's folder tree or the folder the
+def _test_path(table: Table, key: str, path: Path, test: str) -> str:
+    """A test path stays inside the project: the matrix file's folder tree or the folder the
     command runs in (a shared test core beside the matrix folder, ``../core``, is fine;
-    ``/etc`` is not). They must exist (checked last, so another fault is named first)."""
-    tests = settings.strings("tests", DEFAULT_TESTS, nonempty=True)
+    ``/etc`` is not)."""
     roots = [path.parent.resolve(), Path.cwd().resolve()]
-    for test in tests:
-        part = test.split("::", 1)[0]
-        try:
-            target = Path(os.path.normpath(path.parent / part)).resolve()
-        except (OSError, ValueError, RuntimeError):
-            target = None
-        if target is None or not any(_inside(target, root) for root in roots):
-            raise settings.error(
-                "tests",
-                f"{show(test)} is outside the project (test paths "
-                "stay inside the matrix file's folder or the working folder)",
+    part = test.split("::", 1)[0]
+    try:
+        target = Path(os.path.normpath(path.parent / part)).resolve()
+    except (OSError, ValueError, RuntimeError):
+        target = None
+    if target is None or not any(_inside(target, root) for root in roots):
+        raise table.error(
+            key,
+            f"{show(test)} is outside the project (test paths "
+            "stay inside the matrix file's folder or the working folder)",
+        )
+    return test
+
+
+def _exists(table: Table, key: str, path: Path, test: str, *, default: bool = False) -> None:
+    """Checked last, so another fault of the file is named first."""
+    try:
+        found = (path.parent / test.split("::", 1)[0]).exists()
+    except (OSError, ValueError):
+        found = False
+    if not found and default:
+        raise table.error(
+            key,
+            f"not set, and the default {test!r} is not next to "
+            "the matrix file (set tests = [...] to your test paths)",
+        )
+    if not found:
+        raise table.error(key, f"{show(test)} does not exist next to the matrix file")
+
+
+def _test_paths(settings: Table, path: Path, *, scoped: bool) -> tuple[str, ...]:
+    """``tests``: the paths every cell runs (``tests/core`` unless suites are declared)."""
+    given = settings.raw("tests")
+    default = () if scoped else DEFAULT_TESTS
+    tests = settings.strings("tests", default, nonempty=given is not None and not scoped)
+    return tuple(_test_path(settings, "tests", path, t) for t in tests)
+
+
+def _suites(root: Table, path: Path) -> list[tuple[Table, Suite]]:
+    """``[[suite]]``: a test path with the cells it is for (the keys of ``[[expect]]``)."""
+    suites = []
+    for entry in root.tables("suite"):
+        test = entry.string("path") or missing(entry, "path")
+        suite = Suite(_test_path(entry, "path", path, test), _selector(entry))
+        entry.finish()
+        suites.append((entry, suite))
+    return suites
+
+
+def _check_scopes(path: Path, cells: Sequence[Cell], suites: Sequence[tuple[Table, Suite]]) -> None:
+    """A suite whose selector matches no applicable cell would silently never run."""
+    applicable = [c for c in cells if c.applicable]
+    for entry, suite in suites:
+        if applicable and not any(suite.in_scope(c) for c in applicable):
+            given = {
+                k: entry.data[k]
+                for k in ("python", "torch", "torchao", "stack", "channel")
+                if k in entry.data
+            }
+            key = next(iter(given), "path")
+            raise entry.error(
+                key,
+                f"{show(given.get(key, suite.path))} matches no applicable cell of this "
+                f"matrix (suite {suite.path!r} would never run)",
             )
-    for test in tests:
-        try:
-            found = (path.parent / test.split("::", 1)[0]).exists()
-        except (OSError, ValueError):
-            found = False
-        if not found and given is None:
-            raise settings.error(
-                "tests",
-                f"not set, and the default {test!r} is not next to "
-                "the matrix file (set tests = [...] to your test paths)",
-            )
-        if not found:
-            raise settings.error("tests", f"{show(test)} does not exist next to the matrix file")
-    return tests
+
+
+def _isolation(settings: Table) -> dict[str, Any]:
+    """How a cell's test files share processes, and what every cell's pytest is given."""
+    timeout = settings.raw("file-timeout")
+    args = settings.strings("pytest-args")
+    for arg in args:
+        if arg in ("-p", "--rootdir", "-c", "--junitxml") or arg.startswith(
+            ("--rootdir=", "--junitxml=", "--compat-")
+        ):
+            raise settings.error("pytest-args", f"{show(arg)} is set by the harness for every cell")
+    return {
+        "isolation": settings.string("isolation", "file", choices=ISOLATION_MODES),
+        "file_timeout": None if timeout is None else settings.number("file-timeout", 0),
+        "pytest_args": args,
+    }
 
 
 def _specifier(table: Table, name: str, text: str | None) -> SpecifierSet | None:
@@ -328,7 +426,13 @@ def _disk_budget(settings: Table) -> int | None:
 
 
 def parse_matrix(path: Path, data: Mapping[str, Any]) -> Matrix:
-    """Build a :class:`Matrix` from parsed TOML; every problem is a :class:`ConfigError`."""
+    """Build a :class:`Matrix` from parsed TOML; every problem is a :class:`ConfigError`.
+
+    In the order a reader meets them: the axes and settings of ``[matrix]``, the channels,
+    the cells of ``[[torch]]`` less ``[[exclude]]`` plus ``[[include]]``, the expectations,
+    the suites; last the plan (each cell applicable or not, with the reason) and the checks
+    that need the whole file (test paths exist, every suite reaches a cell).
+    """
     root = Table(path, "", data)
     settings = Table(path, "matrix", root.raw("matrix") or {})
     name = _matrix_name(settings, path)
@@ -339,8 +443,9 @@ def parse_matrix(path: Path, data: Mapping[str, Any]) -> Matrix:
     for stack in stacks:
         if stack not in STACKS:
             raise settings.error("stacks", f"{show(stack)} is not one of {', '.join(STACKS)}")
-    tests_given = settings.raw("tests")
+    scoped = bool(root.data.get("suite"))
     matrix_kwargs: dict[str, Any] = {
+        "tests": _test_paths(settings, path, scoped=scoped),
         "deps": _deps(settings),
         "timeout": settings.number("timeout", DEFAULT_TIMEOUT),
         "install_timeout": settings.number("install-timeout", DEFAULT_INSTALL_TIMEOUT),
@@ -351,10 +456,44 @@ def parse_matrix(path: Path, data: Mapping[str, Any]) -> Matrix:
         "skip_missing_interpreters": settings.boolean("skip-missing-interpreters", False),
         "deps_as_of": _deps_as_of(settings),
         "disk_budget": _disk_budget(settings),
+        **_isolation(settings),
     }
+    tests_given = settings.data.get("tests")
     settings.finish()
 
     channels = _channels(root)
+    cells = _torch_cells(root, channels, pythons, stacks)
+    excludes = []
+    for rule in root.tables("exclude"):
+        excludes.append(_selector(rule))
+        rule.finish()
+    cells = [c for c in cells if not any(rule.matches(c) for rule in excludes)]
+    cells += _include_cells(root, channels, pythons)
+    expectations = _expectations(root)
+    suites = _suites(root, path)
+    root.finish()
+
+    planned = _plan(path, cells)
+    for test in matrix_kwargs["tests"]:
+        _exists(settings, "tests", path, test, default=tests_given is None)
+    for entry, suite in suites:
+        _exists(entry, "path", path, suite.path)
+    _check_scopes(path, planned, suites)
+    return Matrix(
+        path,
+        name,
+        tuple(planned),
+        expectations=tuple(expectations),
+        channels=channels,
+        suites=tuple(suite for _, suite in suites),
+        **matrix_kwargs,
+    )
+
+
+def _torch_cells(
+    root: Table, channels: Mapping[str, Channel], pythons: Sequence[str], stacks: Sequence[str]
+) -> list[Cell]:
+    """``[[torch]]``: each entry's pythons x stacks (torchao only where one is paired)."""
     cells: list[Cell] = []
     for entry in root.tables("torch"):
         channel = _channel(entry, channels)
@@ -377,13 +516,14 @@ def parse_matrix(path: Path, data: Mapping[str, Any]) -> Matrix:
                     continue  # no torchao paired with this torch: only torch.ao is meant
                 ao = torchao if stack == "torchao" else None
                 cells.append(Cell(python, version, stack, ao, channel, gating, url=url))
+    return cells
 
-    excludes = []
-    for rule in root.tables("exclude"):
-        excludes.append(_selector(rule))
-        rule.finish()
-    cells = [c for c in cells if not any(rule.matches(c) for rule in excludes)]
 
+def _include_cells(
+    root: Table, channels: Mapping[str, Channel], pythons: Sequence[str]
+) -> list[Cell]:
+    """``[[include]]``: one declared cell each (the user vouches for the pair)."""
+    cells = []
     for extra in root.tables("include"):
         stack = extra.string("stack", choices=STACKS) or missing(extra, "stack")
         channel = _channel(extra, channels)
@@ -402,7 +542,11 @@ def parse_matrix(path: Path, data: Mapping[str, Any]) -> Matrix:
             )
         )
         extra.finish()
+    return cells
 
+
+def _expectations(root: Table) -> list[Expectation]:
+    """``[[expect]]``: known failures, each saying how it fails (``raises``/``match``)."""
     expectations = []
     for rule in root.tables("expect"):
         test = rule.string("test") or missing(rule, "test")
@@ -426,10 +570,13 @@ def parse_matrix(path: Path, data: Mapping[str, Any]) -> Matrix:
                 raise rule.error("match", f"{show(match)} is not a valid regex ({exc})") from None
         expectations.append(Expectation(test, _selector(rule), reason, link, raises, match))
         rule.finish()
-    root.finish()
+    return expectations
 
+
+def _plan(path: Path, cells: Sequence[Cell]) -> list[Cell]:
+    """Each cell once, with the reason it cannot exist (or None: applicable)."""
     planned: list[Cell] = []
-    seen: dict[str, Cell] = {}
+    seen: set[str] = set()
     for cell in cells:
         if cell.id in seen:
             raise ConfigError(path, "torch", f"duplicate cell {cell.id!r}")
@@ -440,19 +587,11 @@ def parse_matrix(path: Path, data: Mapping[str, Any]) -> Matrix:
             torchao=cell.torchao,
             declared=cell.declared,
         )
-        seen[cell.id] = cell
+        seen.add(cell.id)
         planned.append(replace(cell, not_applicable=reason))
     if not planned:
         raise ConfigError(path, "torch", "the matrix has no cells (add [[torch]] entries)")
-    matrix_kwargs["tests"] = _test_paths(settings, path, tests_given)
-    return Matrix(
-        path,
-        name,
-        tuple(planned),
-        expectations=tuple(expectations),
-        channels=channels,
-        **matrix_kwargs,
-    )
+    return planned
 
 
 def _deps(settings: Table) -> tuple[str, ...]:

@@ -9,16 +9,19 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from compat.harness.config.applicability import checked_rule, not_applicable_reason
 from compat.harness.config.matrix import Cell, Expectation, Matrix
+from compat.harness.config.suites import TestFile, test_files
 from compat.harness.execute.progress import Progress
 from compat.harness.execute.supervisor import Supervisor, memory_limited
 from compat.harness.files import atomic_write_text, read_json_object, redact_file
@@ -55,6 +58,10 @@ __all__ = [
 
 CELL_INI = Path(__file__).resolve().parents[2] / "cell_pytest.ini"
 INTERRUPTED_INSTALLING = "interrupted while installing"  # resolving, locking or building
+INTERRUPTED_BEFORE_START = "interrupted before it started"
+# Under per-file isolation the runner in the cell keeps the cell's time budget itself and
+# ends a file at its own timeout; the harness's kill is the backstop, this much later.
+RUNNER_GRACE = 30.0
 
 
 def default_jobs(memory_per_cell_gb: float = 4.0) -> int:
@@ -158,7 +165,7 @@ def _memory_hint(
 def _rootdir(matrix: Matrix) -> Path:
     """The folder node ids are relative to: the nearest common ancestor of the matrix and tests."""
     base = matrix.path.parent
-    paths = [str((base / t.split("::", 1)[0]).resolve()) for t in matrix.tests]
+    paths = [str((base / s.path.split("::", 1)[0]).resolve()) for s in matrix.all_suites()]
     return Path(os.path.commonpath([str(base), *paths]))
 
 
@@ -200,6 +207,16 @@ def run_cell(
 
     if not cell.applicable:
         return _not_applicable(cell, envs_root, finish)
+    scope = scope_of(matrix, cell)
+    if not scope.files:  # nothing to test: no env is built for it
+        if scope.out_of_scope:
+            return finish(
+                CellStatus.NOT_APPLICABLE,
+                "no suite of the matrix is in scope for this cell",
+                out_of_scope=list(scope.out_of_scope),
+            )
+        paths = ", ".join(matrix.scope(cell)[0])
+        return finish(CellStatus.ERROR, f"no test files under {paths} (test_*.py, *_test.py)")
 
     timings: dict[str, float] = {}
     started = time.monotonic()
@@ -272,20 +289,68 @@ def run_cell(
     timings["install"] = round(time.monotonic() - started, 3)
     say("reused environment" if record.reused else f"installed in {record.seconds:.1f}s")
 
+    return _run_tests(
+        cell,
+        matrix,
+        scope,
+        cell_dir=cell_dir,
+        env_dir=plan.env_dir,
+        python=record.python,
+        install=install,
+        timings=timings,
+        supervisor=supervisor,
+        say=say,
+        finish=finish,
+    )
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The test files a cell runs, and those of suites written for other cells."""
+
+    files: tuple[TestFile, ...]
+    out_of_scope: tuple[str, ...]  # file node ids
+
+
+def scope_of(matrix: Matrix, cell: Cell) -> Scope:
+    base, root = matrix.path.parent, _rootdir(matrix)
+    inside, outside = matrix.scope(cell)
+    files = test_files(inside, base=base, rootdir=root)
+    names = {f.nodeid for f in files}
+    other = [f.nodeid for f in test_files(outside, base=base, rootdir=root)]
+    return Scope(tuple(files), tuple(n for n in dict.fromkeys(other) if n not in names))
+
+
+def _run_tests(
+    cell: Cell,
+    matrix: Matrix,
+    scope: Scope,
+    *,
+    cell_dir: Path,
+    env_dir: Path,
+    python: Path,
+    install: InstallRecord,
+    timings: dict[str, float],
+    supervisor: Supervisor,
+    say: Callable[[str], None],
+    finish: Callable[..., CellResult],
+) -> CellResult:
+    """The cell's tests in its env (one process per file, or one pytest), then the verdict."""
     events_path = cell_dir / "events.jsonl"
     events_path.unlink(missing_ok=True)
     if supervisor.interrupted.is_set():
         return _interrupted(cell, cell_dir, "interrupted before its tests started")
-    cmd = _pytest_command(record.python, matrix, cell, cell_dir, events_path)
+    cmd = _test_command(python, matrix, cell, cell_dir, events_path, scope.files)
+    timeout = matrix.timeout + (RUNNER_GRACE if matrix.isolation == "file" else 0.0)
     say("testing")
     started = time.monotonic()
     try:
-        with env_lock(plan.env_dir, exclusive=False):
+        with env_lock(env_dir, exclusive=False):
             returncode, timed_out = supervisor.run(
                 memory_limited(cmd, matrix.memory_limit_mb),
-                env=cell_environment(cell, matrix.env, env_dir=plan.env_dir),
+                env=cell_environment(cell, matrix.env, env_dir=env_dir),
                 log=cell_dir / "pytest.log",
-                timeout=matrix.timeout,
+                timeout=timeout,
                 cwd=matrix.path.parent,
             )
     except Stopped:
@@ -295,19 +360,25 @@ def run_cell(
         redact_file(cell_dir / written)
     events = read_events(events_path)
     if not supervisor.interrupted.is_set():  # a stopped run starts no more processes
-        _count_bytecode(install, plan.env_dir / BYTECODE_DIR)
+        _count_bytecode(install, env_dir / BYTECODE_DIR)
     if supervisor.interrupted.is_set() and not timed_out:
         return _interrupted(cell, cell_dir, "interrupted while testing", events)
-    expected = _expected_failures(matrix, cell, [*events.tests, *events.started])
+    expected = _expected_failures(
+        matrix,
+        cell,
+        [*events.tests, *events.started, *(str(c.get("nodeid")) for c in events.collect_errors)],
+    )
     status, reason, tests = classify(
         events=events,
         returncode=returncode,
         timed_out=timed_out,
         expected=expected,
         strict=matrix.strict,
+        local_names=_local_names(matrix, scope),
     )
     reason = _memory_hint(status, reason, tests, matrix.memory_limit_mb)
     session = events.finish or SessionEnd()
+    failing = next((t.nodeid for t in tests if t.outcome.unexpected), None)
     return finish(
         status,
         reason,
@@ -321,7 +392,69 @@ def run_cell(
         command=[redact(c) for c in cmd],
         returncode=returncode,
         log_excerpt=None if status is CellStatus.PASSED else _tail(cell_dir / "pytest.log"),
+        isolation=matrix.isolation,
+        files=[f.nodeid for f in scope.files],
+        out_of_scope=list(scope.out_of_scope),
+        file_runs=[_file_run(r) for r in events.file_exits.values()],
+        pytest_args=list(matrix.pytest_args),
+        rerun_command=None
+        if failing is None
+        else rerun_command(matrix, cell, env_dir, python, failing),
     )
+
+
+def _file_run(record: Mapping[str, Any]) -> dict[str, Any]:
+    keys = ("nodeid", "returncode", "signal", "timed_out", "seconds", "not_run", "orphans_killed")
+    return {k: record[k] for k in keys if record.get(k) is not None}
+
+
+def _local_names(matrix: Matrix, scope: Scope) -> set[str]:
+    """Top-level module names the user's tree provides (a failed import of one is the user's
+    code failing, not a dependency to add): beside the matrix, the rootdir and each file."""
+    root = _rootdir(matrix)
+    folders = {matrix.path.parent, root, *((root / f.nodeid).parent for f in scope.files)}
+    names: set[str] = set()
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            for entry in folder.iterdir():
+                if entry.suffix == ".py":
+                    names.add(entry.stem)
+                elif entry.is_dir() and not entry.name.startswith("."):
+                    names.add(entry.name)
+    return names
+
+
+def rerun_command(matrix: Matrix, cell: Cell, env_dir: Path, python: Path, nodeid: str) -> str:
+    """One copy-paste shell line that reruns ``nodeid`` alone in this cell's env, with the
+    cell's environment variables and the pytest settings the cell ran under."""
+    base, root = matrix.path.parent, _rootdir(matrix)
+    file, _, rest = nodeid.partition("::")
+    arg = os.path.relpath(root / file, base) + (f"::{rest}" if rest else "")
+    env = cell_environment(cell, matrix.env, env_dir=env_dir)
+    shown = {
+        k: env[k]
+        for k in (
+            *matrix.env,
+            "COMPAT_PT2E_STACK",
+            "COMPAT_CELL_ID",
+            "PYTHONNOUSERSITE",
+            "PYTHONPYCACHEPREFIX",
+        )
+        if k in env
+    }
+    argv = [
+        str(python),
+        "-m",
+        "pytest",
+        "-c",
+        str(CELL_INI),
+        "--rootdir",
+        str(root),
+        *matrix.pytest_args,
+        arg,
+    ]
+    assignments = [f"{k}={shlex.quote(v)}" for k, v in shown.items()]
+    return redact(f"cd {shlex.quote(str(base))} && env {' '.join(assignments)} {shlex.join(argv)}")
 
 
 def plan_record(plan: InstallPlan) -> PlanRecord:
@@ -397,36 +530,66 @@ def _not_applicable(cell: Cell, envs_root: Path, finish: Callable[..., CellResul
     return finish(CellStatus.NOT_APPLICABLE, found.rule, applicability=found)
 
 
-def _pytest_command(
-    python: Path, matrix: Matrix, cell: Cell, cell_dir: Path, events: Path
-) -> list[str]:
-    """One pytest for the whole cell: torch is imported once, the plugin streams events."""
-    cmd = [
-        str(python),
-        "-m",
-        "pytest",
-        *matrix.tests,
+def _common_args(matrix: Matrix, cell: Cell) -> list[str]:
+    """What every pytest of the cell is given: the cell's own ini and rootdir (the user's
+    pytest configuration never decides what runs), the plugin, collection past a broken
+    file, the reruns, and the user's own options last."""
+    args = [
         "-c",
         str(CELL_INI),
         "--rootdir",
         str(_rootdir(matrix)),
         "-p",
         "compat.pytest_plugin",
-        "--compat-events",
-        str(events),
-        "--junitxml",
-        str(cell_dir / "junit.xml"),
         "-o",
         f"junit_suite_name={cell.id}",
+        "--continue-on-collection-errors",
     ]
     if matrix.select:
-        cmd += ["-k", matrix.select]
+        args += ["-k", matrix.select]
     if matrix.reruns:
-        cmd += ["--reruns", str(matrix.reruns)]  # pytest-rerunfailures, in cell_deps
+        args += ["--reruns", str(matrix.reruns)]  # pytest-rerunfailures, in cell_deps
         for expectation in matrix.expectations:
             if expectation.where.matches(cell):
-                cmd += ["--compat-no-rerun", expectation.test]
-    return cmd
+                args += ["--compat-no-rerun", expectation.test]
+    return [*args, *matrix.pytest_args]
+
+
+def _test_command(
+    python: Path,
+    matrix: Matrix,
+    cell: Cell,
+    cell_dir: Path,
+    events: Path,
+    files: Sequence[TestFile],
+) -> list[str]:
+    """``isolation = "file"``: the cell's file runner (torch imported once, a process per
+    file); ``"cell"``: one pytest over every file, as before."""
+    common = _common_args(matrix, cell)
+    if matrix.isolation == "cell":
+        paths = [a for f in files for a in f.args]
+        return [
+            str(python),
+            "-m",
+            "pytest",
+            *paths,
+            *common,
+            "--compat-events",
+            str(events),
+            "--junitxml",
+            str(cell_dir / "junit.xml"),
+        ]
+    spec = {
+        "files": [f.to_dict() for f in files],
+        "events": str(events),
+        "junit": str(cell_dir / "junit.xml"),
+        "junit_dir": str(cell_dir / "junit"),
+        "file_timeout": matrix.file_timeout or matrix.timeout,
+        "budget": matrix.timeout,
+    }
+    spec_path = cell_dir / "files.json"
+    atomic_write_text(spec_path, json.dumps(spec, indent=1))
+    return [str(python), "-m", "compat.file_runner", str(spec_path), "--", *common]
 
 
 TIMINGS = ".timings.json"  # in the envs root: each cell's last wall time, for scheduling
@@ -469,9 +632,7 @@ def run_cells(
 
     def one(cell: Cell) -> CellResult:
         if supervisor.interrupted.is_set():
-            result = _interrupted(
-                cell, run_dir / "cells" / cell.id, "interrupted before it started"
-            )
+            result = _interrupted(cell, run_dir / "cells" / cell.id, INTERRUPTED_BEFORE_START)
             progress.finished(result)
             return result
         try:

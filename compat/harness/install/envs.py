@@ -36,7 +36,7 @@ STAMP = ".compat-env.json"
 PTH = "torch_compat_matrix.pth"  # the old link to the whole host tree: removed on sight
 PACKAGE = Path(__file__).resolve().parents[2]  # the installed ``compat`` package
 # The cell side of this project, and nothing else of the host: copied into every env.
-CELL_SIDE = ("__init__.py", "events.py", "pytest_plugin.py", "shims")
+CELL_SIDE = ("__init__.py", "events.py", "pytest_plugin.py", "file_runner.py", "shims")
 
 
 @dataclass

@@ -8,6 +8,7 @@ refused when another plugin version wrote them), the exit code or signal, the cl
 from __future__ import annotations
 
 import json
+import re
 import signal
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,9 @@ from typing import Any, Protocol
 from compat.events import (
     COLLECT_ERROR,
     EVENTS_SCHEMA,
+    FILE_EXIT,
+    FILE_FINISH,
+    FILE_START,
     SESSION_FINISH,
     SESSION_START,
     TEST,
@@ -71,6 +75,16 @@ class Events:
     finish: SessionEnd | None = None
     corrupt_lines: int = 0
     foreign_schema: object = None  # the schema a plugin of another version wrote
+    # One process per test file (compat.file_runner): the files, in order, and for each the
+    # runner's start and exit records and the file's own pytest finish.
+    files: list[str] = field(default_factory=list)
+    file_starts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    file_finishes: dict[str, SessionEnd] = field(default_factory=dict)
+    file_exits: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def per_file(self) -> bool:
+        return self.fingerprint.get("isolation") == "file"
 
 
 def read_events(path: Path) -> Events:
@@ -102,6 +116,19 @@ def read_events(path: Path) -> Events:
             events.collect_errors.append(record)
         elif kind == SESSION_FINISH:
             events.finish = SessionEnd.from_event(record)
+        elif kind == FILE_START:
+            events.file_starts[str(record.get("nodeid"))] = record
+        elif kind == FILE_FINISH:
+            events.file_finishes[str(record.get("nodeid"))] = SessionEnd.from_event(record)
+        elif kind == FILE_EXIT:
+            events.file_exits[str(record.get("nodeid"))] = record
+        if kind == SESSION_START and isinstance(record.get("files"), list):
+            events.files = [str(f) for f in record["files"]]
+    if events.finish is not None:  # what the shims did, gathered from every file's process
+        for end in events.file_finishes.values():
+            events.finish.routes.update(end.routes)
+            events.finish.adaptations.update(end.adaptations)
+            events.finish.warnings += [w for w in end.warnings if w not in events.finish.warnings]
     return events
 
 
@@ -160,21 +187,57 @@ def _snapshots(value: object) -> dict[str, list[dict[str, Any]]]:
     }
 
 
-def classify(
-    *,
-    events: Events,
-    returncode: int | None,
-    timed_out: bool,
-    expected: Mapping[str, Expected],
-    known_tests: Iterable[str] = (),
-    strict: bool = False,
-) -> tuple[CellStatus, str | None, list[TestResult]]:
-    """Turn a finished (or killed) pytest process into a cell status and per-test outcomes.
+_E_LINE = re.compile(r"^E\s+(.*)$", re.MULTILINE)
+_EXCEPTION = re.compile(
+    r"^((?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Exception|Exit|Interrupt))\b:?\s*(.*)"
+)
+_NO_MODULE = re.compile(r"No module named '([^']+)'")
+# Top-level modules a cell always has: a test that cannot import them has a broken env (or
+# imports a name that moved: an API change), never a dependency the matrix should add.
+_PROVIDED = frozenset({"torch", "torchao", "compat", "pytest", "_pytest"})
 
-    ``expected`` maps node ids to the expectation that covers them; a failure it does not
-    explain is "failed differently". ``known_tests`` are node ids seen in other cells,
-    reported as not run when this cell died first. ``strict``: a fixed test fails the cell.
+
+def collect_error_text(message: str) -> str:
+    """The exception a collection error ends in: pytest's last ``E`` line (the import's
+    own ``ModuleNotFoundError: No module named 'expecttest'``), else its last line."""
+    lines = _E_LINE.findall(message or "")
+    if lines:
+        return lines[-1].strip()
+    rest = [ln.strip() for ln in (message or "").splitlines() if ln.strip()]
+    return rest[-1] if rest else "collection error"
+
+
+def missing_dependency(text: str, local_names: Iterable[str] = ()) -> str | None:
+    """The module a test file could not import when it is a dependency to add to ``deps``:
+    not the user's own code (``local_names``) and not what every cell has.
+
+    >>> missing_dependency("ModuleNotFoundError: No module named 'expecttest'")
+    'expecttest'
+    >>> missing_dependency("ModuleNotFoundError: No module named 'torch._inductor.x'") is None
+    True
+    >>> missing_dependency("ModuleNotFoundError: No module named 'mypkg.q'", ["mypkg"]) is None
+    True
     """
+    found = _NO_MODULE.search(text)
+    if not found:
+        return None
+    top = found.group(1).split(".", 1)[0]
+    return None if top in _PROVIDED or top in set(local_names) else top
+
+
+def _exception_of(text: str) -> tuple[list[str], str]:
+    """The exception type and message named by a collection error's last line."""
+    found = _EXCEPTION.match(text)
+    if not found:
+        return [], text
+    name = found.group(1)
+    types = [name, name.rsplit(".", 1)[-1]] if "." in name else [name]
+    if types[-1] == "ModuleNotFoundError":
+        types.append("ImportError")  # its base: an expectation may name either
+    return types, found.group(2)
+
+
+def _test_rows(events: Events, expected: Mapping[str, Expected]) -> list[TestResult]:
     tests: list[TestResult] = []
     for nodeid, record in events.tests.items():
         expectation = expected.get(nodeid)
@@ -195,15 +258,137 @@ def classify(
                 _snapshots(record.get("snapshots")),
             )
         )
+    return tests
+
+
+def _collect_rows(
+    events: Events, expected: Mapping[str, Expected], fallback: str
+) -> list[TestResult]:
+    """A file (or class) that failed to import or collect is a row of its own: ``E`` with
+    the exception, or ``x`` where an expectation names it and how it fails."""
+    rows: dict[str, TestResult] = {}
+    for record in events.collect_errors:
+        nodeid = str(record.get("nodeid") or "") or fallback
+        message = str(record.get("message") or "")
+        text = collect_error_text(message)
+        types, exc_message = _exception_of(text)
+        outcome, reason, how = Outcome.ERROR, None, None
+        expectation = expected.get(nodeid)
+        if expectation is not None:
+            explained = expectation.explains(types, exc_message)
+            outcome = Outcome.XFAILED if explained else Outcome.FAILED_DIFFERENTLY
+            reason = expectation.reason + (f" ({expectation.link})" if expectation.link else "")
+            how = expectation.describe()
+        rows.setdefault(
+            nodeid,
+            TestResult(nodeid, outcome, 0.0, f"E   {text}\n\n{message}", reason, 0, how, types),
+        )
+    return list(rows.values())
+
+
+def _in_file(nodeid: str, file: str) -> bool:
+    return nodeid == file or nodeid.startswith(file + "::")
+
+
+def _where(file: str, how: str, running: Sequence[str]) -> str:
+    """``killed by SIGSEGV in a/test_x.py::test_y`` (the test names its file), or
+    ``a/test_x.py: killed by SIGSEGV before any test started``."""
+    if running:
+        return f"{how} in {running[-1]}"
+    return f"{file}: {how} before any of its tests started"
+
+
+def _file_deaths(events: Events, tests: list[TestResult]) -> tuple[list[str], list[str]]:
+    """Per-file processes that did not end as pytest ends: each running test is an error and
+    a file that died before any test started is an ``E`` row of its own. Returns what to
+    say of the crashed files and of the timed-out ones."""
+    crashed: list[str] = []
+    timed_out: list[str] = []
     finished = set(events.tests)
-    running = [n for n in events.started if n not in finished]
+    have = {t.nodeid for t in tests}
+    for file in events.files:
+        end = events.file_exits.get(file)
+        if end is None:
+            continue  # not started (the runner stopped first: said by the cell's status)
+        if end.get("not_run"):
+            if not any(_in_file(n, file) for n in have):
+                message = f"not run: {end['not_run']}"
+                tests.append(TestResult(file, Outcome.NOT_RUN, 0.0, message))
+            continue
+        running = [n for n in events.started if _in_file(n, file) and n not in finished]
+        seconds = float(end.get("seconds") or 0.0)
+        if end.get("timed_out"):
+            limit = float(events.file_starts.get(file, {}).get("timeout") or seconds)
+            how = f"timed out after {limit:.3g}s (file-timeout)"
+            if end.get("cell_budget_spent"):
+                how = "timed out (the cell's timeout ran out)"
+            timed_out.append(_where(file, how, running))
+        elif end.get("signal"):
+            how = f"killed by {end['signal']}"
+            crashed.append(_where(file, how, running))
+        elif file not in events.file_finishes:
+            how = f"exited with {end.get('returncode')} before pytest finished"
+            crashed.append(_where(file, how, running))
+        else:
+            status = events.file_finishes[file].exitstatus
+            if status in (2, 3, 4) and not any(
+                _in_file(n, file) and n not in finished for n in have
+            ):
+                interrupted = {
+                    2: "interrupted (pytest.exit or KeyboardInterrupt)",
+                    3: "an internal error",
+                    4: "a usage error",
+                }[status]
+                tests.append(
+                    TestResult(
+                        file, Outcome.ERROR, seconds, f"pytest stopped the file: {interrupted}"
+                    )
+                )
+            continue
+        where = "while this test ran" if running else "before any of its tests started"
+        for nodeid in running:
+            tests.append(
+                TestResult(nodeid, Outcome.ERROR, 0.0, f"the file's process {how} {where}")
+            )
+        if not running and not any(_in_file(n, file) for n in have):
+            tests.append(
+                TestResult(file, Outcome.ERROR, seconds, f"the file's process {how} {where}")
+            )
+    return crashed, timed_out
+
+
+def classify(
+    *,
+    events: Events,
+    returncode: int | None,
+    timed_out: bool,
+    expected: Mapping[str, Expected],
+    strict: bool = False,
+    local_names: Iterable[str] = (),
+) -> tuple[CellStatus, str | None, list[TestResult]]:
+    """Turn a finished (or killed) cell process into a cell status and per-test outcomes.
+
+    ``expected`` maps node ids to the expectation that covers them; a failure it does not
+    explain is "failed differently". Collection errors are rows of their own (the file's
+    node id). Under per-file isolation a dead file costs that file only: its running test
+    is an error, the other files' results stand, and the status names the file and how it
+    ended. ``strict``: a fixed test fails the cell. ``local_names``: the user's own
+    top-level modules (a failed import of one is their bug, not a missing dependency).
+    """
+    tests = _test_rows(events, expected)
+    tests += [
+        row
+        for row in _collect_rows(events, expected, "<collection>")
+        if row.nodeid not in events.tests
+    ]
+    crashed: list[str] = []
+    files_timed_out: list[str] = []
+    if events.per_file:
+        crashed, files_timed_out = _file_deaths(events, tests)
+    have = {t.nodeid for t in tests}
+    running = [n for n in events.started if n not in events.tests and n not in have]
     for nodeid in running:
         tests.append(TestResult(nodeid, Outcome.ERROR, 0.0, "the cell died while this test ran"))
-    seen = finished | set(running)
-    for nodeid in known_tests:
-        if nodeid not in seen:
-            tests.append(TestResult(nodeid, Outcome.NOT_RUN))
-            seen.add(nodeid)
 
     where = f" in {running[-1]}" if running else ""
     if events.foreign_schema is not None:
@@ -234,21 +419,63 @@ def classify(
         return CellStatus.ERROR, reason, tests
     if events.finish is None:
         return CellStatus.CRASHED, f"pytest exited with {returncode} before finishing{where}", tests
+    return _verdict(events, tests, returncode, crashed, files_timed_out, strict, local_names)
+
+
+def _verdict(
+    events: Events,
+    tests: Sequence[TestResult],
+    returncode: int | None,
+    crashed: Sequence[str],
+    files_timed_out: Sequence[str],
+    strict: bool,
+    local_names: Iterable[str],
+) -> tuple[CellStatus, str | None, list[TestResult]]:
+    """The status of a cell whose process got to its end, worst first, every cause named."""
+    tests = list(tests)
     failed = sum(t.outcome is Outcome.FAILED for t in tests)
     differently = sum(t.outcome is Outcome.FAILED_DIFFERENTLY for t in tests)
+    errors = [t for t in tests if t.outcome is Outcome.ERROR]
+    parts = [*crashed, *files_timed_out]
+    parts += [f"{failed} test(s) failed unexpectedly"] if failed else []
+    parts += [f"{differently} failed differently than expected"] if differently else []
+    collect = [
+        t for t in errors if t.nodeid in {str(c.get("nodeid")) for c in events.collect_errors}
+    ]
+    missing = list(
+        dict.fromkeys(
+            m
+            for t in collect
+            if (m := missing_dependency(short(t.message), local_names)) is not None
+        )
+    )
+    parts += [f"missing dependency {m!r} (add it to deps)" for m in missing]
+    if collect:
+        first = collect[0]
+        parts.append(
+            f"{len(collect)} file(s) failed to import or collect (first: {first.nodeid}: "
+            f"{short(first.message)})"
+        )
+    other = [t for t in errors if t not in collect and not any(t.nodeid in p for p in parts)]
+    if other:
+        parts.append(f"{len(other)} error(s) outside a test's call (first: {other[0].nodeid})")
+    if crashed:
+        return CellStatus.CRASHED, "; ".join(parts), tests
+    if files_timed_out:
+        return CellStatus.TIMED_OUT, "; ".join(parts), tests
     if failed or differently:
-        parts = [f"{failed} test(s) failed unexpectedly"] if failed else []
-        parts += [f"{differently} failed differently than expected"] if differently else []
-        return CellStatus.FAILED, ", ".join(parts), tests
-    if events.collect_errors or any(t.outcome is Outcome.ERROR for t in tests):
-        first = events.collect_errors[0]["nodeid"] if events.collect_errors else "a fixture"
-        return CellStatus.ERROR, f"collection or fixture error ({first})", tests
-    if returncode not in (0, 1, 5):
+        return CellStatus.FAILED, "; ".join(parts), tests
+    if errors:
+        return CellStatus.ERROR, "; ".join(parts), tests
+    if not events.per_file and returncode not in (0, 1, 5):
         return CellStatus.ERROR, f"pytest exited with {returncode}", tests
     if not tests:
         return CellStatus.ERROR, "no tests were collected", tests
-    if all(t.outcome is Outcome.SKIPPED for t in tests):
+    if all(t.outcome in (Outcome.SKIPPED, Outcome.NOT_RUN) for t in tests):
         return CellStatus.ERROR, f"all {len(tests)} test(s) skipped: the cell tested nothing", tests
+    if any(t.outcome is Outcome.NOT_RUN for t in tests):
+        names = [t.nodeid for t in tests if t.outcome is Outcome.NOT_RUN]
+        return CellStatus.ERROR, f"{len(names)} file(s) not run (first: {names[0]})", tests
     fixed = sum(t.outcome is Outcome.XPASSED for t in tests)
     if strict and fixed:
         return (
@@ -257,6 +484,16 @@ def classify(
             tests,
         )
     return CellStatus.PASSED, None, tests
+
+
+def short(message: str | None) -> str:
+    """A row's message as one line: the exception its first ``E`` line names, else its
+    last line."""
+    lines = _E_LINE.findall(message or "")
+    if lines:
+        return lines[0].strip()
+    rest = [ln.strip() for ln in (message or "").splitlines() if ln.strip()]
+    return rest[-1] if rest else ""
 
 
 def flag_missing_tests(results: Sequence[CellResult]) -> list[CellResult]:

@@ -344,6 +344,16 @@ class CellResult:
     command: list[str] = field(default_factory=list)
     returncode: int | None = None
     log_excerpt: str | None = None
+    # How the tests shared processes ("file": one per test file; "cell": one pytest), the
+    # test files the cell ran (node ids), those of suites written for other cells, how each
+    # file's process ended, the pytest options the user passed through, and the command
+    # that reruns the first failing test alone in this cell's env.
+    isolation: str | None = None
+    files: list[str] = field(default_factory=list)
+    out_of_scope: list[str] = field(default_factory=list)
+    file_runs: list[dict[str, Any]] = field(default_factory=list)
+    pytest_args: list[str] = field(default_factory=list)
+    rerun_command: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -459,6 +469,12 @@ _OPTIONAL: dict[str, tuple[Any, tuple[type, ...]]] = {
     "command": (_need_list, _STR),
     "returncode": (_need, (int, type(None))),
     "log_excerpt": (_need, _OPT_STR),
+    "isolation": (_need, _OPT_STR),
+    "files": (_need_list, _STR),
+    "out_of_scope": (_need_list, _STR),
+    "file_runs": (_need_list, (dict,)),
+    "pytest_args": (_need_list, _STR),
+    "rerun_command": (_need, _OPT_STR),
 }
 _CELL = {
     "python": _STR,
