@@ -150,11 +150,15 @@ def cell_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[...,
         settings: str = "",
         tables: str = "",
         env: str = "",
+        files: dict[str, str] | None = None,
     ) -> Matrix:
         (fake / "torch" / "__init__.py").write_text(torch_source, encoding="utf-8")
         tests = tmp_path / "tests" / "core"
         tests.mkdir(parents=True, exist_ok=True)
         (tests / "test_fault.py").write_text(textwrap.dedent(TESTS[kind]), encoding="utf-8")
+        for relative, text in (files or {}).items():  # more files, beside the matrix file
+            (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / relative).write_text(textwrap.dedent(text), encoding="utf-8")
         entries = "".join(f'[[torch]]\nversion = "{v}"\n' for v in versions)
         limit = f"memory-limit-mb = {memory}\n" if memory else ""
         limit += f"reruns = {reruns}\n" if reruns else ""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from compat.harness.reports.grid import LINE_TEXT, env_problems, fit, name_of_test, short_message
+from compat.harness.reports.grid import LINE_TEXT, env_problems, fit, short_message, test_labels
 from compat.harness.results.drift import drifts
 from compat.harness.results.model import CellResult, CellStatus, Outcome
 
@@ -21,6 +21,7 @@ DRIFT_TITLE = (
 
 def _problems(results: Sequence[CellResult]) -> list[str]:
     """Each cell that did not pass, and the first unexpected failure's telling line."""
+    label = test_labels(results)
     lines = []
     for result in results:
         if result.status in (CellStatus.PASSED, CellStatus.NOT_APPLICABLE):
@@ -28,7 +29,7 @@ def _problems(results: Sequence[CellResult]) -> list[str]:
         line = f"{result.cell_id}: {result.status.value}: {result.reason or ''}".rstrip()
         first = next((t for t in result.tests if t.outcome.unexpected and t.message), None)
         if first is not None:
-            line += f" (first: {name_of_test(first.nodeid)}: {short_message(first.message)})"
+            line += f" (first: {label[first.nodeid]}: {short_message(first.message)})"
         lines.append(line)
     return lines
 
@@ -43,8 +44,9 @@ def not_applicable_lines(cells: Iterable[tuple[str, str]]) -> list[str]:
 
 def _fixed(results: Sequence[CellResult]) -> list[str]:
     """Expected failures that pass: each names the expectation to retire."""
+    label = test_labels(results)
     return [
-        f"{r.cell_id}: {name_of_test(t.nodeid)} passes; retire the expectation "
+        f"{r.cell_id}: {label[t.nodeid]} passes; retire the expectation "
         f"({t.expected_failure}): {t.expected_reason}"
         for r in results
         for t in r.tests
@@ -54,6 +56,7 @@ def _fixed(results: Sequence[CellResult]) -> list[str]:
 
 def _differently(results: Sequence[CellResult]) -> list[str]:
     """Expected failures that failed some other way: expected and actual, side by side."""
+    label = test_labels(results)
     lines = []
     for r in results:
         for t in r.tests:
@@ -62,8 +65,7 @@ def _differently(results: Sequence[CellResult]) -> list[str]:
                 if t.exc_types and not got.startswith(t.exc_types[0]):
                     got = f"{t.exc_types[0]}: {got}"
                 lines.append(
-                    f"{r.cell_id}: {name_of_test(t.nodeid)}: expected "
-                    f"{t.expected_failure}; got {got}"
+                    f"{r.cell_id}: {label[t.nodeid]}: expected {t.expected_failure}; got {got}"
                 )
     return lines
 
@@ -85,12 +87,18 @@ def _adaptations(results: Sequence[CellResult]) -> list[str]:
 
 def _flaky(results: Sequence[CellResult]) -> list[str]:
     """Tests that failed and then passed: not a gate failure, never silent."""
+    label = test_labels(results)
     return [
-        f"{r.cell_id}: {name_of_test(t.nodeid)} passed after {t.reruns} failed attempt(s)"
+        f"{r.cell_id}: {label[t.nodeid]} passed after {t.reruns} failed attempt(s)"
         for r in results
         for t in r.tests
         if t.outcome is Outcome.FLAKY
     ]
+
+
+def _reruns(results: Sequence[CellResult]) -> list[str]:
+    """One copy-paste command per failing cell (``rerun_command`` in its result)."""
+    return [f"{r.cell_id}: {r.rerun_command}" for r in results if r.rerun_command]
 
 
 def not_applicable_evidence(result: CellResult) -> str:
@@ -115,5 +123,6 @@ def findings(results: Sequence[CellResult]) -> list[tuple[str, list[str]]]:
         (DRIFT_TITLE, [d.headline() for d in drifts(results)]),
         ("Flaky (failed, then passed on a rerun)", _flaky(results)),
         ("Cells not passing", _problems(results)),
+        ("Rerun the first failing test alone in its cell's env", _reruns(results)),
     ]
     return [(title, [fit(line, LINE_TEXT) for line in lines]) for title, lines in sections if lines]

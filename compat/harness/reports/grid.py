@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
+from compat.harness.config.suites import file_of
 from compat.harness.redact import redact
 from compat.harness.results.model import (
     CellResult,
@@ -31,6 +32,7 @@ __all__ = [
     "GRID_TEXT",
     "LEGEND",
     "LINE_TEXT",
+    "NOT_IN_SCOPE",
     "ROUTE_WIDTH",
     "SYMBOLS",
     "Column",
@@ -46,6 +48,7 @@ __all__ = [
     "short_message",
     "status_counts",
     "status_label",
+    "test_labels",
     "torch_build",
 ]
 
@@ -61,11 +64,13 @@ SYMBOLS: dict[str, str] = {
     Outcome.NOT_RUN.value: "·",
     CellStatus.NOT_APPLICABLE.value: "n/a",
 }
+NOT_IN_SCOPE = "n/s"  # the test's suite was written for other cells ([[suite]])
 LEGEND = (
     "✓ passed  ✗ failed  E error  ≠ failed differently than expected  s skipped  "
     "x expected failure  X expected failure passed (fixed)  ~ flaky (passed on a rerun)  "
-    "· not run  n/a not applicable;  route 'adapted': the shim departs from upstream's own "
-    "call at that version (see Adaptations)"
+    "· not run  n/a not applicable  n/s not in scope (a suite written for other cells);  "
+    "route 'adapted': the shim departs from upstream's own call at that version "
+    "(see Adaptations)"
 )
 # The order outcomes are counted in on a status line: good news first.
 _COUNTED = (
@@ -306,9 +311,12 @@ class Grid:
 # --- building it ---------------------------------------------------------------------------
 
 
-def _short_names(all_ids: Sequence[str]) -> dict[str, str]:
-    """The test function's name when it is unique in the grid, else the full node id."""
-    names = {nodeid: name_of_test(nodeid) for nodeid in all_ids}
+def test_labels(results: Iterable[CellResult]) -> dict[str, str]:
+    """Each test's label in every report: its own name where no other file or class of the
+    run defines the same name, else its file-qualified node id (``a/test_x.py::test_y``).
+    A row of a file that failed to import is the file's path."""
+    ids = list(dict.fromkeys(t.nodeid for r in results for t in r.tests))
+    names = {nodeid: name_of_test(nodeid) for nodeid in ids}
     counts: dict[str, int] = {}
     for name in names.values():
         counts[name] = counts.get(name, 0) + 1
@@ -374,17 +382,22 @@ _INFO: dict[RowKind, Callable[[CellResult, Column], str]] = {
 
 
 def _test_rows(results: Sequence[CellResult], columns: Sequence[Column]) -> list[Row]:
-    ids = list(dict.fromkeys(t.nodeid for r in results for t in r.tests))
-    short = _short_names(ids)
+    labels = test_labels(results)
     by_cell = [{t.nodeid: t for t in r.tests} for r in results]
+    out_of_scope = [set(r.out_of_scope) for r in results]
     rows = []
-    for nodeid in ids:
+    for nodeid, label in labels.items():
         values = []
-        for column, tests in zip(columns, by_cell, strict=True):
+        for column, tests, other in zip(columns, by_cell, out_of_scope, strict=True):
             test = tests.get(nodeid)
-            symbol = SYMBOLS[test.outcome.value] if test else _empty_symbol(column.status)
+            if test is not None:
+                symbol = SYMBOLS[test.outcome.value]
+            elif file_of(nodeid) in other:
+                symbol = NOT_IN_SCOPE
+            else:
+                symbol = _empty_symbol(column.status)
             values.append(Value(symbol, symbol, symbol, test))
-        rows.append(Row(RowKind.TEST, short[nodeid], tuple(values), key=nodeid))
+        rows.append(Row(RowKind.TEST, label, tuple(values), key=nodeid))
     return rows
 
 

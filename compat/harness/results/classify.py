@@ -26,6 +26,7 @@ from compat.events import (
     TEST,
     TEST_START,
 )
+from compat.harness.config.suites import file_of
 from compat.harness.redact import redact
 from compat.harness.results.model import CellResult, CellStatus, Outcome, TestResult
 
@@ -511,7 +512,16 @@ def flag_missing_tests(results: Sequence[CellResult]) -> list[CellResult]:
     changed = []
     for result in ran:
         have = {t.nodeid for t in result.tests}
-        missing = [n for n in known if n not in have]
+        # Judged within the cell's scope: a test of a suite written for other cells is not
+        # missing here, nor is one whose file failed to import here (its E row says why).
+        in_scope = set(result.files) if result.files else None
+        missing = [
+            n
+            for n in known
+            if n not in have
+            and file_of(n) not in have
+            and (in_scope is None or file_of(n) in in_scope)
+        ]
         if not missing:
             continue
         result.tests += [

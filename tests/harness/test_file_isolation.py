@@ -1,0 +1,268 @@
+"""Any test suite, told truthfully, through the real harness (only the uv install is stood
+in for: the cells run this interpreter with a stand-in ``torch``).
+
+One process per test file, as PyTorch's own CI runs its files: a file's verdict never
+depends on another file's module-level state; a file that cannot be imported is a red row
+of its own; a file that dies costs only itself; suites run only in the cells they were
+written for.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from compat.harness.commands import cli
+from compat.harness.config.matrix import Matrix
+from compat.harness.reports.grid import build_grid, status_label
+from compat.harness.results.model import CellStatus, Outcome
+
+from .test_faults import outcomes, run_all
+
+# One file changes the state every other file of its process would see, as PyTorch's own
+# numeric-debugger file sets torch._dynamo.config.cache_size_limit at import; the other
+# passes only when it runs alone, as it does in upstream's CI.
+SETS_STATE = """
+    import json
+    json.LEAKED_BY_ANOTHER_FILE = 128
+    def test_sets(): pass
+"""
+NEEDS_FRESH_STATE = """
+    import json
+    def test_sees_only_its_own_state():
+        assert not hasattr(json, "LEAKED_BY_ANOTHER_FILE")
+"""
+HEALTHY = """
+    def test_one(): pass
+    def test_two(): pass
+"""
+
+
+def by_id(results: dict[str, Any], cell: str = "torch2.8.0-torch.ao-py3.11") -> Any:
+    return results[cell]
+
+
+@pytest.mark.parametrize(("isolation", "verdict"), [("file", "passed"), ("cell", "failed")])
+def test_a_files_verdict_does_not_depend_on_the_files_beside_it(
+    cell_world: Callable[..., Matrix], tmp_path: Path, isolation: str, verdict: str
+) -> None:
+    matrix = cell_world(
+        "plain",
+        versions=("2.8.0",),
+        settings=f'isolation = "{isolation}"\n',
+        files={"tests/core/test_a_sets.py": SETS_STATE, "tests/core/test_b.py": NEEDS_FRESH_STATE},
+    )
+    result = by_id(run_all(matrix, tmp_path / "run"))
+    assert result.isolation == isolation
+    assert outcomes(result)["test_sees_only_its_own_state"] == verdict
+    if isolation == "file":
+        assert [r["nodeid"] for r in result.file_runs] == [
+            "tests/core/test_a_sets.py",
+            "tests/core/test_b.py",
+            "tests/core/test_fault.py",
+        ]
+        assert result.fingerprint["file_process"] == "fork"
+
+
+def test_an_import_error_is_a_red_row_naming_the_exception(
+    cell_world: Callable[..., Matrix], tmp_path: Path
+) -> None:
+    matrix = cell_world(
+        "plain",
+        versions=("2.8.0",),
+        files={
+            "tests/core/test_needs_dep.py": "import expecttest_not_installed\ndef test_x(): pass\n",
+            "tests/core/test_broken.py": "raise RuntimeError('broken at import')\n",
+        },
+    )
+    result = by_id(run_all(matrix, tmp_path / "run"))
+    rows = {t.nodeid: t for t in result.tests}
+    dep = rows["tests/core/test_needs_dep.py"]
+    assert dep.outcome is Outcome.ERROR
+    assert dep.message.startswith(
+        "E   ModuleNotFoundError: No module named 'expecttest_not_installed'"
+    )
+    assert rows["tests/core/test_broken.py"].outcome is Outcome.ERROR
+    assert "RuntimeError: broken at import" in rows["tests/core/test_broken.py"].message
+    assert outcomes(result)["test_one"] == "passed"  # the other files ran
+    assert result.status is CellStatus.ERROR
+    assert "missing dependency 'expecttest_not_installed' (add it to deps)" in result.reason
+    assert result.reason.count("missing dependency") == 1
+    assert status_label(result) == "ERROR (2✓ 2E)"
+    grid = build_grid([result])
+    assert grid.row(grid.rows[0].kind, "tests/core/test_needs_dep.py").values[0].text == "E"
+
+
+@pytest.mark.parametrize("isolation", ["file", "cell"])
+def test_collection_continues_past_a_broken_file(
+    cell_world: Callable[..., Matrix], tmp_path: Path, isolation: str
+) -> None:
+    matrix = cell_world(
+        "plain",
+        versions=("2.8.0",),
+        settings=f'isolation = "{isolation}"\n',
+        files={"tests/core/test_a_broken.py": "import nope_not_a_module\n"},
+    )
+    result = by_id(run_all(matrix, tmp_path / "run"))
+    assert outcomes(result) == {
+        "tests/core/test_a_broken.py": "error",
+        "test_one": "passed",
+        "test_two": "passed",
+    }
+
+
+DEATHS = {
+    "tests/core/test_a_healthy.py": HEALTHY,
+    "tests/core/test_b_segfault.py": """
+        import ctypes
+        def test_segfault(): ctypes.string_at(0)
+    """,
+    "tests/core/test_c_hang.py": """
+        import time
+        def test_hang(): time.sleep(600)
+    """,
+    "tests/core/test_d_exit.py": """
+        import os
+        def test_exits(): os._exit(0)
+    """,
+    "tests/core/test_e_healthy_after.py": """
+        def test_after(): pass
+    """,
+}
+
+
+def test_a_dead_file_costs_only_itself(cell_world: Callable[..., Matrix], tmp_path: Path) -> None:
+    matrix = cell_world(
+        "plain", versions=("2.8.0",), settings="file-timeout = 3\n", timeout=120, files=DEATHS
+    )
+    started = time.monotonic()
+    result = by_id(run_all(matrix, tmp_path / "run"))
+    assert time.monotonic() - started < 60
+    assert outcomes(result) == {
+        "test_one": "passed",
+        "test_two": "passed",
+        "test_segfault": "error",
+        "test_hang": "error",
+        "test_exits": "error",
+        "test_after": "passed",
+    }
+    assert result.status is CellStatus.CRASHED
+    assert "killed by SIGSEGV in tests/core/test_b_segfault.py::test_segfault" in result.reason
+    assert "exited with 0 before pytest finished in tests/core/test_d_exit.py" in result.reason
+    assert "timed out after 3s (file-timeout) in tests/core/test_c_hang.py" in result.reason
+    ends = {r["nodeid"]: r for r in result.file_runs}
+    assert ends["tests/core/test_b_segfault.py"]["signal"] == "SIGSEGV"
+    assert ends["tests/core/test_c_hang.py"]["timed_out"] is True
+    assert ends["tests/core/test_d_exit.py"]["returncode"] == 0
+
+
+def test_what_a_passing_test_started_does_not_outlive_its_file(
+    cell_world: Callable[..., Matrix], tmp_path: Path
+) -> None:
+    marker = f"compat-orphan-{os.getpid()}-{time.monotonic_ns()}"
+    matrix = cell_world(
+        "plain",
+        versions=("2.8.0",),
+        files={
+            "tests/core/test_spawns.py": f"""
+                import subprocess
+                def test_plain_child():
+                    subprocess.Popen(["sleep", "301", "{marker}-plain"])
+                def test_daemon():
+                    subprocess.Popen(["setsid", "sleep", "302", "{marker}-daemon"])
+            """
+        },
+    )
+    result = by_id(run_all(matrix, tmp_path / "run"))
+    assert outcomes(result)["test_daemon"] == "passed"
+    left = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True, check=False)
+    assert left.stdout.strip() == "", "a process a test started outlived its cell"
+
+
+SCOPED = """
+[[suite]]
+path = "suites/new"
+torch = ">=2.9"
+
+[[suite]]
+path = "suites/old"
+torch = "<2.9"
+"""
+
+
+def test_a_suite_runs_only_in_the_cells_it_was_written_for(
+    cell_world: Callable[..., Matrix], tmp_path: Path
+) -> None:
+    matrix = cell_world(
+        "plain",
+        tables=SCOPED,
+        files={
+            # the same basename in two folders, and no __init__.py anywhere
+            "suites/new/test_dq.py": "def test_new(): pass\n",
+            "suites/old/test_dq.py": "def test_old(): pass\n",
+        },
+    )
+    results = run_all(matrix, tmp_path / "run")
+    old, new = results["torch2.8.0-torch.ao-py3.11"], results["torch2.9.0-torch.ao-py3.11"]
+    assert old.status is new.status is CellStatus.PASSED, (old.reason, new.reason)
+    assert "test_old" in outcomes(old) and "test_new" not in outcomes(old)
+    assert "test_new" in outcomes(new) and "test_old" not in outcomes(new)
+    assert old.out_of_scope == ["suites/new/test_dq.py"]
+    grid = build_grid([old, new])
+    row = next(r for r in grid.rows if r.key == "suites/new/test_dq.py::test_new")
+    assert [v.text for v in row.values] == ["n/s", "✓"]
+
+
+def test_pytest_args_reach_every_file_and_the_rerun_command_reruns_the_failure(
+    cell_world: Callable[..., Matrix], tmp_path: Path
+) -> None:
+    matrix = cell_world(
+        "plain",
+        versions=("2.8.0",),
+        settings='pytest-args = ["-k", "not test_two"]\n',
+        files={"tests/core/test_fails.py": "def test_fails(): assert 1 == 2\n"},
+    )
+    result = by_id(run_all(matrix, tmp_path / "run"))
+    assert "test_two" not in outcomes(result)
+    assert outcomes(result)["test_fails"] == "failed"
+    assert result.pytest_args == ["-k", "not test_two"]
+    assert result.command[-2:] == ["-k", "not test_two"]
+    command = result.rerun_command
+    assert command is not None and "tests/core/test_fails.py::test_fails" in command
+    rerun = subprocess.run(
+        command, shell=True, capture_output=True, text=True, check=False, timeout=120
+    )
+    assert rerun.returncode == 1, rerun.stdout + rerun.stderr
+    assert "1 failed" in rerun.stdout
+    assert shlex.split(command)[0] == "cd"
+
+
+@pytest.mark.parametrize(
+    ("table", "key", "value"),
+    [
+        ('[[suite]]\npath = "suites/x"\ntorch = ">=3.0"\n', "suite[0].torch", "'>=3.0'"),
+        ('[[suite]]\npath = "suites/missing"\n', "suite[0].path", "'suites/missing'"),
+        ('[[suite]]\npath = "suites/x"\ntorch = "2.x.y"\n', "suite[0].torch", "'2.x.y'"),
+        ('[matrix]\nisolation = "thread"\n', "matrix.isolation", "'thread'"),
+    ],
+)
+def test_a_bad_suite_is_one_line_naming_file_key_and_value(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], table: str, key: str, value: str
+) -> None:
+    (tmp_path / "suites" / "x").mkdir(parents=True)
+    (tmp_path / "suites" / "x" / "test_x.py").write_text("def test_x(): pass\n")
+    matrix = tmp_path / "matrix.toml"
+    head = "" if table.startswith("[matrix]") else '[matrix]\ntests = ["suites/x"]\n'
+    matrix.write_text(f'{head}{table}[[torch]]\nversion = "2.8.0"\n', encoding="utf-8")
+    code = cli.main(["matrix", "--matrix", str(matrix), "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1, err
+    assert f"{matrix}: {key}: {value}" in err[0]
