@@ -55,6 +55,9 @@ DEFAULT_INSTALL_TIMEOUT = 1800.0
 # "file": one process per test file, as PyTorch's own CI (run_test.py) runs its tests, so a
 # file's verdict never depends on what another file did at import; "cell": one pytest.
 ISOLATION_MODES = ("file", "cell")
+# Imported once per cell before the per-file processes fork: what nearly every pt2e test
+# imports, whose import warns of nothing and starts no thread (torch._dynamo: 0.7 s a file).
+DEFAULT_PRELOAD = ("torch.fx", "torch._dynamo", "torch.export")
 NIGHTLY_TORCHAO = "nightly"  # torchao: the nightly of the same date as the torch nightly
 DEPS_AS_OF_TORCH = "torch-release"  # deps as the index had them when the cell's torch came out
 _NONE = "none"
@@ -205,6 +208,7 @@ class Matrix:
     isolation: str = "file"  # one of ISOLATION_MODES
     file_timeout: float | None = None  # seconds for one test file's process (default: timeout)
     pytest_args: tuple[str, ...] = ()  # given to every cell's pytest (-x, -k, -v...)
+    preload: tuple[str, ...] = DEFAULT_PRELOAD  # imported once before the files fork
 
     def channel(self, name: str) -> Channel:
         """The channel a cell names; one the file does not declare is the default index."""
@@ -384,6 +388,7 @@ def _isolation(settings: Table) -> dict[str, Any]:
         "isolation": settings.string("isolation", "file", choices=ISOLATION_MODES),
         "file_timeout": None if timeout is None else settings.number("file-timeout", 0),
         "pytest_args": args,
+        "preload": settings.strings("preload", DEFAULT_PRELOAD),
     }
 
 

@@ -586,6 +586,7 @@ def _test_command(
         "junit_dir": str(cell_dir / "junit"),
         "file_timeout": matrix.file_timeout or matrix.timeout,
         "budget": matrix.timeout,
+        "preload": list(matrix.preload),
     }
     spec_path = cell_dir / "files.json"
     atomic_write_text(spec_path, json.dumps(spec, indent=1))
