@@ -28,7 +28,7 @@ def _problems(results: Sequence[CellResult]) -> list[str]:
             continue
         line = f"{result.cell_id}: {result.status.value}: {result.reason or ''}".rstrip()
         first = next((t for t in result.tests if t.outcome.unexpected and t.message), None)
-        if first is not None:
+        if first is not None and first.nodeid not in (result.reason or ""):
             line += f" (first: {label[first.nodeid]}: {short_message(first.message)})"
         lines.append(line)
     return lines
