@@ -215,8 +215,9 @@ def case_verdict(case: ET.Element) -> Verdict:
     tags = {child.tag: child for child in case}
     for tag, outcome in (("failure", "failed"), ("error", "error")):
         if tag in tags:
-            element = tags[tag]
-            return Verdict(outcome, (element.get("message") or element.text or "").strip())
+            element = tags[tag]  # message: a summary ("collection failure"); text: the report
+            parts = (element.get("message"), element.text)
+            return Verdict(outcome, "\n".join(p.strip() for p in parts if p))
     if "skipped" in tags:
         element = tags["skipped"]
         if element.get("type") == "pytest.xfail":

@@ -43,7 +43,7 @@ def results() -> list:
 
 def test_grid_rows_columns_and_symbols() -> None:
     grid = build_grid(results())
-    assert [(row.label, row.texts) for row in grid.rows_of(RowKind.TEST)] == [
+    assert [(row.label, row.texts) for row in grid.rows if row.kind is RowKind.TEST] == [
         ("test_a", ["✓", "✓", "n/a", "·"]),
         ("test_b", ["✗", "x", "n/a", "·"]),
     ]
@@ -118,13 +118,18 @@ def test_long_routes_become_codes_with_a_legend() -> None:
     rs[0].routes["capture"] = "export_for_training(strict=True).module()"
     rs[1].routes["capture"] = "export(strict=True).module(check_guards=False)"
     grid = build_grid(rs, route_width=14)
-    assert grid.row(RowKind.ROUTE, "capture").shorts == ["A", "B", "", ""]
+    assert [v.short for v in grid.row(RowKind.ROUTE, "capture").values] == ["A", "B", "", ""]
     assert grid.row(RowKind.ROUTE, "capture").texts[0] == rs[0].routes["capture"]  # Markdown
     assert grid.route_legend == [
         "capture: A = export_for_training(strict=True).module()",
         "capture: B = export(strict=True).module(check_guards=False)",
     ]
-    assert grid.row(RowKind.ROUTE, "from_node").shorts == ["", "nodesource", "", ""]
+    assert [v.short for v in grid.row(RowKind.ROUTE, "from_node").values] == [
+        "",
+        "nodesource",
+        "",
+        "",
+    ]
     assert "capture: A = export_for_training" in render_console(grid)
 
 

@@ -206,10 +206,6 @@ class Row:
     def texts(self) -> list[str]:
         return [v.text for v in self.values]
 
-    @property
-    def shorts(self) -> list[str]:
-        return [v.short for v in self.values]
-
 
 @dataclass(frozen=True)
 class Column:
@@ -283,9 +279,6 @@ class Grid:
     rows: list[Row]
     results: list[CellResult]
     route_legend: list[str] = field(default_factory=list)
-
-    def rows_of(self, kind: RowKind) -> list[Row]:
-        return [row for row in self.rows if row.kind is kind]
 
     def row(self, kind: RowKind, key: str = "") -> Row:
         """The row of ``kind`` (and ``key``: a test's node id, a route)."""
