@@ -21,7 +21,9 @@ whether that message names the exception.
     python scripts/compare_with_bare_pytest.py reports/latest
     python scripts/compare_with_bare_pytest.py RUN --cells 'torch2.8*' --json out.json -j 2
 
-Exit code 0: every test agrees; 1: a disagreement, an import-error row whose message does
+Tests that fail on both sides are also held to the exception each side names (the column
+``same exception``). Exit code 0: every test agrees; 1: a disagreement, a failure with
+another exception than bare pytest's, an import-error row whose message does
 not name its exception (or names another one than bare pytest), or a cell whose env was
 rebuilt since the run (another matrix with the same cell ids and ``COMPAT_ENVS_DIR``);
 2: usage (no such run folder, no cell to compare).
@@ -116,6 +118,10 @@ class CellComparison:
     compared: int = 0
     agree: int = 0
     disagreements: list[Disagreement] = field(default_factory=list)
+    # tests failing on both sides: how many name the same exception in the grid and bare
+    failures: int = 0
+    same_exception: int = 0
+    other_exception: list[Disagreement] = field(default_factory=list)
     import_errors: list[ImportErrorRow] = field(default_factory=list)
     bare_seconds: float = 0.0
     note: str = ""
@@ -355,6 +361,25 @@ def compare_cell(
             compared.compared += 1
             if grid_outcome == bare_verdict.outcome:
                 compared.agree += 1
+                if grid_outcome in ("failed", "error") and row is not None:
+                    compared.failures += 1
+                    grid_line = first_error_line(str(row.get("message") or ""))
+                    bare_line = first_error_line(bare_verdict.message)
+                    if exception_of(grid_line) == exception_of(bare_line):
+                        compared.same_exception += 1
+                    else:
+                        compared.other_exception.append(
+                            Disagreement(
+                                cell_id,
+                                nodeid,
+                                test,
+                                str(row["outcome"]),
+                                bare_verdict.outcome,
+                                grid_line,
+                                bare_line,
+                                str(log),
+                            )
+                        )
             else:
                 compared.disagreements.append(
                     Disagreement(
@@ -400,6 +425,7 @@ def report(comparisons: Sequence[CellComparison]) -> str:
             c.compared,
             c.agree,
             len(c.disagreements),
+            f"{c.same_exception}/{c.failures}",
             f"{c.bare_seconds:.1f}s",
             c.note,
         ]
@@ -412,10 +438,12 @@ def report(comparisons: Sequence[CellComparison]) -> str:
         sum(c.compared for c in comparisons),
         sum(c.agree for c in comparisons),
         sum(len(c.disagreements) for c in comparisons),
+        f"{sum(c.same_exception for c in comparisons)}/{sum(c.failures for c in comparisons)}",
         f"{sum(c.bare_seconds for c in comparisons):.1f}s",
         "",
     ]
-    headers = ["cell", "grid status", "files", "tests", "agree", "disagree", "bare time", "note"]
+    headers = ["cell", "grid status", "files", "tests", "agree", "disagree"]
+    headers += ["same exception", "bare time", "note"]
     lines = [tabulate([*rows, total], headers=headers), ""]
     disagreements = [d for c in comparisons for d in c.disagreements]
     if disagreements:
@@ -429,6 +457,13 @@ def report(comparisons: Sequence[CellComparison]) -> str:
             lines.append(f"    bare log: {d.bare_log}")
     else:
         lines.append("Disagreements: none")
+    other = [d for c in comparisons for d in c.other_exception]
+    if other:
+        lines.append(f"Failing on both sides, with another exception ({len(other)}):")
+        for d in other:
+            lines.append(f"  {d.cell}: {d.test}")
+            lines.append(f"    grid: {d.grid_message[:300]}")
+            lines.append(f"    bare: {d.bare_message[:300]}")
     errors = [e for c in comparisons for e in c.import_errors]
     lines.append("")
     if errors:
@@ -488,9 +523,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             ),
             encoding="utf-8",
         )
-    bad = any(c.disagreements or c.failed_to_compare for c in comparisons) or any(
-        not e.ok for c in comparisons for e in c.import_errors
-    )
+    bad = any(c.disagreements or c.other_exception or c.failed_to_compare for c in comparisons)
+    bad = bad or any(not e.ok for c in comparisons for e in c.import_errors)
     return 1 if bad else 0
 
 

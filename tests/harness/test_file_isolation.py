@@ -267,3 +267,22 @@ def test_a_bad_suite_is_one_line_naming_file_key_and_value(
     assert code == 2
     assert len(err) == 1, err
     assert f"{matrix}: {key}: {value}" in err[0]
+
+
+def test_an_expectation_cites_its_upstream_issue_and_says_when_it_was_fixed(
+    cell_world: Callable[..., Matrix], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    expect = """
+[[expect]]
+test = "test_two"
+torch = ">=2.8"
+raises = "AssertionError"
+issue = "pytorch/pytorch#130555"
+reason = "re-export drops the output node's metadata"
+"""
+    matrix = cell_world("plain", versions=("2.8.0", "2.9.0"), tables=expect)
+    code = cli.main(["matrix", "--matrix", str(matrix.path), "--out", str(tmp_path / "run")])
+    out = capsys.readouterr().out
+    assert code == 0  # without strict, a fixed expectation is listed, not a gate failure
+    assert "test_two passes (fixed upstream in torch 2.8.0); retire the expectation" in out
+    assert "https://github.com/pytorch/pytorch/issues/130555" in out

@@ -166,8 +166,8 @@ def test_failed_differently_fixed_broken_env_and_adaptations_are_listed() -> Non
         "AssertionError: assert {'a'} == {'b'}"
     ) in text
     assert (
-        "torch2.4.1-torch.ao-py3.11: test_a passes; retire the expectation (ValueError): "
-        "walks back through any op"
+        "torch2.4.1-torch.ao-py3.11: test_a passes (fixed upstream in torch 2.4.1); "
+        "retire the expectation (ValueError): walks back through any op"
     ) in text
     assert "torch2.2.2-torch.ao-py3.11: NumPy ABI: UserWarning: Failed to initialize NumPy" in text
     assert "capture (1 cell(s): torch2.2.2-torch.ao-py3.11): upstream calls" in text

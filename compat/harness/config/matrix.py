@@ -131,6 +131,19 @@ class Selector:
         return True
 
 
+_ISSUE = re.compile(r"([A-Za-z0-9_.-]+)/([A-Za-z0-9_.-]+)#([0-9]{1,9})")
+
+
+def issue_url(issue: str) -> str:
+    """``owner/repo#N`` as the page GitHub shows it on (an issue or a PR: GitHub redirects).
+
+    >>> issue_url("pytorch/ao#2339")
+    'https://github.com/pytorch/ao/issues/2339'
+    """
+    owner, repo, number = _ISSUE.fullmatch(issue).groups()  # type: ignore[union-attr]
+    return f"https://github.com/{owner}/{repo}/issues/{number}"
+
+
 @dataclass(frozen=True)
 class Expectation:
     """A known failure: which tests, where, why, and *how* they fail.
@@ -147,6 +160,18 @@ class Expectation:
     link: str | None = None
     raises: str | None = None
     match: str | None = None
+    issue: str | None = None  # "pytorch/pytorch#130555": the upstream issue or PR it is
+
+    @property
+    def references(self) -> str:
+        """`` (https://github.com/pytorch/pytorch/issues/130555)``: what a reason cites.
+
+        >>> Expectation("t", Selector(), "r", issue="pytorch/pytorch#130555").references
+        ' (https://github.com/pytorch/pytorch/issues/130555)'
+        """
+        refs = [issue_url(self.issue)] if self.issue else []
+        refs += [self.link] if self.link else []
+        return f" ({', '.join(refs)})" if refs else ""
 
     def matches(self, cell: Cell, test_id: str) -> bool:
         name = test_id.rsplit("::", 1)[-1]
@@ -557,6 +582,9 @@ def _expectations(root: Table) -> list[Expectation]:
         test = rule.string("test") or missing(rule, "test")
         reason = rule.string("reason") or missing(rule, "reason")
         link = rule.string("link")
+        issue = rule.string("issue")
+        if issue is not None and not _ISSUE.fullmatch(issue):
+            raise rule.error("issue", f"{show(issue)} is not an issue reference (owner/repo#123)")
         raises = rule.string("raises")
         match = rule.string("match")
         if raises is None and match is None:
@@ -573,7 +601,7 @@ def _expectations(root: Table) -> list[Expectation]:
                 re.compile(match)
             except (re.error, RecursionError, OverflowError) as exc:
                 raise rule.error("match", f"{show(match)} is not a valid regex ({exc})") from None
-        expectations.append(Expectation(test, _selector(rule), reason, link, raises, match))
+        expectations.append(Expectation(test, _selector(rule), reason, link, raises, match, issue))
         rule.finish()
     return expectations
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from packaging.version import InvalidVersion, Version
+
 from compat.harness.reports.grid import LINE_TEXT, env_problems, fit, short_message, test_labels
 from compat.harness.results.drift import drifts
 from compat.harness.results.model import CellResult, CellStatus, Outcome
@@ -42,12 +44,31 @@ def not_applicable_lines(cells: Iterable[tuple[str, str]]) -> list[str]:
     return [f"  {', '.join(ids)}: {reason}" for reason, ids in by_reason.items()]
 
 
+def _torch_of(result: CellResult) -> Version | None:
+    """The torch the cell really had (its fingerprint), else the one it asked for."""
+    for text in (result.fingerprint.get("torch"), result.cell.torch):
+        try:
+            return Version(str(text))
+        except InvalidVersion:
+            continue
+    return None
+
+
 def _fixed(results: Sequence[CellResult]) -> list[str]:
-    """Expected failures that pass: each names the expectation to retire."""
+    """Expected failures that pass: each names the expectation to retire, and the first
+    torch of the run where it passes ("fixed upstream in 2.9.0")."""
     label = test_labels(results)
+    first: dict[str, Version] = {}
+    for r in results:
+        version = _torch_of(r)
+        for t in r.tests:
+            if t.outcome is Outcome.XPASSED and version is not None:
+                known = first.get(t.nodeid)
+                first[t.nodeid] = version if known is None else min(known, version)
     return [
-        f"{r.cell_id}: {label[t.nodeid]} passes; retire the expectation "
-        f"({t.expected_failure}): {t.expected_reason}"
+        f"{r.cell_id}: {label[t.nodeid]} passes"
+        + (f" (fixed upstream in torch {first[t.nodeid]})" if t.nodeid in first else "")
+        + f"; retire the expectation ({t.expected_failure}): {t.expected_reason}"
         for r in results
         for t in r.tests
         if t.outcome is Outcome.XPASSED

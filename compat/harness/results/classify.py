@@ -144,7 +144,9 @@ class Expected(Protocol):
     """What classification needs of an expectation (``matrix.Expectation``)."""
 
     reason: str
-    link: str | None
+
+    @property
+    def references(self) -> str: ...
 
     def explains(self, exc_types: Sequence[str], message: str) -> bool: ...
 
@@ -245,7 +247,7 @@ def _test_rows(events: Events, expected: Mapping[str, Expected]) -> list[TestRes
         outcome = _expected_outcome(Outcome(record.get("outcome", "error")), expectation, record)
         reason = None
         if expectation is not None:
-            reason = expectation.reason + (f" ({expectation.link})" if expectation.link else "")
+            reason = expectation.reason + expectation.references
         tests.append(
             TestResult(
                 nodeid,
@@ -278,7 +280,7 @@ def _collect_rows(
         if expectation is not None:
             explained = expectation.explains(types, exc_message)
             outcome = Outcome.XFAILED if explained else Outcome.FAILED_DIFFERENTLY
-            reason = expectation.reason + (f" ({expectation.link})" if expectation.link else "")
+            reason = expectation.reason + expectation.references
             how = expectation.describe()
         rows.setdefault(
             nodeid,
