@@ -124,3 +124,119 @@ def reexport(model: Any, example_inputs: Tuple[Any, ...], *, strict: bool = True
         ep = fn(model, example_inputs, **kwargs)
     routes.record("reexport", f"export({strict_text}).graph_module")
     return ep
+
+
+# Capture routes for the metadata contracts (tests/core/test_metadata_contracts.py): every
+# route this torch offers, found by feature detection, never by version number. Evidence
+# (docs/version-landscape.md §1 column (6), §4):
+#   export_strict       ``torch.export.export`` (2.1+); ``strict`` is a parameter from 2.2,
+#                       default True up to 2.7, False from 2.8, so it is always passed.
+#   export_nonstrict    ``torch.export.export(..., strict=False)``: only where the signature
+#                       has ``strict`` (2.2+).
+#   export_for_training ``torch.export.export_for_training(..., strict=True)``: 2.5 - 2.10
+#                       (FutureWarning from 2.9, removed in 2.11).
+#   capture_pre_autograd_graph  ``torch._export.capture_pre_autograd_graph``: 2.1 - 2.6
+#                       (warns from 2.4/2.5, removed in 2.7); returns a GraphModule, no
+#                       ExportedProgram, so its route re-exports with strict ``export``.
+ROUTE_EXPORT_STRICT = "export_strict"
+ROUTE_EXPORT_NONSTRICT = "export_nonstrict"
+ROUTE_EXPORT_FOR_TRAINING = "export_for_training"
+ROUTE_CPAG = "capture_pre_autograd_graph"
+ROUTE_NAMES = (ROUTE_EXPORT_STRICT, ROUTE_EXPORT_NONSTRICT, ROUTE_EXPORT_FOR_TRAINING, ROUTE_CPAG)
+
+
+class CaptureRoute:
+    """One named capture route: ``route(model, inputs)`` -> the GraphModule pt2e consumes.
+
+    ``route.program(model, inputs)`` -> an ``ExportedProgram`` of ``model`` on this route
+    (a GraphModule-only route such as capture_pre_autograd_graph uses strict ``export``);
+    ``route.how`` says which call it made.
+    """
+
+    def __init__(self, name: str, fn: Callable, kwargs: Dict[str, Any], how: str) -> None:
+        self.name = name
+        self._fn = fn
+        self._kwargs = kwargs
+        self.how = how
+
+    def __repr__(self) -> str:
+        return f"CaptureRoute({self.name!r}: {self.how})"
+
+    def program(self, model: Any, example_inputs: Tuple[Any, ...]) -> Any:
+        if self.name == ROUTE_CPAG:
+            import torch
+
+            kwargs, _ = _strict_kwargs(torch.export.export, True)
+            with routes.capture_warnings(f"{self.name} program"):
+                return torch.export.export(model, example_inputs, **kwargs)
+        with routes.capture_warnings(self.name):
+            return self._fn(model, example_inputs, **self._kwargs)
+
+    def __call__(self, model: Any, example_inputs: Tuple[Any, ...]) -> Any:
+        if self.name == ROUTE_CPAG:
+            with routes.capture_warnings(self.name):
+                return self._fn(model, example_inputs, **self._kwargs)
+        ep = self.program(model, example_inputs)
+        with routes.capture_warnings(self.name):
+            if "check_guards" in inspect.signature(ep.module).parameters:
+                return ep.module(check_guards=False)  # no 2.9+ _guards_fn node
+            return ep.module()
+
+
+def capture_routes() -> Dict[str, CaptureRoute]:
+    """``{route name: CaptureRoute}`` for every capture route this torch has, in
+    :data:`ROUTE_NAMES` order; a route whose API is absent is left out."""
+    out: Dict[str, CaptureRoute] = {}
+    export_fn = _capture_fn(EXPORT)
+    if export_fn is not None:
+        has_strict = "strict" in inspect.signature(export_fn).parameters
+        kwargs = {"strict": True} if has_strict else {}
+        out[ROUTE_EXPORT_STRICT] = CaptureRoute(
+            ROUTE_EXPORT_STRICT, export_fn, kwargs, "export(strict=True)"
+        )
+        if has_strict:
+            out[ROUTE_EXPORT_NONSTRICT] = CaptureRoute(
+                ROUTE_EXPORT_NONSTRICT, export_fn, {"strict": False}, "export(strict=False)"
+            )
+    eft = _capture_fn(EXPORT_FOR_TRAINING)
+    if eft is not None:
+        kwargs, text = _strict_kwargs(eft, True)
+        out[ROUTE_EXPORT_FOR_TRAINING] = CaptureRoute(
+            ROUTE_EXPORT_FOR_TRAINING, eft, kwargs, f"export_for_training({text})"
+        )
+    cpag = _capture_fn(CPAG)
+    if cpag is not None:
+        out[ROUTE_CPAG] = CaptureRoute(ROUTE_CPAG, cpag, {}, "capture_pre_autograd_graph()")
+    return out
+
+
+def program_passes() -> Dict[str, Callable]:
+    """``{name: fn(ExportedProgram) -> ExportedProgram}`` for the program-level passes this
+    torch has: ``run_decompositions`` (``ExportedProgram.run_decompositions``, 2.1+) and
+    ``save_load`` (``torch.export.save`` then ``torch.export.load`` through memory, 2.1+)."""
+    import io
+
+    import torch
+
+    out: Dict[str, Callable] = {}
+    ep_class = getattr(torch.export, "ExportedProgram", None)
+    if ep_class is not None and hasattr(ep_class, "run_decompositions"):
+
+        def run_decompositions(ep: Any) -> Any:
+            with routes.capture_warnings("run_decompositions"):
+                return ep.run_decompositions()
+
+        out["run_decompositions"] = run_decompositions
+    save = getattr(torch.export, "save", None)
+    load = getattr(torch.export, "load", None)
+    if save is not None and load is not None:
+
+        def save_load(ep: Any) -> Any:
+            buffer = io.BytesIO()
+            with routes.capture_warnings("save_load"):
+                save(ep, buffer)
+                buffer.seek(0)
+                return load(buffer)
+
+        out["save_load"] = save_load
+    return out

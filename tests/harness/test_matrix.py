@@ -250,7 +250,7 @@ reason = "only without torchao"
 def test_a_rerun_cell_spares_only_its_own_expected_failures(
     write_matrix: WriteMatrix, tmp_path: Path
 ) -> None:
-    from compat.harness.execute.cell_runner import _pytest_command
+    from compat.harness.execute.cell_runner import _common_args
 
     matrix = load_matrix(
         write_matrix("""
@@ -273,6 +273,6 @@ def test_a_rerun_cell_spares_only_its_own_expected_failures(
         reason = "fails from 2.9"
         """)
     )
-    cmd = _pytest_command(Path("python"), matrix, matrix.cells[0], tmp_path, tmp_path / "e")
+    cmd = _common_args(matrix, matrix.cells[0])
     assert cmd[cmd.index("--reruns") + 1] == "2"
     assert [cmd[i + 1] for i, arg in enumerate(cmd) if arg == "--compat-no-rerun"] == ["test_old_*"]

@@ -67,7 +67,7 @@ def _fixed(results: Sequence[CellResult]) -> list[str]:
                 first[t.nodeid] = version if known is None else min(known, version)
     return [
         f"{r.cell_id}: {label[t.nodeid]} passes"
-        + (f" (fixed upstream in torch {first[t.nodeid]})" if t.nodeid in first else "")
+        + (f" (fixed upstream in torch {first[t.nodeid].public})" if t.nodeid in first else "")
         + f"; retire the expectation ({t.expected_failure}): {t.expected_reason}"
         for r in results
         for t in r.tests
