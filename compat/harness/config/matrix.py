@@ -234,6 +234,7 @@ class Matrix:
     file_timeout: float | None = None  # seconds for one test file's process (default: timeout)
     pytest_args: tuple[str, ...] = ()  # given to every cell's pytest (-x, -k, -v...)
     preload: tuple[str, ...] = DEFAULT_PRELOAD  # imported once before the files fork
+    warnings: tuple[str, ...] = ()  # what the file says that cannot be what was meant
 
     def channel(self, name: str) -> Channel:
         """The channel a cell names; one the file does not declare is the default index."""
@@ -326,6 +327,25 @@ def _matrix_name(settings: Table, path: Path) -> str:
 
 def _inside(target: Path, root: Path) -> bool:
     return target == root or root in target.parents
+
+
+_PACKAGE = Path(__file__).resolve().parents[2]  # this harness's own ``compat`` package
+
+
+def _check_no_shadow(path: Path) -> None:
+    """A ``compat`` module beside the matrix file would be imported in every cell in place of
+    the shims and the file runner: cells run there, and ``python -m`` puts that folder first
+    on ``sys.path``. Said before anything is installed."""
+    folder = path.parent
+    for shadow in (folder / "compat.py", folder / "compat"):
+        if shadow.exists() and shadow.resolve() != _PACKAGE:
+            raise ConfigError(
+                path,
+                "",
+                f"{shadow} shadows torch-compat-matrix's package 'compat' in every cell "
+                "(the cells run in this folder): rename it, or keep matrix.toml in a folder "
+                "without one",
+            )
 
 
 def _test_path(table: Table, key: str, path: Path, test: str) -> str:
@@ -492,7 +512,8 @@ def parse_matrix(path: Path, data: Mapping[str, Any]) -> Matrix:
     settings.finish()
 
     channels = _channels(root)
-    cells = _torch_cells(root, channels, pythons, stacks)
+    warnings: list[ConfigError] = []
+    cells = _torch_cells(root, channels, pythons, stacks, warnings)
     excludes = []
     for rule in root.tables("exclude"):
         excludes.append(_selector(rule))
@@ -509,6 +530,9 @@ def parse_matrix(path: Path, data: Mapping[str, Any]) -> Matrix:
     for entry, suite in suites:
         _exists(entry, "path", path, suite.path)
     _check_scopes(path, planned, suites)
+    _check_no_shadow(path)
+    if warnings and matrix_kwargs["strict"]:
+        raise warnings[0]
     return Matrix(
         path,
         name,
@@ -516,16 +540,23 @@ def parse_matrix(path: Path, data: Mapping[str, Any]) -> Matrix:
         expectations=tuple(expectations),
         channels=channels,
         suites=tuple(suite for _, suite in suites),
+        warnings=tuple(str(w) for w in warnings),
         **matrix_kwargs,
     )
 
 
 def _torch_cells(
-    root: Table, channels: Mapping[str, Channel], pythons: Sequence[str], stacks: Sequence[str]
+    root: Table,
+    channels: Mapping[str, Channel],
+    pythons: Sequence[str],
+    stacks: Sequence[str],
+    warnings: list[ConfigError],
 ) -> list[Cell]:
-    """``[[torch]]``: each entry's pythons x stacks (torchao only where one is paired)."""
+    """``[[torch]]``: each entry's pythons x stacks (torchao only where one is paired); an
+    entry that yields no cell (only the torchao stack, no torchao paired) is a warning."""
     cells: list[Cell] = []
     for entry in root.tables("torch"):
+        before = len(cells)
         channel = _channel(entry, channels)
         nightly = channels[channel].is_nightly
         version = _torch_version(entry, "version", entry.string("version"), nightly)
@@ -546,6 +577,14 @@ def _torch_cells(
                     continue  # no torchao paired with this torch: only torch.ao is meant
                 ao = torchao if stack == "torchao" else None
                 cells.append(Cell(python, version, stack, ao, channel, gating, url=url))
+        if len(cells) == before:
+            warnings.append(
+                entry.error(
+                    "stacks",
+                    f"{show(list(entry_stacks))} yields no cell: the torchao stack needs a "
+                    'torchao paired with this torch (torchao = "X.Y.Z")',
+                )
+            )
     return cells
 
 

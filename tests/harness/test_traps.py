@@ -1,0 +1,49 @@
+"""Silent traps, each said in one line with the right exit code, before anything installs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from compat.harness.commands import cli
+
+
+def write(tmp_path: Path, body: str) -> Path:
+    (tmp_path / "tests").mkdir(exist_ok=True)
+    (tmp_path / "tests" / "test_x.py").write_text("def test_x(): pass\n", encoding="utf-8")
+    matrix = tmp_path / "matrix.toml"
+    matrix.write_text(f'[matrix]\ntests = ["tests"]\n{body}', encoding="utf-8")
+    return matrix
+
+
+@pytest.mark.parametrize("shadow", ["compat.py", "compat"])
+def test_a_compat_module_beside_the_matrix_is_refused_before_any_install(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], shadow: str
+) -> None:
+    matrix = write(tmp_path, '[[torch]]\nversion = "2.8.0"\n')
+    if shadow == "compat":
+        (tmp_path / "compat").mkdir()
+    else:
+        (tmp_path / "compat.py").write_text("X = 1\n", encoding="utf-8")
+    code = cli.main(["matrix", "--matrix", str(matrix), "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1
+    assert f"{tmp_path / shadow} shadows torch-compat-matrix's package 'compat'" in err[0]
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_entry_that_yields_no_cell_is_refused_under_strict(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = (
+        'strict = true\n[[torch]]\nversion = "2.8.0"\n'
+        '[[torch]]\nversion = "2.9.0"\nstacks = ["torchao"]\n'
+    )
+    matrix = write(tmp_path, body)
+    code = cli.main(["matrix", "--matrix", str(matrix), "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1
+    assert f"{matrix}: torch[1].stacks: ['torchao'] yields no cell" in err[0]
