@@ -1,11 +1,19 @@
-"""Where the harness keeps what outlives a run: the cell environments."""
+"""Where the harness keeps what outlives a run: the cell environments, and the layout of
+one env that readers outside ``install`` (the applicability evidence) rely on.
+
+``install.env_folder.Env`` owns an env's folder, lock and stamp; the site-packages
+pattern is here because ``config`` sits below ``install`` and reads envs too.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-__all__ = ["envs_root"]
+__all__ = ["SITE_PACKAGES", "envs_root"]
+
+# An env's site-packages, relative to its folder (uv venv's POSIX layout).
+SITE_PACKAGES = "lib/python*/site-packages"
 
 
 def envs_root() -> Path:
