@@ -27,11 +27,10 @@ from compat.harness.config.matrix import DEPS_AS_OF_TORCH, NIGHTLY_TORCHAO, Cell
 from compat.harness.files import atomic_write_text, read_json_object
 from compat.harness.install import index as index_client
 from compat.harness.install.nightly import NightlyNotFound, Resolution, resolve_nightly
+from compat.harness.locations import resolved_file
 from compat.harness.redact import redact
 
 __all__ = ["ResolutionFailed", "ResolvedCell", "deps_cutoff", "resolve_cell", "rfc3339"]
-
-CACHE = ".resolved.json"
 
 
 class ResolutionFailed(Exception):
@@ -132,7 +131,7 @@ def _pins(
         raise ResolutionFailed(
             "no-such-version", f"nightly channel {channel.name!r} names no index-url"
         )
-    cache = envs_root / CACHE
+    cache = resolved_file(envs_root)
     torch, note = _nightly(
         "torch",
         cell.torch,
@@ -242,7 +241,7 @@ def deps_cutoff(
         where = redact(channel.index_url or "the index")
         try:
             found = _released_at(
-                project, version, channel, cache=envs_root / CACHE, listings=listings
+                project, version, channel, cache=resolved_file(envs_root), listings=listings
             )
         except InvalidVersion:  # a direct URL cell may name no exact version
             found = None
