@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from compat.harness.errors import ErrorKind
 from compat.harness.files import atomic_write_text, read_json_object
 from compat.harness.install import uv_cli
 from compat.harness.install.disk import DiskUse, disk_use
@@ -81,7 +82,7 @@ def _bin(env_dir: Path) -> Path:
 def _site_packages(env_dir: Path) -> Path:
     found = Env.at(env_dir).site_packages()
     if found is None:
-        raise uv_cli.InstallFailed("broken-env", f"{env_dir} has no site-packages")
+        raise uv_cli.InstallFailed(ErrorKind.BROKEN_ENV, f"{env_dir} has no site-packages")
     return found
 
 
@@ -147,7 +148,9 @@ def ensure_env(plan: InstallPlan, *, log: Path, timeout: float) -> EnvRecord:
 
     interpreter = find_interpreter(plan.python)
     if interpreter is None:
-        raise uv_cli.InstallFailed("no-interpreter", f"no CPython {plan.python} on this machine")
+        raise uv_cli.InstallFailed(
+            ErrorKind.NO_INTERPRETER, f"no CPython {plan.python} on this machine"
+        )
     uv = uv_cli.uv_bin()
     env = uv_cli.uv_environment()
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -173,7 +176,7 @@ def ensure_env(plan: InstallPlan, *, log: Path, timeout: float) -> EnvRecord:
         pins = locked_pins(lock)
     except LockInvalid as exc:
         raise uv_cli.InstallFailed(
-            "bad-lock", f"uv pip compile wrote a lock PEP 751 refuses: {exc}"
+            ErrorKind.BAD_LOCK, f"uv pip compile wrote a lock PEP 751 refuses: {exc}"
         ) from None
     pinned.write_text("\n".join(pins) + "\n", encoding="utf-8")
     uv_cli.run(

@@ -24,6 +24,7 @@ from packaging.version import InvalidVersion, Version
 
 from compat.harness.config.channels import Channel, nightly_date
 from compat.harness.config.matrix import DEPS_AS_OF_TORCH, NIGHTLY_TORCHAO, Cell
+from compat.harness.errors import ErrorKind, InstallError
 from compat.harness.files import atomic_write_text, read_json_object
 from compat.harness.install import index as index_client
 from compat.harness.install.nightly import NightlyNotFound, Resolution, resolve_nightly
@@ -33,10 +34,8 @@ from compat.harness.redact import redact
 __all__ = ["ResolutionFailed", "ResolvedCell", "deps_cutoff", "resolve_cell", "rfc3339"]
 
 
-class ResolutionFailed(Exception):
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind, self.message = kind, message
+class ResolutionFailed(InstallError):
+    """The channel cannot name the cell's build: no such version, or no index to ask."""
 
 
 @dataclass
@@ -78,11 +77,11 @@ def _nightly(
     except index_client.IndexUnreachable as exc:
         if remembered:
             return Resolution(**remembered), f"index unreachable, reused the last answer ({exc})"
-        raise ResolutionFailed("index-unreachable", str(exc)) from None
+        raise ResolutionFailed(ErrorKind.INDEX_UNREACHABLE, str(exc)) from None
     try:
         found = resolve_nightly(files, spec, python=python, today=today, index=redact(index))
     except NightlyNotFound as exc:
-        raise ResolutionFailed("no-such-version", f"{project}: {exc}") from None
+        raise ResolutionFailed(ErrorKind.NO_SUCH_VERSION, f"{project}: {exc}") from None
     _store(cache, key, found.__dict__)
     return found, found.note
 
@@ -129,7 +128,7 @@ def _pins(
     index = channel.index_url
     if index is None:  # the matrix loader requires one: a channel made by hand
         raise ResolutionFailed(
-            "no-such-version", f"nightly channel {channel.name!r} names no index-url"
+            ErrorKind.NO_SUCH_VERSION, f"nightly channel {channel.name!r} names no index-url"
         )
     cache = resolved_file(envs_root)
     torch, note = _nightly(
