@@ -15,7 +15,6 @@ from pathlib import Path
 from compat.harness import processes
 from compat.harness.config import sizes
 from compat.harness.config.matrix import Matrix
-from compat.harness.errors import UsageError
 from compat.harness.install.disk import disk_use, tree_bytes, uv_cache_dir
 from compat.harness.install.env_folder import Env
 from compat.harness.install.uv_cli import uv_bin
@@ -24,10 +23,8 @@ __all__ = ["GcReport", "collect", "parse_size"]
 
 
 def parse_size(text: str, option: str = "--cache-budget") -> int:
-    size = sizes.parse_size(text)
-    if size is None:
-        raise UsageError(f"{option} {text!r}: expected a size such as 40G or 500M")
-    return size
+    """``config.sizes.parse_size_option``, under the name the commands import it by."""
+    return sizes.parse_size_option(text, option)
 
 
 @dataclass
