@@ -13,7 +13,6 @@ that an old torch is tested with the numpy and pytest of its day, not of today's
 
 from __future__ import annotations
 
-import fcntl
 import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
@@ -29,6 +28,7 @@ from compat.harness.files import atomic_write_text, read_json_object
 from compat.harness.install import index as index_client
 from compat.harness.install.nightly import NightlyNotFound, Resolution, resolve_nightly
 from compat.harness.locations import resolved_file
+from compat.harness.processes import file_lock
 from compat.harness.redact import redact
 
 __all__ = ["ResolutionFailed", "ResolvedCell", "deps_cutoff", "resolve_cell", "rfc3339"]
@@ -49,9 +49,8 @@ class ResolvedCell:
 
 
 def _store(path: Path, key: str, value: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    """Add ``key`` to the JSON file ``path`` under its lock (the wait ends at a stop)."""
+    with file_lock(path.with_suffix(".lock"), exclusive=True):
         data = read_json_object(path)
         data[key] = value
         atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
