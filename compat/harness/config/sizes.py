@@ -64,17 +64,19 @@ def budget_problem(text: str) -> str | None:
     >>> budget_problem("30G") is None
     True
     >>> budget_problem("1K")
-    'is 1 KiB, under the least disk budget of 1 MiB (30G is a budget)'
+    'is 1 KiB, under the least disk budget (1 MiB): a size such as "30G"'
+    >>> budget_problem("0")
+    'is 0 bytes, under the least disk budget (1 MiB): a size such as "30G"'
     >>> budget_problem("lots")
-    'is not a size such as 30G'
+    'is not a size such as "30G"'
     """
     size = parse_size(text)
     if size is None:
-        return "is not a size such as 30G"
+        return 'is not a size such as "30G"'
     if size < MIN_BUDGET:
         return (
-            f"is {_small(size)}, under the least disk budget of {format_size(MIN_BUDGET)} "
-            "(30G is a budget)"
+            f"is {_small(size)}, under the least disk budget ({format_size(MIN_BUDGET)}): "
+            'a size such as "30G"'
         )
     return None
 
