@@ -9,11 +9,20 @@ and shows no secret. Which exit code each kind of error gives is decided in one 
 from __future__ import annotations
 
 import re
+from enum import Enum
 from pathlib import Path
 
 from compat.harness.redact import redact
 
-__all__ = ["ConfigError", "InfraError", "ResultFileError", "UsageError", "one_line"]
+__all__ = [
+    "ConfigError",
+    "ErrorKind",
+    "InfraError",
+    "InstallError",
+    "ResultFileError",
+    "UsageError",
+    "one_line",
+]
 
 MAX_MESSAGE = 1000
 # Control characters, and whatever else a terminal or str.splitlines() breaks a line at.
@@ -63,3 +72,43 @@ class ResultFileError(Exception):
     def __init__(self, path: Path | str, message: str) -> None:
         self.path = str(path)
         super().__init__(one_line(f"{path}: {message}"))
+
+
+class ErrorKind(str, Enum):
+    """Why a cell could not be installed, in one word: a cell result's ``error_kind``
+    (``results.schema.json`` lists these values) and a prefetch failure's first word.
+
+    A ``str``: ``kind == "no-interpreter"`` holds, and it formats as its value.
+    """
+
+    NO_SUCH_VERSION = "no-such-version"  # the index (or wheelhouse) has no such build
+    NO_WHEEL_FOR_PYTHON = "no-wheel-for-python"  # the build exists, not for this Python
+    INDEX_UNREACHABLE = "index-unreachable"
+    DISK_FULL = "disk-full"
+    INSTALL_TIMEOUT = "install-timeout"
+    INSTALL_ERROR = "install-error"  # uv failed in a way none of the above names
+    NO_INTERPRETER = "no-interpreter"  # no CPython of the cell's version on this machine
+    NO_UV = "no-uv"
+    BROKEN_ENV = "broken-env"  # a built env without site-packages
+    BAD_LOCK = "bad-lock"  # uv wrote a lock PEP 751 refuses
+    BAD_WHEEL_NAME = "bad-wheel-name"  # prefetch: a lock names no wheel file
+    HASH_MISMATCH = "hash-mismatch"  # prefetch: a download is not the file the lock names
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class InstallError(Exception):
+    """A cell's env could not be resolved or built: the base of every install error, so
+    that ``except InstallError`` catches them all. ``kind`` says why in one word (a str
+    given is checked against :class:`ErrorKind`), ``message`` in one line, ``log`` is
+    the installer's output when there is one."""
+
+    def __init__(self, kind: ErrorKind | str, message: str, log: str | None = None) -> None:
+        super().__init__(message)
+        self.kind = ErrorKind(kind)
+        self.message = message
+        self.log = log

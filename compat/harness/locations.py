@@ -1,13 +1,57 @@
-"""Where the harness keeps what outlives a run: the cell environments."""
+"""Where the harness keeps what outlives a run: the cell environments, the state files
+beside them, and the layout of one env that readers outside ``install`` (the
+applicability evidence) rely on.
+
+``install.env_folder.Env`` owns an env's folder, lock and stamp; the site-packages
+pattern is here because ``config`` sits below ``install`` and reads envs too. Every
+state file is named once, here, with a function for its path in a given envs root.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-__all__ = ["envs_root"]
+__all__ = [
+    "PIP_CONFIG",
+    "RESOLVED",
+    "SITE_PACKAGES",
+    "TIMINGS",
+    "UV_CACHE_SIZE",
+    "envs_root",
+    "pip_config_file",
+    "resolved_file",
+    "timings_file",
+    "uv_cache_size_file",
+]
+
+# An env's site-packages, relative to its folder (uv venv's POSIX layout).
+SITE_PACKAGES = "lib/python*/site-packages"
 
 
 def envs_root() -> Path:
     """Where cell environments live: ``$COMPAT_ENVS_DIR`` or ``.envs`` in the working dir."""
     return Path(os.environ.get("COMPAT_ENVS_DIR") or ".envs").resolve()
+
+
+# State files in the envs root, each remembered between runs.
+TIMINGS = ".timings.json"  # each cell's last wall time, to schedule the longest first
+UV_CACHE_SIZE = ".uv-cache-size.json"  # the last measurement of uv's cache
+PIP_CONFIG = ".pip-config.json"  # pip's last answer about its index configuration
+RESOLVED = ".resolved.json"  # dated nightlies and upload times, found once, kept
+
+
+def timings_file(root: Path) -> Path:
+    return root / TIMINGS
+
+
+def uv_cache_size_file(root: Path) -> Path:
+    return root / UV_CACHE_SIZE
+
+
+def pip_config_file(root: Path) -> Path:
+    return root / PIP_CONFIG
+
+
+def resolved_file(root: Path) -> Path:
+    return root / RESOLVED

@@ -265,6 +265,39 @@ def test_a_disk_budget_that_is_not_a_size_is_refused(
     nothing_created(in_tmp)
 
 
+@pytest.mark.parametrize(
+    ("size", "problem"),
+    [
+        ("1K", "is 1 KiB, under the least disk budget (1 MiB)"),
+        ("0", "is 0 bytes, under the least disk budget (1 MiB)"),
+        ("1048575", "is 1024 KiB, under the least disk budget (1 MiB)"),
+        ("lots", 'is not a size such as "30G"'),
+    ],
+)
+def test_a_matrix_disk_budget_too_small_is_the_files_error(
+    write_matrix: WriteMatrix,
+    in_tmp: Path,
+    capsys: pytest.CaptureFixture[str],
+    size: str,
+    problem: str,
+) -> None:
+    """Refused by the loader, naming the file, the key and the value: never blamed on a
+    --disk-budget that was not given."""
+    path = write_matrix(f'[matrix]\ndisk-budget = "{size}"\n{ONE_CELL}')
+    for command in (["matrix"], ["list"], ["plan"]):
+        line = one_error(capsys, *command, "--matrix", str(path))
+        assert f"{path}: matrix.disk-budget: {size!r} {problem}" in line, line
+        assert "--disk-budget" not in line
+    nothing_created(in_tmp)
+
+
+def test_a_matrix_disk_budget_of_one_mib_loads(write_matrix: WriteMatrix) -> None:
+    from compat.harness.config.matrix import load_matrix
+
+    path = write_matrix(f'[matrix]\ndisk-budget = "1M"\n{ONE_CELL}')
+    assert load_matrix(path).disk_budget == 2**20
+
+
 def test_a_shard_with_no_cell_is_refused(
     write_matrix: WriteMatrix, in_tmp: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from compat.harness.install import disk_estimate, uv_cli
+from compat.harness.install.env_folder import Env
 from compat.harness.install.install_plan import InstallPlan
 
 LINUX = "manylinux_2_28_x86_64"
@@ -53,9 +54,7 @@ def test_estimate_counts_uncached_wheels_once_and_skips_reusable_envs(
     (held / "numpy-2.3.2.dist-info").mkdir(parents=True)  # some env has numpy: cached
     reused = plan(tmp_path, "reused")
     reused.env_dir.mkdir(parents=True)
-    (reused.env_dir / disk_estimate.STAMP).write_text(
-        f'{{"key": "{reused.key}"}}', encoding="utf-8"
-    )
+    Env.of(reused).stamp_path.write_text(f'{{"key": "{reused.key}"}}', encoding="utf-8")
     estimate = disk_estimate.estimate_growth(
         [plan(tmp_path, "a"), plan(tmp_path, "b"), reused], tmp_path / "envs"
     )

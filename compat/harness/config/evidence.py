@@ -14,6 +14,8 @@ from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
 
+from compat.harness.locations import SITE_PACKAGES
+
 __all__ = ["CONFIRMED", "CONTRADICTED", "UNCHECKED", "Check", "Evidence", "FileProbe", "confirm"]
 
 CONFIRMED = "confirmed"
@@ -63,7 +65,7 @@ def installed(envs_root: Path, dist: str, version: str) -> Path | None:
     """The site-packages of some env under ``envs_root`` holding ``dist`` of that series."""
     wanted = _series(version)
     prefix = dist.replace("-", "_").lower() + "-"
-    for info in sorted(envs_root.glob("*/lib/python*/site-packages/*.dist-info")):
+    for info in sorted(envs_root.glob(f"*/{SITE_PACKAGES}/*.dist-info")):
         name = info.name.lower()
         if not name.startswith(prefix):
             continue

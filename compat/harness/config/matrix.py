@@ -26,7 +26,7 @@ from packaging.version import InvalidVersion, Version
 
 from compat.harness.config.applicability import STACKS, not_applicable_reason
 from compat.harness.config.channels import CHANNEL_KINDS, RELEASE, Channel, is_nightly_spec
-from compat.harness.config.sizes import parse_size
+from compat.harness.config.sizes import budget_problem, parse_size
 from compat.harness.config.tables import Table, count, env_table, missing, optional_int, show
 from compat.harness.errors import ConfigError
 from compat.harness.processes import wait_for
@@ -469,10 +469,10 @@ def _disk_budget(settings: Table) -> int | None:
     text = settings.string("disk-budget", None)
     if text is None:
         return None
-    size = parse_size(text)
-    if not size:
-        raise settings.error("disk-budget", f'{show(text)} is not a size such as "30G"')
-    return size
+    problem = budget_problem(text)
+    if problem:
+        raise settings.error("disk-budget", f"{show(text)} {problem}")
+    return parse_size(text)
 
 
 def parse_matrix(path: Path, data: Mapping[str, Any]) -> Matrix:

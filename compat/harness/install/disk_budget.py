@@ -23,8 +23,6 @@ loses a cell to its budget) and is named in the report as over budget.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import shutil
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -43,7 +41,7 @@ from compat.harness.install.disk_estimate import (
     lock_wheels,
     reusable,
 )
-from compat.harness.install.envs import STAMP
+from compat.harness.install.env_folder import STAMP, Env
 from compat.harness.install.install_plan import InstallPlan
 from compat.harness.install.lockfile import LOCK, read_packages
 
@@ -304,19 +302,19 @@ class DiskBudget:
 
     # -- freeing -----------------------------------------------------------------------
 
-    def _candidates(self) -> list[Path]:
+    def _candidates(self) -> list[Env]:
         """Envs no remaining cell needs, the first to go first: this run's finished cells
         in the order they finished, then envs of cells not in this run, oldest first."""
-        ours = [self.envs_root / c for c in self.finished_order]
+        ours = [Env(self.envs_root, c) for c in self.finished_order]
         others = sorted(
             (
-                p
+                Env(self.envs_root, p.parent.name)
                 for p in self.envs_root.glob("*/" + STAMP)
                 if p.parent.name not in self.remaining and p.parent.name not in self.finished_order
             ),
-            key=lambda stamp: stamp.stat().st_mtime,
+            key=lambda env: env.stamp_path.stat().st_mtime,
         )
-        return [env for env in [*ours, *(s.parent for s in others)] if (env / STAMP).exists()]
+        return [env for env in [*ours, *others] if env.stamp_path.exists()]
 
     def _needed_wheels(self) -> set[str]:
         needed: set[str] = set()
@@ -331,7 +329,7 @@ class DiskBudget:
         needed = self._needed_wheels()
         for env in self._candidates():
             wheels = self.estimate.cell_wheels.get(env.name) or _env_wheels(env)
-            if not _remove_env(env):
+            if not env.remove(wait=False):  # one in use is left alone
                 continue
             self.report.freed_envs.append(env.name)
             before = used
@@ -361,25 +359,9 @@ class DiskBudget:
                 processes.run([*self.prune, "cache", "prune"], capture=True, timeout=600)
 
 
-def _env_wheels(env: Path) -> frozenset[str]:
+def _env_wheels(env: Env) -> frozenset[str]:
     """The wheels an env of another run installed, from its lock and its Python."""
-    for lib in env.glob("lib/python3.*"):
-        return lock_wheels(read_packages(env / LOCK), lib.name.removeprefix("python"))
-    return frozenset()
-
-
-def _remove_env(env: Path) -> bool:
-    """Remove an env nobody is using (its lock free); one in use is left alone."""
-    lock = env.parent / f".{env.name}.lock"
-    try:
-        with open(lock, "a+") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                return False
-            (env / STAMP).unlink(missing_ok=True)  # half removed is never mistaken for built
-            shutil.rmtree(env, ignore_errors=True)
-    except OSError:
-        return False
-    lock.unlink(missing_ok=True)
-    return not env.exists()
+    site = env.site_packages()
+    if site is None:
+        return frozenset()
+    return lock_wheels(read_packages(env.path / LOCK), site.parent.name.removeprefix("python"))

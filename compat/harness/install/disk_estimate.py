@@ -24,11 +24,12 @@ from packaging.utils import canonicalize_name
 
 from compat.harness.files import read_json_object
 from compat.harness.install import uv_cli
-from compat.harness.install.envs import STAMP
+from compat.harness.install.env_folder import Env
 from compat.harness.install.install_plan import InstallPlan
 from compat.harness.install.interpreters import find_interpreter
 from compat.harness.install.lockfile import LOCK, read_packages, wheel_for
 from compat.harness.install.wheel_tags import cell_tags
+from compat.harness.locations import SITE_PACKAGES
 
 __all__ = [
     "UNPACK_RATIO",
@@ -65,7 +66,7 @@ class DiskEstimate:
 def installed_dists(envs_root: Path) -> set[tuple[str, str]]:
     """(name, version) of every distribution some env holds: those wheels are cached."""
     found = set()
-    for info in envs_root.glob("*/lib/python*/site-packages/*.dist-info"):
+    for info in envs_root.glob(f"*/{SITE_PACKAGES}/*.dist-info"):
         name, _, version = info.name.removesuffix(".dist-info").partition("-")
         found.add((canonicalize_name(name), version))
     return found
@@ -101,7 +102,7 @@ def cache_entries(cache: Path, filename: str) -> list[Path]:
 
 def reusable(plan: InstallPlan) -> bool:
     """Whether the plan's env is built already (the run will not touch the cache for it)."""
-    return read_json_object(plan.env_dir / STAMP).get("key") == plan.key
+    return read_json_object(Env.of(plan).stamp_path).get("key") == plan.key
 
 
 def lock_wheels(packages: Sequence[Package], python: str) -> frozenset[str]:

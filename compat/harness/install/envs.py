@@ -3,22 +3,24 @@
 A stamp file inside the env records the key it was built for; a warm run compares keys
 and touches neither the resolver nor the network. Builds take an exclusive lock on the
 env; runs hold a shared one, so two concurrent runs never rebuild an env under a test.
+The env's folder, lock and stamp are :class:`.env_folder.Env`'s.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from compat.harness.errors import ErrorKind
 from compat.harness.files import atomic_write_text, read_json_object
 from compat.harness.install import uv_cli
 from compat.harness.install.disk import DiskUse, disk_use
+from compat.harness.install.env_folder import STAMP, Env
 from compat.harness.install.index import IndexUnreachable, sha256_of_url
 from compat.harness.install.install_plan import InstallPlan
 from compat.harness.install.interpreters import find_interpreter
@@ -28,11 +30,9 @@ from compat.harness.install.lockfile import (
     installed_wheels,
     locked_pins,
 )
-from compat.harness.processes import file_lock
 
 __all__ = ["STAMP", "EnvRecord", "ensure_env", "env_lock"]
 
-STAMP = ".compat-env.json"
 PTH = "torch_compat_matrix.pth"  # the old link to the whole host tree: removed on sight
 PACKAGE = Path(__file__).resolve().parents[2]  # the installed ``compat`` package
 # The cell side of this project, and nothing else of the host: copied into every env.
@@ -71,7 +71,7 @@ class EnvRecord:
 @contextlib.contextmanager
 def env_lock(env_dir: Path, *, exclusive: bool) -> Iterator[None]:
     """Exclusive to build, shared to run; the wait ends at a stop (``processes.Stopped``)."""
-    with file_lock(env_dir.parent / f".{env_dir.name}.lock", exclusive=exclusive):
+    with Env.at(env_dir).lock(exclusive=exclusive):
         yield
 
 
@@ -80,10 +80,10 @@ def _bin(env_dir: Path) -> Path:
 
 
 def _site_packages(env_dir: Path) -> Path:
-    found = sorted(env_dir.glob("lib/python*/site-packages"))
-    if not found:
-        raise uv_cli.InstallFailed("broken-env", f"{env_dir} has no site-packages")
-    return found[0]
+    found = Env.at(env_dir).site_packages()
+    if found is None:
+        raise uv_cli.InstallFailed(ErrorKind.BROKEN_ENV, f"{env_dir} has no site-packages")
+    return found
 
 
 def cell_side_files(package: Path = PACKAGE) -> dict[str, bytes]:
@@ -120,13 +120,14 @@ def _link_project(env_dir: Path) -> None:
 def ensure_env(plan: InstallPlan, *, log: Path, timeout: float) -> EnvRecord:
     """Reuse the cell's env when its key matches, else build it from scratch."""
     env_dir = plan.env_dir
+    stamp_path = Env.of(plan).stamp_path
     started = time.monotonic()
-    stamp = read_json_object(env_dir / STAMP)
+    stamp = read_json_object(stamp_path)
     if stamp.get("key") == plan.key and _bin(env_dir).exists():
         _link_project(env_dir)
         if "disk" not in stamp:  # envs from before sizes were recorded
             stamp["disk"] = disk_use(env_dir).to_dict()
-            atomic_write_text(env_dir / STAMP, json.dumps(stamp, indent=2))
+            atomic_write_text(stamp_path, json.dumps(stamp, indent=2))
         disk = stamp.get("disk") or {}
         return EnvRecord(
             _bin(env_dir),
@@ -147,12 +148,14 @@ def ensure_env(plan: InstallPlan, *, log: Path, timeout: float) -> EnvRecord:
 
     interpreter = find_interpreter(plan.python)
     if interpreter is None:
-        raise uv_cli.InstallFailed("no-interpreter", f"no CPython {plan.python} on this machine")
+        raise uv_cli.InstallFailed(
+            ErrorKind.NO_INTERPRETER, f"no CPython {plan.python} on this machine"
+        )
     uv = uv_cli.uv_bin()
     env = uv_cli.uv_environment()
     log.parent.mkdir(parents=True, exist_ok=True)
     if env_dir.exists():
-        shutil.rmtree(env_dir)
+        Env.of(plan).remove_locked()  # the caller holds the env's exclusive lock
     uv_cli.run([uv, "venv", "--quiet", "--python", interpreter, str(env_dir)], log, timeout, env)
     # Resolve first, into a lock that names every wheel with its URL and sha256; then
     # install exactly those versions. Installing the lock file itself would re-hash every
@@ -173,7 +176,7 @@ def ensure_env(plan: InstallPlan, *, log: Path, timeout: float) -> EnvRecord:
         pins = locked_pins(lock)
     except LockInvalid as exc:
         raise uv_cli.InstallFailed(
-            "bad-lock", f"uv pip compile wrote a lock PEP 751 refuses: {exc}"
+            ErrorKind.BAD_LOCK, f"uv pip compile wrote a lock PEP 751 refuses: {exc}"
         ) from None
     pinned.write_text("\n".join(pins) + "\n", encoding="utf-8")
     uv_cli.run(
@@ -216,7 +219,7 @@ def ensure_env(plan: InstallPlan, *, log: Path, timeout: float) -> EnvRecord:
         disk_use(env_dir),
     )
     atomic_write_text(
-        env_dir / STAMP,
+        stamp_path,
         json.dumps({**record.to_dict(), "plan": plan.to_dict(), "created": time.time()}, indent=2),
     )
     return record

@@ -1,6 +1,7 @@
 """``nox -s gc``: drop envs the matrix no longer has, and keep the uv cache under a budget.
 
-Envs are removed whole (their stamp, lock and folder). The cache is only trimmed with
+Envs are removed by :meth:`.env_folder.Env.remove`'s rule (waiting for one in use, the
+stamp first, the lock file kept). The cache is only trimmed with
 uv's own ``uv cache prune`` (entries no env references any more); if that is not
 enough the user is told what remains, since cleaning the rest would throw away wheels
 the matrix still needs.
@@ -8,26 +9,22 @@ the matrix still needs.
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from compat.harness import processes
 from compat.harness.config import sizes
 from compat.harness.config.matrix import Matrix
-from compat.harness.errors import UsageError
 from compat.harness.install.disk import disk_use, tree_bytes, uv_cache_dir
-from compat.harness.install.envs import STAMP, env_lock
+from compat.harness.install.env_folder import Env
 from compat.harness.install.uv_cli import uv_bin
 
 __all__ = ["GcReport", "collect", "parse_size"]
 
 
 def parse_size(text: str, option: str = "--cache-budget") -> int:
-    size = sizes.parse_size(text)
-    if size is None:
-        raise UsageError(f"{option} {text!r}: expected a size such as 40G or 500M")
-    return size
+    """``config.sizes.parse_size_option``, under the name the commands import it by."""
+    return sizes.parse_size_option(text, option)
 
 
 @dataclass
@@ -45,15 +42,16 @@ def collect(
     report = GcReport()
     wanted = {c.id for c in matrix.cells}
     if envs_root.is_dir():
-        for env in sorted(p for p in envs_root.iterdir() if p.is_dir()):
-            if env.name in wanted or not (env / STAMP).exists():
+        for folder in sorted(p for p in envs_root.iterdir() if p.is_dir()):
+            env = Env.at(folder)
+            if env.name in wanted or not env.stamp_path.exists():
                 continue
-            report.freed_bytes += disk_use(env).own
+            own = disk_use(env.path).own
+            if not dry_run and not env.remove(wait=True):
+                report.notes.append(f"{env.name}: could not be removed whole")
+                continue
+            report.freed_bytes += own
             report.removed.append(env.name)
-            if not dry_run:
-                with env_lock(env, exclusive=True):
-                    shutil.rmtree(env)
-                (envs_root / f".{env.name}.lock").unlink(missing_ok=True)
     if cache_budget is None:
         return report
     cache = uv_cache_dir(uv_bin())

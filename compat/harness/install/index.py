@@ -25,6 +25,7 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from packaging.version import Version
 
 from compat.harness import processes
+from compat.harness.errors import ErrorKind, InstallError
 from compat.harness.files import atomic_writer
 from compat.harness.redact import redact
 
@@ -45,8 +46,11 @@ TIMEOUT = 30.0
 _CHUNK = 1 << 20
 
 
-class IndexUnreachable(Exception):
+class IndexUnreachable(InstallError):
     """The index did not answer, or answered with an error page."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(ErrorKind.INDEX_UNREACHABLE, message)
 
 
 def _requests() -> ModuleType:

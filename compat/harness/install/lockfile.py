@@ -32,6 +32,7 @@ from packaging.tags import Tag, parse_tag
 from packaging.utils import canonicalize_name
 
 from compat.harness.install.wheel_tags import fits
+from compat.harness.locations import SITE_PACKAGES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -119,7 +120,7 @@ def locked_pins(lock: Path) -> list[str]:
 def installed_tags(env_dir: Path, name: str) -> set[Tag]:
     """Tags from ``<name>-*.dist-info/WHEEL`` in the env's site-packages."""
     wanted = canonicalize_name(name)
-    for wheel in env_dir.glob("lib/python*/site-packages/*.dist-info/WHEEL"):
+    for wheel in env_dir.glob(f"{SITE_PACKAGES}/*.dist-info/WHEEL"):
         dist = wheel.parent.name.removesuffix(".dist-info").split("-", 1)[0]
         if canonicalize_name(dist) != wanted:
             continue

@@ -17,6 +17,7 @@ from datetime import date, timedelta
 from packaging.version import InvalidVersion, Version
 
 from compat.harness.config.channels import NIGHTLY_SPEC, nightly_date
+from compat.harness.errors import ErrorKind, InstallError
 from compat.harness.install.index import IndexFile
 from compat.harness.install.wheel_tags import cell_tags, installable
 
@@ -25,8 +26,11 @@ __all__ = ["RETENTION_NOTE", "NightlyNotFound", "Resolution", "resolve_nightly"]
 RETENTION_NOTE = "the nightly index keeps only about 60 days of builds"
 
 
-class NightlyNotFound(LookupError):
+class NightlyNotFound(InstallError, LookupError):
     """No build matches the spec; the message says why and what to do instead."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(ErrorKind.NO_SUCH_VERSION, message)
 
 
 @dataclass(frozen=True)

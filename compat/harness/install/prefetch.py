@@ -17,14 +17,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from compat.harness.config.matrix import Cell, Matrix
+from compat.harness.errors import ErrorKind, InstallError
 from compat.harness.files import atomic_write_text, read_json_object
 from compat.harness.install.index import IndexUnreachable, Listings, download, sha256_of_url
 from compat.harness.install.install_plan import plan_for
 from compat.harness.install.interpreters import find_interpreter
 from compat.harness.install.lockfile import read_packages, wheel_for
 from compat.harness.install.pipconfig import PipIndexConfig
-from compat.harness.install.resolve import ResolutionFailed
-from compat.harness.install.uv_cli import InstallFailed, compile_lock
+from compat.harness.install.uv_cli import compile_lock
 from compat.harness.install.wheel_tags import cell_tags
 from compat.harness.redact import redact
 
@@ -153,7 +153,7 @@ def _prefetch_cell(
     """One cell: its lock, its wheels downloaded and checked; or the one-line error."""
     interpreter = find_interpreter(cell.python)
     if interpreter is None:
-        return _failed(cell, "no-interpreter", f"no CPython {cell.python} on this machine")
+        return _failed(cell, ErrorKind.NO_INTERPRETER, f"no CPython {cell.python} on this machine")
     folder = wheelhouse / ".locks" / cell.id
     try:
         _, plan = plan_for(
@@ -167,7 +167,7 @@ def _prefetch_cell(
             log=folder / "compile.log",
             timeout=matrix.install_timeout,
         )
-    except (ResolutionFailed, InstallFailed) as exc:
+    except InstallError as exc:
         return _failed(cell, exc.kind, exc.message)
     tags = cell_tags(cell.python)
     names: list[str] = []
@@ -176,7 +176,9 @@ def _prefetch_cell(
         if wheel is None:
             continue
         if not _WHEEL_FILE.fullmatch(wheel.file):  # a name from the index: one file here
-            return _failed(cell, "bad-wheel-name", f"{wheel.file!r} is not a wheel file name")
+            return _failed(
+                cell, ErrorKind.BAD_WHEEL_NAME, f"{wheel.file!r} is not a wheel file name"
+            )
         target = wheelhouse / wheel.file
         expected = wheel.sha256
         digest = sha256_of_url(target.as_uri()) if target.exists() else ""
@@ -184,12 +186,12 @@ def _prefetch_cell(
             try:
                 digest = download(wheel.url, target)
             except IndexUnreachable as exc:
-                return _failed(cell, "index-unreachable", str(exc))
+                return _failed(cell, ErrorKind.INDEX_UNREACHABLE, str(exc))
             if expected and digest != expected:
                 target.unlink(missing_ok=True)
                 return _failed(
                     cell,
-                    "hash-mismatch",
+                    ErrorKind.HASH_MISMATCH,
                     f"{wheel.file}: sha256 {digest} != "
                     f"{expected} (the lock's); the file was removed",
                 )
@@ -199,6 +201,6 @@ def _prefetch_cell(
     return PrefetchedCell(list(plan.requirements), names, plan.deps_cutoff)
 
 
-def _failed(cell: Cell, kind: str, message: str) -> PrefetchedCell:
+def _failed(cell: Cell, kind: ErrorKind, message: str) -> PrefetchedCell:
     print(f"prefetch: {cell.id}: {kind}: {message}", flush=True)
     return PrefetchedCell(error=f"{kind}: {message}")

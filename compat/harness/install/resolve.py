@@ -13,7 +13,6 @@ that an old torch is tested with the numpy and pytest of its day, not of today's
 
 from __future__ import annotations
 
-import fcntl
 import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
@@ -24,20 +23,19 @@ from packaging.version import InvalidVersion, Version
 
 from compat.harness.config.channels import Channel, nightly_date
 from compat.harness.config.matrix import DEPS_AS_OF_TORCH, NIGHTLY_TORCHAO, Cell
+from compat.harness.errors import ErrorKind, InstallError
 from compat.harness.files import atomic_write_text, read_json_object
 from compat.harness.install import index as index_client
 from compat.harness.install.nightly import NightlyNotFound, Resolution, resolve_nightly
+from compat.harness.locations import resolved_file
+from compat.harness.processes import file_lock
 from compat.harness.redact import redact
 
 __all__ = ["ResolutionFailed", "ResolvedCell", "deps_cutoff", "resolve_cell", "rfc3339"]
 
-CACHE = ".resolved.json"
 
-
-class ResolutionFailed(Exception):
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind, self.message = kind, message
+class ResolutionFailed(InstallError):
+    """The channel cannot name the cell's build: no such version, or no index to ask."""
 
 
 @dataclass
@@ -51,9 +49,8 @@ class ResolvedCell:
 
 
 def _store(path: Path, key: str, value: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    """Add ``key`` to the JSON file ``path`` under its lock (the wait ends at a stop)."""
+    with file_lock(path.with_suffix(".lock"), exclusive=True):
         data = read_json_object(path)
         data[key] = value
         atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
@@ -79,11 +76,11 @@ def _nightly(
     except index_client.IndexUnreachable as exc:
         if remembered:
             return Resolution(**remembered), f"index unreachable, reused the last answer ({exc})"
-        raise ResolutionFailed("index-unreachable", str(exc)) from None
+        raise ResolutionFailed(ErrorKind.INDEX_UNREACHABLE, str(exc)) from None
     try:
         found = resolve_nightly(files, spec, python=python, today=today, index=redact(index))
     except NightlyNotFound as exc:
-        raise ResolutionFailed("no-such-version", f"{project}: {exc}") from None
+        raise ResolutionFailed(ErrorKind.NO_SUCH_VERSION, f"{project}: {exc}") from None
     _store(cache, key, found.__dict__)
     return found, found.note
 
@@ -130,9 +127,9 @@ def _pins(
     index = channel.index_url
     if index is None:  # the matrix loader requires one: a channel made by hand
         raise ResolutionFailed(
-            "no-such-version", f"nightly channel {channel.name!r} names no index-url"
+            ErrorKind.NO_SUCH_VERSION, f"nightly channel {channel.name!r} names no index-url"
         )
-    cache = envs_root / CACHE
+    cache = resolved_file(envs_root)
     torch, note = _nightly(
         "torch",
         cell.torch,
@@ -242,7 +239,7 @@ def deps_cutoff(
         where = redact(channel.index_url or "the index")
         try:
             found = _released_at(
-                project, version, channel, cache=envs_root / CACHE, listings=listings
+                project, version, channel, cache=resolved_file(envs_root), listings=listings
             )
         except InvalidVersion:  # a direct URL cell may name no exact version
             found = None

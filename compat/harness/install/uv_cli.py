@@ -18,18 +18,18 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from compat.harness import processes
+from compat.harness.errors import ErrorKind, InstallError
 from compat.harness.install.lockfile import LOCK
 from compat.harness.redact import redact
 
 __all__ = ["InstallFailed", "compile_lock", "run", "uv_bin", "uv_environment", "uv_version"]
 
 
-class InstallFailed(Exception):
+class InstallFailed(InstallError):
     """The env could not be built; ``kind`` says why in one word, the message in one line."""
 
-    def __init__(self, kind: str, message: str, log: str = "") -> None:
-        super().__init__(message)
-        self.kind, self.message, self.log = kind, message, log
+    def __init__(self, kind: ErrorKind | str, message: str, log: str = "") -> None:
+        super().__init__(kind, message, log)
 
 
 _UV_LOCK = threading.Lock()
@@ -44,7 +44,7 @@ def _uv_bin() -> str:
     except (ImportError, FileNotFoundError):
         found = shutil.which("uv")
         if found is None:
-            raise InstallFailed("no-uv", "uv is not installed (pip install uv)") from None
+            raise InstallFailed(ErrorKind.NO_UV, "uv is not installed (pip install uv)") from None
         return found
 
 
@@ -89,7 +89,7 @@ def _logical_lines(text: str) -> list[str]:
     return lines
 
 
-def _classify_uv_error(text: str) -> tuple[str, str]:
+def _classify_uv_error(text: str) -> tuple[ErrorKind, str]:
     """Reduce uv's report to a kind and its most telling line."""
     lines = _logical_lines(text)
     lowered = text.lower()
@@ -97,21 +97,22 @@ def _classify_uv_error(text: str) -> tuple[str, str]:
         s in lowered
         for s in ("no space left on device", "os error 28", "disk quota exceeded", "os error 122")
     ):
-        kind = "disk-full"  # uv says "Failed to download": the machine, not the index, failed
+        # uv says "Failed to download": the machine, not the index, failed
+        kind = ErrorKind.DISK_FULL
     elif (
         "there is no version of" in lowered
         or "no matching distribution" in lowered
         or "not found in the provided package locations" in lowered
         or "was not found in the package registry" in lowered
     ):
-        kind = "no-such-version"  # offline: not in the wheelhouse
+        kind = ErrorKind.NO_SUCH_VERSION  # offline: not in the wheelhouse
     elif (
         "has no wheels with a matching python" in lowered
         or "requires-python" in lowered
         or ("only " in lowered and "available" in lowered and "wheel" in lowered)
         or "has no wheels with a matching platform" in lowered
     ):
-        kind = "no-wheel-for-python"
+        kind = ErrorKind.NO_WHEEL_FOR_PYTHON
     elif any(
         s in lowered
         for s in (
@@ -125,9 +126,9 @@ def _classify_uv_error(text: str) -> tuple[str, str]:
             "offline",
         )
     ):
-        kind = "index-unreachable"
+        kind = ErrorKind.INDEX_UNREACHABLE
     else:
-        kind = "install-error"
+        kind = ErrorKind.INSTALL_ERROR
     causes = [ln[len("cause:") :].strip() for ln in lines if ln.lower().startswith("cause:")]
     because = next((ln for ln in [*lines, *causes] if ln.startswith("Because")), None)
     telling = because or next((ln for ln in lines if ln.lower().startswith("error")), None)
@@ -153,7 +154,9 @@ def run(cmd: list[str], log: Path, timeout: float, env: Mapping[str, str]) -> st
             raise
         if proc.timed_out:
             handle.write(f"timed out after {timeout:.0f}s\n")
-            raise InstallFailed("install-timeout", f"install timed out after {timeout:.0f}s")
+            raise InstallFailed(
+                ErrorKind.INSTALL_TIMEOUT, f"install timed out after {timeout:.0f}s"
+            )
         output = proc.stdout + proc.stderr
         handle.write(redact(output))
         handle.write(f"[exit {proc.returncode} in {time.monotonic() - started:.1f}s]\n")
