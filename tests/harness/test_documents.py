@@ -135,7 +135,7 @@ def test_a_writer_in_the_table_is_all_a_new_format_needs(
     monkeypatch.setitem(WRITERS, "text", write_text)
     grid = build_grid(sample())
     paths = write_reports(tmp_path, grid, run_id="r1", matrix={"name": "m"}, exit_code=1)
-    assert list(paths) == ["json", "markdown", "html", "junit", "text"]
+    assert list(paths) == ["json", "markdown", "html", "junit", "drift", "text"]
     assert paths["text"] == tmp_path / "summary.txt"
     assert "torch2.9.0-torch.ao-py3.11: install-failed" in paths["text"].read_text(encoding="utf-8")
     (report,) = seen
@@ -143,7 +143,7 @@ def test_a_writer_in_the_table_is_all_a_new_format_needs(
     assert (report.title, report.exit_code) == ("m", 1)
     assert all(
         (tmp_path / name).is_file()
-        for name in ("results.json", "summary.md", "matrix.html", "junit.xml")
+        for name in ("results.json", "summary.md", "matrix.html", "junit.xml", "drift.svg")
     )
 
 

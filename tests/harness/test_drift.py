@@ -99,7 +99,8 @@ def test_drift_is_listed_in_every_report_and_never_fails_the_gate() -> None:
     assert "Porting drift (the porting snapshot changed between neighbouring versions" in console
     assert "2.3.1 -> 2.4.1" in console
     markdown = render_markdown(grid, title="t", exit_code=0)
-    assert "### Porting drift, node by node" in markdown
+    assert "### Porting drift (the porting snapshot changed" in markdown
+    assert "<summary>Every drift finding, node by node</summary>" in markdown
     assert "tag 'aten.matmul.default' -> 'aten.add.Tensor'" in markdown
     html = render_html(grid, title="t", exit_code=0)
     assert '<details id="drift--' in html

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from compat.harness.install.disk_budget import RunDisk
-from compat.harness.reports import html, junit, markdown, results_json
+from compat.harness.reports import drift_map, html, junit, markdown, results_json
 from compat.harness.reports.context import Appendix, ReportContext, Writer, utc_now
 from compat.harness.reports.grid import Grid
 from compat.harness.results.baseline import BaselineDiff
@@ -26,6 +26,7 @@ WRITERS: dict[str, Writer] = {
     "markdown": markdown.write,  # summary.md, also appended to CI's step summary
     "html": html.write,  # matrix.html
     "junit": junit.write,  # junit.xml, the cells' own merged
+    "drift": drift_map.write,  # drift.svg, the porting drift map (also in matrix.html)
 }
 
 

@@ -11,14 +11,71 @@ from collections.abc import Iterable, Sequence
 from packaging.version import InvalidVersion, Version
 
 from compat.harness.reports.grid import LINE_TEXT, env_problems, fit, short_message, test_labels
-from compat.harness.results.drift import drifts
+from compat.harness.results.drift import Finding, cross_stack_drifts, drift_findings, drifts
 from compat.harness.results.model import CellResult, CellStatus, Outcome
 
-__all__ = ["DRIFT_TITLE", "findings", "not_applicable_evidence", "not_applicable_lines"]
+__all__ = [
+    "DRIFT_SHOWN",
+    "DRIFT_TITLE",
+    "IR_TITLE",
+    "drift_lines",
+    "drift_report",
+    "findings",
+    "not_applicable_evidence",
+    "not_applicable_lines",
+]
 
 DRIFT_TITLE = (
     "Porting drift (the porting snapshot changed between neighbouring versions; not a failure)"
 )
+IR_TITLE = "IR changes only (op renames, graph order; no metadata changed by them)"
+DRIFT_SHOWN = 10  # findings a console or summary.md shows before "and N more"
+DETAIL_HINT = "--drift-detail"
+
+
+def drift_report(results: Sequence[CellResult]) -> list[Finding]:
+    """Every drift finding of a run: along each stack's torch axis, then torch.ao against
+    torchao at each torch both ran; metadata findings first, IR-only ones last."""
+    return drift_findings([*drifts(results), *cross_stack_drifts(results)])
+
+
+def _several_groups(found: Sequence[Finding]) -> bool:
+    return len({f.group for f in found}) > 1
+
+
+def finding_lines(finding: Finding, *, detail: bool, group: bool = False) -> list[str]:
+    """A finding's headline, its bisect commands, and (``detail``) its nodes, indented."""
+    lines = [finding.headline(group=group)]
+    lines += [f"  bisect: {command}" for command in finding.bisect]
+    if detail:
+        lines += [f"  - {o.text()}" for o in finding.occurrences]
+    return lines
+
+
+def drift_lines(
+    found: Sequence[Finding], *, detail: bool = False, limit: int | None = DRIFT_SHOWN
+) -> list[str]:
+    """The drift findings as text lines: at most ``limit`` metadata findings (``None``: all)
+    then "and N more"; IR-only findings (renames, order) as one count, in full with
+    ``detail``. ``detail`` also lists every node under its finding."""
+    group = _several_groups(found)
+    metadata = [f for f in found if f.metadata]
+    ir_only = [f for f in found if not f.metadata]
+    shown = metadata if detail or limit is None else metadata[:limit]
+    lines = [line for f in shown for line in finding_lines(f, detail=detail, group=group)]
+    if len(shown) < len(metadata):
+        lines.append(f"and {len(metadata) - len(shown)} more ({DETAIL_HINT})")
+    if ir_only and not detail:
+        kinds = sorted({f.kind.value for f in ir_only})
+        lines.append(
+            f"{len(ir_only)} IR-only finding(s) ({', '.join(kinds)}; not metadata): {DETAIL_HINT}"
+        )
+    elif ir_only:
+        lines += [f"{IR_TITLE}:"]
+        lines += [
+            f"  {line}" for f in ir_only for line in finding_lines(f, detail=True, group=group)
+        ]
+    return lines
 
 
 def _problems(results: Sequence[CellResult]) -> list[str]:
@@ -132,7 +189,8 @@ def not_applicable_evidence(result: CellResult) -> str:
 
 
 def findings(results: Sequence[CellResult]) -> list[tuple[str, list[str]]]:
-    """The lists under every grid, in reading order: (title, lines); empty ones omitted."""
+    """The lists under every grid, in reading order: (title, lines); empty ones omitted.
+    Porting drift is not among them: each renderer lays it out (:func:`drift_report`)."""
     sections = [
         (
             "Failed differently than expected (a new failure behind a known one)",
@@ -141,7 +199,6 @@ def findings(results: Sequence[CellResult]) -> list[tuple[str, list[str]]]:
         ("Fixed (an expected failure passes: retire its expectation)", _fixed(results)),
         ("Environment broken for some tests (warning at import torch)", _env_problems(results)),
         ("Adaptations (where the shims depart from upstream's own call)", _adaptations(results)),
-        (DRIFT_TITLE, [d.headline() for d in drifts(results)]),
         ("Flaky (failed, then passed on a rerun)", _flaky(results)),
         ("Cells not passing", _problems(results)),
         ("Rerun the first failing test alone in its cell's env", _reruns(results)),

@@ -14,7 +14,14 @@ from pathlib import Path
 from compat.harness.files import atomic_write_text
 from compat.harness.redact import redact
 from compat.harness.reports.context import ReportContext
-from compat.harness.reports.findings import DRIFT_TITLE, findings, not_applicable_evidence
+from compat.harness.reports.drift_map import render_drift_map
+from compat.harness.reports.findings import (
+    DRIFT_TITLE,
+    IR_TITLE,
+    drift_report,
+    findings,
+    not_applicable_evidence,
+)
 from compat.harness.reports.grid import (
     LEGEND,
     SYMBOLS,
@@ -26,7 +33,7 @@ from compat.harness.reports.grid import (
     short_message,
     status_counts,
 )
-from compat.harness.results.drift import drifts, snapshot_classes
+from compat.harness.results.drift import Finding, snapshot_classes
 from compat.harness.results.gate import EXIT_INFRA, EXIT_OK, describe_exit_code
 from compat.harness.results.model import CellResult, CellStatus
 
@@ -209,17 +216,32 @@ def _cell_details(result: CellResult, column: Column) -> str:
     )
 
 
+def _finding(finding: Finding, *, group: bool) -> str:
+    """One finding: its headline; a click shows the bisect commands and every node."""
+    anchor = _anchor("drift", finding.group, *finding.step, finding.kind.name, *finding.stacks)
+    headline = _e(finding.headline(group=group)).replace(" -&gt; ", " &rarr; ")
+    commands = "".join(f"<pre>{_e(c)}</pre>" for c in finding.bisect)
+    nodes = "".join(f"<li><code>{_e(o.text())}</code></li>" for o in finding.occurrences)
+    return (
+        f'<details id="{anchor}" class="drift-finding">'
+        f"<summary>{headline}</summary>{commands}<ul>{nodes}</ul></details>"
+    )
+
+
 def _drift_section(results: Sequence[CellResult]) -> str:
-    """Each version pair whose snapshot of a test differs: click it for the node diff."""
-    found = drifts(results)
+    """The drift map, each finding (click it for its nodes), IR-only findings collapsed."""
+    found = drift_report(results)
     if not found:
         return ""
-    items = "".join(
-        f'<details id="{_anchor("drift", d.test, d.before_cell, d.after_cell)}">'
-        f"<summary>{_e(d.test)} [{_e(d.line)}] {_e(d.before)} &rarr; {_e(d.after)}: "
-        f"{len(d.changes)} node change(s)</summary>"
-        f"<ul>{''.join(f'<li><code>{_e(c)}</code></li>' for c in d.changes)}</ul></details>"
-        for d in found
+    group = len({f.group for f in found}) > 1
+    metadata = "".join(_finding(f, group=group) for f in found if f.metadata)
+    ir_only = [f for f in found if not f.metadata]
+    ir = (
+        f"<details><summary>{_e(IR_TITLE)}: {len(ir_only)} finding(s)</summary>"
+        + "".join(_finding(f, group=group) for f in ir_only)
+        + "</details>"
+        if ir_only
+        else ""
     )
     classes = "".join(
         f"<li>{_e(test.rsplit('::', 1)[-1])}: "
@@ -227,8 +249,10 @@ def _drift_section(results: Sequence[CellResult]) -> str:
         for test, groups in snapshot_classes(results).items()
     )
     return (
-        "<h2>Porting drift (the porting snapshot changed between neighbouring versions; "
-        f"not a failure)</h2>{items}<h3>Snapshot classes</h3><ul>{classes}</ul>"
+        f"<h2>{_e(DRIFT_TITLE)}</h2>"
+        f'<div class="scroll">{render_drift_map(results)}</div>{metadata}{ir}'
+        f"<details><summary>Snapshot classes (cells in which a test's porting is identical)"
+        f"</summary><ul>{classes}</ul></details>"
     )
 
 

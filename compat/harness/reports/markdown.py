@@ -16,10 +16,17 @@ from tabulate import tabulate
 from compat.harness.files import atomic_write_text
 from compat.harness.redact import redact
 from compat.harness.reports.context import ReportContext
-from compat.harness.reports.findings import findings, not_applicable_evidence
+from compat.harness.reports.findings import (
+    DRIFT_SHOWN,
+    DRIFT_TITLE,
+    IR_TITLE,
+    drift_report,
+    findings,
+    not_applicable_evidence,
+)
 from compat.harness.reports.grid import LEGEND, Grid
 from compat.harness.results.baseline import DIFF_LINES, render_diff
-from compat.harness.results.drift import drifts, snapshot_classes
+from compat.harness.results.drift import Finding, snapshot_classes
 from compat.harness.results.gate import EXIT_OK
 from compat.harness.results.model import CellResult, CellStatus
 
@@ -30,26 +37,53 @@ def _md_escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", "<br>")
 
 
+def _finding(finding: Finding, *, group: bool, nodes: bool) -> list[str]:
+    lines = [f"- {_md_escape(finding.headline(group=group))}"]
+    lines += [f"  `{c}`" for c in finding.bisect]
+    if nodes:
+        lines += [f"  - `{_md_escape(o.text())}`" for o in finding.occurrences]
+    return lines
+
+
 def _drift(results: Sequence[CellResult]) -> list[str]:
-    """Every drift in full (node by node), then each test's snapshot classes."""
-    found = drifts(results)
+    """The first findings, "and N more", then every finding node by node (collapsed), the
+    IR-only findings (collapsed) and each test's snapshot classes (collapsed)."""
+    found = drift_report(results)
     if not found:
         return []
-    lines = ["", "### Porting drift, node by node", ""]
-    for drift in found:
-        lines.append(
-            f"**{_md_escape(drift.test)}** [{drift.line}] {_md_escape(drift.before)} "
-            f"-> {_md_escape(drift.after)}:"
-        )
-        lines += [f"- {_md_escape(change)}" for change in drift.changes] + [""]
-    lines += ["### Snapshot classes (cells in which a test's porting is identical)", ""]
+    group = len({f.group for f in found}) > 1
+    metadata = [f for f in found if f.metadata]
+    ir_only = [f for f in found if not f.metadata]
+    lines = ["", f"### {DRIFT_TITLE}", ""]
+    for finding in metadata[:DRIFT_SHOWN]:
+        lines += _finding(finding, group=group, nodes=False)
+    if len(metadata) > DRIFT_SHOWN:
+        lines.append(f"- and {len(metadata) - DRIFT_SHOWN} more (all below)")
+    if ir_only:
+        lines.append(f"- {len(ir_only)} IR-only finding(s) (op renames, graph order; below)")
+    if metadata:
+        lines += ["", "<details><summary>Every drift finding, node by node</summary>", ""]
+        for finding in metadata:
+            lines += _finding(finding, group=group, nodes=True)
+        lines += ["", "</details>"]
+    if ir_only:
+        lines += ["", f"<details><summary>{_md_escape(IR_TITLE)}</summary>", ""]
+        for finding in ir_only:
+            lines += _finding(finding, group=group, nodes=True)
+        lines += ["", "</details>"]
+    lines += [
+        "",
+        "<details><summary>Snapshot classes (cells in which a test's porting is identical)"
+        "</summary>",
+        "",
+    ]
     for test, classes in snapshot_classes(results).items():
         groups = "; ".join("[" + ", ".join(c.cells) + "]" for c in classes)
         lines.append(
             f"- {_md_escape(test.rsplit('::', 1)[-1])}: {len(classes)} class(es): "
             f"{_md_escape(groups)}"
         )
-    return lines
+    return [*lines, "", "</details>"]
 
 
 def render_markdown(grid: Grid, *, title: str, exit_code: int) -> str:
