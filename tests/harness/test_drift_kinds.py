@@ -319,3 +319,43 @@ def test_the_drift_map_renders_in_a_headless_browser(tmp_path: Path) -> None:
         timeout=120,
     )
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_metadata_key_lost_has_its_own_row_in_the_map() -> None:
+    older, newer = cell("2.8.0"), cell("2.10.0")
+    for result, keys in ((older, ["from_node", "nn_module_stack"]), (newer, ["from_node"])):
+        for entry in result.tests[0].snapshots["converted"]:
+            entry["keys"] = keys
+    found = drift_findings(drifts([older, newer]))
+    (lost,) = [f for f in found if f.kind is ChangeKind.KEY_LOST]
+    assert lost.headline().startswith(
+        "2.8.0 -> 2.10.0, torch.ao: metadata key lost 'nn_module_stack'"
+    )
+    root = ET.fromstring(render_drift_map([older, newer]))
+    labels = [t[0].tail for t in root.iter(f"{SVG}text") if t.get("class") == "test"]
+    assert labels == [SIMPLE, "metadata key nn_module_stack"]
+
+
+def test_any_two_snapshots_diff_without_error_and_a_snapshot_equals_itself() -> None:
+    import random
+
+    rng = random.Random(24)
+    ops = ["conv2d", "linear", "quantize_per_tensor", "dequantize_per_tensor", "get_attr", "add"]
+    for _ in range(200):
+        snaps = [
+            {
+                "converted": [
+                    {
+                        "op": rng.choice(ops),
+                        "after": rng.choice([None, *ops]),
+                        "tag": rng.choice([None, "A", "B"]),
+                        "source": rng.choice([None, "L__self___conv", "conv2d"]),
+                    }
+                    for _ in range(rng.randrange(8))
+                ]
+            }
+            for _ in range(2)
+        ]
+        assert node_changes(snaps[0], snaps[0]) == []
+        changes = node_changes(*snaps)
+        assert (changes == []) == (snaps[0] == snaps[1])

@@ -1,6 +1,7 @@
 """``drift.svg``: the run's porting drift as one picture, also embedded in ``matrix.html``.
 
-Rows are tests, columns the version steps of each stack (then torch.ao against torchao at
+Rows are tests (then each metadata key lost or gained, where snapshots carry keys),
+columns the version steps of each stack (then torch.ao against torchao at
 each torch both ran); a square marks a (test, step) whose snapshot changed, coloured by
 the kind of change that matters most there (tags before sources before the IR's own
 renames and order), with a ``<title>`` tooltip naming every change of that square. No
@@ -74,12 +75,18 @@ def render_drift_map(results: Sequence[CellResult]) -> str:
                 and d.line == occurrence.line
                 and d.after_cell == occurrence.after_cell
             )
-            square = by_square.setdefault((drift.test, _column(drift)), [])
-            if finding not in square:
-                square.append(finding)
+            rows = [drift.test]
+            if finding.kind in (ChangeKind.KEY_LOST, ChangeKind.KEY_GAINED):
+                change = occurrence.change  # a key's own row, under the tests
+                rows.append(f"metadata key {change.before or change.after}")
+            for row in rows:
+                square = by_square.setdefault((row, _column(drift)), [])
+                if finding not in square:
+                    square.append(finding)
     columns = list(dict.fromkeys(_column(d) for d in found if not d.across))
     columns += list(dict.fromkeys(_column(d) for d in found if d.across))
     tests = list(dict.fromkeys(d.test for d in found))
+    tests += sorted({row for row, _ in by_square if row.startswith("metadata key ")} - set(tests))
     kinds = [k for k in ChangeKind if any(f.kind is k for f in findings)] or list(ChangeKind)
     step = _CELL + _GAP
     width = _ROW_LABEL + max(len(columns), 1) * step + 170  # the last group's heading

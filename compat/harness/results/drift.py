@@ -686,7 +686,8 @@ def _bisect(test: str, step: tuple[str, str], stack: str) -> str:
 
 def drift_findings(found: Sequence[Drift]) -> list[Finding]:
     """One finding per (test group, step, kind), merged over tests and over stacks whose
-    change is the same; metadata kinds first, by kind then step, renames and order last."""
+    change is the same; tag findings first, then the other metadata findings step by step,
+    then torch.ao against torchao, renames and graph order last."""
     # (group, step, across, kind) -> line -> occurrences
     buckets: dict[tuple[str, tuple[str, str], bool, ChangeKind], dict[str, list[Occurrence]]] = {}
     stacks_of: dict[str, tuple[str, ...]] = {}
@@ -733,8 +734,9 @@ def drift_findings(found: Sequence[Drift]) -> list[Finding]:
         return (
             not f.metadata,
             f.across,
-            f.kind.rank,
+            f.kind not in _FIELD_KINDS["tag"],  # tags are what porting is about
             _version(f.step[0].split()[-1]),
+            f.kind.rank,
             f.group,
             f.stacks,
         )
