@@ -21,6 +21,7 @@ from compat.harness.commands import cli
 from compat.harness.config.matrix import Matrix
 from compat.harness.execute import cell_runner
 from compat.harness.install.pipconfig import PipIndexConfig
+from compat.harness.locations import timings_file
 from compat.harness.results.gate import EXIT_INTERRUPTED, EXIT_UNEXPECTED
 from compat.harness.results.model import CellStatus, Outcome
 from compat.harness.results.run_folder import load_run
@@ -222,7 +223,7 @@ def test_cells_start_longest_first_from_the_last_run(
     matrix = cell_world("plain", versions=("2.7.0", "2.8.0", "2.9.0"))
     envs = tmp_path / "envs"
     envs.mkdir()
-    (envs / cell_runner.TIMINGS).write_text(
+    timings_file(envs).write_text(
         _json.dumps(
             {
                 "torch2.7.0-torch.ao-py3.11": 5,
@@ -253,5 +254,5 @@ def test_cells_start_longest_first_from_the_last_run(
         "torch2.7.0-torch.ao-py3.11",
     ]
     assert [r.cell_id for r in results] == [c.id for c in matrix.cells]  # report order kept
-    remembered = _json.loads((envs / cell_runner.TIMINGS).read_text(encoding="utf-8"))
+    remembered = _json.loads(timings_file(envs).read_text(encoding="utf-8"))
     assert remembered["torch2.8.0-torch.ao-py3.11"] < 60  # this run's time replaces it

@@ -6,7 +6,6 @@ from pathlib import Path
 
 from compat.harness import locations
 from compat.harness.commands import matrix as matrix_command
-from compat.harness.execute import cell_runner
 
 
 def test_each_state_file_has_a_path_function(tmp_path: Path) -> None:
@@ -19,6 +18,5 @@ def test_each_state_file_has_a_path_function(tmp_path: Path) -> None:
 def test_modules_that_still_spell_a_name_spell_it_the_same() -> None:
     """Until they use ``locations``, the modules that name a state file themselves agree
     with it (a rename in one place alone would lose the file between runs)."""
-    assert cell_runner.TIMINGS == locations.TIMINGS
     assert matrix_command.CACHE_SIZE == locations.UV_CACHE_SIZE
     assert matrix_command.PIP_CONFIG == locations.PIP_CONFIG

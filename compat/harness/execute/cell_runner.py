@@ -22,6 +22,7 @@ from typing import Any
 from compat.harness.config.applicability import checked_rule, not_applicable_reason
 from compat.harness.config.matrix import Cell, Expectation, Matrix
 from compat.harness.config.suites import TestFile, test_files
+from compat.harness.errors import ErrorKind, InstallError
 from compat.harness.execute.progress import Progress
 from compat.harness.execute.supervisor import Supervisor, memory_limited
 from compat.harness.files import atomic_write_text, read_json_object, redact_file
@@ -31,8 +32,8 @@ from compat.harness.install.envs import EnvRecord, ensure_env, env_lock
 from compat.harness.install.index import Listings
 from compat.harness.install.install_plan import InstallPlan, plan_for
 from compat.harness.install.pipconfig import PipIndexConfig
-from compat.harness.install.resolve import ResolutionFailed, ResolvedCell
-from compat.harness.install.uv_cli import InstallFailed
+from compat.harness.install.resolve import ResolvedCell
+from compat.harness.locations import timings_file
 from compat.harness.processes import Stopped
 from compat.harness.redact import redact
 from compat.harness.results.classify import Events, SessionEnd, classify, read_events
@@ -208,18 +209,66 @@ def run_cell(
     if not cell.applicable:
         return _not_applicable(cell, envs_root, finish)
     scope = scope_of(matrix, cell)
-    if not scope.files:  # nothing to test: no env is built for it
-        if scope.out_of_scope:
-            return finish(
-                CellStatus.NOT_APPLICABLE,
-                "no suite of the matrix is in scope for this cell",
-                out_of_scope=list(scope.out_of_scope),
-            )
-        paths = ", ".join(matrix.scope(cell)[0])
-        return finish(CellStatus.ERROR, f"no test files under {paths} (test_*.py, *_test.py)")
+    if not scope.files and scope.out_of_scope:  # every suite is for other cells: no env
+        return finish(
+            CellStatus.NOT_APPLICABLE,
+            "no suite of the matrix is in scope for this cell",
+            out_of_scope=list(scope.out_of_scope),
+        )
 
     timings: dict[str, float] = {}
+    prepared = _prepare_env(
+        cell,
+        matrix,
+        cell_dir,
+        envs_root=envs_root,
+        pip_config=pip_config,
+        wheelhouse=wheelhouse,
+        listings=listings,
+        budget=budget,
+        supervisor=supervisor,
+        timings=timings,
+        say=say,
+        finish=finish,
+    )
+    if isinstance(prepared, CellResult):
+        return prepared
+    plan, record, install = prepared
+    return _run_tests(
+        cell,
+        matrix,
+        scope,
+        cell_dir=cell_dir,
+        env_dir=plan.env_dir,
+        python=record.python,
+        install=install,
+        timings=timings,
+        supervisor=supervisor,
+        say=say,
+        finish=finish,
+    )
+
+
+def _prepare_env(
+    cell: Cell,
+    matrix: Matrix,
+    cell_dir: Path,
+    *,
+    envs_root: Path,
+    pip_config: PipIndexConfig,
+    wheelhouse: Path | None,
+    listings: Listings | None,
+    budget: DiskBudget | None,
+    supervisor: Supervisor,
+    timings: dict[str, float],
+    say: Callable[[str], None],
+    finish: Callable[..., CellResult],
+) -> tuple[InstallPlan, EnvRecord, InstallRecord] | CellResult:
+    """Resolve the cell, then build or reuse its env: the plan, the env and the record of
+    both; or the cell's result when it ends here (install failed, not applicable once
+    resolved, interrupted). Every install error ends in the one ``except`` below."""
     started = time.monotonic()
+    install = InstallRecord()
     if matrix.channel(cell.channel).is_nightly and not cell.url:
         say(f"resolving nightly {cell.torch}")
     try:
@@ -231,32 +280,23 @@ def run_cell(
             wheelhouse=wheelhouse,
             listings=listings,
         )
-    except (ResolutionFailed, Stopped) as exc:
-        timings["install"] = round(time.monotonic() - started, 3)
-        if supervisor.interrupted.is_set() or isinstance(exc, Stopped):
-            return _interrupted(cell, cell_dir, INTERRUPTED_INSTALLING)
-        return finish(
-            CellStatus.INSTALL_FAILED,
-            f"{exc.kind}: {exc.message}",
-            install=InstallRecord(error_kind=exc.kind),
-            timings=timings,
-        )
-    if resolved.torch != cell.torch:
-        say(
-            f"resolved {cell.torch} to torch {resolved.torch}"
-            + (f", torchao {resolved.torchao}" if resolved.torchao else "")
-        )
-        late = not_applicable_reason(
-            python=cell.python,
-            torch=resolved.torch,
-            stack=cell.stack,
-            declared=cell.declared,
-            torchao=resolved.torchao,
-        )
-        if late:
-            return finish(CellStatus.NOT_APPLICABLE, f"{late} (resolved to torch {resolved.torch})")
-    install = InstallRecord(plan=plan_record(plan), resolution=resolution_record(resolved))
-    try:
+        # A nightly or "latest" resolves to a build the rules may rule out after all.
+        if resolved.torch != cell.torch:
+            say(
+                f"resolved {cell.torch} to torch {resolved.torch}"
+                + (f", torchao {resolved.torchao}" if resolved.torchao else "")
+            )
+            late = not_applicable_reason(
+                python=cell.python,
+                torch=resolved.torch,
+                stack=cell.stack,
+                declared=cell.declared,
+                torchao=resolved.torchao,
+            )
+            if late:
+                reason = f"{late} (resolved to torch {resolved.torch})"
+                return finish(CellStatus.NOT_APPLICABLE, reason)
+        install = InstallRecord(plan=plan_record(plan), resolution=resolution_record(resolved))
         with env_lock(plan.env_dir, exclusive=True):
             say("preparing environment")
             if budget is not None:
@@ -268,11 +308,13 @@ def run_cell(
             finally:
                 if budget is not None:
                     budget.after_build(plan)
-    except (InstallFailed, Stopped) as exc:
+    except Stopped:
+        return _interrupted(cell, cell_dir, INTERRUPTED_INSTALLING)
+    except InstallError as exc:
         timings["install"] = round(time.monotonic() - started, 3)
-        if supervisor.interrupted.is_set() or isinstance(exc, Stopped):
+        if supervisor.interrupted.is_set():  # the error is the interruption's doing
             return _interrupted(cell, cell_dir, INTERRUPTED_INSTALLING)
-        skip = exc.kind == "no-interpreter" and matrix.skip_missing_interpreters
+        skip = exc.kind is ErrorKind.NO_INTERPRETER and matrix.skip_missing_interpreters
         install.error_kind = exc.kind
         return finish(
             CellStatus.SKIPPED if skip else CellStatus.INSTALL_FAILED,
@@ -288,20 +330,7 @@ def run_cell(
             wheel.sha256_source = "computed (the index listing gives none)"
     timings["install"] = round(time.monotonic() - started, 3)
     say("reused environment" if record.reused else f"installed in {record.seconds:.1f}s")
-
-    return _run_tests(
-        cell,
-        matrix,
-        scope,
-        cell_dir=cell_dir,
-        env_dir=plan.env_dir,
-        python=record.python,
-        install=install,
-        timings=timings,
-        supervisor=supervisor,
-        say=say,
-        finish=finish,
-    )
+    return plan, record, install
 
 
 @dataclass(frozen=True)
@@ -593,16 +622,15 @@ def _test_command(
     return [str(python), "-m", "compat.file_runner", str(spec_path), "--", *common]
 
 
-TIMINGS = ".timings.json"  # in the envs root: each cell's last wall time, for scheduling
 _TIMINGS_LOCK = threading.Lock()
 
 
 def _remember_timing(envs_root: Path, cell_id: str, seconds: float) -> None:
     with _TIMINGS_LOCK:
-        data = read_json_object(envs_root / TIMINGS)
+        data = read_json_object(timings_file(envs_root))
         data[cell_id] = round(seconds, 2)
         with contextlib.suppress(OSError):
-            atomic_write_text(envs_root / TIMINGS, json.dumps(data, indent=1, sort_keys=True))
+            atomic_write_text(timings_file(envs_root), json.dumps(data, indent=1, sort_keys=True))
 
 
 def run_cells(
@@ -669,7 +697,7 @@ def run_cells(
             on_result(result)
         return result
 
-    last = read_json_object(envs_root / TIMINGS)
+    last = read_json_object(timings_file(envs_root))
 
     def timed(cell: Cell) -> CellResult:
         try:
