@@ -26,12 +26,12 @@ from types import FrameType
 from compat.harness.commands.bisect import BisectRequest, bisect, matrix_candidates, render_bisect
 from compat.harness.commands.history import collect_history, render_history
 from compat.harness.commands.init import write_start
-from compat.harness.commands.matrix import (
+from compat.harness.commands.matrix import report_run, run_matrix
+from compat.harness.commands.options import (
     RunOptions,
+    checked_jobs,
     console_width,
     offline_wheelhouse,
-    report_run,
-    run_matrix,
     writable_folder,
 )
 from compat.harness.commands.plan import ci_matrix, ci_shards, plan_cells, shard_cells
@@ -40,7 +40,6 @@ from compat.harness.commands.qualify import QualifyRequest, run_qualification
 from compat.harness.config.applicability import STACKS
 from compat.harness.config.matrix import load_matrix
 from compat.harness.errors import UsageError
-from compat.harness.execute.cell_runner import default_jobs
 from compat.harness.install.garbage import collect, parse_size
 from compat.harness.install.pipconfig import read_pip_config
 from compat.harness.install.prefetch import prefetch
@@ -259,16 +258,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _jobs(jobs: int | None) -> int:
-    if jobs is None:
-        return default_jobs()
-    if jobs < 1:
-        raise UsageError(f"-j {jobs}: expected a whole number of cells at once, 1 or more")
-    return jobs
-
-
 def _options(args: argparse.Namespace) -> RunOptions:
-    _jobs(args.jobs)
     return RunOptions(
         out=args.out,
         jobs=args.jobs,
@@ -370,7 +360,7 @@ def _plan(args: argparse.Namespace) -> int:
 def _probe(args: argparse.Namespace) -> int:
     matrix = load_matrix(args.matrix)
     cells = list(matrix.cells)
-    jobs = _jobs(args.jobs)
+    jobs = checked_jobs(args.jobs)
     wheelhouse = offline_wheelhouse(args.offline)
     log_dir = writable_folder(args.out or "reports/probe", "--out")
     found = probe_cells(

@@ -31,6 +31,7 @@ __all__ = [
     "copy_cell_folder",
     "holds_run",
     "load_run",
+    "matrix_sha256",
     "new_run_dir",
     "read_cell_result",
     "result_path",
@@ -65,6 +66,11 @@ def holds_run(folder: Path) -> bool:
     return (folder / MANIFEST).exists() or (folder / CELLS).is_dir()
 
 
+def matrix_sha256(matrix: Matrix) -> str:
+    """The digest of the matrix file a run records (``run.json``'s ``matrix_sha256``)."""
+    return hashlib.sha256(matrix.path.read_bytes()).hexdigest()
+
+
 @dataclass
 class RunManifest:
     run_id: str
@@ -81,7 +87,7 @@ class RunManifest:
     def for_matrix(
         cls, run_id: str, matrix: Matrix, cells: list[Cell], shard: str | None = None
     ) -> RunManifest:
-        digest = hashlib.sha256(matrix.path.read_bytes()).hexdigest()
+        digest = matrix_sha256(matrix)
         return cls(
             run_id,
             str(matrix.path),
