@@ -403,6 +403,7 @@ def _bisect(args: argparse.Namespace) -> int:
             envs_root=envs_root(),
             pip_config=read_pip_config(),
             candidates=candidates,
+            versions=args.versions,
         )
     except KeyboardInterrupt:
         print(
