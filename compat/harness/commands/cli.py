@@ -22,6 +22,7 @@ import traceback
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TextIO
 
 from compat.harness.commands.bisect import BisectRequest, bisect, matrix_candidates, render_bisect
 from compat.harness.commands.history import collect_history, render_history
@@ -474,7 +475,7 @@ def _history(args: argparse.Namespace) -> int:
 
 
 def _init(args: argparse.Namespace) -> int:
-    written = write_start(Path(args.dir), noxfile=args.noxfile)
+    written = write_start(writable_folder(args.dir, "--dir"), noxfile=args.noxfile)
     for path in written:
         print(f"wrote {path}")
     print("next: torch-compat-matrix matrix  (or --cells 'torch2.15*' for one column first)")
@@ -561,12 +562,50 @@ class _Signals:
                 signal.signal(signum, signal.SIG_IGN if program and self.signalled else handler)  # type: ignore[arg-type]
 
 
+class _ClosedPipe:
+    """Standard output whose reader may go away (``history | head -1``): from the first
+    broken pipe on, what is printed is dropped and the command goes on to its own exit
+    code, so a closed pipe neither fails a command nor hides its gate. The program's own
+    stdout is pointed at /dev/null then, so the interpreter's last flush is quiet too."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.closed_pipe = False
+
+    def _closed(self) -> None:
+        self.closed_pipe = True
+        if self.stream is sys.__stdout__:
+            with contextlib.suppress(OSError, ValueError):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, self.stream.fileno())
+                os.close(devnull)
+
+    def write(self, text: str) -> int:
+        if not self.closed_pipe:
+            try:
+                return self.stream.write(text)
+            except BrokenPipeError:
+                self._closed()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.closed_pipe:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._closed()
+
+    def __getattr__(self, name: str) -> object:  # isatty, fileno, encoding ...
+        return getattr(self.stream, name)
+
+
 @contextlib.contextmanager
 def _redacted_console() -> Iterator[None]:
-    """Everything printed while a command runs passes through :func:`redact`."""
+    """Everything printed while a command runs passes through :func:`redact`; a closed
+    stdout is no error (:class:`_ClosedPipe`)."""
     saved = sys.stdout, sys.stderr
     if not isinstance(sys.stdout, RedactingStream):
-        sys.stdout = RedactingStream(sys.stdout)  # type: ignore[assignment]
+        sys.stdout = RedactingStream(_ClosedPipe(sys.stdout))  # type: ignore[assignment]
     if not isinstance(sys.stderr, RedactingStream):
         sys.stderr = RedactingStream(sys.stderr)  # type: ignore[assignment]
     try:
