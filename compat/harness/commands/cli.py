@@ -2,10 +2,12 @@
 
 ``python -m compat matrix|cell|report|probe|prefetch|bisect|history|plan|gc|list`` works
 without nox as well, which is how the sessions stay testable and how a CI job without
-nox can call the same code. Here: the arguments, and the commands whose work is one call
-into a stage; a command with logic of its own has its module beside this one
-(:mod:`.matrix` for ``matrix``, ``cell`` and ``report``, :mod:`.plan`, :mod:`.probe`,
-:mod:`.bisect`, :mod:`.history`).
+nox can call the same code. Here: the arguments (one ``_add_<command>`` per subcommand,
+naming its function with ``set_defaults(func=...)``), and the commands whose work is one
+call into a stage; a command with logic of its own has its module beside this one
+(:mod:`.matrix` for ``matrix``, ``cell`` and ``report``, :mod:`.qualify`, :mod:`.plan`,
+:mod:`.probe`, :mod:`.bisect`, :mod:`.history`), and a run of cells is the steps of
+:mod:`.pipeline`.
 """
 
 from __future__ import annotations
