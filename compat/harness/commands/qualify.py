@@ -138,6 +138,7 @@ def _verdict(columns: Sequence[Column3], request: QualifyRequest) -> Step:
         )
         if not run.interrupted:
             run.code = found.exit_code
+        run.matrix_info = {"name": f"qualify {run.run_id}"}  # as results.json always named it
         run.appendix = (render_qualification_markdown(found), render_qualification_html(found))
         run.writers = qualification_writers(found)
         run.notes = [
@@ -177,7 +178,6 @@ def run_qualification(matrix: Matrix, request: QualifyRequest) -> int:
         check_expectations=False,
         resumable=False,
     )
-    run.matrix_info = {"name": "qualify", "path": str(matrix.path)}
     at = RUN_STEPS.index(judge) + 1
     steps = (*RUN_STEPS[:at], _verdict(columns, request), *RUN_STEPS[at:])
     return execute(steps, run)
