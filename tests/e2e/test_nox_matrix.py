@@ -33,13 +33,13 @@ SEVEN = {
 
 
 def nox(
-    *args: str, envs: Path, extra_env: dict[str, str] | None = None
+    *args: str, envs: Path, extra_env: dict[str, str] | None = None, cwd: Path = ROOT
 ) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COMPAT_ENVS_DIR": str(envs), **(extra_env or {})}
     env.pop("GITHUB_STEP_SUMMARY", None)
     return subprocess.run(
         [sys.executable, "-m", "nox", *args],
-        cwd=ROOT,
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
@@ -186,15 +186,21 @@ stacks = ["torchao"]
     )
     first, second = "torch2.8.0-torch.ao-py3.11", "torch2.13.0-torchao0.18.0-py3.11"
     report = tmp_path / "nox-report.json"
-    # No --out: each session writes a run folder of its own (one folder is never reused).
+    # No --out: each session writes a run folder of its own (one folder is never reused)
+    # under reports/ where nox runs, which is the noxfile's folder: a noxfile here that
+    # is the project's keeps those folders (and reports/latest) out of the checkout.
+    (tmp_path / "sessions_noxfile.py").write_text("from noxfile import *  # noqa: F403\n")
     proc = nox(
         "--report",
         str(report),
+        "-f",
+        str(tmp_path / "sessions_noxfile.py"),
         "-s",
         f"cell({first})",
         f"cell({second})",
         envs=envs,
-        extra_env={"COMPAT_MATRIX": str(matrix)},
+        extra_env={"COMPAT_MATRIX": str(matrix), "PYTHONPATH": str(ROOT)},
+        cwd=tmp_path,
     )
     log = proc.stdout + proc.stderr
     assert proc.returncode == 1, log
@@ -207,6 +213,7 @@ stacks = ["torchao"]
     # session.error is nox's "aborted"; the next session still runs
     assert sessions == {f"cell({first})": "aborted", f"cell({second})": "success"}, sessions
     assert f"{second}: passed" in log
+    assert len(list((tmp_path / "reports").glob("*-sessions"))) == 2, log
 
 
 def test_prefetch_then_offline_run(tmp_path: Path) -> None:

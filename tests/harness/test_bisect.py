@@ -154,6 +154,7 @@ def test_a_fix_is_found_over_the_matrix_versions(
     assert set(saved) == {
         "mode",
         "request",
+        "versions",
         "candidates",
         "verdicts",
         "git",

@@ -74,7 +74,7 @@ def test_a_run_that_would_not_fit_stops_before_downloading(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from compat.harness.commands import cli
-    from compat.harness.commands import matrix as matrix_command
+    from compat.harness.install import disk_check
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("COMPAT_ENVS_DIR", str(tmp_path / "envs"))
@@ -84,8 +84,8 @@ def test_a_run_that_would_not_fit_stops_before_downloading(
         encoding="utf-8",
     )
     big = disk_estimate.DiskEstimate(["torch2.8.0-torch.ao-py3.11"], 40 * 2**30)
-    monkeypatch.setattr(matrix_command, "estimate_growth", lambda *a, **k: big)
-    monkeypatch.setattr(matrix_command, "free_bytes", lambda path: 10 * 2**30)
+    monkeypatch.setattr(disk_check, "estimate_growth", lambda *a, **k: big)
+    monkeypatch.setattr(disk_check, "free_bytes", lambda path: 10 * 2**30)
     code = cli.main(["matrix", "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 3

@@ -157,3 +157,42 @@ def test_history_names_a_snapshot_change_apart_from_breaks(
         "20261122-030000-nightly: test_simple_metadata_porting: converted: "
         "dequantize_per_tensor after add.Tensor: tag 'A' -> none"
     ) in out
+
+
+def test_an_unknown_test_or_matrix_is_named(
+    reports: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An empty grid answered nothing: a test no kept run has, or a matrix name no run
+    ran, is exit 2 naming it."""
+    assert main(["history", "test_no_such_thing", "--reports", str(reports)]) == 2
+    assert capsys.readouterr().err == (
+        "compat: error: test_no_such_thing: no such test in the 4 run(s) kept\n"
+    )
+    assert main(["history", "--matrix-name", "weekly", "--reports", str(reports)]) == 2
+    assert capsys.readouterr().err == (
+        f"compat: error: --matrix-name weekly: no run of that matrix in {reports} "
+        "(runs of: nightly, other)\n"
+    )
+    assert main(["history", "--matrix-name", "other", "--reports", str(reports)]) == 0
+
+
+class _ClosedReader:
+    """A pipe whose reader went away (``history | head -1``): every write breaks."""
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def isatty(self) -> bool:
+        return False
+
+
+def test_a_closed_stdout_is_a_quiet_exit(
+    reports: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The rest of the output is dropped and the command ends with its own code."""
+    monkeypatch.setattr("sys.stdout", _ClosedReader())
+    assert main(["history", "test_simple_metadata_porting", "--reports", str(reports)]) == 0
+    assert capsys.readouterr().err == ""

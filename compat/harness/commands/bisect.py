@@ -18,7 +18,7 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,8 @@ from typing import Any
 from packaging.version import InvalidVersion, Version
 
 from compat.harness import processes
+from compat.harness.commands.options import writable_folder
+from compat.harness.commands.pipeline import execute
 from compat.harness.config.channels import Channel, nightly_date
 from compat.harness.config.matrix import NIGHTLY_TORCHAO, RELEASE, Cell, Matrix
 from compat.harness.errors import UsageError
@@ -38,6 +40,7 @@ from compat.harness.install.wheel_tags import cell_tags, installable
 from compat.harness.results.bisection import Bisection, Verdict
 from compat.harness.results.drift import diff_snapshots
 from compat.harness.results.model import CellResult, CellStatus, Outcome
+from compat.harness.results.run_folder import holds_run
 
 __all__ = [
     "BisectRecord",
@@ -205,6 +208,34 @@ def snapshot_verdict(result: CellResult, test: str, reference: dict[str, Any]) -
     return Verdict.GOOD if taken == reference else Verdict.BAD
 
 
+def _check_same_request(request: BisectRequest, versions: str, saved: Mapping[str, Any]) -> None:
+    """Refuse (one line) a saved state whose request is not ``request``."""
+    before = saved.get("request")
+    if not isinstance(before, Mapping):
+        raise KeyError("request")
+    now = {**dataclasses.asdict(request), "versions": versions}
+    before = {**before, "versions": saved.get("versions", "index")}
+    differs = [
+        f"{key} {before.get(key)!r} there, {value!r} here"
+        for key, value in now.items()
+        if before.get(key, _DEFAULTS.get(key)) != value
+    ]
+    if differs:
+        raise OtherRequest(
+            f"holds the bisection of another request ({'; '.join(differs)}): give "
+            "another --out, or remove its bisect.json to start over"
+        )
+
+
+class OtherRequest(ValueError):
+    """``bisect.json`` answers another request than the one given."""
+
+
+_DEFAULTS: dict[str, Any] = {
+    f.name: f.default for f in dataclasses.fields(BisectRequest) if f.default is not MISSING
+}
+
+
 @dataclass
 class BisectStep:
     """One candidate run: its verdict, and what the test (else the cell) did."""
@@ -254,6 +285,7 @@ class BisectRecord:
     endpoints_hold: bool = False
     snapshot_changes: list[str] | None = None  # --on snapshot: what changed at the boundary
     compare: str | None = None  # the GitHub compare link between the two builds
+    versions: str = "index"  # where the candidates came from: the index, or the matrix
 
     @property
     def mode(self) -> str:
@@ -272,9 +304,19 @@ class BisectRecord:
 
     @classmethod
     def resumed(
-        cls, request: BisectRequest, candidates: Sequence[str], saved: Mapping[str, Any]
+        cls,
+        request: BisectRequest,
+        candidates: Sequence[str],
+        saved: Mapping[str, Any],
+        versions: str = "index",
     ) -> BisectRecord:
-        """The record of an earlier run of the same search (``bisect.json``), or a new one."""
+        """The record of an earlier run of the same search (``bisect.json``), or a new one.
+
+        Saved verdicts answer the saved request only: a state of another request (another
+        test, range, stack, Python, channel, torchao, ``--on`` or ``--versions``) is a
+        usage error naming what differs, never verdicts taken over."""
+        if saved:
+            _check_same_request(request, versions, saved)
         return cls(
             request,
             list(candidates),
@@ -283,6 +325,7 @@ class BisectRecord:
             [BisectStep.from_dict(step) for step in saved.get("steps", [])],
             int(saved.get("envs_built", 0)),
             dict(saved.get("snapshots", {})),
+            versions=versions,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -290,6 +333,7 @@ class BisectRecord:
         data: dict[str, Any] = {
             "mode": self.mode,
             "request": dataclasses.asdict(self.request),
+            "versions": self.versions,
             "candidates": list(self.candidates),
             "verdicts": {k: v.value for k, v in self.verdicts.items()},
             "git": dict(self.git),
@@ -323,103 +367,201 @@ def bisect(
     envs_root: Path,
     pip_config: PipIndexConfig,
     candidates: Sequence[str] | None = None,
+    versions: str = "index",
 ) -> BisectRecord:
-    """Run the search to the end; returns (and saves) the full record."""
-    channel = matrix.channel(request.channel)
-    if candidates is None:
-        candidates = find_candidates(request, channel, pip_config)
-    if len(candidates) < 2:
+    """Run the search to the end; returns (and saves) the full record.
+
+    The steps run in order by the driver the matrix run uses (:func:`.pipeline.execute`):
+    the request and ``out`` checked, the candidates found, an earlier state of the same
+    request resumed, one cell run per step of the search, the answer concluded.
+    """
+    search = _Search(request, matrix, out, envs_root, pip_config, candidates, versions)
+    execute((_check_request, _find_candidates, _resume, _run_steps, _conclude), search)
+    return search.record
+
+
+@dataclass
+class _Search:
+    """What the steps of one bisection share."""
+
+    request: BisectRequest
+    matrix: Matrix
+    out: Path
+    envs_root: Path
+    pip_config: PipIndexConfig
+    candidates: Sequence[str] | None
+    versions: str
+    record: BisectRecord = field(init=False)
+    search: Bisection = field(init=False)
+
+    @property
+    def state_path(self) -> Path:
+        return self.out / "bisect.json"
+
+    @property
+    def good_end(self) -> str:
+        assert self.candidates is not None
+        return self.candidates[-1] if self.request.finds_fix else self.candidates[0]
+
+    def searched(self, verdict: Verdict) -> Verdict:
+        """The search looks for the first "bad"; looking for a fix, that is the first pass."""
+        flipped = {Verdict.GOOD: Verdict.BAD, Verdict.BAD: Verdict.GOOD}
+        return flipped.get(verdict, verdict) if self.request.finds_fix else verdict
+
+    def undo(self) -> None:
+        """Nothing to take back: every verdict so far is saved, for the rerun to resume."""
+
+
+def _check_request(state: _Search) -> None:
+    """What the command line cannot check alone: a test named, versions that parse, and
+    an ``out`` that is no matrix run (a bisection writes its cells' folders there)."""
+    request = state.request
+    if not request.test.strip():
+        raise UsageError("bisect: the test is empty; give a test name or node id")
+    for option, value in (("--python", request.python), ("--torchao", request.torchao)):
+        if value is None or value == NIGHTLY_TORCHAO:
+            continue
+        try:
+            Version(value)
+        except InvalidVersion:
+            raise UsageError(f"{option} {value!r}: not a version") from None
+    out = state.out
+    if out.is_dir() and holds_run(out) and not state.state_path.is_file():
+        raise UsageError(f"--out {out}: holds a run already; give a new folder")
+    writable_folder(out, "--out")  # a file there, or a folder that cannot be written: exit 2
+
+
+def _find_candidates(state: _Search) -> None:
+    """The versions between the ends (the index's, unless given), at least two."""
+    request = state.request
+    if state.candidates is None:
+        channel = state.matrix.channel(request.channel)
+        state.candidates = find_candidates(request, channel, state.pip_config)
+    if len(state.candidates) < 2:
         raise UsageError(
             f"fewer than two torch versions between {request.good} and "
             f"{request.bad} for CPython {request.python}"
         )
-    state_path = out / "bisect.json"
+
+
+def _resume(state: _Search) -> None:
+    """The verdicts an earlier run of this very request saved (none: a new record)."""
+    assert state.candidates is not None
     try:
-        record = BisectRecord.resumed(request, candidates, read_json_object(state_path))
+        state.record = BisectRecord.resumed(
+            state.request, state.candidates, read_json_object(state.state_path), state.versions
+        )
+    except OtherRequest as exc:
+        raise UsageError(f"--out {state.out}: {exc}") from None
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise UsageError(
-            f"{state_path}: not a bisection's state ({type(exc).__name__}: "
+            f"{state.state_path}: not a bisection's state ({type(exc).__name__}: "
             f"{exc}); remove it to start over"
         ) from None
-    fix = request.finds_fix
-
-    def searched(verdict: Verdict) -> Verdict:
-        """The search looks for the first "bad"; looking for a fix, that is the first pass."""
-        flipped = {Verdict.GOOD: Verdict.BAD, Verdict.BAD: Verdict.GOOD}
-        return flipped.get(verdict, verdict) if fix else verdict
-
-    search = Bisection.resume(
-        candidates, {k: searched(v).value for k, v in record.verdicts.items()}
+    # The search sees the verdicts as it searches (flipped when looking for a fix).
+    state.search = Bisection.resume(
+        state.candidates,
+        {k: state.searched(v).value for k, v in state.record.verdicts.items()},
     )
-    good_end = candidates[-1] if fix else candidates[0]
+
+
+def _run_steps(state: _Search) -> None:
+    """One cell run of the one test per candidate the search asks for, each verdict saved
+    at once (Ctrl-C loses nothing)."""
+    request, matrix = state.request, state.matrix
+    assert state.candidates is not None
     if "::" in request.test:
         one_test = dataclasses.replace(matrix, tests=(request.test,), select=None)
     else:
         one_test = dataclasses.replace(matrix, select=request.test)
-    progress = Progress(len(candidates))
+    progress = Progress(len(state.candidates))
     pairing = {c.torch: c.torchao for c in matrix.cells if c.stack == "torchao" and c.torchao}
+    channel = matrix.channel(request.channel)
 
     def next_step() -> str | None:
         """In snapshot mode the good end runs first: its snapshot is the reference."""
-        if request.on == "snapshot" and good_end not in record.snapshots:
-            return good_end
-        return search.next_candidate()
+        if request.on == "snapshot" and state.good_end not in state.record.snapshots:
+            return state.good_end
+        return state.search.next_candidate()
 
     while (candidate := next_step()) is not None:
-        torchao = torchao_for(request, candidate, channel, pairing)
-        unpaired = (
-            f"no torchao paired with torch {candidate} in the matrix (give --torchao)"
-            if request.stack == "torchao" and torchao is None
-            else None
-        )
-        cell = Cell(
-            request.python,
-            candidate,
-            request.stack,
-            torchao,
-            request.channel,
-            gating=True,
-            not_applicable=unpaired,
-        )
+        cell = _candidate_cell(request, candidate, channel, pairing)
         result = run_cell(
             cell,
             one_test,
-            run_dir=out,
-            envs_root=envs_root,
-            pip_config=pip_config,
+            run_dir=state.out,
+            envs_root=state.envs_root,
+            pip_config=state.pip_config,
             progress=progress,
         )
         if processes.stopping():  # a stop, not a verdict: nothing is recorded for it
             raise KeyboardInterrupt
-        if request.on == "snapshot":
-            taken = snapshots_of(result, request.test)
-            record.snapshots[candidate] = taken
-            if candidate == good_end and not taken:
-                raise UsageError(
-                    f"{request.test} recorded no porting snapshot on the good end "
-                    f"{candidate} ({result.status.value}): nothing to compare with"
-                )
-            verdict = snapshot_verdict(result, request.test, record.snapshots[good_end])
-        else:
-            verdict = verdict_of(result, request.test)
-        search.record(candidate, searched(verdict))
-        built = result.install.reused is False
-        record.envs_built += int(built)
-        record.verdicts[candidate] = verdict
-        if result.fingerprint.get("torch_git_version"):
-            record.git[candidate] = result.fingerprint["torch_git_version"]
-        # What the test did ("xfailed": it failed, as the matrix expected), else the cell.
-        shown = "/".join(t.outcome.value for t in result.tests_named(request.test))
-        record.steps.append(
-            BisectStep(candidate, verdict, shown or result.status.value, result.reason, built)
-        )
+        verdict = _record_step(state, candidate, result)
         progress.finished(result)
         progress.phase(cell.id, f"verdict {verdict.value}")
-        record.save(state_path)
+        state.record.save(state.state_path)
+
+
+def _candidate_cell(
+    request: BisectRequest, candidate: str, channel: Channel, pairing: dict[str, str]
+) -> Cell:
+    """The cell of one candidate; on the torchao stack without a torchao to pair, a cell
+    that is not applicable (its verdict: skip) rather than a torch.ao run in disguise."""
+    torchao = torchao_for(request, candidate, channel, pairing)
+    unpaired = (
+        f"no torchao paired with torch {candidate} in the matrix (give --torchao)"
+        if request.stack == "torchao" and torchao is None
+        else None
+    )
+    return Cell(
+        request.python,
+        candidate,
+        request.stack,
+        torchao,
+        request.channel,
+        gating=True,
+        not_applicable=unpaired,
+    )
+
+
+def _record_step(state: _Search, candidate: str, result: CellResult) -> Verdict:
+    """The candidate's verdict, into the search and the record."""
+    request, record = state.request, state.record
+    if request.on == "snapshot":
+        taken = snapshots_of(result, request.test)
+        record.snapshots[candidate] = taken
+        if candidate == state.good_end and not taken:
+            raise UsageError(
+                f"{request.test} recorded no porting snapshot on the good end "
+                f"{candidate} ({result.status.value}): nothing to compare with"
+            )
+        verdict = snapshot_verdict(result, request.test, record.snapshots[state.good_end])
+    else:
+        verdict = verdict_of(result, request.test)
+    state.search.record(candidate, state.searched(verdict))
+    built = result.install.reused is False
+    record.envs_built += int(built)
+    record.verdicts[candidate] = verdict
+    if result.fingerprint.get("torch_git_version"):
+        record.git[candidate] = result.fingerprint["torch_git_version"]
+    # What the test did ("xfailed": it failed, as the matrix expected), else the cell.
+    shown = "/".join(t.outcome.value for t in result.tests_named(request.test))
+    record.steps.append(
+        BisectStep(candidate, verdict, shown or result.status.value, result.reason, built)
+    )
+    return verdict
+
+
+def _conclude(state: _Search) -> int:
+    """The boundary, what is odd about it, what changed there; saved."""
+    request, record, search = state.request, state.record, state.search
     before, after, skipped = search.result()  # the boundary, older side first
     record.boundary = (before, after)
+    # A fix search ran on flipped verdicts: name them as the user gave them.
     record.inconsistencies = (
-        search.inconsistencies(good="bad", bad="good") if fix else search.inconsistencies()
+        search.inconsistencies(good="bad", bad="good")
+        if request.finds_fix
+        else search.inconsistencies()
     )
     record.skipped, record.endpoints_hold = skipped, search.endpoints_hold
     if request.on == "snapshot":
@@ -434,8 +576,8 @@ def bisect(
     record.compare = (
         COMPARE.format(older=git_before, newer=git_after) if git_before and git_after else None
     )
-    record.save(state_path)
-    return record
+    record.save(state.state_path)
+    return 0
 
 
 def render_bisect(record: BisectRecord) -> str:

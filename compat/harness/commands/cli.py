@@ -2,10 +2,12 @@
 
 ``python -m compat matrix|cell|report|probe|prefetch|bisect|history|plan|gc|list`` works
 without nox as well, which is how the sessions stay testable and how a CI job without
-nox can call the same code. Here: the arguments, and the commands whose work is one call
-into a stage; a command with logic of its own has its module beside this one
-(:mod:`.matrix` for ``matrix``, ``cell`` and ``report``, :mod:`.plan`, :mod:`.probe`,
-:mod:`.bisect`, :mod:`.history`).
+nox can call the same code. Here: the arguments (one ``_add_<command>`` per subcommand,
+naming its function with ``set_defaults(func=...)``), and the commands whose work is one
+call into a stage; a command with logic of its own has its module beside this one
+(:mod:`.matrix` for ``matrix``, ``cell`` and ``report``, :mod:`.qualify`, :mod:`.plan`,
+:mod:`.probe`, :mod:`.bisect`, :mod:`.history`), and a run of cells is the steps of
+:mod:`.pipeline`.
 """
 
 from __future__ import annotations
@@ -22,16 +24,17 @@ import traceback
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TextIO
 
 from compat.harness.commands.bisect import BisectRequest, bisect, matrix_candidates, render_bisect
 from compat.harness.commands.history import collect_history, render_history
 from compat.harness.commands.init import write_start
-from compat.harness.commands.matrix import (
+from compat.harness.commands.matrix import report_run, run_matrix
+from compat.harness.commands.options import (
     RunOptions,
+    checked_jobs,
     console_width,
     offline_wheelhouse,
-    report_run,
-    run_matrix,
     writable_folder,
 )
 from compat.harness.commands.plan import ci_matrix, ci_shards, plan_cells, shard_cells
@@ -40,7 +43,6 @@ from compat.harness.commands.qualify import QualifyRequest, run_qualification
 from compat.harness.config.applicability import STACKS
 from compat.harness.config.matrix import load_matrix
 from compat.harness.errors import UsageError
-from compat.harness.execute.cell_runner import default_jobs
 from compat.harness.install.garbage import collect, parse_size
 from compat.harness.install.pipconfig import read_pip_config
 from compat.harness.install.prefetch import prefetch
@@ -63,7 +65,17 @@ __all__ = ["main"]
 DEFAULT_MATRIX = "matrix.toml"
 
 
+_Sub = argparse._SubParsersAction  # what add_subparsers returns
+
+_HELP_OUT = (
+    "run folder: a new or empty folder, or a run to resume into "
+    "(default reports/<run-id>, with reports/latest)"
+)
+
+
 def _parser() -> argparse.ArgumentParser:
+    """The command line: one ``_add_<command>`` per subcommand, each naming the function
+    that runs it (``set_defaults(func=...)``)."""
     parser = argparse.ArgumentParser(
         prog="torch-compat-matrix", description="torch compatibility matrix"
     )
@@ -71,204 +83,256 @@ def _parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="store_true", help="show the HTTP and index libraries' debug logs"
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    p_init = sub.add_parser(
+    with_matrix = argparse.ArgumentParser(add_help=False)
+    with_matrix.add_argument("--matrix", default=DEFAULT_MATRIX, help="matrix file (matrix.toml)")
+    for add in (
+        _add_init,
+        _add_matrix,
+        _add_cell,
+        _add_report,
+        _add_plan,
+        _add_probe,
+        _add_prefetch,
+        _add_qualify,
+        _add_bisect,
+        _add_gc,
+        _add_history,
+        _add_list,
+    ):
+        add(sub, with_matrix)
+    return parser
+
+
+def _add_jobs(p: argparse.ArgumentParser, text: str) -> None:
+    p.add_argument("-j", "--jobs", type=int, default=None, help=text)
+
+
+def _add_env_options(p: argparse.ArgumentParser, out: str) -> None:
+    p.add_argument("--out", default=None, help=out)
+    _add_jobs(p, "cells at once, 1 or more (default: what cores and memory allow)")
+    p.add_argument(
+        "--offline",
+        nargs="?",
+        const="wheelhouse",
+        default=None,
+        metavar="WHEELHOUSE",
+        help="build envs only from a prefetched wheelhouse (default ./wheelhouse)",
+    )
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    _add_env_options(p, _HELP_OUT)
+    p.add_argument(
+        "--baseline",
+        default=None,
+        help="a previous results.json: name regressions and fixes, gate on them",
+    )
+    p.add_argument(
+        "--reruns",
+        type=int,
+        default=None,
+        metavar="N",
+        help="rerun a failed test up to N times (overrides the matrix's "
+        "`reruns`); a later pass is reported as flaky",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        default=None,
+        help="an expected failure that passes (fixed) fails the gate (the matrix's `strict`)",
+    )
+    p.add_argument(
+        "--disk-budget",
+        default=None,
+        metavar="SIZE",
+        help="keep the uv cache and the envs under SIZE (e.g. 30G) while the "
+        "run builds envs: cells of one torch build run together, and "
+        "what no remaining cell needs is freed (the matrix's `disk-budget`)",
+    )
+
+
+def _add_init(sub: _Sub, with_matrix: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
         "init",
         help="write a commented matrix.toml for today's torch "
         "releases (and a starter test) in a repository",
     )
-    p_init.add_argument("--dir", default=".", help="the repository (default: here)")
-    p_init.add_argument("--noxfile", action="store_true", help="also a noxfile.py snippet")
-    with_matrix = argparse.ArgumentParser(add_help=False)
-    with_matrix.add_argument("--matrix", default=DEFAULT_MATRIX, help="matrix file (matrix.toml)")
+    p.add_argument("--dir", default=".", help="the repository (default: here)")
+    p.add_argument("--noxfile", action="store_true", help="also a noxfile.py snippet")
+    p.set_defaults(func=_init)
 
-    def command(name: str, text: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, parents=[with_matrix], help=text)
 
-    def add_env_options(p: argparse.ArgumentParser, out: str) -> None:
-        p.add_argument("--out", default=None, help=out)
-        p.add_argument(
-            "-j",
-            "--jobs",
-            type=int,
-            default=None,
-            help="cells at once, 1 or more (default: what cores and memory allow)",
-        )
-        p.add_argument(
-            "--offline",
-            nargs="?",
-            const="wheelhouse",
-            default=None,
-            metavar="WHEELHOUSE",
-            help="build envs only from a prefetched wheelhouse (default ./wheelhouse)",
-        )
-
-    def add_run_options(p: argparse.ArgumentParser) -> None:
-        add_env_options(
-            p,
-            "run folder: a new or empty folder, or a run to resume into "
-            "(default reports/<run-id>, with reports/latest)",
-        )
-        p.add_argument(
-            "--baseline",
-            default=None,
-            help="a previous results.json: name regressions and fixes, gate on them",
-        )
-        p.add_argument(
-            "--reruns",
-            type=int,
-            default=None,
-            metavar="N",
-            help="rerun a failed test up to N times (overrides the matrix's "
-            "`reruns`); a later pass is reported as flaky",
-        )
-        p.add_argument(
-            "--strict",
-            action="store_true",
-            default=None,
-            help="an expected failure that passes (fixed) fails the gate (the matrix's `strict`)",
-        )
-        p.add_argument(
-            "--disk-budget",
-            default=None,
-            metavar="SIZE",
-            help="keep the uv cache and the envs under SIZE (e.g. 30G) while the "
-            "run builds envs: cells of one torch build run together, and "
-            "what no remaining cell needs is freed (the matrix's `disk-budget`)",
-        )
-
-    p_matrix = command("matrix", "run every cell, then report")
-    add_run_options(p_matrix)
-    p_matrix.add_argument(
+def _add_matrix(sub: _Sub, with_matrix: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("matrix", parents=[with_matrix], help="run every cell, then report")
+    _add_run_options(p)
+    p.add_argument(
         "--cells",
         nargs="+",
         default=None,
         help="only these cells: ids or globs ('torch2.8*', '*py3.12')",
     )
-    p_matrix.add_argument("--shard", default=None, help="only shard I/N of the cells")
-    p_matrix.add_argument(
+    p.add_argument("--shard", default=None, help="only shard I/N of the cells")
+    p.add_argument(
         "--resume",
         nargs="?",
         const="reports/latest",
         default=None,
-        help="keep the finished cells of a run (default reports/latest)",
+        help="keep the finished cells of a run of the same matrix file (default reports/latest)",
     )
+    p.set_defaults(func=_matrix)
 
-    p_cell = command("cell", "run one cell")
-    add_run_options(p_cell)
-    p_cell.add_argument("cell_id")
 
-    p_report = sub.add_parser("report", help="rebuild the report of a run from its cell folders")
-    p_report.add_argument("run", nargs="?", default="reports/latest", help="run folder")
-    p_report.add_argument("--baseline", default=None, help="a previous results.json")
-    p_report.add_argument(
+def _add_cell(sub: _Sub, with_matrix: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("cell", parents=[with_matrix], help="run one cell")
+    _add_run_options(p)
+    p.add_argument("cell_id")
+    p.set_defaults(func=_cell)
+
+
+def _add_report(sub: _Sub, with_matrix: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("report", help="rebuild the report of a run from its cell folders")
+    p.add_argument("run", nargs="?", default="reports/latest", help="run folder")
+    p.add_argument("--baseline", default=None, help="a previous results.json")
+    p.add_argument(
         "--merge",
         nargs="+",
         default=None,
         metavar="DIR",
         help="fold the run folders under these DIRs (CI shards) into one run",
     )
-    p_report.add_argument(
+    p.add_argument(
         "--out",
         default=None,
         help="with --merge (required): the merged run folder, new, empty or "
         "an earlier merge; never an existing run",
     )
+    p.set_defaults(func=_report)
 
-    p_plan = command("plan", "the cells as a CI matrix (GitHub Actions JSON)")
-    p_plan.add_argument("--shard", default=None, help="only shard I/N")
-    p_plan.add_argument("--ids", action="store_true", help="cell ids, one per line")
-    p_plan.add_argument(
+
+def _add_plan(sub: _Sub, with_matrix: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "plan", parents=[with_matrix], help="the cells as a CI matrix (GitHub Actions JSON)"
+    )
+    p.add_argument("--shard", default=None, help="only shard I/N")
+    p.add_argument("--ids", action="store_true", help="cell ids, one per line")
+    p.add_argument(
         "--shards",
         type=int,
         default=0,
         metavar="N",
-        help="N jobs of `matrix --shard I/N` instead of one job per cell",
+        help="at most N jobs of `matrix --shard I/M` instead of one job per cell "
+        "(M: N, or the applicable cells when there are fewer)",
     )
+    p.set_defaults(func=_plan)
 
-    p_probe = command("probe", "capability grid of every cell, no tests")
-    add_env_options(p_probe, "folder of the probes' install logs (default reports/probe)")
 
-    p_prefetch = command("prefetch", "download every cell's wheels, with hashes")
-    p_prefetch.add_argument("--wheelhouse", default="wheelhouse")
+def _add_probe(sub: _Sub, with_matrix: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "probe", parents=[with_matrix], help="capability grid of every cell, no tests"
+    )
+    _add_env_options(p, "folder of the probes' install logs (default reports/probe)")
+    p.set_defaults(func=_probe)
 
-    p_qualify = command(
+
+def _add_prefetch(sub: _Sub, with_matrix: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "prefetch", parents=[with_matrix], help="download every cell's wheels, with hashes"
+    )
+    p.add_argument("--wheelhouse", default="wheelhouse")
+    p.set_defaults(func=_prefetch)
+
+
+def _add_qualify(sub: _Sub, with_matrix: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
         "qualify",
-        "a torch release candidate or nightly against a reference "
+        parents=[with_matrix],
+        help="a torch release candidate or nightly against a reference "
         "release: QUALIFIED or NOT QUALIFIED (exit 0/1/3)",
     )
-    p_qualify.add_argument("--candidate", required=True, help="the torch version to qualify")
-    p_qualify.add_argument("--reference", required=True, help="the release to compare with")
-    p_qualify.add_argument(
+    p.add_argument("--candidate", required=True, help="the torch version to qualify")
+    p.add_argument("--reference", required=True, help="the release to compare with")
+    p.add_argument(
         "--channel",
         default="release",
         help="the candidate's channel in the matrix (rc, nightly...)",
     )
-    p_qualify.add_argument(
+    p.add_argument(
         "--out",
         default=None,
-        help="run folder (default reports/qualify-<candidate>-vs-<reference>)",
+        help="run folder, new or empty (default: a new reports/<stamp>-qualify-"
+        "<candidate>-vs-<reference> per run)",
     )
-    p_qualify.add_argument("-j", "--jobs", type=int, default=None, help="cells at once")
+    _add_jobs(p, "cells at once, 1 or more")
+    p.set_defaults(func=_qualify)
 
-    p_bisect = command(
+
+def _add_bisect(sub: _Sub, with_matrix: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
         "bisect",
-        "first bad torch release or nightly for a test (--good "
+        parents=[with_matrix],
+        help="first bad torch release or nightly for a test (--good "
         "newer than --bad: the first good one, the fix)",
     )
-    p_bisect.add_argument("test", help="test name or node id")
-    p_bisect.add_argument("--good", required=True, help="a version (or date on a nightly channel)")
-    p_bisect.add_argument("--bad", required=True, help="a version (or date on a nightly channel)")
-    p_bisect.add_argument("--stack", choices=STACKS, default="torch.ao")
-    p_bisect.add_argument("--torchao", default=None, help="torchao version for --stack torchao")
-    p_bisect.add_argument("--python", default=None, help="CPython (default: the matrix's first)")
-    p_bisect.add_argument("--channel", default="release", help="a channel of the matrix")
-    p_bisect.add_argument(
+    p.add_argument("test", help="test name or node id")
+    p.add_argument("--good", required=True, help="a version (or date on a nightly channel)")
+    p.add_argument("--bad", required=True, help="a version (or date on a nightly channel)")
+    p.add_argument("--stack", choices=STACKS, default="torch.ao")
+    p.add_argument("--torchao", default=None, help="torchao version for --stack torchao")
+    p.add_argument("--python", default=None, help="CPython (default: the matrix's first)")
+    p.add_argument("--channel", default="release", help="a channel of the matrix")
+    p.add_argument(
         "--versions",
         choices=("index", "matrix"),
         default="index",
         help="candidates: every release on the index (default), or only the "
         "torch versions the matrix declares (envs usually built)",
     )
-    p_bisect.add_argument("--out", default=None, help="default reports/bisect/<key>")
-    p_bisect.add_argument(
+    p.add_argument(
+        "--out",
+        default=None,
+        help="default reports/bisect/<key>; rerunning the same bisection there resumes it",
+    )
+    p.add_argument(
         "--on",
         choices=("outcome", "snapshot"),
         default="outcome",
         help="bad means the test fails (outcome), or its porting snapshot "
         "differs from the good end's (snapshot)",
     )
+    p.set_defaults(func=_bisect)
 
-    p_gc = command("gc", "remove envs not in the matrix; trim the uv cache")
-    p_gc.add_argument("--cache-budget", default=None, help="e.g. 40G: prune the uv cache above it")
-    p_gc.add_argument("--dry-run", action="store_true", help="say what would go, remove nothing")
 
-    p_history = sub.add_parser(
+def _add_gc(sub: _Sub, with_matrix: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "gc", parents=[with_matrix], help="remove envs not in the matrix; trim the uv cache"
+    )
+    p.add_argument("--cache-budget", default=None, help="e.g. 40G: prune the uv cache above it")
+    p.add_argument("--dry-run", action="store_true", help="say what would go, remove nothing")
+    p.set_defaults(func=_gc)
+
+
+def _add_history(sub: _Sub, with_matrix: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
         "history",
         help="a test (or every cell) across the kept runs, "
         "and between which runs it broke or was fixed",
     )
-    p_history.add_argument("test", nargs="?", default=None, help="test name or node id")
-    p_history.add_argument("--reports", default="reports", help="folder of kept runs")
-    p_history.add_argument(
+    p.add_argument("test", nargs="?", default=None, help="test name or node id")
+    p.add_argument("--reports", default="reports", help="folder of kept runs")
+    p.add_argument(
         "--matrix-name", default=None, help="runs of this matrix (default: the newest run's)"
     )
-    p_history.add_argument("--cells", nargs="+", default=(), help="ids or globs")
-
-    p_list = command("list", "list the matrix's cells")
-    p_list.add_argument("--json", action="store_true", help="as JSON")
-    return parser
+    p.add_argument("--cells", nargs="+", default=(), help="ids or globs")
+    p.set_defaults(func=_history)
 
 
-def _jobs(jobs: int | None) -> int:
-    if jobs is None:
-        return default_jobs()
-    if jobs < 1:
-        raise UsageError(f"-j {jobs}: expected a whole number of cells at once, 1 or more")
-    return jobs
+def _add_list(sub: _Sub, with_matrix: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("list", parents=[with_matrix], help="list the matrix's cells")
+    p.add_argument("--json", action="store_true", help="as JSON")
+    p.set_defaults(func=_list)
 
 
 def _options(args: argparse.Namespace) -> RunOptions:
-    _jobs(args.jobs)
     return RunOptions(
         out=args.out,
         jobs=args.jobs,
@@ -280,6 +344,25 @@ def _options(args: argparse.Namespace) -> RunOptions:
         strict=args.strict,
         disk_budget=args.disk_budget,
     )
+
+
+def _matrix(args: argparse.Namespace) -> int:
+    matrix = load_matrix(args.matrix)
+    cells = list(matrix.cells)
+    if args.cells:
+        cells = matrix.cells_matching(args.cells)
+    if args.shard:  # the cells `plan --shard` lists
+        cells = shard_cells(cells, args.shard)
+    return run_matrix(matrix, cells, _options(args))
+
+
+def _cell(args: argparse.Namespace) -> int:
+    matrix = load_matrix(args.matrix)
+    return run_matrix(matrix, [matrix.cell(args.cell_id)], _options(args))
+
+
+def _report(args: argparse.Namespace) -> int:
+    return report_run(args.run, merge=args.merge, out=args.out, baseline=args.baseline)
 
 
 def _prefetch(args: argparse.Namespace) -> int:
@@ -323,6 +406,7 @@ def _bisect(args: argparse.Namespace) -> int:
             envs_root=envs_root(),
             pip_config=read_pip_config(),
             candidates=candidates,
+            versions=args.versions,
         )
     except KeyboardInterrupt:
         print(
@@ -370,7 +454,7 @@ def _plan(args: argparse.Namespace) -> int:
 def _probe(args: argparse.Namespace) -> int:
     matrix = load_matrix(args.matrix)
     cells = list(matrix.cells)
-    jobs = _jobs(args.jobs)
+    jobs = checked_jobs(args.jobs)
     wheelhouse = offline_wheelhouse(args.offline)
     log_dir = writable_folder(args.out or "reports/probe", "--out")
     found = probe_cells(
@@ -393,7 +477,7 @@ def _history(args: argparse.Namespace) -> int:
 
 
 def _init(args: argparse.Namespace) -> int:
-    written = write_start(Path(args.dir), noxfile=args.noxfile)
+    written = write_start(writable_folder(args.dir, "--dir"), noxfile=args.noxfile)
     for path in written:
         print(f"wrote {path}")
     print("next: torch-compat-matrix matrix  (or --cells 'torch2.15*' for one column first)")
@@ -480,12 +564,50 @@ class _Signals:
                 signal.signal(signum, signal.SIG_IGN if program and self.signalled else handler)  # type: ignore[arg-type]
 
 
+class _ClosedPipe:
+    """Standard output whose reader may go away (``history | head -1``): from the first
+    broken pipe on, what is printed is dropped and the command goes on to its own exit
+    code, so a closed pipe neither fails a command nor hides its gate. The program's own
+    stdout is pointed at /dev/null then, so the interpreter's last flush is quiet too."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.closed_pipe = False
+
+    def _closed(self) -> None:
+        self.closed_pipe = True
+        if self.stream is sys.__stdout__:
+            with contextlib.suppress(OSError, ValueError):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, self.stream.fileno())
+                os.close(devnull)
+
+    def write(self, text: str) -> int:
+        if not self.closed_pipe:
+            try:
+                return self.stream.write(text)
+            except BrokenPipeError:
+                self._closed()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.closed_pipe:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._closed()
+
+    def __getattr__(self, name: str) -> object:  # isatty, fileno, encoding ...
+        return getattr(self.stream, name)
+
+
 @contextlib.contextmanager
 def _redacted_console() -> Iterator[None]:
-    """Everything printed while a command runs passes through :func:`redact`."""
+    """Everything printed while a command runs passes through :func:`redact`; a closed
+    stdout is no error (:class:`_ClosedPipe`)."""
     saved = sys.stdout, sys.stderr
     if not isinstance(sys.stdout, RedactingStream):
-        sys.stdout = RedactingStream(sys.stdout)  # type: ignore[assignment]
+        sys.stdout = RedactingStream(_ClosedPipe(sys.stdout))  # type: ignore[assignment]
     if not isinstance(sys.stderr, RedactingStream):
         sys.stderr = RedactingStream(sys.stderr)  # type: ignore[assignment]
     try:
@@ -499,38 +621,7 @@ def _redacted_console() -> Iterator[None]:
 
 def _run(args: argparse.Namespace) -> int:
     _quiet_libraries(args.verbose)
-    if args.command == "init":
-        return _init(args)
-    if args.command == "qualify":
-        return _qualify(args)
-    if args.command == "matrix":
-        matrix = load_matrix(args.matrix)
-        options = _options(args)
-        cells = list(matrix.cells)
-        if args.cells:
-            cells = matrix.cells_matching(args.cells)
-        if args.shard:  # the cells `plan --shard` lists
-            cells = shard_cells(cells, args.shard)
-        return run_matrix(matrix, cells, options)
-    if args.command == "cell":
-        matrix = load_matrix(args.matrix)
-        options = _options(args)
-        return run_matrix(matrix, [matrix.cell(args.cell_id)], options)
-    if args.command == "report":
-        return report_run(args.run, merge=args.merge, out=args.out, baseline=args.baseline)
-    if args.command == "plan":
-        return _plan(args)
-    if args.command == "probe":
-        return _probe(args)
-    if args.command == "prefetch":
-        return _prefetch(args)
-    if args.command == "bisect":
-        return _bisect(args)
-    if args.command == "history":
-        return _history(args)
-    if args.command == "gc":
-        return _gc(args)
-    return _list(args)
+    return int(args.func(args))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -65,6 +65,12 @@ def collect_history(reports: Path, *, matrix_name: str | None = None) -> list[Ob
     if not loaded:
         raise UsageError(f"{reports}: no runs kept here")
     wanted = matrix_name or loaded[-1][1].manifest.matrix_name  # type: ignore[union-attr]
+    names = sorted({run.manifest.matrix_name for _, run in loaded if run.manifest})
+    if wanted not in names:
+        raise UsageError(
+            f"--matrix-name {wanted}: no run of that matrix in {reports} "
+            f"(runs of: {', '.join(names)})"
+        )
     return [
         Observation(name, {r.cell_id: r for r in run.results})
         for name, run in loaded
@@ -203,6 +209,8 @@ def render_history(
         cells = [c for c in cells if any(fnmatch.fnmatchcase(c, p) for p in cell_patterns)]
         if not cells:
             raise UsageError(f"--cells {' '.join(cell_patterns)}: no such cell in these runs")
+    if test and not any(r.tests_named(test) for o in history for r in o.results.values()):
+        raise UsageError(f"{test}: no such test in the {len(history)} run(s) kept")
     what = test or "every cell's status"
     lines = [f"history of {what}: {len(history)} run(s)", ""]
     headers = ["run", *(c.replace("-", "\n", 2) for c in cells)]

@@ -59,13 +59,19 @@ def ci_matrix(cells: Sequence[Cell]) -> dict[str, Any]:
 
 
 def ci_shards(matrix: Matrix, shards: int) -> dict[str, Any]:
-    """``strategy.matrix`` of ``shards`` jobs, each ``matrix --shard I/N``, with the
-    CPythons its cells need (one per line, as ``actions/setup-python`` takes them)."""
+    """``strategy.matrix`` of at most ``shards`` jobs, each ``matrix --shard I/N``, with the
+    CPythons its cells need (one per line, as ``actions/setup-python`` takes them).
+
+    The plan caps the shards at the applicable cells (``shards: 4`` over 3 cells is 3
+    jobs, ``--shard I/3``): every job it lists runs at least one cell, and a shard of no
+    cell stays a usage error for ``matrix --shard``, where it is a mistake."""
+    applicable = sum(c.applicable for c in matrix.cells)
+    if not applicable:
+        raise UsageError("--shards: the matrix has no applicable cell to run")
+    shards = min(shards, applicable)
     include = []
     for i in range(1, shards + 1):
         cells = shard_cells(matrix.cells, f"{i}/{shards}")
-        if not cells:
-            continue
         pythons = sorted({c.python for c in cells}, key=lambda v: tuple(map(int, v.split("."))))
         include.append(
             {

@@ -4,38 +4,31 @@ Both columns, the candidate and the reference, run for every stack and Python th
 matrix declares for them (envs are reused like any cell's), with strict expectations.
 The comparison (:mod:`compat.harness.results.qualification`) gives one verdict; it is
 printed, written as ``qualification.md`` for the release tracker and ``qualification.json``,
-and shown on top of the run's ``matrix.html`` and ``summary.md``.
+and shown on top of the run's ``matrix.html`` and ``summary.md``. Each run gets a new
+folder, ``reports/<stamp>-qualify-<candidate>-vs-<reference>`` (or ``--out``, a new
+or empty folder).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import sys
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-from compat.harness.commands.matrix import console_width
+from compat.harness.commands.options import RunOptions
+from compat.harness.commands.pipeline import RUN_STEPS, Run, Step, execute, judge
 from compat.harness.config.applicability import not_applicable_reason
 from compat.harness.config.matrix import NIGHTLY_TORCHAO, RELEASE, Cell, Matrix
 from compat.harness.errors import UsageError
-from compat.harness.execute.cell_runner import RunInterrupted, default_jobs, run_cells
-from compat.harness.execute.progress import make_progress
-from compat.harness.files import atomic_write_text
-from compat.harness.install.pipconfig import read_pip_config
-from compat.harness.locations import envs_root
-from compat.harness.reports.console import render_console
-from compat.harness.reports.documents import write_reports
-from compat.harness.reports.grid import build_grid
+from compat.harness.reports.qualification import MARKDOWN as QUALIFICATION_MARKDOWN
 from compat.harness.reports.qualification import (
+    qualification_writers,
     render_qualification_html,
     render_qualification_markdown,
     render_qualification_text,
 )
-from compat.harness.results.classify import flag_missing_tests
-from compat.harness.results.gate import EXIT_INTERRUPTED
 from compat.harness.results.qualification import Column, qualify
-from compat.harness.results.run_folder import RunManifest
 
 __all__ = ["QualifyRequest", "qualification_columns", "run_qualification"]
 
@@ -61,7 +54,10 @@ def _with(cell: Cell, **changes: object) -> Cell:
     return dataclasses.replace(cell, not_applicable=reason)
 
 
-def qualification_columns(matrix: Matrix, request: QualifyRequest) -> list[tuple[str, Cell, Cell]]:
+Column3 = tuple[str, Cell, Cell]  # (label, reference cell, candidate cell)
+
+
+def qualification_columns(matrix: Matrix, request: QualifyRequest) -> list[Column3]:
     """(label, reference cell, candidate cell) for each stack and Python of either version.
 
     A column takes the matrix's own cell where it declares one (its torchao pairing
@@ -121,67 +117,72 @@ def qualification_columns(matrix: Matrix, request: QualifyRequest) -> list[tuple
     return columns
 
 
+def _check_request(request: QualifyRequest) -> None:
+    if request.candidate == request.reference:
+        raise UsageError(
+            f"--candidate {request.candidate} and --reference {request.reference} are the "
+            "same version: a release qualifies against another one"
+        )
+
+
+def _verdict(columns: Sequence[Column3], request: QualifyRequest) -> Step:
+    """The step after ``judge``: the columns compared, the verdict's exit code (an
+    interruption's 130 stays), its documents and its text."""
+
+    def verdict(run: Run) -> None:
+        by_id = {r.cell_id: r for r in run.results}
+        found = qualify(
+            [Column(label, by_id[ref.id], by_id[cand.id]) for label, ref, cand in columns],
+            candidate=request.candidate,
+            reference=request.reference,
+        )
+        if not run.interrupted:
+            run.code = found.exit_code
+        run.matrix_info = {"name": f"qualify {run.run_id}"}  # as results.json always named it
+        run.appendix = (render_qualification_markdown(found), render_qualification_html(found))
+        run.writers = qualification_writers(found)
+        run.notes = [
+            render_qualification_text(found),
+            f"release tracker text: {run.folder / QUALIFICATION_MARKDOWN}",
+        ]
+
+    return verdict
+
+
 def run_qualification(matrix: Matrix, request: QualifyRequest) -> int:
-    """Run both columns, compare them, write and print the verdict; its exit code."""
+    """Run both columns, compare them, write and print the verdict; its exit code.
+
+    The steps are a matrix run's (:data:`RUN_STEPS`: the same checks of ``--out`` and
+    ``-j``, the disk estimate, a new folder under ``reports/`` per run), strict, with the
+    verdict after ``judge``; ``reports/latest`` stays the matrix's.
+    """
+    _check_request(request)
     matrix = dataclasses.replace(matrix, strict=True)  # qualification is strict
     columns = qualification_columns(matrix, request)
     cells = list(dict.fromkeys(c for _, ref, cand in columns for c in (ref, cand)))
-    run_dir = Path(
-        request.out or f"reports/qualify-{request.candidate}-vs-{request.reference}"
-    ).resolve()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    run_id = run_dir.name
-    RunManifest.for_matrix(run_id, matrix, cells, None).write(run_dir)
-    jobs = request.jobs if request.jobs and request.jobs > 0 else default_jobs()
-    print(
-        f"compat: qualifying torch {request.candidate} ({request.channel}) against "
-        f"{request.reference}: {len(columns)} column(s), {len(cells)} cells -> {run_dir}",
-        flush=True,
-    )
-    interrupted = False
-    progress = make_progress([c.id for c in cells])
-    try:
-        results = run_cells(
-            cells,
-            matrix,
-            run_dir=run_dir,
-            envs_root=envs_root(),
-            pip_config=read_pip_config(),
-            jobs=jobs,
-            progress=progress,
+
+    def headline(run: Run) -> str:
+        return (
+            f"compat: qualifying torch {request.candidate} ({request.channel}) against "
+            f"{request.reference}: {len(columns)} column(s), {len(cells)} cells -> {run.folder}"
         )
-    except RunInterrupted as stop:
-        results, interrupted = stop.results, True
-    finally:
-        progress.close()
-    for result in flag_missing_tests(results):
-        result.write(run_dir / "cells" / result.cell_id / "result.json")
-    by_id = {r.cell_id: r for r in results}
-    verdict = qualify(
-        [Column(label, by_id[ref.id], by_id[cand.id]) for label, ref, cand in columns],
-        candidate=request.candidate,
-        reference=request.reference,
+
+    run = Run(
+        matrix,
+        cells,
+        RunOptions(out=request.out, jobs=request.jobs),
+        name=_slug(f"qualify-{request.candidate}-vs-{request.reference}"),
+        latest=False,
+        headline=headline,
+        interrupted_note="compat: interrupted; the verdict covers the finished cells only",
+        check_expectations=False,
+        resumable=False,
     )
-    code = EXIT_INTERRUPTED if interrupted else verdict.exit_code
-    markdown = render_qualification_markdown(verdict)
-    grid = build_grid(results)
-    write_reports(
-        run_dir,
-        grid,
-        run_id=run_id,
-        matrix={"name": f"qualify {run_id}"},
-        exit_code=code,
-        appendix=(markdown, render_qualification_html(verdict)),
-    )
-    atomic_write_text(run_dir / "qualification.md", markdown)
-    atomic_write_text(
-        run_dir / "qualification.json", json.dumps(verdict.to_dict(), indent=2) + "\n"
-    )
-    print()
-    print(render_console(grid, width=console_width()))
-    print()
-    print(render_qualification_text(verdict))
-    print(f"release tracker text: {run_dir / 'qualification.md'}")
-    if interrupted:
-        print("compat: interrupted; the verdict covers the finished cells only", file=sys.stderr)
-    return code
+    at = RUN_STEPS.index(judge) + 1
+    steps = (*RUN_STEPS[:at], _verdict(columns, request), *RUN_STEPS[at:])
+    return execute(steps, run)
+
+
+def _slug(text: str) -> str:
+    """A folder name from versions (a nightly's ``+cpu`` included): ``[A-Za-z0-9._+-]``."""
+    return re.sub(r"[^A-Za-z0-9._+-]+", "-", text)[:150]

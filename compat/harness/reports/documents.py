@@ -40,10 +40,12 @@ def write_reports(
     diff: BaselineDiff | None = None,
     disk: RunDisk | None = None,
     appendix: tuple[str, str] | None = None,
+    writers: Mapping[str, Writer] | None = None,
 ) -> dict[str, Path]:
-    """Write every document of :data:`WRITERS`; return each format's path.
+    """Write every document of :data:`WRITERS`, then ``writers``; return each one's path.
 
-    ``appendix`` is (markdown, html) a command adds on top of the grid (qualification)."""
+    ``appendix`` is (markdown, html) a command adds on top of the grid, ``writers`` the
+    documents of its own (qualification's, from ``reports.qualification``)."""
     report = ReportContext(
         grid,
         run_id,
@@ -54,4 +56,5 @@ def write_reports(
         disk,
         Appendix(*appendix) if appendix is not None else None,
     )
-    return {name: write(run_dir, report) for name, write in WRITERS.items()}
+    every = {**WRITERS, **(writers or {})}
+    return {name: write(run_dir, report) for name, write in every.items()}

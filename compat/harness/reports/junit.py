@@ -15,6 +15,7 @@ from compat.harness.files import atomic_write_text
 from compat.harness.redact import redact
 from compat.harness.reports.context import ReportContext
 from compat.harness.results.model import CellResult, CellStatus
+from compat.harness.results.run_folder import cell_dir
 
 __all__ = ["merge_junit", "write"]
 
@@ -53,7 +54,7 @@ def _depth(root: ET.Element) -> int:
 def merge_junit(run_dir: Path, results: Sequence[CellResult]) -> Path:
     root = ET.Element("testsuites", name=run_dir.name)
     for result in results:
-        path = run_dir / "cells" / result.cell_id / "junit.xml"
+        path = cell_dir(run_dir, result.cell_id) / "junit.xml"
         suites: list[ET.Element] = []
         if path.is_file():
             try:

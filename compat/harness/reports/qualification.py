@@ -1,17 +1,42 @@
-"""A qualification verdict as console text, as Markdown for a release tracker, as HTML."""
+"""A qualification verdict as console text, as Markdown for a release tracker, as HTML,
+and the run's documents of its own (``qualification.md``, ``qualification.json``), as
+writers beside ``documents.WRITERS``."""
 
 from __future__ import annotations
 
 import html
+import json
+from pathlib import Path
 
+from compat.harness.files import atomic_write_text
 from compat.harness.redact import redact
+from compat.harness.reports.context import ReportContext, Writer
 from compat.harness.results.qualification import Qualification
 
 __all__ = [
+    "MARKDOWN",
+    "qualification_writers",
     "render_qualification_html",
     "render_qualification_markdown",
     "render_qualification_text",
 ]
+
+MARKDOWN = "qualification.md"  # what the release tracker gets
+JSON = "qualification.json"
+
+
+def qualification_writers(q: Qualification) -> dict[str, Writer]:
+    """The verdict's own documents, for ``write_reports(..., writers=...)``."""
+
+    def markdown(run_dir: Path, report: ReportContext) -> Path:
+        atomic_write_text(run_dir / MARKDOWN, render_qualification_markdown(q))
+        return run_dir / MARKDOWN
+
+    def as_json(run_dir: Path, report: ReportContext) -> Path:
+        atomic_write_text(run_dir / JSON, json.dumps(q.to_dict(), indent=2) + "\n")
+        return run_dir / JSON
+
+    return {"qualification markdown": markdown, "qualification json": as_json}
 
 
 def _sections(q: Qualification) -> list[tuple[str, list[str]]]:
@@ -38,8 +63,7 @@ def render_qualification_text(q: Qualification) -> str:
     for title, items in _sections(q):
         if items:
             lines += ["", f"{title}:", *(f"  {item}" for item in items)]
-    lines += ["", f"exit code {q.exit_code}"]
-    return redact("\n".join(lines))
+    return redact("\n".join(lines))  # the run's last line gives the exit code
 
 
 def _md(text: str) -> str:

@@ -17,9 +17,11 @@ from compat.harness.results.run_folder import (
     MANIFEST,
     LoadedRun,
     RunManifest,
+    cell_dir,
     copy_cell_folder,
     load_run,
     read_cell_result,
+    result_paths,
 )
 
 __all__ = ["merge_runs", "shard_of"]
@@ -82,7 +84,7 @@ def merge_runs(sources: Sequence[Path], out: Path) -> LoadedRun:
     chosen: dict[str, tuple[CellResult, Path]] = {}
     corrupt: set[str] = set()
     for run, _ in manifests:
-        for path in sorted((run / "cells").glob("*/result.json")):
+        for path in result_paths(run):
             try:
                 result = read_cell_result(path)
             except ResultFileError as exc:
@@ -93,7 +95,7 @@ def merge_runs(sources: Sequence[Path], out: Path) -> LoadedRun:
             if kept is None or _rank(result) > _rank(kept[0]):
                 chosen[result.cell_id] = (result, path.parent)
     for cell_id, (_, folder) in chosen.items():
-        target = out / "cells" / cell_id
+        target = cell_dir(out, cell_id)
         if folder.resolve() != target.resolve():
             shutil.rmtree(target, ignore_errors=True)
             copy_cell_folder(folder, target)

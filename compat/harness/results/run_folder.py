@@ -27,15 +27,48 @@ __all__ = [
     "MANIFEST",
     "LoadedRun",
     "RunManifest",
+    "cell_dir",
     "copy_cell_folder",
+    "holds_run",
     "load_run",
+    "matrix_sha256",
     "new_run_dir",
     "read_cell_result",
+    "result_path",
+    "result_paths",
     "update_latest",
 ]
 
 MANIFEST = "run.json"
 LOCK = ".compat.lock"  # held by a command while it writes the run's reports
+CELLS = "cells"  # one folder per cell in it, named by the cell's id
+RESULT = "result.json"  # a cell's result, in its folder
+
+
+def cell_dir(run_dir: Path, cell_id: str) -> Path:
+    """``<run>/cells/<id>``: everything one cell of the run wrote."""
+    return run_dir / CELLS / cell_id
+
+
+def result_path(run_dir: Path, cell_id: str) -> Path:
+    """``<run>/cells/<id>/result.json``: the cell's result."""
+    return cell_dir(run_dir, cell_id) / RESULT
+
+
+def result_paths(run_dir: Path) -> list[Path]:
+    """Every ``cells/*/result.json`` of a run, in order of cell id."""
+    cells_dir = run_dir / CELLS
+    return sorted(cells_dir.glob(f"*/{RESULT}")) if cells_dir.is_dir() else []
+
+
+def holds_run(folder: Path) -> bool:
+    """Whether ``folder`` holds a run already (its manifest, or its cell folders)."""
+    return (folder / MANIFEST).exists() or (folder / CELLS).is_dir()
+
+
+def matrix_sha256(matrix: Matrix) -> str:
+    """The digest of the matrix file a run records (``run.json``'s ``matrix_sha256``)."""
+    return hashlib.sha256(matrix.path.read_bytes()).hexdigest()
 
 
 @dataclass
@@ -54,7 +87,7 @@ class RunManifest:
     def for_matrix(
         cls, run_id: str, matrix: Matrix, cells: list[Cell], shard: str | None = None
     ) -> RunManifest:
-        digest = hashlib.sha256(matrix.path.read_bytes()).hexdigest()
+        digest = matrix_sha256(matrix)
         return cls(
             run_id,
             str(matrix.path),
@@ -193,8 +226,7 @@ def load_run(run_dir: Path) -> LoadedRun:
     except ResultFileError as exc:
         manifest, problems = None, [str(exc)]
     found: dict[str, CellResult] = {}
-    cells_dir = run_dir / "cells"
-    for path in sorted(cells_dir.glob("*/result.json")) if cells_dir.is_dir() else []:
+    for path in result_paths(run_dir):
         try:
             result = read_cell_result(path)
         except ResultFileError as exc:
