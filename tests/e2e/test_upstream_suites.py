@@ -119,6 +119,8 @@ def test_every_verdict_is_bare_pytests(compared: dict[str, Any]) -> None:
     ]
     others = [d for d in found if d not in phantom]
     assert others == [], compared["output"]
+    # a test failing on both sides fails with the same exception on both
+    assert [d for c in compared["cells"] for d in c["other_exception"]] == [], compared["output"]
     if phantom:
         shown = "; ".join(f"{d['cell']}: {d['test']}" for d in phantom)
         pytest.xfail(
