@@ -9,6 +9,7 @@ written for.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
@@ -22,6 +23,7 @@ import pytest
 from compat.harness.commands import cli
 from compat.harness.config.matrix import Matrix
 from compat.harness.reports.grid import build_grid, status_label
+from compat.harness.results.classify import flag_missing_tests
 from compat.harness.results.model import CellStatus, Outcome
 
 from .test_faults import outcomes, run_all
@@ -286,3 +288,52 @@ reason = "re-export drops the output node's metadata"
     assert code == 0  # without strict, a fixed expectation is listed, not a gate failure
     assert "test_two passes (fixed upstream in torch 2.8.0); retire the expectation" in out
     assert "https://github.com/pytorch/pytorch/issues/130555" in out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--pytest-args", "-k 'not test_two'"], ["--", "-k", "not test_two"]],
+    ids=["--pytest-args", "after --"],
+)
+def test_pytest_options_pass_through_the_command_line(
+    cell_world: Callable[..., Matrix], tmp_path: Path, argv: list[str]
+) -> None:
+    matrix = cell_world("plain", versions=("2.8.0",))
+    out = tmp_path / "run"
+    code = cli.main(["matrix", "--matrix", str(matrix.path), "--out", str(out), *argv])
+    assert code == 0
+    result = json.loads((out / "cells" / matrix.cells[0].id / "result.json").read_text())
+    assert {t["nodeid"].rsplit("::", 1)[-1] for t in result["tests"]} == {"test_one"}
+    assert result["pytest_args"] == ["-k", "not test_two"]
+    assert result["command"][-2:] == ["-k", "not test_two"]
+
+
+def test_pytest_options_the_harness_owns_are_refused(
+    cell_world: Callable[..., Matrix], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    matrix = cell_world("plain", versions=("2.8.0",))
+    argv = ["matrix", "--matrix", str(matrix.path), "--out", str(tmp_path / "run")]
+    code = cli.main([*argv, "--pytest-args=--rootdir=/tmp"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err == [
+        "compat: error: --pytest-args: '--rootdir=/tmp' is set by the harness for every cell"
+    ]
+
+
+def test_a_file_that_failed_to_import_elsewhere_is_not_missing_where_it_ran(
+    cell_world: Callable[..., Matrix], tmp_path: Path
+) -> None:
+    broken_on_29 = """
+        import os
+        if os.environ["COMPAT_CELL_ID"].startswith("torch2.9.0"):
+            raise ImportError("cannot import name 'capture_pre_autograd_graph'")
+        def test_dq(): pass
+    """
+    matrix = cell_world("plain", files={"tests/core/test_dq.py": broken_on_29})
+    results = run_all(matrix, tmp_path / "run")
+    flag_missing_tests(list(results.values()))  # as the run's judging step does
+    here = results["torch2.8.0-torch.ao-py3.11"]
+    assert here.status is CellStatus.PASSED, here.reason
+    assert "tests/core/test_dq.py" not in outcomes(here)
+    assert outcomes(results["torch2.9.0-torch.ao-py3.11"])["tests/core/test_dq.py"] == "error"

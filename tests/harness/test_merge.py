@@ -17,6 +17,7 @@ from compat.harness.results.merge import merge_runs, shard_of
 # Fields that measure the clock or name the folder, not what the cell did.
 VOLATILE = {
     "timings",
+    "seconds",  # how long each file's process took (file_runs)
     "duration",
     "t",
     "created",

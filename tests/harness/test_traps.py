@@ -47,3 +47,14 @@ def test_an_entry_that_yields_no_cell_is_refused_under_strict(
     assert code == 2
     assert len(err) == 1
     assert f"{matrix}: torch[1].stacks: ['torchao'] yields no cell" in err[0]
+
+
+def test_an_entry_that_yields_no_cell_is_a_warning_otherwise(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = '[[torch]]\nversion = "2.8.0"\n[[torch]]\nversion = "2.9.0"\nstacks = ["torchao"]\n'
+    matrix = write(tmp_path, body)
+    cli.main(["matrix", "--matrix", str(matrix), "--out", str(tmp_path / "run"), "-j", "0"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith(f"compat: warning: {matrix}: torch[1].stacks: ['torchao'] yields")
+    assert err[1].startswith("compat: error: -j 0")  # the run goes on to its own checks

@@ -471,7 +471,7 @@ def _run_steps(state: _Search) -> None:
     request, matrix = state.request, state.matrix
     assert state.candidates is not None
     if "::" in request.test:
-        one_test = dataclasses.replace(matrix, tests=(request.test,), select=None)
+        one_test = dataclasses.replace(matrix, tests=(request.test,), suites=(), select=None)
     else:
         one_test = dataclasses.replace(matrix, select=request.test)
     progress = Progress(len(state.candidates))

@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -140,6 +141,13 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         default=None,
         help="an expected failure that passes (fixed) fails the gate (the matrix's `strict`)",
+    )
+    p.add_argument(
+        "--pytest-args",
+        default=None,
+        metavar="ARGS",
+        help='pytest options for every test file of every cell, e.g. "-k porting -x" '
+        "(after the matrix's `pytest-args`); also anything after a second `--`",
     )
     p.add_argument(
         "--disk-budget",
@@ -343,7 +351,18 @@ def _options(args: argparse.Namespace) -> RunOptions:
         shard=getattr(args, "shard", None),
         strict=args.strict,
         disk_budget=args.disk_budget,
+        pytest_args=_pytest_args(args),
     )
+
+
+def _pytest_args(args: argparse.Namespace) -> tuple[str, ...]:
+    """``--pytest-args "-k x -x"`` (split as a shell would) and what followed ``--``."""
+    given = getattr(args, "pytest_args", None)
+    try:
+        split = shlex.split(given) if given else []
+    except ValueError as exc:
+        raise UsageError(f"--pytest-args {given!r}: {exc}") from None
+    return (*split, *getattr(args, "after_dashes", ()))
 
 
 def _matrix(args: argparse.Namespace) -> int:
@@ -624,6 +643,16 @@ def _run(args: argparse.Namespace) -> int:
     return int(args.func(args))
 
 
+def _split_dashes(argv: Sequence[str]) -> tuple[list[str], tuple[str, ...]]:
+    """``matrix -j 2 -- -k porting``: the harness's own options, then pytest's (nox passes
+    everything after its own ``--`` on, so ``nox -s matrix -- -j 2 -- -k porting`` works)."""
+    items = list(argv)
+    if "--" in items:
+        at = items.index("--")
+        return items[:at], tuple(items[at + 1 :])
+    return items, ()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; every way it can end is an exit code of ``gate.ERROR_KINDS`` and at
     most one line on stderr, and everything it prints is redacted.
@@ -637,7 +666,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     with _redacted_console(), signals.installed(program=argv is None):
         try:
             try:
-                args = _parser().parse_args(argv)
+                given, after = _split_dashes(sys.argv[1:] if argv is None else argv)
+                args = _parser().parse_args(given)
+                args.after_dashes = after
             except SystemExit as exc:  # --help (0), or a usage line from argparse (2)
                 code = exc.code if isinstance(exc.code, int) else EXIT_USAGE
             else:

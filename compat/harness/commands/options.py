@@ -43,6 +43,7 @@ class RunOptions:
     shard: str | None = None
     strict: bool | None = None
     disk_budget: str | None = None  # a size such as 30G; else the matrix's disk-budget
+    pytest_args: tuple[str, ...] = ()  # after the matrix's own pytest-args
 
 
 def console_width() -> int:

@@ -39,18 +39,18 @@ from compat.harness.commands.options import (
     offline_wheelhouse,
     writable_folder,
 )
-from compat.harness.config.matrix import Cell, Matrix
+from compat.harness.config.matrix import Cell, Matrix, harness_owned
 from compat.harness.errors import ConfigError, ResultFileError, UsageError
 from compat.harness.execute.cell_runner import RunInterrupted, run_cells
 from compat.harness.execute.progress import make_progress
 from compat.harness.install.disk_budget import DiskBudget, RunDisk
-from compat.harness.install.disk_check import PIP_CONFIG, measure_cache_in_background
 from compat.harness.install.disk_check import check_disk as estimate_disk
+from compat.harness.install.disk_check import measure_cache_in_background
 from compat.harness.install.disk_estimate import DiskEstimate, uv_cache_guess
 from compat.harness.install.garbage import parse_size
 from compat.harness.install.pipconfig import PipIndexConfig, read_pip_config
 from compat.harness.install.uv_cli import uv_bin
-from compat.harness.locations import envs_root
+from compat.harness.locations import envs_root, pip_config_file
 from compat.harness.redact import redact
 from compat.harness.reports.console import render_console
 from compat.harness.reports.context import Writer
@@ -182,7 +182,10 @@ class Run:
 
 
 def check_options(run: Run) -> None:
-    """Every option's value, before any folder is looked at."""
+    """Every option's value, before any folder is looked at; the matrix file's warnings
+    (an entry that yields no cell) are said first."""
+    for warning in run.the_matrix.warnings:
+        print(f"compat: warning: {warning}", file=sys.stderr)
     options = run.options
     if options.reruns is not None:
         if options.reruns < 0:
@@ -190,6 +193,12 @@ def check_options(run: Run) -> None:
         run.matrix = dataclasses.replace(run.the_matrix, reruns=options.reruns)
     if options.strict:
         run.matrix = dataclasses.replace(run.the_matrix, strict=True)
+    if options.pytest_args:
+        refused = harness_owned(options.pytest_args)
+        if refused:
+            raise UsageError(f"--pytest-args: {refused!r} is set by the harness for every cell")
+        pytest_args = (*run.the_matrix.pytest_args, *options.pytest_args)
+        run.matrix = dataclasses.replace(run.the_matrix, pytest_args=pytest_args)
     run.jobs = checked_jobs(options.jobs)
     if not run.cells:
         raise UsageError(
@@ -271,7 +280,7 @@ def resume_source(resume: str | None, matrix: Matrix) -> Path | None:
 def check_disk(run: Run) -> None:
     """The disk the envs to build need, refused when it is not there (install/disk_check).
     An offline run installs from its wheelhouse and downloads nothing."""
-    run.pip_config = read_pip_config(remember=envs_root() / PIP_CONFIG)
+    run.pip_config = read_pip_config(remember=pip_config_file(envs_root()))
     if run.wheelhouse is None:
         applicable = [c for c in run.cells if c.applicable]
         run.estimate = estimate_disk(run.the_matrix, applicable, run.pip_config, run.limit)

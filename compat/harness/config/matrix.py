@@ -44,6 +44,7 @@ __all__ = [
     "Matrix",
     "Selector",
     "Suite",
+    "harness_owned",
     "load_matrix",
     "parse_matrix",
 ]
@@ -420,15 +421,30 @@ def _check_scopes(path: Path, cells: Sequence[Cell], suites: Sequence[tuple[Tabl
             )
 
 
+def harness_owned(args: Sequence[str]) -> str | None:
+    """The first of ``args`` the harness sets itself for every cell (its ini, rootdir,
+    plugin, JUnit file and events), which a user's pytest options must not change.
+
+    >>> harness_owned(["-k", "porting", "-x"]) is None
+    True
+    >>> harness_owned(["--rootdir=/tmp"])
+    '--rootdir=/tmp'
+    """
+    for arg in args:
+        if arg in ("-p", "--rootdir", "-c", "--junitxml", "--junit-xml") or arg.startswith(
+            ("--rootdir=", "--junitxml=", "--junit-xml=", "--compat-", "-c=")
+        ):
+            return arg
+    return None
+
+
 def _isolation(settings: Table) -> dict[str, Any]:
     """How a cell's test files share processes, and what every cell's pytest is given."""
     timeout = settings.raw("file-timeout")
     args = settings.strings("pytest-args")
-    for arg in args:
-        if arg in ("-p", "--rootdir", "-c", "--junitxml") or arg.startswith(
-            ("--rootdir=", "--junitxml=", "--compat-")
-        ):
-            raise settings.error("pytest-args", f"{show(arg)} is set by the harness for every cell")
+    refused = harness_owned(args)
+    if refused:
+        raise settings.error("pytest-args", f"{show(refused)} is set by the harness for every cell")
     return {
         "isolation": settings.string("isolation", "file", choices=ISOLATION_MODES),
         "file_timeout": None if timeout is None else settings.number("file-timeout", 0),

@@ -36,6 +36,7 @@ from compat.harness.install.resolve import ResolvedCell
 from compat.harness.locations import timings_file
 from compat.harness.processes import Stopped
 from compat.harness.redact import redact
+from compat.harness.results import run_folder
 from compat.harness.results.classify import Events, SessionEnd, classify, read_events
 from compat.harness.results.model import (
     CellResult,
@@ -195,7 +196,7 @@ def run_cell(
     budget: DiskBudget | None = None,
 ) -> CellResult:
     """Run one cell end to end and write ``cells/<id>/result.json``; never raises for the cell."""
-    cell_dir = run_dir / "cells" / cell.id
+    cell_dir = run_folder.cell_dir(run_dir, cell.id)
     cell_dir.mkdir(parents=True, exist_ok=True)
     say = (lambda text: progress.phase(cell.id, text)) if progress else (lambda text: None)
 
@@ -661,7 +662,9 @@ def run_cells(
 
     def one(cell: Cell) -> CellResult:
         if supervisor.interrupted.is_set():
-            result = _interrupted(cell, run_dir / "cells" / cell.id, INTERRUPTED_BEFORE_START)
+            result = _interrupted(
+                cell, run_folder.cell_dir(run_dir, cell.id), INTERRUPTED_BEFORE_START
+            )
             progress.finished(result)
             return result
         try:
@@ -680,7 +683,7 @@ def run_cells(
         except Exception as exc:  # noqa: BLE001 - one broken cell never takes the run down
             if supervisor.interrupted.is_set():
                 result = _interrupted(
-                    cell, run_dir / "cells" / cell.id, "interrupted while installing"
+                    cell, run_folder.cell_dir(run_dir, cell.id), "interrupted while installing"
                 )
             else:
                 result = CellResult(
@@ -691,7 +694,7 @@ def run_cells(
                     reason=f"harness error: {type(exc).__name__}: {exc}",
                     log_excerpt=redact(traceback.format_exc())[-3000:],
                 )
-                result.write(run_dir / "cells" / cell.id / "result.json")
+                result.write(run_folder.result_path(run_dir, cell.id))
         progress.finished(result)
         if on_result is not None:
             on_result(result)

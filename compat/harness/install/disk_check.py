@@ -32,12 +32,9 @@ from compat.harness.install.disk_estimate import (
 from compat.harness.install.install_plan import plan_for
 from compat.harness.install.pipconfig import PipIndexConfig
 from compat.harness.install.resolve import ResolutionFailed
-from compat.harness.locations import envs_root
+from compat.harness.locations import envs_root, uv_cache_size_file
 
-__all__ = ["CACHE_SIZE", "PIP_CONFIG", "check_disk", "measure_cache_in_background"]
-
-CACHE_SIZE = ".uv-cache-size.json"  # in the envs root: the last measurement of uv's cache
-PIP_CONFIG = ".pip-config.json"  # in the envs root: pip's last answer (see read_pip_config)
+__all__ = ["check_disk", "measure_cache_in_background"]
 
 
 def check_disk(
@@ -99,7 +96,7 @@ def measure_cache_in_background() -> Callable[..., RunDisk]:
 
     Returns ``result(wait=True, again=False) -> RunDisk``: what was measured; ``again``
     (the run built envs) measures anew, ``wait=False`` (interrupted) takes what is known."""
-    stored = envs_root() / CACHE_SIZE
+    stored = uv_cache_size_file(envs_root())
     last = read_json_object(stored)
     found = RunDisk()
     if (

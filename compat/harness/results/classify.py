@@ -516,12 +516,16 @@ def flag_missing_tests(results: Sequence[CellResult]) -> list[CellResult]:
         have = {t.nodeid for t in result.tests}
         # Judged within the cell's scope: a test of a suite written for other cells is not
         # missing here, nor is one whose file failed to import here (its E row says why).
+        # A file's own row (its import failed in another cell) is not missing where the
+        # file imported and its tests ran.
         in_scope = set(result.files) if result.files else None
+        files_here = {file_of(n) for n in have}
         missing = [
             n
             for n in known
             if n not in have
             and file_of(n) not in have
+            and not ("::" not in n and n in files_here)
             and (in_scope is None or file_of(n) in in_scope)
         ]
         if not missing:
