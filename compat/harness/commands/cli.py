@@ -142,6 +142,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="an expected failure that passes (fixed) fails the gate (the matrix's `strict`)",
     )
+    _add_drift_detail(p)
     p.add_argument(
         "--pytest-args",
         default=None,
@@ -197,6 +198,15 @@ def _add_cell(sub: _Sub, with_matrix: argparse.ArgumentParser) -> None:
     p.set_defaults(func=_cell)
 
 
+def _add_drift_detail(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--drift-detail",
+        action="store_true",
+        help="under each drift finding, its nodes; and the IR-only findings (op renamed, "
+        "graph order) the console otherwise folds",
+    )
+
+
 def _add_report(sub: _Sub, with_matrix: argparse.ArgumentParser) -> None:
     p = sub.add_parser("report", help="rebuild the report of a run from its cell folders")
     p.add_argument("run", nargs="?", default="reports/latest", help="run folder")
@@ -214,6 +224,7 @@ def _add_report(sub: _Sub, with_matrix: argparse.ArgumentParser) -> None:
         help="with --merge (required): the merged run folder, new, empty or "
         "an earlier merge; never an existing run",
     )
+    _add_drift_detail(p)
     p.set_defaults(func=_report)
 
 
@@ -352,6 +363,7 @@ def _options(args: argparse.Namespace) -> RunOptions:
         strict=args.strict,
         disk_budget=args.disk_budget,
         pytest_args=_pytest_args(args),
+        drift_detail=getattr(args, "drift_detail", False),
     )
 
 
@@ -381,7 +393,13 @@ def _cell(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    return report_run(args.run, merge=args.merge, out=args.out, baseline=args.baseline)
+    return report_run(
+        args.run,
+        merge=args.merge,
+        out=args.out,
+        baseline=args.baseline,
+        drift_detail=args.drift_detail,
+    )
 
 
 def _prefetch(args: argparse.Namespace) -> int:

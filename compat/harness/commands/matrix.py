@@ -61,6 +61,7 @@ def report_run(
     merge: Sequence[str] | None = None,
     out: str | None = None,
     baseline: str | None = None,
+    drift_detail: bool = False,
 ) -> int:
     """``report``: rebuild a kept run's documents, or fold CI shards (``merge``) into ``out``.
 
@@ -89,7 +90,7 @@ def report_run(
         kept = Run(
             None,  # a report judges the results it finds
             [],
-            RunOptions(),
+            RunOptions(drift_detail=drift_detail),
             check_expectations=False,
             started=True,
             run_dir=run_dir,

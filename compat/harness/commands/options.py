@@ -44,6 +44,7 @@ class RunOptions:
     strict: bool | None = None
     disk_budget: str | None = None  # a size such as 30G; else the matrix's disk-budget
     pytest_args: tuple[str, ...] = ()  # after the matrix's own pytest-args
+    drift_detail: bool = False  # the console lists each drift finding's nodes
 
 
 def console_width() -> int:

@@ -475,7 +475,7 @@ def write_documents(run: Run) -> int:
         writers=run.writers,
     )
     print()
-    print(render_console(grid, width=console_width()))
+    print(render_console(grid, width=console_width(), detail=run.options.drift_detail))
     if run.diff is not None:
         print()
         print(render_diff(run.diff, limit=DIFF_LINES))
