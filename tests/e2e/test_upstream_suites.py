@@ -109,24 +109,9 @@ def test_every_cell_with_tests_was_compared(compared: dict[str, Any]) -> None:
 
 def test_every_verdict_is_bare_pytests(compared: dict[str, Any]) -> None:
     found = [d for c in compared["cells"] for d in c["disagreements"]]
-    phantom = [
-        d
-        for d in found
-        if "::" not in d["test"]
-        and d["grid"] == "not-run"
-        and d["bare"] == "absent"
-        and PHANTOM in d["grid_message"]
-    ]
-    others = [d for d in found if d not in phantom]
-    assert others == [], compared["output"]
+    assert found == [], compared["output"]
     # a test failing on both sides fails with the same exception on both
     assert [d for c in compared["cells"] for d in c["other_exception"]] == [], compared["output"]
-    if phantom:
-        shown = "; ".join(f"{d['cell']}: {d['test']}" for d in phantom)
-        pytest.xfail(
-            "harness bug: a file that failed to import in another cell is a 'not-run' row "
-            f"in a cell where it imported and ran (flag_missing_tests): {shown}"
-        )
 
 
 def test_every_import_failure_is_an_e_row_naming_its_exception(

@@ -337,3 +337,8 @@ def test_a_file_that_failed_to_import_elsewhere_is_not_missing_where_it_ran(
     assert here.status is CellStatus.PASSED, here.reason
     assert "tests/core/test_dq.py" not in outcomes(here)
     assert outcomes(results["torch2.9.0-torch.ao-py3.11"])["tests/core/test_dq.py"] == "error"
+    grid = build_grid(list(results.values()))
+    file_row = next(r for r in grid.rows if r.key == "tests/core/test_dq.py")
+    test_row = next(r for r in grid.rows if r.key == "tests/core/test_dq.py::test_dq")
+    assert [v.text for v in file_row.values] == ["", "E"]  # the file's row where it imported
+    assert [v.text for v in test_row.values] == ["✓", "⊘"]  # never collected: see the file

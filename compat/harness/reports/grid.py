@@ -65,10 +65,12 @@ SYMBOLS: dict[str, str] = {
     CellStatus.NOT_APPLICABLE.value: "n/a",
 }
 NOT_IN_SCOPE = "n/s"  # the test's suite was written for other cells ([[suite]])
+FILE_FAILED = "⊘"  # the test's file failed to import in this cell (its own row: E)
 LEGEND = (
     "✓ passed  ✗ failed  E error  ≠ failed differently than expected  s skipped  "
     "x expected failure  X expected failure passed (fixed)  ~ flaky (passed on a rerun)  "
-    "· not run  n/a not applicable  n/s not in scope (a suite written for other cells);  "
+    "· not run  ⊘ its file failed to import (see the file's row)  n/a not applicable  "
+    "n/s not in scope (a suite written for other cells);  "
     "route 'adapted': the shim departs from upstream's own call at that version "
     "(see Adaptations)"
 )
@@ -378,15 +380,23 @@ def _test_rows(results: Sequence[CellResult], columns: Sequence[Column]) -> list
     labels = test_labels(results)
     by_cell = [{t.nodeid: t for t in r.tests} for r in results]
     out_of_scope = [set(r.out_of_scope) for r in results]
+    # Where a file failed to import, its row says so and its tests were never collected;
+    # where it imported, its tests say how it went and its own row does not apply.
+    files_ran = [{file_of(n) for n in tests if "::" in n} for tests in by_cell]
     rows = []
     for nodeid, label in labels.items():
         values = []
-        for column, tests, other in zip(columns, by_cell, out_of_scope, strict=True):
+        cells = zip(columns, by_cell, out_of_scope, files_ran, strict=True)
+        for column, tests, other, ran in cells:
             test = tests.get(nodeid)
             if test is not None:
                 symbol = SYMBOLS[test.outcome.value]
             elif file_of(nodeid) in other:
                 symbol = NOT_IN_SCOPE
+            elif "::" in nodeid and file_of(nodeid) in tests:
+                symbol = FILE_FAILED  # the file's E row says why
+            elif "::" not in nodeid and nodeid in ran:
+                symbol = ""  # the file imported here: its tests are its rows
             else:
                 symbol = _empty_symbol(column.status)
             values.append(Value(symbol, symbol, symbol, test))
