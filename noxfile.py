@@ -129,6 +129,8 @@ def tests(session: nox.Session) -> None:
     # The shims are tested against a real torch; 2.13.0 has a CPU wheel on the reference
     # machine's wheelhouse (pip config), elsewhere it comes from the default index.
     session.install("torch==2.13.0", "torchao==0.18.0", *index_args)
-    session.run("ruff", "check", "compat", "tests", "noxfile.py", "benchmarks", "scripts")
+    sources = ("compat", "tests", "noxfile.py", "benchmarks", "scripts", "examples")
+    session.run("ruff", "check", *sources)
+    session.run("ruff", "format", "--check", *sources)  # the whole tree stays formatted
     session.run("lint-imports")  # the two sides never mix (pyproject: [tool.importlinter])
     session.run("pytest", *session.posargs)
