@@ -55,7 +55,7 @@ def test_a_planted_regression_is_not_qualified_and_names_tests_and_lost_tags(
     assert verdict["verdict"] == "NOT QUALIFIED"
     assert verdict["regressions"] == ["torch.ao py3.11: test_porting: passed -> failed"]
     assert verdict["lost_tags"] == [
-        "torch.ao py3.11: test_porting: converted: dequantize_per_tensor after matmul: "
+        "torch.ao py3.11: test_porting: tag lost: converted: dequantize_per_tensor after matmul: "
         "tag 'BackendA_mm_0' -> none"
     ]
     markdown = (tmp_path / "q" / "qualification.md").read_text(encoding="utf-8")

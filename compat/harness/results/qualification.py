@@ -9,19 +9,24 @@ gates on: 0 QUALIFIED, 1 NOT QUALIFIED, 3 no verdict (a column could not be inst
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from compat.harness.results.drift import diff_snapshots
+from compat.harness.results.drift import ChangeKind, NodeChange, node_changes
 from compat.harness.results.gate import EXIT_INFRA, EXIT_OK, EXIT_UNEXPECTED
 from compat.harness.results.model import CellResult, CellStatus
 
 __all__ = ["NOT_QUALIFIED", "NO_VERDICT", "QUALIFIED", "Column", "Qualification", "qualify"]
 
 QUALIFIED, NOT_QUALIFIED, NO_VERDICT = "QUALIFIED", "NOT QUALIFIED", "NO VERDICT"
-_LOST_TAG = re.compile(r"tag '(?P<tag>[^']*)' -> none|removed \(tag '(?P<gone>[^']*)'\)")
+
+
+def _loses_tag(change: NodeChange) -> bool:
+    """A tag the reference's porting produced that the candidate's does not."""
+    if change.kind is ChangeKind.TAG_LOST:
+        return True
+    return change.kind is ChangeKind.NODE_REMOVED and change.before not in (None, "", "none")
 
 
 @dataclass(frozen=True)
@@ -97,11 +102,14 @@ def qualify(columns: Sequence[Column], *, candidate: str, reference: str) -> Qua
                 and new.snapshots
                 and old.snapshots != new.snapshots
             ):
-                for change in diff_snapshots(old.snapshots, new.snapshots):
-                    line = f"{column.label}: {test}: {change}"
+                # What changed in metadata, by kind: an op the IR renamed or a node that
+                # only moved is not a metadata change and is left out here.
+                for change in node_changes(old.snapshots, new.snapshots):
+                    if not change.kind.metadata:
+                        continue
+                    line = f"{column.label}: {test}: {change.kind.value}: {change.text()}"
                     q.drift.append(line)
-                    lost = _LOST_TAG.search(change)
-                    if lost:
+                    if _loses_tag(change):
                         q.lost_tags.append(line)
     if q.regressions or q.candidate_problems:
         q.verdict, q.exit_code = NOT_QUALIFIED, EXIT_UNEXPECTED
