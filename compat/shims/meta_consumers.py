@@ -12,7 +12,7 @@ at a time (:mod:`compat.shims.stack`):
   ``torch/ao/quantization/quantizer/xnnpack_quantizer.py`` (keys ``L__self___a_b`` read
   back as ``a.b``), torch.ao 2.5 - 2.10 ``torch/ao/quantization/quantizer/utils.py``
   (the qualified name, value[0]), torchao 0.11 - 0.18
-  ``torchao/quantization/pt2e/quantizer/utils.py``.
+  ``torchao/quantization/pt2e/quantizer/utils.py`` (public: ``get_module_name_filter``).
 """
 
 from __future__ import annotations
@@ -32,6 +32,10 @@ _FILTER_HOMES = {
 }
 
 
+# torch.ao keeps it private; torchao names it public (0.11+: get_module_name_filter).
+_FILTER_NAMES = ("_get_module_name_filter", "get_module_name_filter")
+
+
 class ConsumerUnavailable(RuntimeError):
     """No home of the consumer API imports in this env."""
 
@@ -47,11 +51,12 @@ def module_name_filter(module_name: str) -> Callable[[Any], bool]:
         except Exception as exc:  # noqa: BLE001 - any failure: try the next home
             errors.append(f"{home}: {type(exc).__name__}: {exc}")
             continue
-        make = getattr(module, "_get_module_name_filter", None)
-        if make is not None:
-            routes.record("module_name_filter", home.rsplit(".", 1)[-1])
-            return make(module_name)
-        errors.append(f"{home}: no _get_module_name_filter")
+        for attr in _FILTER_NAMES:
+            make = getattr(module, attr, None)
+            if make is not None:
+                routes.record("module_name_filter", f"{home.rsplit('.', 1)[-1]}.{attr}")
+                return make(module_name)
+        errors.append(f"{home}: none of {_FILTER_NAMES}")
     raise ConsumerUnavailable("; ".join(errors) or f"no home for stack {stack!r}")
 
 
