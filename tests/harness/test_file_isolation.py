@@ -342,3 +342,20 @@ def test_a_file_that_failed_to_import_elsewhere_is_not_missing_where_it_ran(
     test_row = next(r for r in grid.rows if r.key == "tests/core/test_dq.py::test_dq")
     assert [v.text for v in file_row.values] == ["", "E"]  # the file's row where it imported
     assert [v.text for v in test_row.values] == ["✓", "⊘"]  # never collected: see the file
+
+
+def test_a_conftest_that_fails_to_import_is_an_error_row_not_a_crash(
+    cell_world: Callable[..., Matrix], tmp_path: Path
+) -> None:
+    matrix = cell_world(
+        "plain",
+        versions=("2.8.0",),
+        files={
+            "tests/core/sub/conftest.py": "import not_a_module_anywhere\n",
+            "tests/core/sub/test_under.py": "def test_under(): pass\n",
+        },
+    )
+    result = by_id(run_all(matrix, tmp_path / "run"))
+    assert outcomes(result)["tests/core/sub/test_under.py"] == "error"
+    assert outcomes(result)["test_one"] == "passed"
+    assert result.status is CellStatus.ERROR, result.reason

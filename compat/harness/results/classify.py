@@ -293,6 +293,14 @@ def _in_file(nodeid: str, file: str) -> bool:
     return nodeid == file or nodeid.startswith(file + "::")
 
 
+# pytest's own exit codes when it stops before a session finishes (ExitCode).
+_PYTEST_STOPPED = {
+    2: "interrupted (exit 2)",
+    3: "an internal error (exit 3)",
+    4: "a usage error, or a conftest that failed to import (exit 4)",
+}
+
+
 def _where(file: str, how: str, running: Sequence[str]) -> str:
     """``killed by SIGSEGV in a/test_x.py::test_y`` (the test names its file), or
     ``a/test_x.py: killed by SIGSEGV before any test started``."""
@@ -329,6 +337,14 @@ def _file_deaths(events: Events, tests: list[TestResult]) -> tuple[list[str], li
         elif end.get("signal"):
             how = f"killed by {end['signal']}"
             crashed.append(_where(file, how, running))
+        elif file not in events.file_finishes and end.get("returncode") in _PYTEST_STOPPED:
+            # pytest itself gave up before the file's session (a conftest that fails to
+            # import, a usage error): the file's own row, an error of the suite, not a crash.
+            said = _PYTEST_STOPPED[end["returncode"]]
+            if not any(_in_file(n, file) for n in have):
+                message = f"pytest stopped before running the file: {said} (see pytest.log)"
+                tests.append(TestResult(file, Outcome.ERROR, seconds, message))
+            continue
         elif file not in events.file_finishes:
             how = f"exited with {end.get('returncode')} before pytest finished"
             crashed.append(_where(file, how, running))
