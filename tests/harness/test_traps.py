@@ -58,3 +58,22 @@ def test_an_entry_that_yields_no_cell_is_a_warning_otherwise(
     err = capsys.readouterr().err.strip().splitlines()
     assert err[0].startswith(f"compat: warning: {matrix}: torch[1].stacks: ['torchao'] yields")
     assert err[1].startswith("compat: error: -j 0")  # the run goes on to its own checks
+
+
+def test_the_matrix_file_is_found_from_a_subfolder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write(tmp_path, '[[torch]]\nversion = "2.8.0"\n')
+    (tmp_path / ".git").mkdir()  # the search stops at the top of the work tree
+    deep = tmp_path / "tests" / "deeper"
+    deep.mkdir(parents=True)
+    monkeypatch.chdir(deep)
+    assert cli.main(["plan", "--ids"]) == 0
+    assert capsys.readouterr().out.split() == ["torch2.8.0-torch.ao-py3.11"]
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli._parser().parse_args(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.startswith("torch-compat-matrix ")

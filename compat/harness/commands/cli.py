@@ -27,6 +27,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
+from compat import __version__
 from compat.harness.commands.bisect import BisectRequest, bisect, matrix_candidates, render_bisect
 from compat.harness.commands.history import collect_history, render_history
 from compat.harness.commands.init import write_start
@@ -83,9 +84,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="show the HTTP and index libraries' debug logs"
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     with_matrix = argparse.ArgumentParser(add_help=False)
-    with_matrix.add_argument("--matrix", default=DEFAULT_MATRIX, help="matrix file (matrix.toml)")
+    with_matrix.add_argument(
+        "--matrix",
+        default=None,
+        help="matrix file (default: matrix.toml here or in the nearest folder above, "
+        "as pytest and ruff find their configuration)",
+    )
     for add in (
         _add_init,
         _add_matrix,
@@ -661,6 +668,18 @@ def _run(args: argparse.Namespace) -> int:
     return int(args.func(args))
 
 
+def find_matrix(start: Path) -> Path | None:
+    """``matrix.toml`` in ``start`` or the nearest folder above it, not past the top of a
+    git work tree (a folder holding ``.git``)."""
+    for folder in (start, *start.parents):
+        candidate = folder / DEFAULT_MATRIX
+        if candidate.is_file():
+            return candidate
+        if (folder / ".git").exists():
+            return None
+    return None
+
+
 def _split_dashes(argv: Sequence[str]) -> tuple[list[str], tuple[str, ...]]:
     """``matrix -j 2 -- -k porting``: the harness's own options, then pytest's (nox passes
     everything after its own ``--`` on, so ``nox -s matrix -- -j 2 -- -k porting`` works)."""
@@ -687,6 +706,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 given, after = _split_dashes(sys.argv[1:] if argv is None else argv)
                 args = _parser().parse_args(given)
                 args.after_dashes = after
+                if hasattr(args, "matrix") and args.matrix is None:
+                    args.matrix = str(find_matrix(Path.cwd()) or DEFAULT_MATRIX)
             except SystemExit as exc:  # --help (0), or a usage line from argparse (2)
                 code = exc.code if isinstance(exc.code, int) else EXIT_USAGE
             else:
