@@ -166,7 +166,9 @@ def serve(root: Path, *, auth: str | None = None) -> Iterator[str]:
     """Serve ``root`` on 127.0.0.1 (a free port); yields the base URL. With ``auth``
     (``"user:password"``) every request without those HTTP basic credentials gets 401."""
     handler = type("_Handler", (_Quiet,), {"auth": auth})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(root)))
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), partial(handler, directory=str(root))
+    )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
