@@ -27,6 +27,7 @@ from typing import IO, Any, TypeVar
 __all__ = [
     "KILL_GRACE",
     "STOP_GRACE",
+    "STOP_SIGNALS",
     "Finished",
     "Stopped",
     "file_lock",
@@ -42,6 +43,9 @@ __all__ = [
 KILL_GRACE = 10.0  # a timed-out child: SIGTERM, then SIGKILL after this long
 STOP_GRACE = 2.0  # a stop: SIGTERM now, SIGKILL after this long
 POLL = 0.1
+# The signals that stop the harness, each the same way (stop every child, write the partial
+# report, exit 130): Ctrl-C, a kill or a CI cancel, and a closed terminal or dropped ssh.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 T = TypeVar("T")
 

@@ -287,6 +287,18 @@ def test_sigterm_while_testing_keeps_finished_tests_and_resume_reruns_the_cell(
     assert document(resumed)["exit_code"] == 0
 
 
+def test_sighup_is_a_stop_like_sigterm(cell_world: Callable[..., Matrix], tmp_path: Path) -> None:
+    """A closed terminal or a dropped ssh (SIGHUP) while pytest runs: not a death by 129 with
+    pytest left behind, but the same stop as SIGTERM: exit 130, the partial report, pytest
+    gone."""
+    _, run, proc = _hanging_run(cell_world, tmp_path)
+    assert living(str(run / "cells" / CELL))
+    elapsed, out, err = stop(proc, signal.SIGHUP)
+    assert_stopped(elapsed, proc.returncode, err, run, "interrupted while testing")
+    assert "exit code 130" in out
+    assert living(str(run / "cells")) == []
+
+
 def test_a_second_signal_changes_nothing(cell_world: Callable[..., Matrix], tmp_path: Path) -> None:
     """Ctrl-C, Ctrl-C, SIGTERM while the first stop is still under way (the second comes
     while the run's cells are being stopped and its report written)."""
