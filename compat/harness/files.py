@@ -12,6 +12,7 @@ the one door by which the harness's documents reach the disk. Logs a child wrote
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -30,6 +31,9 @@ __all__ = [
     "read_json_object",
     "redact_file",
 ]
+
+
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})  # the disk (or a quota) is full
 
 
 def _umask() -> int:
@@ -69,6 +73,11 @@ def atomic_writer(path: Path) -> Iterator[BinaryIO]:
         with os.fdopen(fd, "wb") as handle:
             yield handle
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if exc.filename is None and exc.errno in _FULL:  # a write names no file: name it
+            raise type(exc)(exc.errno, exc.strerror or str(exc), str(path)) from exc
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

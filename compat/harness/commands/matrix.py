@@ -44,6 +44,7 @@ from compat.harness.install.prefetch import MANIFEST as WHEELHOUSE_MANIFEST
 from compat.harness.install.resolve import ResolutionFailed
 from compat.harness.install.uv_cli import uv_bin
 from compat.harness.locations import envs_root
+from compat.harness.preflight import check_envs_root
 from compat.harness.processes import file_lock
 from compat.harness.redact import redact
 from compat.harness.reports.console import render_console
@@ -154,6 +155,7 @@ def run_matrix(matrix: Matrix, cells: Sequence[Cell], options: RunOptions) -> in
     Every option is checked before the run folder exists, so a mistake leaves nothing
     behind; from then on an interruption (Ctrl-C, SIGTERM) still writes the report.
     """
+    check_envs_root()  # a file, or not writable: exit 2 before anything is created
     if options.reruns is not None:
         if options.reruns < 0:
             raise UsageError(f"--reruns {options.reruns}: expected a whole number >= 0")
