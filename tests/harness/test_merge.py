@@ -204,3 +204,39 @@ def test_corrupt_shard_files_are_named_not_fatal(
     assert any("run.json" in p for p in loaded.problems)
     by_id = {r.cell_id: r for r in loaded.results}
     assert by_id[victim.parent.name].reason == "its result file is corrupt"
+
+
+@pytest.mark.parametrize("newer_fails", [True, False])
+def test_a_cell_in_two_runs_keeps_the_newer_whatever_the_order(
+    cell_world: Callable[..., Matrix],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    newer_fails: bool,
+) -> None:
+    """The same cell in two run folders (a rerun job beside the first): the merge keeps the
+    copy that finished last, by the cell's own time stamps, in either order of the folders
+    and whatever they are called, and says so in one line."""
+    monkeypatch.chdir(tmp_path)
+    matrix = cell_world("plain", versions=("2.8.0",))
+    test_file = tmp_path / "tests" / "core" / "test_fault.py"
+    passing = test_file.read_text(encoding="utf-8")
+    failing = "def test_one(): assert False, 'broken'\ndef test_two(): pass\n"
+    older, newer = tmp_path / "runs" / "b-older", tmp_path / "runs" / "a-newer"
+    for run, fails in ((older, not newer_fails), (newer, newer_fails)):
+        test_file.write_text(failing if fails else passing, encoding="utf-8")
+        cli.main(["matrix", "--matrix", str(matrix.path), "--out", str(run)])
+    expected = 1 if newer_fails else 0
+    cell = "torch2.8.0-torch.ao-py3.11"
+    for n, order in enumerate(([older, newer], [newer, older])):
+        capsys.readouterr()
+        out = tmp_path / f"merged-{n}"
+        code = cli.main(["report", "--merge", *map(str, order), "--out", str(out)])
+        err = capsys.readouterr().err
+        assert code == expected, err
+        assert document(out)["cells"][0]["status"] == ("failed" if newer_fails else "passed")
+        lines = [line for line in err.splitlines() if "is in two runs" in line]
+        assert len(lines) == 1
+        assert f"cell {cell} is in two runs; kept {newer / 'cells' / cell} (" in lines[0]
+        assert "newer: " in lines[0]
+        assert lines[0].startswith(f"compat: skipped {older / 'cells' / cell}: ")
