@@ -240,3 +240,29 @@ def test_a_cell_in_two_runs_keeps_the_newer_whatever_the_order(
         assert f"cell {cell} is in two runs; kept {newer / 'cells' / cell} (" in lines[0]
         assert "newer: " in lines[0]
         assert lines[0].startswith(f"compat: skipped {older / 'cells' / cell}: ")
+
+
+def test_a_damaged_manifest_and_result_never_make_a_cell_vanish(
+    matrix: Matrix,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """run.json and one result.json both damaged: the cell folder is the evidence that the
+    cell was there; it is reported not run (exit 3), both files named, never a green run."""
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "run"
+    assert cli.main(["matrix", "--matrix", str(matrix.path), "--out", str(out)]) == 0
+    (out / "run.json").write_text("{ damaged", encoding="utf-8")
+    broken = out / "cells" / "torch2.8.0-torch.ao-py3.11" / "result.json"
+    broken.write_text(broken.read_text(encoding="utf-8")[:100], encoding="utf-8")
+    capsys.readouterr()
+    assert cli.main(["report", str(out)]) == 3
+    err = capsys.readouterr().err
+    assert f"compat: skipped {out / 'run.json'}: not a run manifest" in err
+    assert f"compat: skipped {broken}: unreadable or truncated" in err
+    cells = {c["cell_id"]: c for c in document(out)["cells"]}
+    assert cells["torch2.8.0-torch.ao-py3.11"]["status"] == "not-run"
+    assert str(broken) in cells["torch2.8.0-torch.ao-py3.11"]["reason"]
+    assert cells["torch2.7.0-torch.ao-py3.11"]["status"] == "passed"
+    assert document(out)["exit_code"] == 3

@@ -59,7 +59,7 @@ from compat.harness.results.baseline import (
 )
 from compat.harness.results.classify import flag_missing_tests
 from compat.harness.results.gate import EXIT_INTERRUPTED, EXIT_USAGE, exit_code
-from compat.harness.results.merge import merge_runs
+from compat.harness.results.merge import account_for_cell_folders, merge_runs
 from compat.harness.results.model import CellResult, CellStatus
 from compat.harness.results.run_folder import (
     LOCK,
@@ -457,6 +457,7 @@ def report_run(
     loaded_baseline = load_baseline_option(baseline)
     with file_lock(run_dir / LOCK, exclusive=True):
         loaded = merge_runs([Path(d) for d in merge], run_dir) if merge else load_run(run_dir)
+        account_for_cell_folders(loaded, run_dir)  # a cell folder never vanishes: not run
         for problem in loaded.problems:
             print(f"compat: skipped {problem}", file=sys.stderr)
         if not loaded.results:

@@ -13,13 +13,15 @@ import contextlib
 import json
 import math
 import os
+import re
 import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from compat.harness.config.matrix import Cell
 from compat.harness.errors import ResultFileError, UsageError
-from compat.harness.results.model import CellResult, CellStatus
+from compat.harness.results.model import CellResult, CellStatus, is_safe_id
 from compat.harness.results.run_folder import (
     MANIFEST,
     LoadedRun,
@@ -29,7 +31,7 @@ from compat.harness.results.run_folder import (
     read_cell_result,
 )
 
-__all__ = ["merge_runs", "shard_of"]
+__all__ = ["account_for_cell_folders", "cell_from_id", "merge_runs", "shard_of"]
 
 
 def shard_of(items: Sequence[object], spec: str) -> list[int]:
@@ -174,6 +176,17 @@ def merge_runs(sources: Sequence[Path], out: Path) -> LoadedRun:
         merged_from=[str(run.resolve()) for run, _ in manifests],
     ).write(out)
     loaded = load_run(out)
+    have = {r.cell_id for r in loaded.results}
+    for cell_id in sorted(corrupt - have - set(chosen)):
+        loaded.results.append(
+            CellResult(
+                cell_id,
+                cell_from_id(cell_id),
+                CellStatus.NOT_RUN,
+                reason="its result file is corrupt",
+                gating=True,
+            )
+        )
     for result in loaded.results:
         if result.status is CellStatus.NOT_RUN and result.cell_id not in chosen:
             result.reason = (
@@ -182,4 +195,56 @@ def merge_runs(sources: Sequence[Path], out: Path) -> LoadedRun:
                 else "no shard delivered this cell"
             )
     loaded.problems[:0] = [*problems, *duplicates.values()]
+    return loaded
+
+
+# A cell id as Cell.id makes it: [channel-]torch<version>-(torch.ao|torchao<version>)-py<python>
+_CELL_ID = re.compile(
+    r"^(?:(?P<channel>[^-]+)-)?torch(?P<torch>[^-]+)-(?:torchao(?P<torchao>[^-]+)|torch\.ao)"
+    r"-py(?P<python>[^-]+)$"
+)
+
+
+def cell_from_id(cell_id: str) -> Cell:
+    """The cell a folder's name describes, for a cell whose result and manifest entry are
+    both lost; an id of another shape keeps only its name (as its torch)."""
+    found = _CELL_ID.match(cell_id)
+    if found is None:
+        return Cell(python="?", torch=cell_id, stack="torch.ao")
+    torchao = found.group("torchao")
+    return Cell(
+        python=found.group("python"),
+        torch=found.group("torch"),
+        stack="torchao" if torchao else "torch.ao",
+        torchao=torchao,
+        channel=found.group("channel") or Cell.channel,
+    )
+
+
+def account_for_cell_folders(loaded: LoadedRun, run_dir: Path) -> LoadedRun:
+    """Every cell folder of ``run_dir`` is in the report: one without a readable result that
+    nothing else accounts for (its run.json is damaged too) is a gating cell *not run*
+    (infrastructure: exit 3), never a cell that vanishes from a green report."""
+    cells_dir = run_dir / "cells"
+    have = {r.cell_id for r in loaded.results}
+    if cells_dir.is_symlink() or not cells_dir.is_dir():
+        return loaded
+    for folder in sorted(cells_dir.iterdir()):
+        name = folder.name
+        if name in have or not is_safe_id(name) or folder.is_symlink() or not folder.is_dir():
+            continue
+        result = folder / "result.json"
+        loaded.results.append(
+            CellResult(
+                name,
+                cell_from_id(name),
+                CellStatus.NOT_RUN,
+                reason=(
+                    f"its result file {result} is unreadable or damaged"
+                    if result.exists() or result.is_symlink()
+                    else f"its folder {folder} holds no result"
+                ),
+                gating=True,
+            )
+        )
     return loaded
