@@ -16,6 +16,7 @@ import errno
 import json
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,11 +25,16 @@ from typing import Any, BinaryIO
 from compat.harness.redact import redact
 
 __all__ = [
+    "STATE_LIMIT",
+    "FileTooLarge",
+    "NotARegularFile",
     "atomic_symlink",
     "atomic_write_text",
     "atomic_writer",
     "file_mode",
     "read_json_object",
+    "read_regular",
+    "read_text_file",
     "redact_file",
 ]
 
@@ -127,10 +133,62 @@ def atomic_symlink(link: Path, target: Path | str) -> None:
         raise
 
 
-def read_json_object(path: Path) -> dict[str, Any]:
-    """A small state file (a stamp, a cache, saved verdicts): missing or corrupt reads as {}."""
+STATE_LIMIT = 256 * 2**20  # the largest state file read (a results.json of a huge matrix)
+
+
+class NotARegularFile(OSError):
+    """A FIFO, a device (``/dev/zero``), a socket or a folder where a file is read."""
+
+
+class FileTooLarge(OSError):
+    """A file larger than the reader's limit (an endless or runaway one)."""
+
+
+def read_regular(path: Path | str, limit: int = STATE_LIMIT) -> bytes:
+    """The bytes of ``path``, a regular file of at most ``limit`` bytes; anything else is an
+    :class:`OSError` (:class:`NotARegularFile`, :class:`FileTooLarge`) naming it.
+
+    Opened without blocking (a FIFO no one writes to would hold ``open`` forever), checked
+    to be a regular file before a byte is read, and never read past the limit: every JSON
+    state the harness reads back (results, manifests, baselines, stamps, caches) comes in
+    through here.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path))
+        if not stat.S_ISREG(mode):
+            raise NotARegularFile(
+                errno.EINVAL, "not a regular file (a FIFO, a device or a socket)", str(path)
+            )
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise FileTooLarge(errno.EFBIG, f"larger than {limit} bytes: not read", str(path))
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def read_text_file(path: Path | str, limit: int = STATE_LIMIT) -> str:
+    """:func:`read_regular`, decoded as UTF-8 (a ``UnicodeDecodeError``, a ValueError, if
+    it is not)."""
+    return read_regular(path, limit).decode("utf-8")
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A small state file (a stamp, a cache, saved verdicts): missing or corrupt reads as {}
+    (so does a FIFO, a device or an endless file: see :func:`read_regular`)."""
+    try:
+        data = json.loads(read_text_file(path))
     except (OSError, ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}
