@@ -8,9 +8,11 @@ went away (``| head -2``) costs nothing but the console output.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -22,6 +24,8 @@ from compat.harness.commands import cli
 from compat.harness.config.matrix import Matrix
 from compat.harness.execute import cell_runner
 from compat.harness.results import model
+
+from .test_signals import living
 
 ROOT = Path(__file__).resolve().parents[2]
 CELLS = ["torch2.8.0-torch.ao-py3.11", "torch2.9.0-torch.ao-py3.11"]
@@ -161,3 +165,28 @@ def test_a_closed_stdout_costs_only_the_console(
     assert set(statuses(out)) == set(CELLS)
     for name in ("results.json", "summary.md", "matrix.html", "junit.xml"):
         assert (out / name).is_file()
+
+
+def test_nothing_a_passing_cell_started_outlives_it(
+    world: Matrix, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A test that starts a process and passes (plain, and as a ``setsid`` daemon in a
+    session of its own): once the cell's tests end, neither is alive."""
+    marker = f"compat-test-straggler-{tmp_path.name}"
+    sleeper = f"import time; time.sleep(301)  # {marker}"
+    (tmp_path / "tests" / "core" / "test_fault.py").write_text(
+        "import subprocess, sys\n"
+        "def test_leaves_processes_behind():\n"
+        f"    subprocess.Popen([sys.executable, '-c', {sleeper!r}])\n"
+        f"    subprocess.Popen(['setsid', sys.executable, '-c', {sleeper!r}])\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    try:
+        assert cli.main(["matrix", "--matrix", str(world.path), "--out", str(out)]) == 0
+        assert {s for s, _ in statuses(out).values()} == {"passed"}
+        assert living(marker) == []
+    finally:
+        for line in living(marker):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(line.split(":")[0]), signal.SIGKILL)
