@@ -276,9 +276,22 @@ def read_text_file(path: Path | str, limit: int = STATE_LIMIT) -> str:
 
 def read_json_object(path: Path) -> dict[str, Any]:
     """A small state file (a stamp, a cache, saved verdicts): missing or corrupt reads as {}
-    (so does a FIFO, a device or an endless file: see :func:`read_regular`)."""
+    (so does a FIFO, a device or an endless file: see :func:`read_regular`, and a number
+    JSON has not: ``NaN``, ``Infinity``, ``1e400``)."""
     try:
-        data = json.loads(read_text_file(path))
+        data = json.loads(read_text_file(path), parse_constant=_not_json, parse_float=_finite_float)
     except (OSError, ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def _not_json(name: str) -> float:
+    """``NaN``, ``Infinity``: Python's json reads them, JSON has none (a damaged file)."""
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400
+        raise ValueError(f"{text}: out of range")
+    return value
