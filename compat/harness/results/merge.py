@@ -222,13 +222,14 @@ def cell_from_id(cell_id: str) -> Cell:
 
 
 def account_for_cell_folders(loaded: LoadedRun, run_dir: Path) -> LoadedRun:
-    """Every cell folder of ``run_dir`` is in the report: one without a readable result that
-    nothing else accounts for (its run.json is damaged too) is a gating cell *not run*
-    (infrastructure: exit 3), never a cell that vanishes from a green report."""
+    """Every cell folder of ``run_dir`` is in the report: when its run.json is damaged (or
+    gone), one without a readable result is a gating cell *not run* (infrastructure: exit
+    3), never a cell that vanishes from a green report. With a readable manifest, its
+    cells are accounted for already, and a folder it does not list is not the run's."""
     cells_dir = run_dir / "cells"
     have = {r.cell_id for r in loaded.results}
-    if cells_dir.is_symlink() or not cells_dir.is_dir():
-        return loaded
+    if loaded.manifest is not None or cells_dir.is_symlink() or not cells_dir.is_dir():
+        return loaded  # a readable manifest accounts for the run's cells (others: not ours)
     for folder in sorted(cells_dir.iterdir()):
         name = folder.name
         if name in have or not is_safe_id(name) or folder.is_symlink() or not folder.is_dir():
