@@ -1,15 +1,17 @@
 """The fuzz properties of tests/harness/test_fuzz.py at scale, with figures.
 
-    python benchmarks/fuzz.py [--matrices 10000] [--runs 2000] [--seed N] [--keep DIR]
+    python benchmarks/fuzz.py [--matrices 10000] [--runs 2000] [--bisect-states 2000]
+                              [--seed N] [--keep DIR]
 
 Generates matrix files (random TOML and bytes, valid-ish tables with any value swapped,
 deep nesting, non-UTF-8, huge strings, credentials in URLs) and run folders (run.json,
 results.json, cells/*/result.json and junit.xml: random, truncated, nested, hostile ids,
-links out, baselines) and drives ``list``/``plan`` and ``report`` (``--merge``,
-``--baseline``) through ``cli.main`` for each (see tests/harness/fuzzing.py for what must
-hold). Prints the number of cases, the exit codes seen, the slowest case and every kind
-of failure; failing inputs (and the slowest) are pickled into ``--keep`` to replay. Exit 1
-on any failure.
+links out, FIFOs, baselines, a twin run holding the same cells) and drives ``list``/``plan``,
+``report`` (``--merge``, both orders with the twin, ``--baseline``) and ``matrix --resume``
+through ``cli.main`` for each, and reads bisections' saved states back (see
+tests/harness/fuzzing.py for what must hold). Prints the number of cases, the exit codes
+seen, the slowest case and every kind of failure; failing inputs (and the slowest) are
+pickled into ``--keep`` to replay. Exit 1 on any failure.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from hypothesis import HealthCheck, Phase, given, seed, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from tests.harness.fuzzing import (  # noqa: E402
+    bisect_states,
+    check_bisect_state,
     check_matrix_file,
     check_run_folder,
     matrix_files,
@@ -104,6 +108,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--matrices", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=2_000)
+    parser.add_argument("--bisect-states", type=int, default=2_000)
     parser.add_argument("--seed", type=int, default=20261127)
     parser.add_argument("--keep", default="fuzz-failures", help="folder for failing inputs")
     args = parser.parse_args()
@@ -115,6 +120,9 @@ def main() -> int:
             "matrix", matrix_files(), check_matrix_file, args.matrices, args.seed, keep
         ),
         "run folders": drive("run", run_folders(), check_run_folder, args.runs, args.seed, keep),
+        "bisect states": drive(
+            "bisect", bisect_states(), check_bisect_state, args.bisect_states, args.seed, keep
+        ),
     }
     print(f"\nfuzz: {time.monotonic() - started:.0f} s, seed {args.seed}")
     failed = 0

@@ -1,7 +1,10 @@
 """Every child process of the harness, and the one stop that reaches all of them.
 
 uv, pytest, probes and the helpers they spawn each run in a process group of their own
-(``start_new_session``), registered here while they run. A stop (Ctrl-C, SIGTERM, asked
+(``start_new_session``), registered here while they run. Nothing a child started outlives
+it: when it ends, what is left of its group is killed, and so is every process that still
+carries its tag (``COMPAT_PROCESS_TAG`` in the environment it inherited: a ``setsid``
+daemon, a double fork), found in ``/proc``. A stop (Ctrl-C, SIGTERM, asked
 for by the command line's signal handler or by a run's supervisor) signals every group at
 once, SIGKILLs what is left after a short grace, and makes every later start, index read
 or lock wait give up with :class:`Stopped`. Blocking calls that are not processes (an
@@ -19,6 +22,7 @@ import signal
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +31,7 @@ from typing import IO, Any, TypeVar
 __all__ = [
     "KILL_GRACE",
     "STOP_GRACE",
+    "STOP_SIGNALS",
     "Finished",
     "Stopped",
     "file_lock",
@@ -35,6 +40,7 @@ __all__ = [
     "stop",
     "stop_event",
     "stopping",
+    "tagged",
     "wait_for",
     "wait_stopped",
 ]
@@ -42,6 +48,9 @@ __all__ = [
 KILL_GRACE = 10.0  # a timed-out child: SIGTERM, then SIGKILL after this long
 STOP_GRACE = 2.0  # a stop: SIGTERM now, SIGKILL after this long
 POLL = 0.1
+# The signals that stop the harness, each the same way (stop every child, write the partial
+# report, exit 130): Ctrl-C, a kill or a CI cancel, and a closed terminal or dropped ssh.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 T = TypeVar("T")
 
@@ -58,6 +67,47 @@ _lock = threading.RLock()  # re-entered by a signal handler on the thread that h
 _running: set[subprocess.Popen[Any]] = set()
 _signalled: set[int] = set()  # process groups a stop has sent SIGTERM to
 _killer: list[threading.Thread] = []
+_tags: dict[int, str] = {}  # a running child's pid -> the tag its descendants inherit
+_stopped_tags: set[str] = set()  # tags of children a stop reached: swept after its SIGKILL
+
+TAG = "COMPAT_PROCESS_TAG"  # in every child's environment: what it starts can be found
+
+
+def tagged(tag: str) -> list[int]:
+    """Live processes (of this user: others' environments are not readable) whose
+    environment holds ``TAG=tag``; none where there is no ``/proc``."""
+    needle = f"{TAG}={tag}".encode()
+    found = []
+    try:
+        entries = [entry.name for entry in Path("/proc").iterdir()]
+    except OSError:
+        return []
+    me = os.getpid()
+    for name in entries:
+        if not name.isdigit() or int(name) == me:
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as handle:
+                environ = handle.read()
+        except OSError:  # gone, or not ours
+            continue
+        if needle in environ.split(b"\0"):
+            found.append(int(name))
+    return found
+
+
+def _sweep(tag: str) -> None:
+    """SIGKILL every process left with ``tag``: a child's descendants, wherever they went
+    (another group, another session, reparented to init). A few rounds: one may fork as
+    it dies."""
+    for _ in range(5):
+        pids = tagged(tag)
+        if not pids:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.05)
 
 
 def stopping() -> bool:
@@ -83,6 +133,7 @@ def stop(grace: float = STOP_GRACE) -> None:
         _STOP.set()
         groups = [p.pid for p in _running]
         _signalled.update(groups)
+        _stopped_tags.update(_tags[pid] for pid in groups if pid in _tags)
         start_killer = not _killer
         if start_killer:
             killer = threading.Thread(
@@ -105,8 +156,11 @@ def _kill_later(grace: float) -> None:
     with _lock:
         groups = set(_signalled) | {p.pid for p in _running}
         _signalled.update(groups)
+        tags = set(_stopped_tags) | {_tags[p.pid] for p in _running if p.pid in _tags}
     for pgid in groups:  # the leader may be gone while its children live on
         _signal_group(pgid, signal.SIGKILL)
+    for tag in tags:  # and what left the group
+        _sweep(tag)
 
 
 def wait_stopped(timeout: float = STOP_GRACE + 1.0) -> None:
@@ -123,6 +177,7 @@ def reset() -> None:
         _STOP.clear()
         _signalled.clear()
         _killer.clear()
+        _stopped_tags.clear()
 
 
 @dataclass
@@ -164,6 +219,8 @@ def run(
         err: Any = subprocess.PIPE
     else:
         out, err = (log, subprocess.STDOUT) if log is not None else (subprocess.DEVNULL,) * 2
+    tag = uuid.uuid4().hex
+    environ = {**(env if env is not None else os.environ), TAG: tag}
     with _lock:
         if _STOP.is_set():
             raise Stopped
@@ -172,12 +229,13 @@ def run(
             stdout=out,
             stderr=err,
             stdin=subprocess.DEVNULL,
-            env=dict(env) if env is not None else None,
+            env=environ,
             cwd=cwd,
             start_new_session=True,
             text=capture or None,
         )
         _running.add(proc)
+        _tags[proc.pid] = tag
     try:
         try:
             if capture:
@@ -197,6 +255,10 @@ def run(
     finally:
         with _lock:
             _running.discard(proc)
+            _tags.pop(proc.pid, None)
+        # Whatever it started and left behind: its group, then what left the group.
+        _signal_group(proc.pid, signal.SIGKILL)
+        _sweep(tag)
     if _STOP.is_set():
         raise Stopped
     return finished

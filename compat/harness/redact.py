@@ -11,6 +11,9 @@ Redact before you cut: a string truncated first may keep ``er:token@host`` witho
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
 import re
 import threading
 from typing import TextIO
@@ -36,14 +39,47 @@ class RedactingStream:
 
     Lines are held until their newline (or a flush), so a URL written in two pieces is
     still recognised. Safe to share between threads.
+
+    A reader that went away (``| head``, a closed terminal, a dropped ssh) is not the run's
+    fault: once a write fails with a broken pipe (or EIO), the stream's descriptor is
+    pointed at ``/dev/null`` and what follows is dropped quietly, so the run goes on and
+    still writes its results and reports.
     """
 
     _HOLD = 1 << 20  # a "line" longer than this is passed on without waiting for its end
+    _GONE = frozenset({errno.EPIPE, errno.EIO, errno.ECONNRESET, errno.ENXIO})
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
         self._pending = ""
         self._lock = threading.RLock()
+        self.gone = False  # the reader went away: everything since was dropped
+
+    def _send(self, text: str, *, flush: bool = False) -> None:
+        if self.gone:
+            return
+        try:
+            if text:
+                self.stream.write(text)
+            if flush:
+                self.stream.flush()
+        except OSError as exc:
+            if exc.errno not in self._GONE:
+                raise
+            self._drop()
+
+    def _drop(self) -> None:
+        """The reader is gone: from now on the descriptor writes to /dev/null (the stream's
+        buffer, flushed at exit, then lands there instead of raising again)."""
+        self.gone = True
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            null = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(null, self.stream.fileno())
+            finally:
+                os.close(null)
+        with contextlib.suppress(OSError, ValueError):
+            self.stream.flush()
 
     def write(self, text: str) -> int:
         with self._lock:
@@ -53,15 +89,13 @@ class RedactingStream:
                 cut = len(self._pending)
             if cut:
                 ready, self._pending = self._pending[:cut], self._pending[cut:]
-                self.stream.write(redact(ready))
+                self._send(redact(ready))
         return len(text)
 
     def flush(self) -> None:
         with self._lock:
-            if self._pending:
-                ready, self._pending = self._pending, ""
-                self.stream.write(redact(ready))
-            self.stream.flush()
+            ready, self._pending = self._pending, ""
+            self._send(redact(ready), flush=True)
 
     def isatty(self) -> bool:
         return self.stream.isatty()

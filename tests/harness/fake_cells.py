@@ -6,6 +6,7 @@ classification and report are the real ones.
 
 from __future__ import annotations
 
+import os
 import sys
 import textwrap
 from collections.abc import Callable
@@ -16,6 +17,9 @@ import pytest
 from compat.harness.config.matrix import Matrix, load_matrix
 from compat.harness.execute import cell_runner
 from compat.harness.install.envs import EnvRecord
+
+# The checkout under test: its plugin and shims, never an installed copy of another checkout.
+ROOT = Path(__file__).resolve().parents[2]
 
 FAKE_TORCH = (
     'import os\n__version__ = os.environ.get("FAKE_TORCH_VERSION", "2.8.0+cpu")\n'
@@ -164,7 +168,7 @@ def cell_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[...,
         limit += f"reruns = {reruns}\n" if reruns else ""
         (tmp_path / "matrix.toml").write_text(
             f'[matrix]\nname = "{kind}"\ntimeout = {timeout}\n{limit}{settings}'
-            f'env = {{ PYTHONPATH = "{fake}"{env} }}\n{entries}{tables}',
+            f'env = {{ PYTHONPATH = "{fake}{os.pathsep}{ROOT}"{env} }}\n{entries}{tables}',
             encoding="utf-8",
         )
         return load_matrix(tmp_path / "matrix.toml")

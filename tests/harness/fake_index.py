@@ -135,11 +135,21 @@ def write_json_listing(index_dir: Path, project: str, uploads: Mapping[Path, dat
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
+    auth: str | None = None  # "user:password": every request must carry it (HTTP basic)
+
     def log_message(self, format: str, *args: object) -> None:
         pass
 
     def send_head(self) -> io.BytesIO | None:  # type: ignore[override]
         """A folder with an ``index.json`` is a JSON project page."""
+        if self.auth is not None:
+            expected = "Basic " + base64.b64encode(self.auth.encode()).decode()
+            if self.headers.get("Authorization") != expected:
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="fake-index"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return None
         page = Path(self.translate_path(self.path)) / JSON_PAGE
         if not self.path.endswith("/") or not page.is_file():
             return super().send_head()  # type: ignore[return-value]
@@ -152,9 +162,13 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 
 
 @contextmanager
-def serve(root: Path) -> Iterator[str]:
-    """Serve ``root`` on 127.0.0.1 (a free port); yields the base URL."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(root)))
+def serve(root: Path, *, auth: str | None = None) -> Iterator[str]:
+    """Serve ``root`` on 127.0.0.1 (a free port); yields the base URL. With ``auth``
+    (``"user:password"``) every request without those HTTP basic credentials gets 401."""
+    handler = type("_Handler", (_Quiet,), {"auth": auth})
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), partial(handler, directory=str(root))
+    )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -22,9 +22,11 @@ import contextlib
 import hashlib
 import io
 import json
+import os
 import string
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -528,6 +530,11 @@ class RunFolder:
     links: dict[str, str] = field(default_factory=dict)  # relative path -> outside target
     merge: bool = False
     baseline: bytes | None = None
+    # A second run holding (some of) the same cells, merged with the first in both orders:
+    # the merge must not depend on the order (nor on which folder is named first).
+    twin: dict[str, bytes] | None = None
+    resume: bool = False  # also `matrix --resume` from the folder (a matrix of n/a cells)
+    special: str | None = None  # a file made a FIFO: a "cells/<id>/result.json"
 
 
 @st.composite
@@ -577,7 +584,61 @@ def run_folders(draw: st.DrawFn) -> RunFolder:
         folder.files["results.json"] = _document_bytes(draw, {"cells": []})
     if draw(st.integers(0, 2)) == 0:
         folder.baseline = draw(baselines(chaos))
+    if draw(st.integers(0, 3)) == 0:
+        folder.twin = draw(_twins(folder.files, chaos))
+    folder.resume = draw(st.integers(0, 5)) == 0
+    results = sorted(p for p in folder.files if p.endswith("/result.json"))
+    if results and draw(st.integers(0, 9)) == 0:
+        # Not run.json yet: RunManifest.read (results/run_folder.py) still blocks on a FIFO.
+        folder.special = draw(st.sampled_from(results))
     return folder
+
+
+@st.composite
+def _twins(draw: st.DrawFn, files: dict[str, bytes], chaos: int) -> dict[str, bytes]:
+    """Another run of the same cells: the same files, some results redrawn (another status),
+    each cell with events.jsonl time stamps that may tie, order either way or be junk."""
+    twin = dict(files)
+    for path in [p for p in files if p.endswith("/result.json")]:
+        cell_id = path.split("/")[1]
+        if draw(st.booleans()):
+            twin[path] = _document_bytes(draw, draw(cell_results(cell_id, chaos)), chaos)
+        for copy in (files, twin):
+            if draw(st.integers(0, 3)):
+                stamp = draw(st.one_of(st.sampled_from([1e9, 2e9]), st.floats(), json_values()))
+                line = json.dumps({"event": "session_finish", "t": stamp}).encode()
+                copy[path.replace("result.json", "events.jsonl")] = line + b"\n"
+    for path in draw(st.lists(st.sampled_from(sorted(files) or ["run.json"]), max_size=1)):
+        twin.pop(path, None)  # a cell (or the manifest) only one of them has
+    return twin
+
+
+@st.composite
+def bisect_states(draw: st.DrawFn) -> bytes:
+    """``bisect.json`` as an earlier search left it, then damaged, foreign or junk."""
+    chaos = draw(st.integers(0, 3))
+    candidates = ["2.7.0", "2.8.0", "2.9.0"]
+    doc: Any = {
+        "mode": "outcome",
+        "request": {"test": "test_a", "good": "2.7.0", "bad": "2.9.0"},
+        "candidates": candidates,
+        "verdicts": {
+            v: draw(st.sampled_from(["good", "bad", "skip", "broken-env", "junk"]))
+            for v in draw(st.lists(st.sampled_from(candidates), max_size=3, unique=True))
+        },
+        "git": {"2.7.0": draw(texts)},
+        "steps": [],
+        "envs_built": draw(st.integers(0, 5)),
+        "snapshots": {},
+    }
+    for key in draw(st.lists(st.sampled_from(sorted(doc)), max_size=chaos)):
+        doc[key] = draw(json_values())
+    if chaos == 3 and draw(st.booleans()):
+        doc = draw(json_values())
+    raw = _document_bytes(draw, doc, chaos)
+    if draw(st.integers(0, 5)) == 0:  # what Python's json reads beyond JSON
+        raw = b'{"envs_built": ' + draw(st.sampled_from([b"Infinity", b"NaN", b"1e400"])) + b"}"
+    return raw
 
 
 @st.composite
@@ -680,6 +741,89 @@ def check_matrix_file(data: bytes) -> Case:
     return Case(time.monotonic() - started, codes)
 
 
+def _write_folder(folder: Path, files: dict[str, bytes]) -> None:
+    for relative, content in files.items():
+        target = folder / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+
+
+def _cells_of(run: Path) -> Any:
+    """The merged run's cells as results.json has them (None if it was not written)."""
+    try:
+        doc = json.loads((run / "results.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return [(c.get("cell_id"), c.get("status")) for c in doc.get("cells", [])]
+
+
+NA_MATRIX = """\
+[matrix]
+name = "resumed"
+stacks = ["torch.ao"]
+
+[[torch]]
+version = "2.11.0"
+"""  # torch.ao left torch at 2.11: every cell is not applicable, nothing is installed
+
+_ENVS = tempfile.mkdtemp(prefix="fuzz-envs-")  # one per process: pip's kept answer and the
+# uv cache's size are measured once, not per case
+
+
+def _resume(root: Path, run: Path) -> list[str]:
+    """``matrix --resume RUN`` of a matrix of not-applicable cells, into a new folder."""
+    from compat.harness.install.disk_estimate import uv_cache_guess
+
+    (root / "tests" / "core").mkdir(parents=True, exist_ok=True)
+    (root / "matrix.toml").write_text(NA_MATRIX, encoding="utf-8")
+    sizes = Path(_ENVS) / ".uv-cache-size.json"
+    if not sizes.exists():
+        sizes.write_text(
+            json.dumps({"dir": str(uv_cache_guess()), "bytes": 1, "measured": "fuzz"}),
+            encoding="utf-8",
+        )
+    return [
+        "matrix",
+        "--matrix",
+        str(root / "matrix.toml"),
+        "--out",
+        str(root / "resumed"),
+        "--resume",
+        str(run),
+    ]
+
+
+@contextlib.contextmanager
+def _envs_dir(folder: str) -> Iterator[None]:
+    saved = os.environ.get("COMPAT_ENVS_DIR")
+    os.environ["COMPAT_ENVS_DIR"] = folder
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("COMPAT_ENVS_DIR", None)
+        else:
+            os.environ["COMPAT_ENVS_DIR"] = saved
+
+
+def check_bisect_state(data: bytes) -> Case:
+    """A bisection's saved state, as ``bisect`` reads it back: a record, or one of the errors
+    it turns into a usage error (exit 2), never another exception."""
+    from compat.harness.commands.bisect import BisectRecord, BisectRequest
+    from compat.harness.files import read_json_object
+
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="fuzz-bisect-") as tmp:
+        path = Path(tmp) / "bisect.json"
+        path.write_bytes(data)
+        request = BisectRequest("test_a", "2.7.0", "2.9.0", "torch.ao", "3.11")
+        try:
+            BisectRecord.resumed(request, ["2.7.0", "2.8.0", "2.9.0"], read_json_object(path))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return Case(time.monotonic() - started, [2])
+    return Case(time.monotonic() - started, [0])
+
+
 def check_run_folder(spec: RunFolder) -> Case:
     """``report`` (and ``report --merge``, ``--baseline``) on the folder: a code of the table,
     no traceback, no secret in anything written, nothing written outside what it owns."""
@@ -691,10 +835,10 @@ def check_run_folder(spec: RunFolder) -> Case:
         outside.mkdir()
         (outside / "result.json").write_text('{"keep": true}', encoding="utf-8")
         run.mkdir()
-        for relative, content in spec.files.items():
-            target = run / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(content)
+        _write_folder(run, spec.files)
+        if spec.special is not None and (run / spec.special).is_file():
+            (run / spec.special).unlink()
+            os.mkfifo(run / spec.special)  # read, it would block forever
         for relative, target in spec.links.items():
             (run / relative).parent.mkdir(parents=True, exist_ok=True)
             (run / relative).symlink_to(root / target)
@@ -705,18 +849,36 @@ def check_run_folder(spec: RunFolder) -> Case:
         commands = [argv] + (
             [["report", "--merge", str(run), "--out", str(merged)]] if spec.merge else []
         )
+        twins: list[Path] = []
+        if spec.twin is not None:
+            twin = root / "twin"
+            _write_folder(twin, spec.twin)
+            for n, order in enumerate(([run, twin], [twin, run])):
+                twins.append(root / f"merged-{n}")
+                commands.append(["report", "--merge", *map(str, order), "--out", str(twins[-1])])
+        if spec.resume:
+            commands.append(_resume(root, run))
         for command in commands:
             before = tree(root)
-            code, out, err = run_cli(command)
+            with _envs_dir(_ENVS):
+                code, out, err = run_cli(command)
             _check_output(code, out, err, (0, 1, 2, 3))
             codes.append(code)
             after = tree(root)
             changed = [p for p, digest in after.items() if before.get(p) != digest]
-            owned = (str(run) + "/", str(merged) + "/")
+            owned = (
+                str(run) + "/",
+                str(merged) + "/",
+                *(str(t) + "/" for t in twins),
+                str(root / "resumed") + "/",
+            )
             strays = [p for p in changed if not p.startswith(owned)]
             assert not strays, f"written outside the run: {strays}"
             for path in changed:
                 if not after[path].startswith("-> "):
                     found = leaked(Path(path).read_bytes())
                     assert not found, f"credential in {path}: {found}"
+        if spec.twin is not None:  # the merge is the same whichever folder comes first
+            assert codes[-2 - spec.resume] == codes[-1 - spec.resume], codes
+            assert _cells_of(twins[0]) == _cells_of(twins[1])
     return Case(time.monotonic() - started, codes)

@@ -1,5 +1,6 @@
-"""Property tests of the three readers through ``cli.main`` (see ``fuzzing``): the matrix
-loader, the report reader (run folders) and the baseline reader. A few hundred cases here;
+"""Property tests of the readers through ``cli.main`` (see ``fuzzing``): the matrix
+loader, the report reader (run folders, merged in both orders with a twin, resumed from)
+and the baseline reader; and a bisection's saved state. A few hundred cases here;
 ``python benchmarks/fuzz.py --matrices 10000 --runs 2000`` runs the same properties at
 scale and prints its figures."""
 
@@ -8,7 +9,15 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from .fuzzing import RunFolder, check_matrix_file, check_run_folder, matrix_files, run_folders
+from .fuzzing import (
+    RunFolder,
+    bisect_states,
+    check_bisect_state,
+    check_matrix_file,
+    check_run_folder,
+    matrix_files,
+    run_folders,
+)
 
 FUZZ = settings(
     deadline=None,
@@ -35,3 +44,9 @@ def test_any_matrix_file_is_loaded_or_refused_in_one_line(data: bytes) -> None:
 @given(run_folders())
 def test_any_run_folder_and_baseline_is_reported_or_refused(spec: RunFolder) -> None:
     check_run_folder(spec)
+
+
+@settings(FUZZ, max_examples=200)
+@given(bisect_states())
+def test_any_bisection_state_is_resumed_or_refused(data: bytes) -> None:
+    check_bisect_state(data)

@@ -205,3 +205,65 @@ def test_corrupt_shard_files_are_named_not_fatal(
     assert any("run.json" in p for p in loaded.problems)
     by_id = {r.cell_id: r for r in loaded.results}
     assert by_id[victim.parent.name].reason == "its result file is corrupt"
+
+
+@pytest.mark.parametrize("newer_fails", [True, False])
+def test_a_cell_in_two_runs_keeps_the_newer_whatever_the_order(
+    cell_world: Callable[..., Matrix],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    newer_fails: bool,
+) -> None:
+    """The same cell in two run folders (a rerun job beside the first): the merge keeps the
+    copy that finished last, by the cell's own time stamps, in either order of the folders
+    and whatever they are called, and says so in one line."""
+    monkeypatch.chdir(tmp_path)
+    matrix = cell_world("plain", versions=("2.8.0",))
+    test_file = tmp_path / "tests" / "core" / "test_fault.py"
+    passing = test_file.read_text(encoding="utf-8")
+    failing = "def test_one(): assert False, 'broken'\ndef test_two(): pass\n"
+    older, newer = tmp_path / "runs" / "b-older", tmp_path / "runs" / "a-newer"
+    for run, fails in ((older, not newer_fails), (newer, newer_fails)):
+        test_file.write_text(failing if fails else passing, encoding="utf-8")
+        cli.main(["matrix", "--matrix", str(matrix.path), "--out", str(run)])
+    expected = 1 if newer_fails else 0
+    cell = "torch2.8.0-torch.ao-py3.11"
+    for n, order in enumerate(([older, newer], [newer, older])):
+        capsys.readouterr()
+        out = tmp_path / f"merged-{n}"
+        code = cli.main(["report", "--merge", *map(str, order), "--out", str(out)])
+        err = capsys.readouterr().err
+        assert code == expected, err
+        assert document(out)["cells"][0]["status"] == ("failed" if newer_fails else "passed")
+        lines = [line for line in err.splitlines() if "is in two runs" in line]
+        assert len(lines) == 1
+        assert f"cell {cell} is in two runs; kept {newer / 'cells' / cell} (" in lines[0]
+        assert "newer: " in lines[0]
+        assert lines[0].startswith(f"compat: skipped {older / 'cells' / cell}: ")
+
+
+def test_a_damaged_manifest_and_result_never_make_a_cell_vanish(
+    matrix: Matrix,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """run.json and one result.json both damaged: the cell folder is the evidence that the
+    cell was there; it is reported not run (exit 3), both files named, never a green run."""
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "run"
+    assert cli.main(["matrix", "--matrix", str(matrix.path), "--out", str(out)]) == 0
+    (out / "run.json").write_text("{ damaged", encoding="utf-8")
+    broken = out / "cells" / "torch2.8.0-torch.ao-py3.11" / "result.json"
+    broken.write_text(broken.read_text(encoding="utf-8")[:100], encoding="utf-8")
+    capsys.readouterr()
+    assert cli.main(["report", str(out)]) == 3
+    err = capsys.readouterr().err
+    assert f"compat: skipped {out / 'run.json'}: not a run manifest" in err
+    assert f"compat: skipped {broken}: unreadable or truncated" in err
+    cells = {c["cell_id"]: c for c in document(out)["cells"]}
+    assert cells["torch2.8.0-torch.ao-py3.11"]["status"] == "not-run"
+    assert str(broken) in cells["torch2.8.0-torch.ao-py3.11"]["reason"]
+    assert cells["torch2.7.0-torch.ao-py3.11"]["status"] == "passed"
+    assert document(out)["exit_code"] == 3

@@ -1,18 +1,28 @@
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from uv import find_uv_bin
 
+from compat.harness.commands import cli
+from compat.harness.config.matrix import Matrix
+from compat.harness.execute import cell_runner
+from compat.harness.install.envs import EnvRecord
 from compat.harness.install.pipconfig import (
     PipIndexConfig,
     parse_pip_config_list,
     read_pip_config,
 )
+
+from .fake_index import Listing, build_wheel, serve, write_listing
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -156,3 +166,59 @@ def test_pips_answer_is_kept_until_a_file_it_reads_changes(
     second = read_pip_config(env, remember=kept)
     assert "/wheels/two" in second.find_links
     assert started  # the file changed: pip was asked again
+
+
+def _status_with_credentials(url: str) -> int:
+    """The status the index answers ``url`` with, sending the URL's user-info as basic auth."""
+    parts = urlsplit(url)
+    bare = parts._replace(netloc=parts.hostname + f":{parts.port}").geturl()
+    request = urllib.request.Request(bare + "torch/")
+    token = base64.b64encode(f"{parts.username}:{parts.password}".encode()).decode()
+    request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_private_index_credentials_survive_a_second_run(
+    cell_world: Callable[..., Matrix], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two runs through the command line, the second reading pip's kept answer: both give
+    uv the real credentials of the private index (which refuses anything else), and the
+    kept answer on disk holds no secret."""
+    matrix = cell_world("plain", versions=("2.8.0",))
+    index = tmp_path / "index"
+    wheel = build_wheel(index, "torch", "2.8.0", "py3-none-any")
+    write_listing(index, Listing("torch", [wheel]))
+    given: list[list[str]] = []
+
+    def fake_env(plan: object, *, log: Path, timeout: float) -> EnvRecord:
+        given.append(list(plan.index_args))  # type: ignore[attr-defined]
+        return EnvRecord(Path(sys.executable), True, 0.0, "fake-key")
+
+    monkeypatch.setattr(cell_runner, "ensure_env", fake_env)
+    for name in list(os.environ):
+        if name.startswith("PIP_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("UV_OFFLINE", "1")  # the disk estimate's resolve stays on this machine
+    monkeypatch.setenv("COMPAT_ENVS_DIR", str(tmp_path / "envs"))
+    monkeypatch.chdir(tmp_path)
+    with serve(index, auth="user:secret") as base:
+        url = base.replace("http://", "http://user:secret@") + "/"
+        conf = tmp_path / "pip.conf"
+        conf.write_text(f"[global]\nextra-index-url = {url}\n", encoding="utf-8")
+        monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
+        assert _status_with_credentials(url.replace("secret", "wrong")) == 401
+        for run in ("first", "second"):
+            code = cli.main(["matrix", "--matrix", str(matrix.path), "--out", str(tmp_path / run)])
+            assert code == 0
+        assert len(given) == 2
+        for args in given:
+            extra = [args[i + 1] for i, arg in enumerate(args) if arg == "--extra-index-url"]
+            assert extra == [url]
+            assert _status_with_credentials(extra[0]) == 200
+    kept = tmp_path / "envs" / ".pip-config.json"
+    assert kept.is_file()
+    assert "secret" not in kept.read_text(encoding="utf-8")

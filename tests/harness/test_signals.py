@@ -8,6 +8,7 @@ nothing; ``report`` interrupted exits 130. No traceback anywhere.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -24,6 +25,7 @@ import pytest
 
 from compat.harness.config.matrix import Matrix
 from compat.harness.install.interpreters import find_interpreter
+from compat.harness.results.run_folder import LOCK
 
 ROOT = Path(__file__).resolve().parents[2]
 STOP_WITHIN = 5.0  # seconds from the signal to the harness's exit, children gone
@@ -287,6 +289,18 @@ def test_sigterm_while_testing_keeps_finished_tests_and_resume_reruns_the_cell(
     assert document(resumed)["exit_code"] == 0
 
 
+def test_sighup_is_a_stop_like_sigterm(cell_world: Callable[..., Matrix], tmp_path: Path) -> None:
+    """A closed terminal or a dropped ssh (SIGHUP) while pytest runs: not a death by 129 with
+    pytest left behind, but the same stop as SIGTERM: exit 130, the partial report, pytest
+    gone."""
+    _, run, proc = _hanging_run(cell_world, tmp_path)
+    assert living(str(run / "cells" / CELL))
+    elapsed, out, err = stop(proc, signal.SIGHUP)
+    assert_stopped(elapsed, proc.returncode, err, run, "interrupted while testing")
+    assert "exit code 130" in out
+    assert living(str(run / "cells")) == []
+
+
 def test_a_second_signal_changes_nothing(cell_world: Callable[..., Matrix], tmp_path: Path) -> None:
     """Ctrl-C, Ctrl-C, SIGTERM while the first stop is still under way (the second comes
     while the run's cells are being stopped and its report written)."""
@@ -299,7 +313,8 @@ def test_a_second_signal_changes_nothing(cell_world: Callable[..., Matrix], tmp_
 def test_report_interrupted_exits_130_without_a_traceback(
     cell_world: Callable[..., Matrix], tmp_path: Path
 ) -> None:
-    """``report`` blocked reading its baseline (a FIFO no one writes to) when SIGTERM comes."""
+    """``report`` blocked waiting for its run folder's lock (another command holds it) when
+    SIGTERM comes. (A FIFO as its baseline no longer blocks: it is refused at once.)"""
     matrix = cell_world("plain", versions=("2.8.0",))
     run = tmp_path / "run"
     made = start(
@@ -307,23 +322,12 @@ def test_report_interrupted_exits_130_without_a_traceback(
     )
     out, err = made.communicate(timeout=120)
     assert made.returncode == 0, out + err
-    fifo = tmp_path / "baseline.json"
-    os.mkfifo(fifo)
-    proc = start(tmp_path, "report", str(run), "--baseline", str(fifo))
-    writer: list[int] = []
-
-    def reader_waits() -> bool:  # a FIFO opens for writing once its reader is in open()
-        try:
-            writer.append(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-        except OSError:
-            return False
-        return True
-
-    wait_until(reader_waits, "report to open the baseline")
-    try:
+    with open(run / LOCK, "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        proc = start(tmp_path, "report", str(run))
+        time.sleep(2.0)  # started, and waiting for the lock
+        assert proc.poll() is None
         elapsed, _, err = stop(proc, signal.SIGTERM)
-    finally:
-        os.close(writer[0])
     assert proc.returncode == 130
     assert elapsed < STOP_WITHIN
     assert err.strip() == "compat: interrupted"

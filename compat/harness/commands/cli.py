@@ -49,9 +49,9 @@ from compat.harness.install.garbage import collect, parse_size
 from compat.harness.install.pipconfig import read_pip_config
 from compat.harness.install.prefetch import prefetch
 from compat.harness.locations import envs_root
+from compat.harness.processes import STOP_SIGNALS, wait_stopped
 from compat.harness.processes import reset as reset_stop
 from compat.harness.processes import stop as stop_children
-from compat.harness.processes import wait_stopped
 from compat.harness.redact import RedactingStream
 from compat.harness.results.gate import (
     EXIT_INFRA,
@@ -593,7 +593,7 @@ class _Signals:
         if threading.current_thread() is not threading.main_thread():
             yield
             return
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in STOP_SIGNALS:
             current = signal.getsignal(signum)
             if signum == signal.SIGINT and current is signal.SIG_IGN:
                 continue

@@ -14,7 +14,7 @@ from compat.harness.commands.pipeline import RUN_STEPS, Run, execute, judge, wri
 from compat.harness.config.matrix import Cell, Matrix
 from compat.harness.errors import ResultFileError, UsageError
 from compat.harness.processes import file_lock
-from compat.harness.results.merge import merge_runs
+from compat.harness.results.merge import account_for_cell_folders, merge_runs
 from compat.harness.results.run_folder import LOCK, RunManifest, holds_run, load_run
 
 __all__ = ["report_run", "run_matrix"]
@@ -82,6 +82,7 @@ def report_run(
     loaded_baseline = load_baseline_option(baseline)
     with file_lock(run_dir / LOCK, exclusive=True):
         loaded = merge_runs([Path(d) for d in merge], run_dir) if merge else load_run(run_dir)
+        account_for_cell_folders(loaded, run_dir)  # a cell folder never vanishes: not run
         for problem in loaded.problems:
             print(f"compat: skipped {problem}", file=sys.stderr)
         if not loaded.results:

@@ -186,6 +186,7 @@ def check_options(run: Run) -> None:
     (an entry that yields no cell) are said first."""
     for warning in run.the_matrix.warnings:
         print(f"compat: warning: {warning}", file=sys.stderr)
+    check_envs_root()  # a file, or not writable: exit 2 before anything is created
     options = run.options
     if options.reruns is not None:
         if options.reruns < 0:

@@ -681,19 +681,26 @@ def run_cells(
                 budget=budget,
             )
         except Exception as exc:  # noqa: BLE001 - one broken cell never takes the run down
+            # A stop, or a fault of the machine (a full disk, a read-only or missing folder:
+            # any OSError) is no verdict on the cell: it is *not run* (infrastructure, exit 3;
+            # --resume runs it again), its reason "harness fault: ..." naming the path. Only
+            # a bug of the harness is an error. The result is written if the disk lets it;
+            # if not, the run's report still has it, and a later report says "no result".
             if supervisor.interrupted.is_set():
-                result = _interrupted(
-                    cell, run_folder.cell_dir(run_dir, cell.id), "interrupted while installing"
-                )
+                status, reason = CellStatus.NOT_RUN, "interrupted while installing"
+            elif isinstance(exc, OSError):
+                status, reason = CellStatus.NOT_RUN, f"harness fault: {type(exc).__name__}: {exc}"
             else:
-                result = CellResult(
-                    cell.id,
-                    cell,
-                    CellStatus.ERROR,
-                    gating=cell.gating,
-                    reason=f"harness error: {type(exc).__name__}: {exc}",
-                    log_excerpt=redact(traceback.format_exc())[-3000:],
-                )
+                status, reason = CellStatus.ERROR, f"harness error: {type(exc).__name__}: {exc}"
+            result = CellResult(
+                cell.id,
+                cell,
+                status,
+                gating=cell.gating,
+                reason=reason,
+                log_excerpt=redact(traceback.format_exc())[-3000:],
+            )
+            with contextlib.suppress(OSError):
                 result.write(run_folder.result_path(run_dir, cell.id))
         progress.finished(result)
         if on_result is not None:

@@ -10,6 +10,7 @@ matrix pins exact versions, and a machine-wide cap would make cells unresolvable
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from compat.harness.files import atomic_write_text, read_json_object
+from compat.harness.redact import redact
 
 __all__ = ["PipIndexConfig", "parse_pip_config_list", "read_pip_config"]
 
@@ -107,17 +109,23 @@ def read_pip_config(
     """Ask the host's pip; no pip (or a broken one) means no extra configuration.
 
     Starting pip costs ~0.2 s, a tenth of a warm cell's overhead budget. With
-    ``remember`` (a JSON file), pip's answer is kept there with what it depends on: the
-    interpreter, the variables that name or hold configuration, and every file
-    ``pip config debug`` says it reads (present or not, with its mtime and size). While
-    none of these changed, pip is not started again.
+    ``remember`` (a JSON file), pip's answer is kept there with what it depends on: a
+    hash of the interpreter and of the variables that name or hold configuration, and
+    every file ``pip config debug`` says it reads (present or not, with its mtime and
+    size). While none of these changed, pip is not started again.
+
+    The kept answer is state the harness reads back, so it is never redacted, and a
+    secret is never written to disk: an answer holding credentials (a URL with a
+    user-info part) is not kept, only that it had some, and pip is asked again.
     """
     environ = dict(env or os.environ)
     key = _config_key(environ)
     if remember is not None:
         kept = read_json_object(remember)
         if kept.get("key") == key and kept.get("files") == _file_states(kept.get("files")):
-            return parse_pip_config_list(str(kept.get("list", "")))
+            config = _config_from_dict(kept.get("config"))
+            if config is not None:
+                return config
     for command in _pip_commands():
         try:
             proc = subprocess.run(
@@ -135,8 +143,10 @@ def read_pip_config(
 _CONFIG_VARIABLES = ("HOME", "XDG_CONFIG_HOME", "XDG_CONFIG_DIRS", "VIRTUAL_ENV", "APPDATA")
 
 
-def _config_key(environ: Mapping[str, str]) -> dict[str, Any]:
-    return {
+def _config_key(environ: Mapping[str, str]) -> str:
+    """A hash of what pip's answer depends on besides its files: the variables' values may
+    hold credentials (``PIP_EXTRA_INDEX_URL``), so only their hash is kept."""
+    key = {
         "python": sys.executable,
         "env": {
             k: v
@@ -144,6 +154,46 @@ def _config_key(environ: Mapping[str, str]) -> dict[str, Any]:
             if k.startswith("PIP_") or k in _CONFIG_VARIABLES
         },
     }
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def _has_secret(config: PipIndexConfig) -> bool:
+    urls = [config.index_url or "", *config.extra_index_urls, *config.find_links]
+    return any(redact(url) != url for url in urls)
+
+
+def _config_to_dict(config: PipIndexConfig) -> dict[str, Any] | None:
+    """What is kept of an answer: its index settings, or nothing when they hold a secret."""
+    if _has_secret(config):
+        return None
+    return {
+        "index_url": config.index_url,
+        "extra_index_urls": list(config.extra_index_urls),
+        "find_links": list(config.find_links),
+        "no_index": config.no_index,
+    }
+
+
+def _config_from_dict(data: object) -> PipIndexConfig | None:
+    """A kept answer; None (ask pip) for none, a damaged one, or one that held a secret."""
+    if not isinstance(data, dict):
+        return None
+    index_url, extra, links = (
+        data.get("index_url"),
+        data.get("extra_index_urls"),
+        data.get("find_links"),
+    )
+    no_index = data.get("no_index")
+    if not (
+        isinstance(index_url, (str, type(None)))
+        and isinstance(extra, list)
+        and isinstance(links, list)
+        and all(isinstance(u, str) for u in [*extra, *links])
+        and isinstance(no_index, bool)
+    ):
+        return None
+    config = PipIndexConfig(index_url, tuple(extra), tuple(links), no_index)
+    return None if _has_secret(config) else config
 
 
 def _file_states(files: object) -> dict[str, list[int] | None]:
@@ -160,10 +210,11 @@ def _file_states(files: object) -> dict[str, list[int] | None]:
 
 
 def _remember(
-    path: Path, command: list[str], environ: Mapping[str, str], key: dict[str, Any], listed: str
+    path: Path, command: list[str], environ: Mapping[str, str], key: str, listed: str
 ) -> None:
     """Keep pip's answer with the files ``pip config debug`` names; if it names none
-    (an old pip), keep nothing: pip is asked every time, as before."""
+    (an old pip), keep nothing: pip is asked every time, as before. An answer with a
+    secret keeps only its key (``config`` null): pip is asked again next time."""
     debug = [*command[:-1], "debug"]
     try:
         proc = subprocess.run(
@@ -176,7 +227,9 @@ def _remember(
         return
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(
-            path,
-            json.dumps({"key": key, "list": listed, "files": _file_states(dict.fromkeys(files))}),
-        )
+        document = {
+            "key": key,
+            "config": _config_to_dict(parse_pip_config_list(listed)),
+            "files": _file_states(dict.fromkeys(files)),
+        }
+        atomic_write_text(path, json.dumps(document))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from compat.harness.errors import UsageError
+from compat.harness.files import FileTooLarge, NotARegularFile, read_text_file
 from compat.harness.processes import wait_for
 from compat.harness.redact import redact
 from compat.harness.results.drift import diff_snapshots
@@ -86,14 +87,14 @@ def load_baseline(path: Path | str) -> dict[str, BaselineCell]:
     try:
         # Read off the main thread: a signal that lands just as a blocking open (a FIFO, a
         # stalled network mount) returns would otherwise wait out the read that follows.
-        doc = json.loads(
-            wait_for(lambda: path.read_text(encoding="utf-8"), what=f"--baseline {path}")
-        )
+        doc = json.loads(wait_for(lambda: read_text_file(path), what=f"--baseline {path}"))
         return baseline_cells(doc)
     except FileNotFoundError:
         raise UsageError(f"--baseline {path}: baseline not found") from None
     except IsADirectoryError:
         raise UsageError(f"--baseline {path}: is a folder, not a results.json") from None
+    except (NotARegularFile, FileTooLarge) as exc:
+        raise UsageError(f"--baseline {path}: {exc.strerror}") from None
     except RecursionError:
         raise UsageError(f"--baseline {path}: not a results.json (nested too deeply)") from None
     except (OSError, ValueError, KeyError, TypeError) as exc:

@@ -85,7 +85,8 @@ EXIT_CODES: tuple[ExitCode, ...] = (
     ExitCode(
         EXIT_INTERRUPTED,
         "interrupted",
-        "interrupted (Ctrl-C or SIGTERM, to the harness or its whole process group): "
+        "interrupted (Ctrl-C, SIGTERM, or SIGHUP from a closed terminal or a dropped ssh, "
+        "to the harness or its whole process group): "
         "every child process is stopped within seconds, the partial report is written "
         "(with this code; interrupted cells are not run), `--resume` continues",
     ),

@@ -20,7 +20,7 @@ from typing import Any
 from compat.harness.config.applicability import CheckedRule
 from compat.harness.config.matrix import Cell
 from compat.harness.errors import ResultFileError
-from compat.harness.files import atomic_write_text
+from compat.harness.files import atomic_write_text, read_text_file
 from compat.harness.redact import redact
 
 __all__ = [
@@ -405,7 +405,7 @@ class CellResult:
     @classmethod
     def read(cls, path: Path) -> CellResult:
         try:
-            return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+            return cls.from_dict(json.loads(read_text_file(path)))
         except FileNotFoundError:
             raise ResultFileError(path, "missing") from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
