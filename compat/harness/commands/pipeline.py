@@ -51,6 +51,7 @@ from compat.harness.install.garbage import parse_size
 from compat.harness.install.pipconfig import PipIndexConfig, read_pip_config
 from compat.harness.install.uv_cli import uv_bin
 from compat.harness.locations import envs_root, pip_config_file
+from compat.harness.preflight import check_envs_root
 from compat.harness.redact import redact
 from compat.harness.reports.console import render_console
 from compat.harness.reports.context import Writer
