@@ -359,3 +359,21 @@ def test_a_conftest_that_fails_to_import_is_an_error_row_not_a_crash(
     assert outcomes(result)["tests/core/sub/test_under.py"] == "error"
     assert outcomes(result)["test_one"] == "passed"
     assert result.status is CellStatus.ERROR, result.reason
+
+
+@pytest.mark.parametrize("isolation", ["file", "cell"])
+def test_pytest_exit_in_a_test_says_interrupted(
+    cell_world: Callable[..., Matrix], tmp_path: Path, isolation: str
+) -> None:
+    matrix = cell_world(
+        "plain",
+        versions=("2.8.0",),
+        settings=f'isolation = "{isolation}"\n',
+        files={"tests/core/test_z_exits.py": "import pytest\ndef test_z(): pytest.exit('bye')\n"},
+    )
+    result = by_id(run_all(matrix, tmp_path / "run"))
+    row = next(t for t in result.tests if t.nodeid.endswith("test_z"))
+    assert row.outcome is Outcome.ERROR
+    assert row.message == "interrupted in this test (pytest.exit() or KeyboardInterrupt)"
+    assert "interrupted in this test" in result.reason
+    assert outcomes(result)["test_one"] == "passed"

@@ -112,11 +112,6 @@ def test_a_baseline_that_is_no_file_is_a_usage_error(
     )
 
 
-@pytest.mark.xfail(
-    reason="RunManifest.read (results/run_folder.py, another engineer's) still reads with "
-    "path.read_text: it must use files.read_text_file",
-    strict=True,
-)
 def test_a_manifest_that_is_a_fifo_blocks_nothing(run: Path, tmp_path: Path) -> None:
     fifo_in_place_of(run / "run.json")
     done = compat(tmp_path, "report", str(run))

@@ -49,6 +49,7 @@ from compat.harness.install.garbage import collect, parse_size
 from compat.harness.install.pipconfig import read_pip_config
 from compat.harness.install.prefetch import prefetch
 from compat.harness.locations import envs_root
+from compat.harness.preflight import check_envs_root
 from compat.harness.processes import STOP_SIGNALS, wait_stopped
 from compat.harness.processes import reset as reset_stop
 from compat.harness.processes import stop as stop_children
@@ -410,6 +411,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _prefetch(args: argparse.Namespace) -> int:
+    check_envs_root()  # a file, or not writable: exit 2, nothing made
     matrix = load_matrix(args.matrix)
     wheelhouse = writable_folder(args.wheelhouse, "--wheelhouse")
     manifest = prefetch(
@@ -464,6 +466,7 @@ def _bisect(args: argparse.Namespace) -> int:
 
 
 def _gc(args: argparse.Namespace) -> int:
+    check_envs_root()  # a file, or not writable: exit 2, nothing made
     matrix = load_matrix(args.matrix)
     budget = parse_size(args.cache_budget) if args.cache_budget else None
     report = collect(matrix, envs_root(), cache_budget=budget, dry_run=args.dry_run)
@@ -496,6 +499,7 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _probe(args: argparse.Namespace) -> int:
+    check_envs_root()  # a file, or not writable: exit 2, nothing made
     matrix = load_matrix(args.matrix)
     cells = list(matrix.cells)
     jobs = checked_jobs(args.jobs)
@@ -563,7 +567,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 class _Signals:
-    """SIGINT and SIGTERM to the harness: the first stops every child at once and raises
+    """SIGINT, SIGTERM and SIGHUP to the harness: the first stops every child at once and raises
     KeyboardInterrupt in the main thread (the partial report follows); later ones are
     noted and change nothing, so the report is still written and no traceback shows.
 

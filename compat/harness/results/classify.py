@@ -27,6 +27,7 @@ from compat.events import (
     TEST_START,
 )
 from compat.harness.config.suites import file_of
+from compat.harness.files import read_regular
 from compat.harness.redact import redact
 from compat.harness.results.model import CellResult, CellStatus, Outcome, TestResult
 
@@ -90,9 +91,9 @@ class Events:
 
 def read_events(path: Path) -> Events:
     events = Events()
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except FileNotFoundError:
+    try:  # a regular file of bounded size only: a FIFO in its place must block nothing
+        lines = read_regular(path).decode("utf-8", errors="replace").splitlines()
+    except OSError:  # missing, or not a file the plugin wrote: no events
         return events
     for line in lines:
         try:
@@ -350,9 +351,7 @@ def _file_deaths(events: Events, tests: list[TestResult]) -> tuple[list[str], li
             crashed.append(_where(file, how, running))
         else:
             status = events.file_finishes[file].exitstatus
-            if status in (2, 3, 4) and not any(
-                _in_file(n, file) and n not in finished for n in have
-            ):
+            if status in (2, 3, 4) and not running:  # else the running test says it
                 interrupted = {
                     2: "interrupted (pytest.exit or KeyboardInterrupt)",
                     3: "an internal error",
@@ -407,7 +406,12 @@ def classify(
     have = {t.nodeid for t in tests}
     running = [n for n in events.started if n not in events.tests and n not in have]
     for nodeid in running:
-        tests.append(TestResult(nodeid, Outcome.ERROR, 0.0, "the cell died while this test ran"))
+        end = events.file_finishes.get(file_of(nodeid)) or events.finish
+        if end is not None and end.exitstatus == 2:  # pytest ended the session in this test
+            message = "interrupted in this test (pytest.exit() or KeyboardInterrupt)"
+        else:
+            message = "the cell died while this test ran"
+        tests.append(TestResult(nodeid, Outcome.ERROR, 0.0, message))
 
     where = f" in {running[-1]}" if running else ""
     if events.foreign_schema is not None:
@@ -477,7 +481,8 @@ def _verdict(
         )
     other = [t for t in errors if t not in collect and not any(t.nodeid in p for p in parts)]
     if other:
-        parts.append(f"{len(other)} error(s) outside a test's call (first: {other[0].nodeid})")
+        first = other[0]
+        parts.append(f"{len(other)} error(s) (first: {first.nodeid}: {short(first.message)})")
     if crashed:
         return CellStatus.CRASHED, "; ".join(parts), tests
     if files_timed_out:

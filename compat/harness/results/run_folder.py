@@ -18,7 +18,7 @@ from typing import Any
 from compat.harness.config.applicability import checked_rule
 from compat.harness.config.matrix import Cell, Matrix
 from compat.harness.errors import ResultFileError
-from compat.harness.files import atomic_symlink, atomic_write_text, redact_file
+from compat.harness.files import atomic_symlink, atomic_write_text, read_text_file, redact_file
 from compat.harness.locations import envs_root
 from compat.harness.results.model import CellResult, CellStatus, is_safe_id
 
@@ -123,7 +123,7 @@ class RunManifest:
         if not path.exists():
             return None
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(read_text_file(path))
             return cls(**_checked_manifest(data))
         except RecursionError:
             raise ResultFileError(path, "not a run manifest (nested too deeply)") from None
