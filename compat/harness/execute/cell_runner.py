@@ -643,8 +643,6 @@ def run_cells(
     pip_config: PipIndexConfig,
     jobs: int,
     progress: Progress | None = None,
-    on_result: Callable[[CellResult], None] | None = None,
-    supervisor: Supervisor | None = None,
     wheelhouse: Path | None = None,
     budget: DiskBudget | None = None,
 ) -> list[CellResult]:
@@ -657,7 +655,7 @@ def run_cells(
     kept); :class:`RunInterrupted` then carries all results for a partial report.
     """
     progress = progress or Progress(len(cells))
-    supervisor = supervisor or Supervisor()
+    supervisor = Supervisor()  # the run's: Ctrl-C stops every cell's processes through it
     listings = Listings()  # one reading of each index page per run
 
     def one(cell: Cell) -> CellResult:
@@ -703,8 +701,6 @@ def run_cells(
             with contextlib.suppress(OSError):
                 result.write(run_folder.result_path(run_dir, cell.id))
         progress.finished(result)
-        if on_result is not None:
-            on_result(result)
         return result
 
     last = read_json_object(timings_file(envs_root))
