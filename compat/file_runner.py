@@ -358,6 +358,11 @@ class Runner:
         ET.ElementTree(merged).write(
             str(self.spec["junit"]), encoding="utf-8", xml_declaration=True
         )
+        for part in self.junit_dir.glob("*.xml"):  # merged: the parts would only repeat it
+            with contextlib.suppress(OSError):
+                part.unlink()
+        with contextlib.suppress(OSError):
+            self.junit_dir.rmdir()
 
 
 def main(argv: list[str] | None = None) -> int:

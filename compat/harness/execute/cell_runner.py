@@ -386,7 +386,8 @@ def _run_tests(
     except Stopped:
         returncode, timed_out = None, False
     timings["tests"] = round(time.monotonic() - started, 3)
-    for written in ("pytest.log", "junit.xml", "events.jsonl"):  # pytest's own files
+    # pytest's own files, and any JUnit part a dead file runner left unmerged
+    for written in ("pytest.log", "junit.xml", "events.jsonl", *_junit_parts(cell_dir)):
         redact_file(cell_dir / written)
     events = read_events(events_path)
     if not supervisor.interrupted.is_set():  # a stopped run starts no more processes
@@ -431,6 +432,11 @@ def _run_tests(
         if failing is None
         else rerun_command(matrix, cell, env_dir, python, failing),
     )
+
+
+def _junit_parts(cell_dir: Path) -> list[str]:
+    folder = cell_dir / "junit"
+    return [f"junit/{p.name}" for p in folder.glob("*.xml")] if folder.is_dir() else []
 
 
 def _file_run(record: Mapping[str, Any]) -> dict[str, Any]:
