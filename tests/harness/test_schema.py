@@ -175,6 +175,20 @@ def rich_result() -> CellResult:
         ["python", "-m", "pytest"],
         1,
         "the log",
+        isolation="file",
+        files=["tests/core/test_a.py"],
+        out_of_scope=["suites/old/test_b.py"],
+        file_runs=[
+            {
+                "nodeid": "tests/core/test_a.py",
+                "returncode": 0,
+                "timed_out": False,
+                "seconds": 1.5,
+                "orphans_killed": 0,
+            }
+        ],
+        pytest_args=["-k", "porting"],
+        rerun_command="cd /repo && env COMPAT_CELL_ID=c python -m pytest tests/core/test_a.py::t",
     )
 
 
@@ -319,6 +333,12 @@ WRITTEN = {
     "command": ["python", "-m", "pytest"],
     "returncode": 0,
     "log_excerpt": None,
+    "isolation": "file",
+    "files": ["tests/core/test_metadata_porting.py"],
+    "out_of_scope": [],
+    "file_runs": [{"nodeid": "tests/core/test_metadata_porting.py", "returncode": 0}],
+    "pytest_args": [],
+    "rerun_command": None,
 }
 
 
