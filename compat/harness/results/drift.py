@@ -477,21 +477,23 @@ def drifts(results: Sequence[Any]) -> list[Drift]:
     for cells in lines.values():
         cells = sorted(cells, key=lambda r: (_version(_torch_of(r)), r.cell.channel))
         for older, newer in itertools.pairwise(cells):
-            old, new = _by_test(older), _by_test(newer)
-            for test in [t for t in old if t in new]:
-                if _fingerprint(old[test]) != _fingerprint(new[test]):
-                    found.append(
-                        _drift(
-                            test,
-                            older,
-                            newer,
-                            old[test],
-                            new[test],
-                            step=(_step_label(older), _step_label(newer)),
-                            stacks=(_stack(newer),),
-                        )
-                    )
+            found += _pair_drifts(
+                older,
+                newer,
+                step=(_step_label(older), _step_label(newer)),
+                stacks=(_stack(newer),),
+            )
     return found
+
+
+def _pair_drifts(older: Any, newer: Any, **kw: Any) -> list[Drift]:
+    """Each test both cells ran whose snapshots differ, as a drift from ``older``."""
+    old, new = _by_test(older), _by_test(newer)
+    return [
+        _drift(test, older, newer, old[test], new[test], **kw)
+        for test in old
+        if test in new and _fingerprint(old[test]) != _fingerprint(new[test])
+    ]
 
 
 def cross_stack_drifts(results: Sequence[Any]) -> list[Drift]:
@@ -508,23 +510,15 @@ def cross_stack_drifts(results: Sequence[Any]) -> list[Drift]:
         if not {"torch.ao", "torchao"} <= set(stacks):
             continue
         older, newer = stacks["torch.ao"], stacks["torchao"]
-        old, new = _by_test(older), _by_test(newer)
-        for test in [t for t in old if t in new]:
-            if _fingerprint(old[test]) != _fingerprint(new[test]):
-                found.append(
-                    _drift(
-                        test,
-                        older,
-                        newer,
-                        old[test],
-                        new[test],
-                        line=f"torch.ao vs torchao py{python}",
-                        before=f"{_step_label(older)} torch.ao",
-                        step=(_step_label(older), _step_label(newer)),
-                        stacks=("torch.ao", "torchao"),
-                        across=True,
-                    )
-                )
+        found += _pair_drifts(
+            older,
+            newer,
+            line=f"torch.ao vs torchao py{python}",
+            before=f"{_step_label(older)} torch.ao",
+            step=(_step_label(older), _step_label(newer)),
+            stacks=("torch.ao", "torchao"),
+            across=True,
+        )
     return found
 
 
