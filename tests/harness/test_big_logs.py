@@ -70,11 +70,13 @@ def test_redacting_a_huge_one_line_file_takes_bounded_memory(tmp_path: Path) -> 
     with open(path, "wb") as handle:
         for n in range(200):  # each megabyte ends in a URL's start, the next goes on with it
             handle.write((head if n else b"y" * len(head)) + bytes(piece[len(head) :]))
+    # VmHWM: this process image's own peak. ru_maxrss would not do: Linux keeps it across
+    # exec, so it reads the forking pytest's size (418 MB late in a full run).
     code = (
-        "import resource, sys; from pathlib import Path; "
+        "import sys; from pathlib import Path; "
         "from compat.harness.files import redact_file; "
         "redact_file(Path(sys.argv[1])); "
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))"
     )
     done = subprocess.run(
         [sys.executable, "-c", code, str(path)],
