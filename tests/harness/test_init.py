@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -90,3 +92,28 @@ def test_library_loggers_stay_quiet_unless_verbose() -> None:
     cli._quiet_libraries(True)
     assert logging.getLogger("urllib3").getEffectiveLevel() == logging.DEBUG
     cli._quiet_libraries(False)
+
+
+def test_init_writes_every_users_session_and_ignores_the_run_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        init, "list_wheels", lambda index, project: TORCH if project == "torch" else TORCHAO
+    )
+    (tmp_path / ".gitignore").write_text("build/\n.envs\n", encoding="utf-8")
+    assert cli.main(["init", "--dir", str(tmp_path), "--noxfile"]) == 0
+    listed = subprocess.run(
+        [sys.executable, "-m", "nox", "-l", "-f", str(tmp_path / "noxfile.py")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    for session in ("matrix", "report", "bisect", "qualify", "history", "probe"):
+        assert f"* {session}" in listed or f"- {session}" in listed, listed
+    assert "cell(torch2.8.0-torch.ao-py3.11)" in listed
+    # appended, never rewritten: the user's lines stay, .envs was already there
+    assert (tmp_path / ".gitignore").read_text(encoding="utf-8") == (
+        "build/\n.envs\n# torch-compat-matrix: cell envs and run reports\nreports/\n"
+    )

@@ -28,16 +28,65 @@ __all__ = ["Release", "landscape", "render_matrix", "write_start"]
 STARTER_TEST = "test_pt2e_on_shims.py.txt"
 
 FIRST = Version("2.2")  # the first torch with PortNodeMetaForQDQ
-NOXFILE = '''# Run the compatibility matrix of matrix.toml through nox (torch-compat-matrix).
+NOXFILE = '''# The compatibility matrix of matrix.toml through nox (torch-compat-matrix).
+# Each session runs the tool's command with the arguments after `--`.
 import nox
 
 nox.options.sessions = ["matrix"]
 
+try:  # one `cell(<id>)` session per applicable cell, as in the tool's own noxfile
+    from compat.harness.config.matrix import load_matrix
+
+    CELL_IDS = [c.id for c in load_matrix("matrix.toml").cells if c.applicable]
+except Exception:  # noqa: BLE001 - a broken matrix.toml is reported by `nox -s matrix`
+    CELL_IDS = []
+
+
+def _compat(session: nox.Session, command: str, *args: str) -> None:
+    session.run("torch-compat-matrix", command, *args, *session.posargs)
+
 
 @nox.session(python=False)
 def matrix(session: nox.Session) -> None:
-    """Every cell of matrix.toml, then the grid (``-- --cells 'torch2.8*' -j 2``)."""
-    session.run("torch-compat-matrix", "matrix", "--matrix", "matrix.toml", *session.posargs)
+    """Every cell, then the grid (``-- --cells 'torch2.8*' -j 2``)."""
+    _compat(session, "matrix", "--matrix", "matrix.toml")
+
+
+@nox.session(python=False)
+@nox.parametrize("cell_id", CELL_IDS, ids=CELL_IDS)
+def cell(session: nox.Session, cell_id: str) -> None:
+    """One cell alone (its folder merges into a report like any other)."""
+    _compat(session, "cell", cell_id, "--matrix", "matrix.toml")
+
+
+@nox.session(python=False)
+def report(session: nox.Session) -> None:
+    """Rebuild a run's report (``-- reports/<run>``; default reports/latest)."""
+    _compat(session, "report")
+
+
+@nox.session(python=False)
+def bisect(session: nox.Session) -> None:
+    """The first bad release: ``-- TEST --good V --bad V [--stack S]``."""
+    _compat(session, "bisect", "--matrix", "matrix.toml")
+
+
+@nox.session(python=False)
+def qualify(session: nox.Session) -> None:
+    """``-- --candidate V --reference V``: QUALIFIED or NOT QUALIFIED."""
+    _compat(session, "qualify", "--matrix", "matrix.toml")
+
+
+@nox.session(python=False)
+def history(session: nox.Session) -> None:
+    """A test across the kept runs: ``-- TEST``."""
+    _compat(session, "history")
+
+
+@nox.session(python=False)
+def probe(session: nox.Session) -> None:
+    """Which shape each API has in every cell, without running the tests."""
+    _compat(session, "probe", "--matrix", "matrix.toml")
 '''
 
 
@@ -152,6 +201,25 @@ def render_matrix(rows: list[Release], *, source: str) -> str:
     return "\n".join(lines)
 
 
+IGNORED = (".envs/", "reports/")  # what a run writes into the repository
+
+
+def _ignore_outputs(folder: Path) -> Path | None:
+    """Append the run's folders to the repository's ``.gitignore`` (created if missing),
+    never rewriting a line of it; None when it already names them."""
+    path = folder / ".gitignore"
+    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+    wanted = [entry for entry in IGNORED if entry not in lines and entry.rstrip("/") not in lines]
+    if not wanted:
+        return None
+    with open(path, "a", encoding="utf-8") as handle:
+        if lines and path.read_bytes()[-1:] != b"\n":
+            handle.write("\n")
+        handle.write("# torch-compat-matrix: cell envs and run reports\n")
+        handle.write("".join(f"{entry}\n" for entry in wanted))
+    return path
+
+
 def write_start(folder: Path, *, noxfile: bool = False, index_url: str | None = None) -> list[Path]:
     """Write ``matrix.toml`` (and ``noxfile.py``) into ``folder``; never overwrite."""
     targets = [folder / "matrix.toml"] + ([folder / "noxfile.py"] if noxfile else [])
@@ -174,6 +242,9 @@ def write_start(folder: Path, *, noxfile: bool = False, index_url: str | None = 
     )
     if noxfile:
         atomic_write_text(folder / "noxfile.py", NOXFILE)
+    ignore = _ignore_outputs(folder)
+    if ignore is not None:
+        targets.append(ignore)
     if starter in targets:
         template = resources.files("compat.templates").joinpath(STARTER_TEST)
         atomic_write_text(starter, template.read_text(encoding="utf-8"))
