@@ -4,14 +4,16 @@ PyTorch's own CI (``test/run_test.py``) runs every test file in a fresh process,
 file's verdict never depends on what another file did at import (one sets
 ``torch._dynamo.config.cache_size_limit``, another then passes where it fails alone). This
 runner gives each file that same isolation without paying ``import torch`` per file: it
-imports torch (and torchao on that stack) and pytest once, then forks one child per file
-before any thread has started; each child runs ``pytest FILE`` on a copy of the imported
-interpreter, as if the file had been the first to import torch. A child that crashes, hangs
+imports torch (and torchao on that stack), pytest and the ``preload`` modules once, then
+forks one child per file before any Python thread has started (as torch's own DataLoader
+workers fork after ``import torch``); each child runs ``pytest FILE`` on a copy of the
+imported interpreter, as if the file had been the first to import them. A child that crashes, hangs
 past its timeout or exits early costs its own file only: the runner records how it ended
 (``file_exit``) and goes on with the next file.
 
-When forking is unsafe (a thread already runs after the imports, or no ``fork``), each file
-runs in a fresh interpreter instead (``python -m pytest FILE``), and the session says so.
+When forking is unsafe (a Python thread already runs after the imports, or no ``fork``),
+each file runs in a fresh interpreter instead (``python -m pytest FILE``), and the session's
+fingerprint says so (``file_process``).
 
 Run as ``python -m compat.file_runner SPEC.json -- PYTEST-ARGS``: the spec (written by the
 harness) names the files, the events and JUnit paths, the per-file timeout and the cell's
