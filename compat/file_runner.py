@@ -324,10 +324,12 @@ class Runner:
             self.prepare()
             for index, entry in enumerate(self.files):
                 if time.monotonic() >= self.deadline:
-                    break  # the rest are not run: the harness reports the cell's timeout
+                    self._not_run(index, "timeout")  # the rest: the cell's time ran out
+                    break
                 code = self.run_file(index, entry)
                 codes.append(code)
                 if stop_early and code != 0 and code != 5:
+                    self._not_run(index + 1, "exitfirst")  # -x: the first failing file
                     break
         except _Stopped as stop:
             self.emit(SESSION_FINISH, exitstatus=2, stopped_by=signal.Signals(stop.signum).name)
@@ -338,6 +340,11 @@ class Runner:
         self.emit(SESSION_FINISH, exitstatus=exitstatus, files_run=len(codes))
         self._merge_junit()
         return exitstatus
+
+    def _not_run(self, start: int, why: str) -> None:
+        """Each file from ``start`` on is said not run, and why: never silently missing."""
+        for entry in self.files[start:]:
+            self.emit(FILE_EXIT, nodeid=entry["nodeid"], not_run=why)
 
     def _stop(self, signum: int, frame: Any) -> None:
         """Ctrl-C, SIGTERM or SIGHUP: end the running file's process group, then stop."""

@@ -377,3 +377,20 @@ def test_pytest_exit_in_a_test_says_interrupted(
     assert row.message == "interrupted in this test (pytest.exit() or KeyboardInterrupt)"
     assert "interrupted in this test" in result.reason
     assert outcomes(result)["test_one"] == "passed"
+
+
+def test_files_after_a_stop_are_said_not_run(
+    cell_world: Callable[..., Matrix], tmp_path: Path
+) -> None:
+    matrix = cell_world(
+        "plain",
+        versions=("2.8.0",),
+        settings='pytest-args = ["-x"]\n',
+        files={"tests/core/test_a_fails.py": "def test_a(): assert False\n"},
+    )
+    result = by_id(run_all(matrix, tmp_path / "run"))
+    assert outcomes(result)["test_a"] == "failed"
+    row = next(t for t in result.tests if t.nodeid == "tests/core/test_fault.py")
+    assert row.outcome is Outcome.NOT_RUN
+    assert row.message == "not run: -x stopped the cell after the first failing file"
+    assert result.status is CellStatus.FAILED

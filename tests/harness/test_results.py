@@ -276,3 +276,23 @@ def test_a_stream_of_another_events_schema_is_refused_not_misread(tmp_path: Path
         f"the cell's plugin wrote events schema {EVENTS_SCHEMA + 1}; "
         f"this harness reads {EVENTS_SCHEMA}"
     )
+
+
+def test_a_file_the_cells_timeout_left_unstarted_is_a_timed_out_cell() -> None:
+    files = ["a/test_x.py", "a/test_y.py"]
+    events = Events(
+        fingerprint={"isolation": "file"},
+        files=files,
+        tests={"a/test_x.py::t": rec("a/test_x.py::t", "passed")},
+        started=["a/test_x.py::t"],
+        file_finishes={"a/test_x.py": SessionEnd(0)},
+        file_exits={
+            "a/test_x.py": {"nodeid": "a/test_x.py", "returncode": 0, "seconds": 9.0},
+            "a/test_y.py": {"nodeid": "a/test_y.py", "not_run": "timeout"},
+        },
+        finish=FINISH,
+    )
+    status, reason, tests = classify(events=events, returncode=0, timed_out=False, expected={})
+    assert status is CellStatus.TIMED_OUT
+    assert reason == "a/test_y.py: not run, the cell's timeout ran out first"
+    assert {t.nodeid: t.outcome for t in tests}["a/test_y.py"] is Outcome.NOT_RUN

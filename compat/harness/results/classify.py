@@ -294,6 +294,11 @@ def _in_file(nodeid: str, file: str) -> bool:
     return nodeid == file or nodeid.startswith(file + "::")
 
 
+# Why the file runner started no process for a file.
+_NOT_RUN = {
+    "timeout": "the cell's timeout ran out before this file",
+    "exitfirst": "-x stopped the cell after the first failing file",
+}
 # pytest's own exit codes when it stops before a session finishes (ExitCode).
 _PYTEST_STOPPED = {
     2: "interrupted (exit 2)",
@@ -323,9 +328,10 @@ def _file_deaths(events: Events, tests: list[TestResult]) -> tuple[list[str], li
         if end is None:
             continue  # not started (the runner stopped first: said by the cell's status)
         if end.get("not_run"):
-            if not any(_in_file(n, file) for n in have):
-                message = f"not run: {end['not_run']}"
-                tests.append(TestResult(file, Outcome.NOT_RUN, 0.0, message))
+            why = _NOT_RUN.get(str(end["not_run"]), str(end["not_run"]))
+            tests.append(TestResult(file, Outcome.NOT_RUN, 0.0, f"not run: {why}"))
+            if end["not_run"] == "timeout":
+                timed_out.append(f"{file}: not run, the cell's timeout ran out first")
             continue
         running = [n for n in events.started if _in_file(n, file) and n not in finished]
         seconds = float(end.get("seconds") or 0.0)
