@@ -12,30 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from compat.harness.commands import cli, pipeline
+from compat.harness.commands import pipeline
 from compat.harness.commands.bisect import BisectRecord, BisectRequest
 from compat.harness.config.matrix import Matrix
 from compat.harness.results.bisection import Verdict
 
+from .test_bad_input import one_error, run_cli  # one way to run the CLI and read its line
+
 World = Callable[..., Matrix]
 RELEASE = ("2.9.0", "2.10.0")  # the stand-in release pair of qualify's tests
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
-
-
-def one_error(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
-    """Run a command that must fail with exit 2 and one line; that line."""
-    code, _, err = run_cli(capsys, *argv)
-    assert code == 2, err
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("compat: error: ")
-    return lines[0]
 
 
 @pytest.fixture
