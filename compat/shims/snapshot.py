@@ -5,13 +5,17 @@ versions is seen before a test (or a user) trips on it. For one graph it lists, 
 order, every quantize / dequantize / choose_qparams node and every node that carries a
 ``quantization_tag``, each as::
 
-    {"op": "dequantize_per_tensor", "after": "add", "tag": "BackendA_add_1", "source": "add"}
+    {"op": "dequantize_per_tensor", "after": "add", "tag": "BackendA_add_1", "source": "add",
+     "keys": ["from_node", "nn_module_stack", "stack_trace"]}
 
 ``op`` drops the op namespace (``quantized_decomposed``, ``pt2e_quant``, ``torchao``) and a
 ``.default`` overload; ``after`` is the first producer that is not itself a q/dq op (what
 the q/dq belongs to); ``source`` is the node's original source from ``from_node``, through
-:mod:`compat.shims.fx_meta`'s normalisation (one shape from torch 2.2 to 2.15). Node names,
-ids and graph ids are left out: they differ between runs and versions without meaning.
+:mod:`compat.shims.fx_meta`'s normalisation (one shape from torch 2.2 to 2.15); ``keys``
+names the metadata keys consumers read (:data:`WATCHED_KEYS`) that the node carries, so a
+key a pass stops porting reads as *metadata key lost* (format 2; a format-1 snapshot has
+no ``keys`` and is compared without them). Node names, ids and graph ids are left out:
+they differ between runs and versions without meaning.
 
 A test records a graph with :func:`record` (``record("converted", model)``); the pytest
 plugin starts a test's record and streams it with the test's result. It works the same in
@@ -25,9 +29,20 @@ from typing import Any, Dict, List, Optional
 
 from compat.shims import fx_meta
 
-__all__ = ["begin", "normalise_op", "record", "snapshot", "take"]
+__all__ = ["WATCHED_KEYS", "begin", "normalise_op", "record", "snapshot", "take"]
 
-SNAPSHOT_FORMAT = 1
+SNAPSHOT_FORMAT = 2
+# The node.meta keys that quantizers, partitioners and debuggers read, beside the tag and
+# from_node's content: their presence (not their values, which hold ids and paths) is kept.
+WATCHED_KEYS = (
+    "stack_trace",
+    "nn_module_stack",
+    "source_fn_stack",
+    "torch_fn",
+    "custom",
+    "numeric_debug_handle",
+    "from_node",
+)
 _QDQ_PACKETS = frozenset(
     {
         "quantize_per_tensor",
@@ -45,7 +60,7 @@ _NAMESPACES = ("quantized_decomposed.", "pt2e_quant.", "torchao.", "aten.")
 # ``<built-in method matmul of type object at 0x..>``, ``<function relu at 0x..>``
 _CALLABLE = re.compile(r"<(?:built-in )?(?:method|function) ([\w.]+)")
 
-Entry = Dict[str, Optional[str]]
+Entry = Dict[str, Any]
 
 _CURRENT = ""
 _TAKEN: Dict[str, Dict[str, List[Entry]]] = {}
@@ -109,6 +124,7 @@ def snapshot(graph_or_module: Any) -> List[Entry]:
                 "after": _after(node),
                 "tag": None if tag is None else str(tag),
                 "source": _source(node),
+                "keys": [key for key in WATCHED_KEYS if node.meta.get(key)],
             }
         )
     return entries

@@ -40,14 +40,41 @@ def test_a_graph_without_torch_snapshots_qdq_and_tagged_nodes_in_order() -> None
     x = _node("placeholder", "x")
     q = _node("call_function", "quantized_decomposed.quantize_per_tensor.default", (x,))
     dq = _node("call_function", "quantized_decomposed.dequantize_per_tensor.default", (q,))
-    add = _node("call_function", "aten.add.Tensor", (dq, weight), quantization_tag="T")
+    add = _node(
+        "call_function",
+        "aten.add.Tensor",
+        (dq, weight),
+        quantization_tag="T",
+        stack_trace="File model.py, line 3",
+        custom={"k": 1},
+        nn_module_stack={},  # present but empty: a consumer finds nothing in it
+        val="a fake tensor",  # not a key consumers read for metadata
+    )
     plain = _node("call_function", "aten.relu.default", (add,))
     graph = SimpleNamespace(nodes=[weight, x, q, dq, add, plain])
     assert snapshot.snapshot(graph) == [
-        {"op": "get_attr", "after": None, "tag": "T", "source": None},
-        {"op": "quantize_per_tensor", "after": "placeholder", "tag": None, "source": None},
-        {"op": "dequantize_per_tensor", "after": "placeholder", "tag": None, "source": None},
-        {"op": "add.Tensor", "after": "placeholder", "tag": "T", "source": None},
+        {"op": "get_attr", "after": None, "tag": "T", "source": None, "keys": []},
+        {
+            "op": "quantize_per_tensor",
+            "after": "placeholder",
+            "tag": None,
+            "source": None,
+            "keys": [],
+        },
+        {
+            "op": "dequantize_per_tensor",
+            "after": "placeholder",
+            "tag": None,
+            "source": None,
+            "keys": [],
+        },
+        {
+            "op": "add.Tensor",
+            "after": "placeholder",
+            "tag": "T",
+            "source": None,
+            "keys": ["stack_trace", "custom"],
+        },
     ]
 
 
@@ -95,4 +122,6 @@ def test_a_real_converted_graph_snapshot_is_deterministic_and_small() -> None:
     assert "quantize_per_tensor" in ops
     assert "dequantize_per_channel" in ops
     assert any(e["op"] == "linear" and e["tag"] == "BackendA_linear_0" for e in first)
+    linear = next(e for e in first if e["op"] == "linear")
+    assert {"stack_trace", "nn_module_stack"} <= set(linear["keys"])  # export's own keys
     assert "from_node" not in routes.routes()  # reading lineage claims no route

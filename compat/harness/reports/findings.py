@@ -15,6 +15,7 @@ from compat.harness.results.drift import Finding, cross_stack_drifts, drift_find
 from compat.harness.results.model import CellResult, CellStatus, Outcome
 
 __all__ = [
+    "DRIFT_LINES",
     "DRIFT_SHOWN",
     "DRIFT_TITLE",
     "IR_TITLE",
@@ -29,7 +30,11 @@ DRIFT_TITLE = (
     "Porting drift (the porting snapshot changed between neighbouring versions; not a failure)"
 )
 IR_TITLE = "IR changes only (op renames, graph order; no metadata changed by them)"
-DRIFT_SHOWN = 10  # findings a console or summary.md shows before "and N more"
+DRIFT_SHOWN = 10  # findings summary.md shows before "and N more"
+# Lines of findings (headlines and their bisect commands) the console shows: with its title,
+# "and N more" and the IR-only count the section stays within 12 lines, what a reader
+# takes in at a glance; the rest is one flag (--drift-detail) away.
+DRIFT_LINES = 9
 DETAIL_HINT = "--drift-detail"
 
 
@@ -53,18 +58,25 @@ def finding_lines(finding: Finding, *, detail: bool, group: bool = False) -> lis
 
 
 def drift_lines(
-    found: Sequence[Finding], *, detail: bool = False, limit: int | None = DRIFT_SHOWN
+    found: Sequence[Finding], *, detail: bool = False, budget: int | None = DRIFT_LINES
 ) -> list[str]:
-    """The drift findings as text lines: at most ``limit`` metadata findings (``None``: all)
-    then "and N more"; IR-only findings (renames, order) as one count, in full with
-    ``detail``. ``detail`` also lists every node under its finding."""
+    """The drift findings as text lines: the metadata findings whose lines fit in
+    ``budget`` (``None``: all; a finding is never cut between its lines) then "and N more";
+    IR-only findings (renames, order) as one count, in full with ``detail``. ``detail``
+    also lists every node under its finding, and every finding."""
     group = _several_groups(found)
     metadata = [f for f in found if f.metadata]
     ir_only = [f for f in found if not f.metadata]
-    shown = metadata if detail or limit is None else metadata[:limit]
-    lines = [line for f in shown for line in finding_lines(f, detail=detail, group=group)]
-    if len(shown) < len(metadata):
-        lines.append(f"and {len(metadata) - len(shown)} more ({DETAIL_HINT})")
+    lines: list[str] = []
+    shown = 0
+    for finding in metadata:
+        more = finding_lines(finding, detail=detail, group=group)
+        if not detail and budget is not None and len(lines) + len(more) > budget:
+            break
+        lines += more
+        shown += 1
+    if shown < len(metadata):
+        lines.append(f"and {len(metadata) - shown} more ({DETAIL_HINT})")
     if ir_only and not detail:
         kinds = sorted({f.kind.value for f in ir_only})
         lines.append(

@@ -606,6 +606,7 @@ class Finding:
     occurrences: tuple[Occurrence, ...]
     tests: tuple[str, ...]  # short test names, in order first seen
     bisect: tuple[str, ...] = ()  # ready-to-paste commands, when the step skips releases
+    torches: tuple[str, ...] = ()  # across stacks: every torch showing the same difference
 
     @property
     def metadata(self) -> bool:
@@ -622,7 +623,7 @@ class Finding:
         """``2.9.1 -> 2.10.0, torch.ao and torchao``, or ``2.10.0, torch.ao vs torchao``."""
         py = f" py{'/'.join(self.pythons)}" if self.pythons else ""
         if self.across:
-            return f"{self.step[0]}, torch.ao vs torchao{py}"
+            return f"{', '.join(self.torches or self.step[:1])}, torch.ao vs torchao{py}"
         return f"{self.step[0]} -> {self.step[1]}, {' and '.join(self.stacks)}{py}"
 
     def what(self) -> str:
@@ -678,6 +679,39 @@ def _bisect(test: str, step: tuple[str, str], stack: str) -> str:
     )
 
 
+def _merge_across_torches(findings: list[Finding]) -> list[Finding]:
+    """torch.ao against torchao differs the same way at several torches (torchao's copy
+    ports one way on 2.8, 2.9 and 2.10): one finding naming every torch, not one per torch.
+    Findings along a stack's torch axis are left as they are: each is its own step."""
+    kept: list[Finding] = []
+    same: dict[tuple[Any, ...], list[Finding]] = {}
+    for f in findings:
+        if not f.across:
+            kept.append(f)
+            continue
+        signature = (f.group, f.kind, f.stacks, f.pythons, tuple(sorted(f.patterns)))
+        same.setdefault(signature, []).append(f)
+    for group in same.values():
+        first = group[0]
+        torches = sorted({f.step[0] for f in group}, key=lambda t: _version(t.split()[-1]))
+        kept.append(
+            Finding(
+                first.group,
+                (torches[0], torches[0]),
+                first.kind,
+                first.stacks,
+                first.pythons,
+                True,
+                tuple(dict.fromkeys(p for f in group for p in f.patterns)),
+                tuple(o for f in group for o in f.occurrences),
+                tuple(dict.fromkeys(t for f in group for t in f.tests)),
+                (),
+                tuple(torches),
+            )
+        )
+    return kept
+
+
 def drift_findings(found: Sequence[Drift]) -> list[Finding]:
     """One finding per (test group, step, kind), merged over tests and over stacks whose
     change is the same; tag findings first, then the other metadata findings step by step,
@@ -723,6 +757,8 @@ def drift_findings(found: Sequence[Drift]) -> list[Finding]:
                     commands,
                 )
             )
+
+    findings = _merge_across_torches(findings)
 
     def order(f: Finding) -> tuple[Any, ...]:
         return (
