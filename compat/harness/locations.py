@@ -18,11 +18,13 @@ __all__ = [
     "SITE_PACKAGES",
     "TIMINGS",
     "UV_CACHE_SIZE",
+    "VERDICTS",
     "envs_root",
     "pip_config_file",
     "resolved_file",
     "timings_file",
     "uv_cache_size_file",
+    "verdict_store",
 ]
 
 # An env's site-packages, relative to its folder (uv venv's POSIX layout).
@@ -39,6 +41,7 @@ TIMINGS = ".timings.json"  # each cell's last wall time, to schedule the longest
 UV_CACHE_SIZE = ".uv-cache-size.json"  # the last measurement of uv's cache
 PIP_CONFIG = ".pip-config.json"  # pip's last answer about its index configuration
 RESOLVED = ".resolved.json"  # dated nightlies and upload times, found once, kept
+VERDICTS = ".verdicts"  # the verdict cache: test files' verdicts by the hash of their inputs
 
 
 def timings_file(root: Path) -> Path:
@@ -55,3 +58,10 @@ def pip_config_file(root: Path) -> Path:
 
 def resolved_file(root: Path) -> Path:
     return root / RESOLVED
+
+
+def verdict_store(root: Path) -> Path:
+    """The verdict cache (``compat.harness.cache.store``): ``$COMPAT_VERDICTS_DIR``, else
+    beside the envs it keys on, so one ``actions/cache`` path carries both."""
+    given = os.environ.get("COMPAT_VERDICTS_DIR")
+    return Path(given).resolve() if given else root / VERDICTS

@@ -166,6 +166,19 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         "run builds envs: cells of one torch build run together, and "
         "what no remaining cell needs is freed (the matrix's `disk-budget`)",
     )
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="run every test file, reusing no cached verdict (the fresh ones are stored)",
+    )
+    p.add_argument(
+        "--refresh",
+        action="append",
+        default=None,
+        metavar="TEST-GLOB",
+        help="run again the files of the tests this glob names (a node id, a test or file "
+        "name), cached or not; repeatable",
+    )
 
 
 def _add_init(sub: _Sub, with_matrix: argparse.ArgumentParser) -> None:
@@ -372,6 +385,8 @@ def _options(args: argparse.Namespace) -> RunOptions:
         disk_budget=args.disk_budget,
         pytest_args=_pytest_args(args),
         drift_detail=getattr(args, "drift_detail", False),
+        no_cache=getattr(args, "no_cache", False),
+        refresh=tuple(getattr(args, "refresh", None) or ()),
     )
 
 

@@ -45,6 +45,8 @@ class RunOptions:
     disk_budget: str | None = None  # a size such as 30G; else the matrix's disk-budget
     pytest_args: tuple[str, ...] = ()  # after the matrix's own pytest-args
     drift_detail: bool = False  # the console lists each drift finding's nodes
+    no_cache: bool = False  # run every test file; the fresh verdicts are stored
+    refresh: tuple[str, ...] = ()  # test globs whose files run again despite the cache
 
 
 def console_width() -> int:

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from compat.harness.cache.reuse import CachePolicy
+from compat.harness.cache.store import Store
 from compat.harness.commands.options import (
     Baseline,
     RunOptions,
@@ -50,7 +52,7 @@ from compat.harness.install.disk_estimate import DiskEstimate, uv_cache_guess
 from compat.harness.install.garbage import parse_size
 from compat.harness.install.pipconfig import PipIndexConfig, read_pip_config
 from compat.harness.install.uv_cli import uv_bin
-from compat.harness.locations import envs_root, pip_config_file
+from compat.harness.locations import envs_root, pip_config_file, verdict_store
 from compat.harness.preflight import check_envs_root
 from compat.harness.redact import redact
 from compat.harness.reports.console import render_console
@@ -374,6 +376,7 @@ def run_cells_step(run: Run) -> None:
                 progress=progress,
                 wheelhouse=run.wheelhouse,
                 budget=run.budget,
+                cache=cache_policy(run),
             )
         finally:
             progress.close()
@@ -381,6 +384,18 @@ def run_cells_step(run: Run) -> None:
         run.interrupted = True
         if isinstance(stop, RunInterrupted):
             run.fresh = stop.results
+
+
+def cache_policy(run: Run) -> CachePolicy | None:
+    """The verdict cache as the matrix (``cache = false``: off) and the options say."""
+    if not run.the_matrix.cache:
+        return None
+    return CachePolicy(
+        Store(verdict_store(envs_root())),
+        run.run_id,
+        lookup=not run.options.no_cache,
+        refresh=run.options.refresh,
+    )
 
 
 # --- 5. results and the exit code -------------------------------------------------------

@@ -236,6 +236,7 @@ class Matrix:
     pytest_args: tuple[str, ...] = ()  # given to every cell's pytest (-x, -k, -v...)
     preload: tuple[str, ...] = DEFAULT_PRELOAD  # imported once before the files fork
     warnings: tuple[str, ...] = ()  # what the file says that cannot be what was meant
+    cache: bool = True  # reuse unchanged test files' definitive verdicts (compat.harness.cache)
 
     def channel(self, name: str) -> Channel:
         """The channel a cell names; one the file does not declare is the default index."""
@@ -522,6 +523,7 @@ def parse_matrix(path: Path, data: Mapping[str, Any]) -> Matrix:
         "skip_missing_interpreters": settings.boolean("skip-missing-interpreters", False),
         "deps_as_of": _deps_as_of(settings),
         "disk_budget": _disk_budget(settings),
+        "cache": settings.boolean("cache", True),
         **_isolation(settings),
     }
     tests_given = settings.data.get("tests")

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from compat.harness.cache import reuse
+from compat.harness.cache.reuse import CachePolicy, FilePlan
 from compat.harness.config.applicability import checked_rule, not_applicable_reason
 from compat.harness.config.matrix import Cell, Expectation, Matrix
 from compat.harness.config.suites import TestFile, test_files
@@ -194,8 +196,10 @@ def run_cell(
     wheelhouse: Path | None = None,
     listings: Listings | None = None,
     budget: DiskBudget | None = None,
+    cache: CachePolicy | None = None,
 ) -> CellResult:
-    """Run one cell end to end and write ``cells/<id>/result.json``; never raises for the cell."""
+    """Run one cell end to end and write ``cells/<id>/result.json``; never raises for the cell.
+    ``cache``: reuse the definitive verdicts of files whose inputs did not change."""
     cell_dir = run_folder.cell_dir(run_dir, cell.id)
     cell_dir.mkdir(parents=True, exist_ok=True)
     say = (lambda text: progress.phase(cell.id, text)) if progress else (lambda text: None)
@@ -247,6 +251,7 @@ def run_cell(
         supervisor=supervisor,
         say=say,
         finish=finish,
+        cache=cache,
     )
 
 
@@ -364,31 +369,62 @@ def _run_tests(
     supervisor: Supervisor,
     say: Callable[[str], None],
     finish: Callable[..., CellResult],
+    cache: CachePolicy | None = None,
 ) -> CellResult:
-    """The cell's tests in its env (one process per file, or one pytest), then the verdict."""
+    """The cell's tests in its env (one process per file, or one pytest), then the verdict.
+    The files the verdict cache answers are not run; when it answers them all, the cell's
+    Python does not even start."""
     events_path = cell_dir / "events.jsonl"
     events_path.unlink(missing_ok=True)
+    (cell_dir / "junit.xml").unlink(missing_ok=True)
     if supervisor.interrupted.is_set():
         return _interrupted(cell, cell_dir, "interrupted before its tests started")
-    cmd = _test_command(python, matrix, cell, cell_dir, events_path, scope.files)
-    timeout = matrix.timeout + (RUNNER_GRACE if matrix.isolation == "file" else 0.0)
-    say("testing")
-    started = time.monotonic()
-    try:
-        with env_lock(env_dir, exclusive=False):
-            returncode, timed_out = supervisor.run(
-                memory_limited(cmd, matrix.memory_limit_mb),
-                env=cell_environment(cell, matrix.env, env_dir=env_dir),
-                log=cell_dir / "pytest.log",
-                timeout=timeout,
-                cwd=matrix.path.parent,
-            )
-    except Stopped:
-        returncode, timed_out = None, False
-    timings["tests"] = round(time.monotonic() - started, 3)
-    # pytest's own files, and any JUnit part a dead file runner left unmerged
-    for written in ("pytest.log", "junit.xml", "events.jsonl", *_junit_parts(cell_dir)):
-        redact_file(cell_dir / written)
+    plans: list[FilePlan] = []
+    if cache is not None:
+        plans = reuse.plan_cell(
+            cache,
+            matrix,
+            cell,
+            scope.files,
+            env_dir,
+            base=matrix.path.parent,
+            rootdir=_rootdir(matrix),
+        )
+    hits = [p for p in plans if p.entry is not None]
+    hit_files = {p.test.nodeid for p in hits}
+    to_run = [f for f in scope.files if f.nodeid not in hit_files]
+    cmd: list[str] = []
+    raw: dict[str, list[dict[str, Any]]] = {}
+    fingerprint: dict[str, Any] = {}
+    if to_run or not hits:
+        cmd = _test_command(python, matrix, cell, cell_dir, events_path, to_run)
+        timeout = matrix.timeout + (RUNNER_GRACE if matrix.isolation == "file" else 0.0)
+        say(f"testing ({len(hits)} file(s) cached)" if hits else "testing")
+        started = time.monotonic()
+        try:
+            with env_lock(env_dir, exclusive=False):
+                returncode, timed_out = supervisor.run(
+                    memory_limited(cmd, matrix.memory_limit_mb),
+                    env=cell_environment(cell, matrix.env, env_dir=env_dir),
+                    log=cell_dir / "pytest.log",
+                    timeout=timeout,
+                    cwd=matrix.path.parent,
+                )
+        except Stopped:
+            returncode, timed_out = None, False
+        timings["tests"] = round(time.monotonic() - started, 3)
+        # pytest's own files, and any JUnit part a dead file runner left unmerged
+        for written in ("pytest.log", "junit.xml", "events.jsonl", *_junit_parts(cell_dir)):
+            redact_file(cell_dir / written)
+        if cache is not None:
+            raw, fingerprint = reuse.read_raw(events_path)
+        if hits:
+            reuse.replay(events_path, hits, alone=False)
+    else:  # every file answered by the cache: nothing to start
+        say("every file cached")
+        returncode, timed_out = 0, False
+        timings["tests"] = 0.0
+        reuse.replay(events_path, hits, alone=True)
     events = read_events(events_path)
     if not supervisor.interrupted.is_set():  # a stopped run starts no more processes
         _count_bytecode(install, env_dir / BYTECODE_DIR)
@@ -408,6 +444,19 @@ def _run_tests(
         local_names=_local_names(matrix, scope),
     )
     reason = _memory_hint(status, reason, tests, matrix.memory_limit_mb)
+    if cache is not None:
+        reuse.mark_cached(tests, plans)
+        reuse.add_cached_junit(cell_dir / "junit.xml", tests, f"{cell.id} (cached)")
+        if not timed_out and returncode is not None and returncode >= 0 and to_run:
+            reuse.store_verdicts(
+                cache,
+                cell,
+                plans,
+                raw,
+                fingerprint,
+                tests,
+                per_file=matrix.isolation == "file",
+            )
     session = events.finish or SessionEnd()
     failing = next((t.nodeid for t in tests if t.outcome.unexpected), None)
     return finish(
@@ -431,6 +480,7 @@ def _run_tests(
         rerun_command=None
         if failing is None
         else rerun_command(matrix, cell, env_dir, python, failing),
+        cache=reuse.cache_record(plans) if cache is not None else {},
     )
 
 
@@ -651,6 +701,7 @@ def run_cells(
     progress: Progress | None = None,
     wheelhouse: Path | None = None,
     budget: DiskBudget | None = None,
+    cache: CachePolicy | None = None,
 ) -> list[CellResult]:
     """Run cells ``jobs`` at a time; results come back in matrix order.
 
@@ -683,6 +734,7 @@ def run_cells(
                 wheelhouse=wheelhouse,
                 listings=listings,
                 budget=budget,
+                cache=cache,
             )
         except Exception as exc:  # noqa: BLE001 - one broken cell never takes the run down
             # A stop, or a fault of the machine (a full disk, a read-only or missing folder:

@@ -115,6 +115,8 @@ class TestResult:
     exc_types: list[str] = field(default_factory=list)  # the failure's exception and its bases
     # Porting snapshots by stage (``compat.shims.snapshot``): what the porting produced.
     snapshots: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # Reused from the verdict cache, not run: "from run <id>, <date>" (``compat.harness.cache``)
+    cached: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -354,6 +356,8 @@ class CellResult:
     file_runs: list[dict[str, Any]] = field(default_factory=list)
     pytest_args: list[str] = field(default_factory=list)
     rerun_command: str | None = None
+    # The verdict cache: each test file's key parts, and whether it was reused or why it ran.
+    cache: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -475,6 +479,7 @@ _OPTIONAL: dict[str, tuple[Any, tuple[type, ...]]] = {
     "file_runs": (_need_list, (dict,)),
     "pytest_args": (_need_list, _STR),
     "rerun_command": (_need, _OPT_STR),
+    "cache": (_need, (dict,)),
 }
 _CELL = {
     "python": _STR,
@@ -495,6 +500,7 @@ _TEST = {
     "expected_reason": _OPT_STR,
     "reruns": (int,),
     "expected_failure": _OPT_STR,
+    "cached": _OPT_STR,
 }
 _FINGERPRINT = {
     "torch": _STR,
