@@ -64,6 +64,7 @@ SYMBOLS: dict[str, str] = {
     Outcome.NOT_RUN.value: "·",
     CellStatus.NOT_APPLICABLE.value: "n/a",
 }
+CACHED = "c"  # after a test's symbol: its verdict was reused from the cache, not run
 NOT_IN_SCOPE = "n/s"  # the test's suite was written for other cells ([[suite]])
 FILE_FAILED = "⊘"  # the test's file failed to import in this cell (its own row: E)
 LEGEND = (
@@ -71,6 +72,7 @@ LEGEND = (
     "x expected failure  X expected failure passed (fixed)  ~ flaky (passed on a rerun)  "
     "· not run  ⊘ its file failed to import (see the file's row)  n/a not applicable  "
     "n/s not in scope (a suite written for other cells);  "
+    "c after a symbol: cached (the verdict of an earlier run, its inputs unchanged);  "
     "route 'adapted': the shim departs from upstream's own call at that version "
     "(see Adaptations)"
 )
@@ -148,6 +150,9 @@ def status_label(result: CellResult) -> str:
     label = _STATUS_LABEL[result.status]
     counts = result.counts()
     notes = [f"{counts[o.value]}{SYMBOLS[o.value]}" for o in _COUNTED if counts.get(o.value)]
+    cached = sum(1 for t in result.tests if t.cached)
+    if cached:
+        notes.append(f"{cached} cached" if cached < len(result.tests) else "all cached")
     return f"{label} ({' '.join(notes)})" if notes else label
 
 
@@ -390,7 +395,7 @@ def _test_rows(results: Sequence[CellResult], columns: Sequence[Column]) -> list
         for column, tests, other, ran in cells:
             test = tests.get(nodeid)
             if test is not None:
-                symbol = SYMBOLS[test.outcome.value]
+                symbol = SYMBOLS[test.outcome.value] + (CACHED if test.cached else "")
             elif file_of(nodeid) in other:
                 symbol = NOT_IN_SCOPE
             elif "::" in nodeid and file_of(nodeid) in tests:

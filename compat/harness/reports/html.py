@@ -60,7 +60,7 @@ table.grid{border-collapse:separate;border-spacing:0;margin-top:12px;
 .o-xfailed{background:#d8b9ff}.o-xpassed{background:#9fd5ff;font-weight:700}
 .o-flaky{background:#fff1a8;font-weight:700}
 .o-failed-differently{background:#ff8182;font-weight:700}
-.o-not-run{background:#fff8c5}.o-na{background:#f6f8fa;color:#8c959f}
+.o-not-run{background:#fff8c5}.cached{opacity:.55}.o-na{background:#f6f8fa;color:#8c959f}
 .info td{font-size:12px;color:#57606a}
 .s-passed{color:#116329;font-weight:600}.s-bad{color:#a40e26;font-weight:700}
 .s-infra{color:#7d4e00;font-weight:700}.s-na{color:#8c959f}
@@ -101,10 +101,12 @@ def _test_cell(column: Column, row: Row, value: Value) -> str:
     if test is None:
         return f'<td class="o-na">{_e(value.short)}</td>'
     title = test.outcome.value + (f": {test.expected_reason}" if test.expected_reason else "")
+    cached = " cached" if test.cached else ""
+    title += f" (cached {test.cached})" if test.cached else ""
     body = _e(value.short)
     if test.message or test.expected_reason:
         body = f'<a href="#{_anchor(column.cell_id, row.key)}">{body}</a>'
-    return f'<td class="o-{test.outcome.value}" title="{_e(title)}">{body}</td>'
+    return f'<td class="o-{test.outcome.value}{cached}" title="{_e(title)}">{body}</td>'
 
 
 def _row(grid: Grid, row: Row) -> str:
