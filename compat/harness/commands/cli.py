@@ -28,6 +28,8 @@ from types import FrameType
 from typing import TextIO
 
 from compat import __version__
+from compat.harness.cache.store import Store
+from compat.harness.cache.store import prune as prune_verdicts
 from compat.harness.commands.bisect import BisectRequest, bisect, matrix_candidates, render_bisect
 from compat.harness.commands.history import collect_history, render_history
 from compat.harness.commands.init import write_start
@@ -39,7 +41,13 @@ from compat.harness.commands.options import (
     offline_wheelhouse,
     writable_folder,
 )
-from compat.harness.commands.plan import ci_matrix, ci_shards, plan_cells, shard_cells
+from compat.harness.commands.plan import (
+    cache_forecast,
+    ci_matrix,
+    ci_shards,
+    plan_cells,
+    shard_cells,
+)
 from compat.harness.commands.probe import probe_cells, render_probe
 from compat.harness.commands.qualify import QualifyRequest, run_qualification
 from compat.harness.config.applicability import STACKS
@@ -48,7 +56,7 @@ from compat.harness.errors import UsageError
 from compat.harness.install.garbage import collect, parse_size
 from compat.harness.install.pipconfig import read_pip_config
 from compat.harness.install.prefetch import prefetch
-from compat.harness.locations import envs_root
+from compat.harness.locations import envs_root, verdict_store
 from compat.harness.preflight import check_envs_root
 from compat.harness.processes import STOP_SIGNALS, wait_stopped
 from compat.harness.processes import reset as reset_stop
@@ -263,6 +271,11 @@ def _add_plan(sub: _Sub, with_matrix: argparse.ArgumentParser) -> None:
         help="at most N jobs of `matrix --shard I/M` instead of one job per cell "
         "(M: N, or the applicable cells when there are fewer)",
     )
+    p.add_argument(
+        "--cache",
+        action="store_true",
+        help="say which cells the verdict cache answers (their Python will not start)",
+    )
     p.set_defaults(func=_plan)
 
 
@@ -347,6 +360,18 @@ def _add_gc(sub: _Sub, with_matrix: argparse.ArgumentParser) -> None:
         "gc", parents=[with_matrix], help="remove envs not in the matrix; trim the uv cache"
     )
     p.add_argument("--cache-budget", default=None, help="e.g. 40G: prune the uv cache above it")
+    p.add_argument(
+        "--verdicts-budget",
+        default="2G",
+        help="keep the verdict cache under this size, least recently used out first (2G)",
+    )
+    p.add_argument(
+        "--verdicts-max-age",
+        type=float,
+        default=30.0,
+        metavar="DAYS",
+        help="drop cached verdicts unused for this many days (30)",
+    )
     p.add_argument("--dry-run", action="store_true", help="say what would go, remove nothing")
     p.set_defaults(func=_gc)
 
@@ -499,6 +524,19 @@ def _gc(args: argparse.Namespace) -> int:
         )
     for note in report.notes:
         print(f"gc: {note}")
+    if args.verdicts_max_age < 0:
+        raise UsageError(f"--verdicts-max-age {args.verdicts_max_age}: expected days >= 0")
+    pruned = prune_verdicts(
+        verdict_store(envs_root()),
+        budget_bytes=parse_size(args.verdicts_budget, "--verdicts-budget"),
+        max_age_days=args.verdicts_max_age,
+        dry_run=args.dry_run,
+    )
+    print(
+        f"gc: verdict cache: {verb} {pruned.removed} entr(ies), "
+        f"{pruned.freed_bytes / 2**20:.1f} MiB; kept {pruned.kept}, "
+        f"{pruned.kept_bytes / 2**20:.1f} MiB"
+    )
     return 0
 
 
@@ -508,7 +546,12 @@ def _plan(args: argparse.Namespace) -> int:
     if args.shards:
         print(json.dumps(ci_shards(load_matrix(args.matrix), args.shards)))
         return 0
-    cells = plan_cells(load_matrix(args.matrix), args.shard)
+    matrix = load_matrix(args.matrix)
+    cells = plan_cells(matrix, args.shard)
+    if args.cache:
+        store = Store(verdict_store(envs_root()))
+        print("\n".join(cache_forecast(matrix, cells, envs_root(), store)))
+        return 0
     print("\n".join(c.id for c in cells) if args.ids else json.dumps(ci_matrix(cells)))
     return 0
 

@@ -8,13 +8,18 @@ I/N``); both name the same cells, because both select them here.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+from compat.harness.cache.reuse import CachePolicy, plan_cell
+from compat.harness.cache.store import Store
 from compat.harness.config.matrix import Cell, Matrix
 from compat.harness.errors import UsageError
+from compat.harness.execute.cell_runner import rootdir_of, scope_of
+from compat.harness.install.env_folder import Env
 from compat.harness.results.merge import shard_of
 
-__all__ = ["ci_matrix", "ci_shards", "plan_cells", "shard_cells"]
+__all__ = ["cache_forecast", "ci_matrix", "ci_shards", "plan_cells", "shard_cells"]
 
 
 def shard_cells(cells: Sequence[Cell], shard: str) -> list[Cell]:
@@ -82,3 +87,38 @@ def ci_shards(matrix: Matrix, shards: int) -> dict[str, Any]:
             }
         )
     return {"include": include}
+
+
+def cache_forecast(matrix: Matrix, cells: Sequence[Cell], envs: Path, store: Store) -> list[str]:
+    """One line per cell: whether the verdict cache answers it whole (the cell's Python
+    will not start), in part (the files that will run), or not at all, and why. Keyed on
+    the env as it is now: a nightly or "latest" cell hits only if it resolves to that
+    build again."""
+    if not matrix.cache:
+        return [f"{c.id}: runs (cache = false in the matrix)" for c in cells]
+    policy = CachePolicy(store, run_id="plan")
+    lines = []
+    for cell in cells:
+        env_dir = envs / cell.id
+        if not Env.at(env_dir).stamp_path.is_file():
+            lines.append(f"{cell.id}: runs (no env yet)")
+            continue
+        scope = scope_of(matrix, cell)
+        plans = plan_cell(
+            policy,
+            matrix,
+            cell,
+            scope.files,
+            env_dir,
+            base=matrix.path.parent,
+            rootdir=rootdir_of(matrix),
+        )
+        hits = sum(p.entry is not None for p in plans)
+        nightly = matrix.channel(cell.channel).is_nightly
+        moving = " (if the nightly resolves to the same build)" if nightly else ""
+        if plans and hits == len(plans):
+            lines.append(f"{cell.id}: cache hit, all {hits} file(s){moving}")
+            continue
+        runs = [f"{p.test.nodeid} ({p.why})" for p in plans if p.entry is None]
+        lines.append(f"{cell.id}: {hits}/{len(plans)} file(s) cached; runs {', '.join(runs)}")
+    return lines
