@@ -189,6 +189,17 @@ def rich_result() -> CellResult:
         ],
         pytest_args=["-k", "porting"],
         rerun_command="cd /repo && env COMPAT_CELL_ID=c python -m pytest tests/core/test_a.py::t",
+        cache={
+            "files": {
+                "tests/core/test_a.py": {
+                    "key": "0123456789abcdef",
+                    "parts": {"env": "0123456789abcdef"},
+                    "cached": None,
+                    "ran_because": "changed: env",
+                }
+            },
+            "cached_files": 0,
+        },
     )
 
 
@@ -299,6 +310,7 @@ WRITTEN = {
             "expected_failure": None,
             "exc_types": [],
             "snapshots": {},
+            "cached": None,
         }
     ],
     "fingerprint": {"torch": "2.17.0.dev20261120+cpu"},
@@ -339,6 +351,7 @@ WRITTEN = {
     "file_runs": [{"nodeid": "tests/core/test_metadata_porting.py", "returncode": 0}],
     "pytest_args": [],
     "rerun_command": None,
+    "cache": {},
 }
 
 
