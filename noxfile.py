@@ -117,7 +117,8 @@ def plan(session: nox.Session) -> None:
 
 @nox.session(python=False)
 def gc(session: nox.Session) -> None:
-    """Remove envs no longer in the matrix; ``-- --cache-budget 40G`` prunes the uv cache."""
+    """Remove envs no longer in the matrix, prune the verdict cache (2G, 30 days by default);
+    ``-- --cache-budget 40G`` prunes the uv cache."""
     _harness(session, "gc")
 
 

@@ -48,3 +48,12 @@ def read_only_folder(tmp_path: Path) -> Iterator[Path]:
         yield folder
         return
     pytest.skip("no folder this root process cannot write")
+
+
+@pytest.fixture(autouse=True)
+def _own_verdict_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each test its own verdict cache: a run never answers another test's from it (the
+    same test file in two tests has the same key), nor writes one into the checkout."""
+    monkeypatch.setenv("COMPAT_VERDICTS_DIR", str(tmp_path_factory.mktemp("verdicts")))

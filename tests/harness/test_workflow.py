@@ -107,5 +107,6 @@ def test_the_reusable_workflow_is_called_with_a_matrix_file_and_gates() -> None:
         assert f"      {name}" in text
     assert 'torch-compat-matrix plan --matrix "$COMPAT_MATRIX" --shards "$SHARDS"' in text
     assert "torch-compat-matrix report --merge artifacts --out reports/merged" in text
+    assert "path: ${{ env.COMPAT_VERDICTS_DIR }}" in text  # the verdict cache travels
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "/.github/workflows/compat-matrix-reusable.yml@" in readme  # the caller's YAML
