@@ -37,6 +37,7 @@ class World:
     def __init__(self, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         self.root = root / "repo"  # the cell code lives outside it, as an installed package
         root = self.root
+        self.monkeypatch = monkeypatch
         self.settings: dict[str, str] = {}
         self.tables = ""
         core = root / "tests" / "core"
@@ -168,6 +169,7 @@ CHANGES: list[tuple[str, Callable[[World], None], str]] = [
     ("preload", _set("preload", '["json"]'), "options"),
     ("strict", _set("strict", "true"), "options"),
     ("an expectation", _expectation, "expectations"),
+    ("a host variable torch reads", lambda w: w.monkeypatch.setenv("TORCH_LOGS", "+x"), "options"),
 ]  # fmt: skip
 
 
@@ -205,9 +207,11 @@ def test_isolation_cell_keys_every_file_of_the_cell(
 def test_another_test_file_leaves_the_key_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A process per file: editing test_b reruns test_b only."""
+    """A process per file: editing test_b reruns test_b only; a host variable no cell
+    library reads (a CI run's id) does not rerun anything."""
     world = World(tmp_path, monkeypatch)
     before = world.keys()
+    monkeypatch.setenv("GITHUB_RUN_ID", "12345")
     world.append("tests/core/test_b.py")
     cache = world.root / "tests" / "core" / "__pycache__"  # bytecode is not an input
     cache.mkdir()

@@ -5,13 +5,16 @@ Parts, each a sha256 (``parts``), so a rerun can say which one changed:
 - ``env``: every package the env's lock holds, with the sha256 of the wheel installed
   (a nightly that resolves to the same build is the same key; a new build is a new one),
   and the env's ``pip freeze``;
-- ``interpreter``: the env's Python, its implementation and exact version;
+- ``interpreter``: the env's Python, its implementation and exact version, and the
+  machine (architecture, OS);
 - ``cell_code``: what runs inside the cell besides the tests (the shims, the pytest plugin,
   the file runner, the events contract, the cell's pytest ini);
 - ``harness``: this harness's version and the key's own recipe;
 - ``options``: every matrix setting that changes what runs or how it is judged (env
   variables, deps, timeouts, memory limit, reruns, isolation, pytest args, preload,
-  ``-k``, strict, the cell itself);
+  ``-k``, strict, the cell itself), and the host's variables a cell inherits that are
+  known to steer torch or Python (``HOST_ENV_PREFIXES``; not all: a CI run's ids would
+  make every key new);
 - ``expectations``: the ``[[expect]]`` entries that apply to the cell;
 - ``project``: the installed user project's sources (roots given by the caller);
 - ``test_file``: the file's content and how it is selected;
@@ -31,6 +34,8 @@ import fnmatch
 import hashlib
 import json
 import os
+import platform
+import sys
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -53,6 +58,14 @@ PACKAGE = Path(compat.__file__).resolve().parent
 CELL_CODE = ("__init__.py", "events.py", "pytest_plugin.py", "file_runner.py", "shims")
 CELL_INI = PACKAGE / "cell_pytest.ini"
 _SKIP_DIRS = ("__pycache__", *NORECURSE_DIRS)
+# Host variables a cell inherits that steer torch, its libraries or Python: in the key.
+HOST_ENV_PREFIXES = (
+    "TORCH", "PYTORCH", "CUDA", "NVIDIA", "TRITON", "OMP_", "MKL", "KMP_", "OPENBLAS",
+    "LD_", "PYTHON", "COMPAT_", "XLA", "ROCM", "HIP_", "NCCL",
+)  # fmt: skip
+HOST_ENV_IGNORED = frozenset(
+    {"COMPAT_ENVS_DIR", "COMPAT_VERDICTS_DIR", "PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX"}
+)
 
 
 def digest(data: bytes | str) -> str:
@@ -164,6 +177,14 @@ def _env_part(env_dir: Path) -> str:
     return digest_json({"lock": sorted(packages), "freeze": stamp.get("freeze", [])})
 
 
+def _host_env() -> dict[str, str]:
+    return {
+        k: v
+        for k, v in sorted(os.environ.items())
+        if k.startswith(HOST_ENV_PREFIXES) and k not in HOST_ENV_IGNORED
+    }
+
+
 def _interpreter_part(env_dir: Path) -> str:
     """``implementation`` and ``version_info`` of the env's ``pyvenv.cfg``; the interpreter
     it was made from (the stamp) when there is none (an env this harness did not make)."""
@@ -175,6 +196,7 @@ def _interpreter_part(env_dir: Path) -> str:
                 values[name.strip()] = value.strip()
     except OSError:
         values["interpreter"] = str(read_json_object(Env.at(env_dir).stamp_path).get("python"))
+    values["machine"] = f"{sys.platform} {platform.machine()}"
     return digest_json(values)
 
 
@@ -194,6 +216,7 @@ def _options(matrix: Matrix, cell: Cell) -> dict[str, Any]:
         "isolation": matrix.isolation,
         "pytest_args": list(matrix.pytest_args),
         "preload": list(matrix.preload),
+        "host_env": _host_env(),
     }
 
 

@@ -181,7 +181,12 @@ def replay(path: Path, hits: Sequence[FilePlan], *, alone: bool) -> None:
     """Write the hits' stored events into the cell's stream: after the run's own events,
     or (``alone``: nothing ran) as a whole session of their own, with the fingerprint the
     newest of them stored."""
-    records = [r for plan in hits if plan.entry for r in plan.entry.events]
+    records = [
+        {**r, "cached": plan.entry.origin} if r.get("event") == FILE_EXIT else r
+        for plan in hits
+        if plan.entry
+        for r in plan.entry.events
+    ]
     if alone:
         newest = max((p.entry for p in hits if p.entry), key=lambda e: e.date)
         fingerprint = {**newest.fingerprint, "cached": True}

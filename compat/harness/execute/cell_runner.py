@@ -492,7 +492,16 @@ def _junit_parts(cell_dir: Path) -> list[str]:
 
 
 def _file_run(record: Mapping[str, Any]) -> dict[str, Any]:
-    keys = ("nodeid", "returncode", "signal", "timed_out", "seconds", "not_run", "orphans_killed")
+    keys = (
+        "nodeid",
+        "returncode",
+        "signal",
+        "timed_out",
+        "seconds",
+        "not_run",
+        "orphans_killed",
+        "cached",  # replayed from the verdict cache: the run it comes from
+    )
     return {k: record[k] for k in keys if record.get(k) is not None}
 
 
@@ -772,7 +781,12 @@ def run_cells(
             if budget is not None:
                 budget.finished(cell.id)
         seconds = sum(result.timings.values())
-        if result.status not in (CellStatus.NOT_APPLICABLE, CellStatus.NOT_RUN) and seconds:
+        cached = bool(result.cache.get("cached_files"))  # not what running it all costs
+        if (
+            result.status not in (CellStatus.NOT_APPLICABLE, CellStatus.NOT_RUN)
+            and seconds
+            and not cached
+        ):
             _remember_timing(envs_root, cell.id, seconds)
         return result
 
