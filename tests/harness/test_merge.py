@@ -69,6 +69,8 @@ def test_shards_merge_into_the_single_run(
         cli.main(["matrix", "--matrix", str(matrix.path), "--out", str(tmp_path / "single")]) == 0
     )
     for i in (1, 2, 3):
+        # each shard on a runner of its own: its own verdict cache, empty
+        monkeypatch.setenv("COMPAT_VERDICTS_DIR", str(tmp_path / f"verdicts-{i}"))
         assert (
             cli.main(
                 [
