@@ -109,6 +109,26 @@ def test_metadata_key_lost_and_gained_where_snapshots_carry_keys() -> None:
     assert set(found) == {ChangeKind.KEY_LOST, ChangeKind.KEY_GAINED}
 
 
+def test_keys_never_change_which_nodes_match() -> None:
+    """Nodes reordered and a key gained on all of them (2.4.1 -> 2.5.1 gained torch_fn on
+    every call_function node): the order move and the keys, never a tag change from nodes
+    matched wrongly (the alignment once saw BackendA_conv2d_0 -> BackendA_linear_0)."""
+    before = snap("2.5.1", SIMPLE)
+    for entries in before.values():
+        for entry in entries:
+            entry["keys"] = ["stack_trace"]
+    after = copy.deepcopy(before)
+    after["prepared"].reverse()
+    for entries in after.values():
+        for entry in entries:
+            entry["keys"] = ["stack_trace", "torch_fn"]
+    found = kinds(before, after)
+    assert set(found) == {ChangeKind.GRAPH_ORDER, ChangeKind.KEY_GAINED}
+    nodes = sum(len(entries) for entries in after.values())
+    assert len(found[ChangeKind.KEY_GAINED]) == nodes
+    assert {c.after for c in found[ChangeKind.KEY_GAINED]} == {"torch_fn"}
+
+
 def test_node_removed_and_added_by_a_pass() -> None:
     found = kinds(snap("2.2.2", SIMPLE), snap("2.5.1", SIMPLE))
     (removed,) = found[ChangeKind.NODE_REMOVED]  # addmm became linear; its t is gone

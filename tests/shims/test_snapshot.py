@@ -53,7 +53,7 @@ def test_a_graph_without_torch_snapshots_qdq_and_tagged_nodes_in_order() -> None
     plain = _node("call_function", "aten.relu.default", (add,))
     graph = SimpleNamespace(nodes=[weight, x, q, dq, add, plain])
     assert snapshot.snapshot(graph) == [
-        {"op": "get_attr", "after": None, "tag": "T", "source": None, "keys": []},
+        {"op": "get_attr", "after": None, "tag": "T", "source": None, "keys": None},
         {
             "op": "quantize_per_tensor",
             "after": "placeholder",

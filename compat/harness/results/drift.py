@@ -83,6 +83,9 @@ _FIELD_KINDS = {
 }
 
 
+_KEY_KINDS = (ChangeKind.KEY_LOST, ChangeKind.KEY_GAINED)
+
+
 def _show(value: Any) -> str:
     return "none" if value is None else repr(value)
 
@@ -202,19 +205,54 @@ def _places(entries: Sequence[Entry]) -> list[str]:
 
 
 def _content(entry: Entry, renames: Mapping[str, str] | None = None) -> str:
+    """What makes a node the same node in another place: all but its metadata keys, which
+    are compared once nodes are matched (a key lost is a change of the node, not another
+    node)."""
     after = entry.get("after")
     if renames:
         after = renames.get(str(after), after)
-    return json.dumps({**entry, "after": after}, sort_keys=True, default=str)
+    fields = {k: v for k, v in entry.items() if k != "keys"}
+    return json.dumps({**fields, "after": after}, sort_keys=True, default=str)
+
+
+def _key_changes(stage: str, op: str, where: str, a: Entry, b: Entry) -> list[NodeChange]:
+    """Metadata keys one matched node lost or gained (format-1 snapshots carry none)."""
+    keys_a, keys_b = a.get("keys"), b.get("keys")
+    if keys_a is None or keys_b is None:
+        return []
+    lost = [NodeChange(ChangeKind.KEY_LOST, stage, op, where, str(k)) for k in keys_a]
+    gained = [NodeChange(ChangeKind.KEY_GAINED, stage, op, where, None, str(k)) for k in keys_b]
+    return [c for c in lost if c.before not in keys_b] + [
+        c for c in gained if c.after not in keys_a
+    ]
+
+
+def _same_content_pairs(old: Sequence[Entry], new: Sequence[Entry]) -> list[tuple[int, int]]:
+    """Each old node paired with the first unpaired new node of the same content."""
+    free = list(range(len(new)))
+    pairs = []
+    for i, entry in enumerate(old):
+        j = next((j for j in free if _content(new[j]) == _content(entry)), None)
+        if j is not None:
+            free.remove(j)
+            pairs.append((i, j))
+    return pairs
 
 
 def _stage_changes(stage: str, old: Sequence[Entry], new: Sequence[Entry]) -> list[NodeChange]:
     if [_content(e) for e in old] != [_content(e) for e in new] and sorted(
         map(_content, old)
     ) == sorted(map(_content, new)):
-        return [
-            NodeChange(ChangeKind.GRAPH_ORDER, stage, "", "the same nodes in another graph order")
+        new_at = _places(new)
+        keys = [
+            change
+            for i, j in _same_content_pairs(old, new)
+            for change in _key_changes(stage, str(new[j].get("op")), new_at[j], old[i], new[j])
         ]
+        order = NodeChange(
+            ChangeKind.GRAPH_ORDER, stage, "", "the same nodes in another graph order"
+        )
+        return [order, *keys]
     renames: dict[str, str] = {}
     for _ in range(2):  # the second pass sees q/dq nodes' producers through the renames
         pairs = _align(old, new, renames)
@@ -275,16 +313,10 @@ def _stage_changes(stage: str, old: Sequence[Entry], new: Sequence[Entry]) -> li
             if x != y:
                 kind = changed if x is not None and y is not None else lost if y is None else gained
                 changes.append(NodeChange(kind, stage, op_b, new_at[j], _opt(x), _opt(y)))
-        keys_a, keys_b = a.get("keys"), b.get("keys")
-        if keys_a is not None and keys_b is not None:
-            for key in sorted(set(keys_a) - set(keys_b)):
-                changes.append(NodeChange(ChangeKind.KEY_LOST, stage, op_b, new_at[j], str(key)))
-            for key in sorted(set(keys_b) - set(keys_a)):
-                changes.append(
-                    NodeChange(ChangeKind.KEY_GAINED, stage, op_b, new_at[j], None, str(key))
-                )
-    for _i, j in moved:
+        changes += _key_changes(stage, op_b, new_at[j], a, b)
+    for i, j in moved:
         changes.append(NodeChange(ChangeKind.GRAPH_ORDER, stage, str(new[j].get("op")), new_at[j]))
+        changes += _key_changes(stage, str(new[j].get("op")), new_at[j], old[i], new[j])
     for i in removed:
         changes.append(
             NodeChange(
@@ -761,10 +793,13 @@ def drift_findings(found: Sequence[Drift]) -> list[Finding]:
     findings = _merge_across_torches(findings)
 
     def order(f: Finding) -> tuple[Any, ...]:
+        # Tags first (what porting is about), then sources and nodes, then the other
+        # metadata keys; within each, along the torch axes before torch.ao vs torchao.
+        tier = 0 if f.kind in _FIELD_KINDS["tag"] else 2 if f.kind in _KEY_KINDS else 1
         return (
             not f.metadata,
+            tier,
             f.across,
-            f.kind not in _FIELD_KINDS["tag"],  # tags are what porting is about
             _version(f.step[0].split()[-1]),
             f.kind.rank,
             f.group,
