@@ -43,6 +43,7 @@ __all__ = [
     "drift_findings",
     "drifts",
     "node_changes",
+    "pair_drifts",
     "snapshot_classes",
 ]
 
@@ -516,6 +517,17 @@ def drifts(results: Sequence[Any]) -> list[Drift]:
                 stacks=(_stack(newer),),
             )
     return found
+
+
+def pair_drifts(older: Any, newer: Any) -> list[Drift]:
+    """Each test's snapshot change from one cell to another of the same stack (a
+    reference release and its candidate): the drifts ``drift_findings`` folds."""
+    return _pair_drifts(
+        older,
+        newer,
+        step=(_step_label(older), _step_label(newer)),
+        stacks=(_stack(newer),),
+    )
 
 
 def _pair_drifts(older: Any, newer: Any, **kw: Any) -> list[Drift]:
