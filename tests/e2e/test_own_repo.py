@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.network]
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
-PUBLISHED = "git+https://github.com/OWNER/torch-compat-matrix@main"
+PUBLISHED = '"torch-compat-matrix @ git+https://github.com/OWNER/torch-compat-matrix@main"'
 
 
 def clean_env(tmp_path: Path) -> dict[str, str]:
@@ -138,11 +138,13 @@ def readme_commands() -> list[str]:
 
 
 def test_the_readme_commands_from_an_empty_folder(tmp_path: Path) -> None:
-    """The README's own-repo commands, verbatim but for one substitution: the tool's git
-    URL (``git+https://github.com/OWNER/...@main``, out of reach here) becomes a
-    ``git+file://`` URL of a clone of this checkout at HEAD: committed work only. They
-    run in one shell from an empty folder, with a venv of their own, and must install the
-    tool, init the repository, run two cells and print the grid."""
+    """The README's own-repo commands, verbatim but for one substitution: the tool's
+    requirement (``"torch-compat-matrix @ git+https://github.com/OWNER/...@main"``, out of
+    reach here) becomes the bare ``git+file://`` URL of a clone of this checkout at HEAD,
+    so only committed work is installed. Bare, because the pip a fresh venv has (23.2 here)
+    refuses a ``name @ git+file:///...`` URL, whose host part is empty; the https form has
+    one. They run in one shell from an empty folder, with a venv of their own, and must
+    install the tool, init the repository, run two cells and print the grid."""
     commands = readme_commands()
     assert any(PUBLISHED in c for c in commands), commands
     clone = tmp_path / "tool-clone"
@@ -150,7 +152,7 @@ def test_the_readme_commands_from_an_empty_folder(tmp_path: Path) -> None:
     head = subprocess.run(
         ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
     ).stdout.strip()
-    local = f"git+file://{clone}@{head}"
+    local = f'"git+file://{clone}@{head}"'
     script = "set -eu\n" + "\n".join(c.replace(PUBLISHED, local) for c in commands) + "\n"
     repo = tmp_path / "empty"
     repo.mkdir()
