@@ -97,6 +97,7 @@ def rich_result() -> CellResult:
         None,
         "https://download.example/torch-2.17.0.whl",
         True,
+        ("executorch==1.2.0",),
     )
     test = Result(
         "t.py::test_a",
@@ -127,6 +128,7 @@ def rich_result() -> CellResult:
             "2026-11-20T23:59:59Z",
             ["--exclude-newer", "2026-11-20T23:59:59Z"],
             "0123456789abcdef",
+            "fedcba9876543210",
         ),
         resolution=ResolutionRecord(
             "2.17.0.dev20261120+cpu",
@@ -255,6 +257,7 @@ CELL = {
     "not_applicable": None,
     "url": None,
     "declared": False,
+    "deps": ["executorch==1.2.0"],
 }
 PLAN = {
     "cell_id": "c",
@@ -266,6 +269,7 @@ PLAN = {
     "deps_cutoff": None,
     "cutoff_args": [],
     "key": "0123456789abcdef",
+    "project_digest": None,
 }
 RESOLUTION = {
     "torch": "2.17.0.dev20261120+cpu",

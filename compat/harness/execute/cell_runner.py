@@ -505,6 +505,7 @@ def plan_record(plan: InstallPlan) -> PlanRecord:
         deps_cutoff=plan.deps_cutoff,
         cutoff_args=list(plan.cutoff_args),
         key=plan.key,
+        project_digest=plan.project_digest,
     )
 
 

@@ -190,6 +190,7 @@ class PlanRecord:
     deps_cutoff: str | None = None  # deps-as-of: the time other packages were resolved as of
     cutoff_args: list[str] = field(default_factory=list)
     key: str | None = None
+    project_digest: str | None = None  # install-project: the project's build files' digest
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
