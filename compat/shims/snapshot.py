@@ -30,7 +30,7 @@ from typing import Any, Dict, List, Optional
 
 from compat.shims import fx_meta
 
-__all__ = ["WATCHED_KEYS", "begin", "normalise_op", "record", "snapshot", "take"]
+__all__ = ["WATCHED_KEYS", "begin", "normalise_op", "record", "record_entries", "snapshot", "take"]
 
 SNAPSHOT_FORMAT = 2
 # The node.meta keys that quantizers, partitioners and debuggers read, beside the tag and
@@ -150,12 +150,19 @@ def begin(test_id: str) -> None:
 def record(stage: str, graph_or_module: Any) -> List[Entry]:
     """Snapshot a graph under ``stage`` (``prepared``, ``converted``, ``reexported``...) for
     the running test; a stage recorded twice in one test becomes ``stage#2``."""
+    return record_entries(stage, snapshot(graph_or_module))
+
+
+def record_entries(stage: str, entries: List[Entry]) -> List[Entry]:
+    """Record a snapshot taken earlier (:func:`snapshot`) under ``stage`` for the running
+    test: for a suite that builds its graphs once, before the tests that check them, and
+    changes them afterwards (the metadata contracts stamp each stage before the next pass)."""
     taken = _TAKEN.setdefault(_CURRENT, {})
     key, n = str(stage), 1
     while key in taken:
         n += 1
         key = f"{stage}#{n}"
-    taken[key] = snapshot(graph_or_module)
+    taken[key] = [dict(e) for e in entries]
     return taken[key]
 
 

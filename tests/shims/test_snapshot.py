@@ -87,6 +87,21 @@ def test_record_take_and_repeated_stages() -> None:
     assert snapshot.take("t.py::test_a") == {}
 
 
+def test_entries_taken_earlier_are_recorded_as_copies() -> None:
+    entries = [{"op": "dequantize_per_tensor", "after": "conv2d", "tag": None, "source": "conv2d"}]
+    snapshot.begin("t.py::test_b")
+    snapshot.record_entries("convert/linear", entries)
+    snapshot.record_entries("convert/linear", [])
+    entries[0]["tag"] = "changed after recording"
+    taken = snapshot.take("t.py::test_b")
+    assert taken == {
+        "convert/linear": [
+            {"op": "dequantize_per_tensor", "after": "conv2d", "tag": None, "source": "conv2d"}
+        ],
+        "convert/linear#2": [],
+    }
+
+
 def test_a_real_converted_graph_snapshot_is_deterministic_and_small() -> None:
     torch = pytest.importorskip("torch")
     from compat.shims import export as capture_shim
