@@ -220,6 +220,35 @@ def test_one_finding_per_group_step_kind_merged_across_tests_and_stacks() -> Non
     assert [f.metadata for f in found] == sorted((f.metadata for f in found), reverse=True)
 
 
+def test_the_same_change_seen_by_two_test_files_is_one_finding() -> None:
+    """A second suite (another file) sees the 2.8.0 -> 2.10.0 source change on its own
+    nodes: one finding over both files, counted, never one per file."""
+    results = run()
+    for result in results:
+        twin = copy.deepcopy(result.tests[0])
+        twin.nodeid = "tests/core/test_contracts.py::" + twin.nodeid.rsplit("::", 1)[-1] + "_2"
+        result.tests.append(twin)
+    found = drift_findings(drifts(results))
+    (source,) = [f for f in found if f.kind is ChangeKind.SOURCE_CHANGED]
+    assert len(source.files) == 2
+    assert "(2 tests in 2 files, " in source.headline(group=True)
+    assert not source.headline(group=True).startswith("test_")  # no single file to name
+    lost = [f for f in found if f.kind is ChangeKind.SOURCE_LOST]
+    assert all(len(f.files) == 2 for f in lost)
+
+
+def test_a_change_no_failure_reports_comes_before_one_a_failing_test_shows() -> None:
+    results = run()
+    failing = next(t for t in results[3].tests if t.nodeid.endswith(SIMPLE))  # 2.10.0
+    failing.outcome = Outcome.XFAILED
+    found = [f for f in drift_findings(drifts(results)) if f.metadata]
+    assert [f.green for f in found if f.kind is not ChangeKind.TAG_CHANGED] == sorted(
+        (f.green for f in found if f.kind is not ChangeKind.TAG_CHANGED), reverse=True
+    )
+    assert any(not f.green for f in found)
+    assert any(f.green for f in found)
+
+
 def test_a_step_that_skips_releases_offers_the_bisect_command() -> None:
     assert skips_releases("2.5.1", "2.8.0")
     assert skips_releases("2.9.0", "2.10.1")

@@ -414,6 +414,7 @@ class Drift:
     stacks: tuple[str, ...] = ()
     python: str = ""
     across: bool = False  # torch.ao against torchao at one torch
+    green: bool = True  # the test passed in both cells: a change no failure reports
 
     def headline(self) -> str:
         if not self.changes:
@@ -483,8 +484,14 @@ def snapshot_classes(results: Iterable[Any]) -> dict[str, list[SnapshotClass]]:
     return {test: list(groups.values()) for test, groups in classes.items()}
 
 
+def _passed(result: Any, nodeid: str) -> bool:
+    outcome = next((t.outcome for t in result.tests if t.nodeid == nodeid), None)
+    return bool(outcome is not None and getattr(outcome, "passing", False))
+
+
 def _drift(test: str, older: Any, newer: Any, old: Snapshots, new: Snapshots, **kw: Any) -> Drift:
     nodes = tuple(node_changes(old, new))
+    kw.setdefault("green", _passed(older, test) and _passed(newer, test))
     return Drift(
         redact(test).rsplit("::", 1)[-1],
         kw.pop("line", _cell_line(newer)),
@@ -601,6 +608,15 @@ def _pattern(change: NodeChange) -> str:
     return ""
 
 
+def _coarse(change: NodeChange) -> str:
+    """The change as a reader names it, for merging: a source that changed from a module
+    path to an op name is one change whichever nodes and names it touched."""
+    if change.kind is ChangeKind.SOURCE_CHANGED:
+        shapes = (_source_shape(change.before), _source_shape(change.after))
+        return f"from {shapes[0]} to {shapes[1]}" if shapes[0] != shapes[1] else shapes[0]
+    return _pattern(change)
+
+
 _WHAT = {
     ChangeKind.TAG_CHANGED: "quantization_tag changed",
     ChangeKind.TAG_LOST: "quantization_tag lost",
@@ -631,6 +647,8 @@ class Occurrence:
     before_cell: str
     after_cell: str
     change: NodeChange
+    green: bool = True  # the test passed on both sides
+    group: str = ""  # the test's file (and class): "test_metadata_porting.py::TestMetaDataPorting"
 
     def text(self) -> str:
         return f"{self.test} [{self.line}]: {_stage_text(self.change)}"
@@ -655,6 +673,11 @@ class Finding:
     @property
     def metadata(self) -> bool:
         return self.kind.metadata
+
+    @property
+    def green(self) -> bool:
+        """Every test it was seen in passed on both sides: news no failure carries."""
+        return all(o.green for o in self.occurrences)
 
     @property
     def ops(self) -> list[str]:
@@ -685,11 +708,21 @@ class Finding:
         ops = self.ops
         return f"{_WHAT[k]}{how}" + (f" on {_listing(ops)}" if ops else "")
 
+    @property
+    def files(self) -> list[str]:
+        """The test files (and classes) it was seen in."""
+        return [g for g in self.group.split(", ") if g]
+
     def headline(self, *, group: bool = False) -> str:
-        """The finding in one line; ``group`` names the test group (a run of several)."""
-        tests, nodes = len(self.tests), len(self.occurrences)
-        count = f"{tests} test{'s' if tests != 1 else ''}, {nodes} node{'s' if nodes != 1 else ''}"
-        prefix = f"{self.group}: " if group and self.group else ""
+        """The finding in one line; ``group`` (a run of several test files) names the file
+        of a finding seen in one, and counts the files of one seen in several."""
+        tests, nodes, files = len(self.tests), len(self.occurrences), len(self.files)
+        where = f" in {files} files" if group and files > 1 else ""
+        count = (
+            f"{tests} test{'s' if tests != 1 else ''}{where}, "
+            f"{nodes} node{'s' if nodes != 1 else ''}"
+        )
+        prefix = f"{self.group}: " if group and files == 1 else ""
         return f"{prefix}{self.where()}: {self.what()} ({count})"
 
 
@@ -757,29 +790,39 @@ def _merge_across_torches(findings: list[Finding]) -> list[Finding]:
 
 
 def drift_findings(found: Sequence[Drift]) -> list[Finding]:
-    """One finding per (test group, step, kind), merged over tests and over stacks whose
-    change is the same; tag findings first, then the other metadata findings step by step,
-    then torch.ao against torchao, renames and graph order last."""
-    # (group, step, across, kind) -> line -> occurrences
-    buckets: dict[tuple[str, tuple[str, str], bool, ChangeKind], dict[str, list[Occurrence]]] = {}
+    """One finding per (step, kind), merged over tests, test files and stacks whose change
+    is the same (the same ``from_node`` source change seen by two suites is one finding);
+    tag findings first, then the other metadata findings step by step, then torch.ao
+    against torchao, renames and graph order last."""
+    # (step, across, kind) -> line -> occurrences
+    buckets: dict[tuple[tuple[str, str], bool, ChangeKind], dict[str, list[Occurrence]]] = {}
     stacks_of: dict[str, tuple[str, ...]] = {}
     python_of: dict[str, str] = {}
     for drift in found:
         stacks_of[drift.line], python_of[drift.line] = drift.stacks, drift.python
         for change in drift.nodes:
-            key = (_group(drift.nodeid), drift.step, drift.across, change.kind)
+            key = (drift.step, drift.across, change.kind)
             buckets.setdefault(key, {}).setdefault(drift.line, []).append(
-                Occurrence(drift.line, drift.test, drift.before_cell, drift.after_cell, change)
+                Occurrence(
+                    drift.line,
+                    drift.test,
+                    drift.before_cell,
+                    drift.after_cell,
+                    change,
+                    drift.green,
+                    _group(drift.nodeid),
+                )
             )
     findings: list[Finding] = []
-    for (group, step, across, kind), by_line in buckets.items():
+    for (step, across, kind), by_line in buckets.items():
         # Lines (stacks) whose changes are the same change merge into one finding.
         merged: dict[tuple[str, ...], list[str]] = {}
         for line, occurrences in by_line.items():
-            signature = tuple(sorted({_pattern(o.change) for o in occurrences}))
+            signature = tuple(sorted({_coarse(o.change) for o in occurrences}))
             merged.setdefault(signature, []).append(line)
         for lines in merged.values():
             occurrences = [o for line in lines for o in by_line[line]]
+            group = ", ".join(dict.fromkeys(o.group for o in occurrences if o.group))
             stacks = tuple(dict.fromkeys(s for line in lines for s in stacks_of[line]))
             pythons = tuple(dict.fromkeys(python_of[line] for line in lines))
             tests = tuple(dict.fromkeys(o.test for o in occurrences))
@@ -806,11 +849,14 @@ def drift_findings(found: Sequence[Drift]) -> list[Finding]:
 
     def order(f: Finding) -> tuple[Any, ...]:
         # Tags first (what porting is about), then sources and nodes, then the other
-        # metadata keys; within each, along the torch axes before torch.ao vs torchao.
+        # metadata keys; within each, changes of tests green on both sides (which no
+        # failure reports) before those of a test failing on a side (its x or ✗ already
+        # says something changed), and along the torch axes before torch.ao vs torchao.
         tier = 0 if f.kind in _FIELD_KINDS["tag"] else 2 if f.kind in _KEY_KINDS else 1
         return (
             not f.metadata,
             tier,
+            not f.green,
             f.across,
             _version(f.step[0].split()[-1]),
             f.kind.rank,
