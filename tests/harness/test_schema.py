@@ -299,6 +299,7 @@ WRITTEN = {
             "expected_failure": None,
             "exc_types": [],
             "snapshots": {},
+            "where": None,
         }
     ],
     "fingerprint": {"torch": "2.17.0.dev20261120+cpu"},
