@@ -54,7 +54,7 @@ from compat.harness.locations import envs_root, pip_config_file
 from compat.harness.preflight import check_envs_root
 from compat.harness.redact import redact
 from compat.harness.reports.console import render_console
-from compat.harness.reports.context import Writer
+from compat.harness.reports.context import Writer, envs_footprint
 from compat.harness.reports.documents import write_reports
 from compat.harness.reports.grid import build_grid
 from compat.harness.results.baseline import DIFF_LINES, BaselineDiff, diff_runs, render_diff
@@ -486,7 +486,7 @@ def write_documents(run: Run) -> int:
         print(note)
     print()
     if run.disk is not None:
-        for line in run.disk.lines(sum(_own_bytes(r) for r in run.results)):
+        for line in run.disk.lines(envs_footprint(run.results)):
             print(line)
     if run.reports is not None and run.latest:
         update_latest(run.reports, run.folder)
@@ -497,11 +497,6 @@ def write_documents(run: Run) -> int:
     if run.interrupted:
         print(run.interrupted_note, file=sys.stderr)
     return run.code
-
-
-def _own_bytes(result: CellResult) -> int:
-    disk = result.install.disk
-    return (disk.own_bytes or 0) if disk else 0
 
 
 # The run of ``matrix`` and ``cell``; ``qualify`` inserts its verdict after ``judge``.

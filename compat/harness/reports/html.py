@@ -330,8 +330,8 @@ def render_html(
 """
 
 
-def _disk_note(line: str | None) -> str:
-    return f'<p class="disk">{_e(line)}</p>' if line else ""
+def _disk_note(lines: Sequence[str]) -> str:
+    return "".join(f'<p class="disk">{_e(line)}</p>' for line in lines)
 
 
 def write(run_dir: Path, report: ReportContext) -> Path:
@@ -344,7 +344,7 @@ def write(run_dir: Path, report: ReportContext) -> Path:
             exit_code=report.exit_code,
             created=report.created,
             appendix=(report.appendix.html if report.appendix else "")
-            + _disk_note(report.disk_line),
+            + _disk_note(report.disk_lines),
             diff=report.diff,
         ),
     )
