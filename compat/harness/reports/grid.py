@@ -30,6 +30,7 @@ from compat.harness.results.model import (
 )
 
 __all__ = [
+    "FILE_FAILED",
     "GRID_TEXT",
     "LEGEND",
     "LINE_TEXT",
