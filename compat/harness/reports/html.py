@@ -266,15 +266,17 @@ def _diff_section(diff: BaselineDiff | None) -> str:
     if diff is None:
         return ""
     parts = []
+    empty = [label for label, items in diff_sections(diff) if not items]
     for label, items in diff_sections(diff):
-        klass = _DIFF_CLASS.get(label, "") if items else ""
-        counted = f'<span class="verdict {klass}">{_e(label)}: {len(items)}</span>'
         if not items:
-            parts.append(f"<p>{counted}</p>")
             continue
+        klass = _DIFF_CLASS.get(label, "")
+        counted = f'<span class="verdict {klass}">{_e(label)}: {len(items)}</span>'
         opened = " open" if label == "regressions" else ""
         lines = "".join(f"<li><code>{_e(item)}</code></li>" for item in items)
         parts.append(f"<details{opened}><summary>{counted}</summary><ul>{lines}</ul></details>")
+    if empty:
+        parts.append(f"<p><small>none: {_e(', '.join(empty))}</small></p>")
     heading = f"<h2>Against {_e(diff.baseline)}</h2>"
     return f'<section id="baseline-diff">{heading}{"".join(parts)}</section>'
 
