@@ -191,9 +191,7 @@ def _differently(results: Sequence[CellResult]) -> list[str]:
     for r in results:
         for t in r.tests:
             if t.outcome is Outcome.FAILED_DIFFERENTLY:
-                got = short_message(t.message)
-                if t.exc_types and not got.startswith(t.exc_types[0]):
-                    got = f"{t.exc_types[0]}: {got}"
+                got = failure_text(t)  # the user's frame, the exception, its message
                 lines.append(
                     f"{r.cell_id}: {label[t.nodeid]}: expected {t.expected_failure}; got {got}"
                 )
