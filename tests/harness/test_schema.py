@@ -303,6 +303,7 @@ WRITTEN = {
             "expected_failure": None,
             "exc_types": [],
             "snapshots": {},
+            "where": None,
         }
     ],
     "fingerprint": {"torch": "2.17.0.dev20261120+cpu"},
@@ -405,6 +406,7 @@ def test_a_run_manifest_reads_back_to_the_same_keys(tmp_path: Path) -> None:
         "all_cells": [{"id": "c", **CELL}, {"id": "d", **CELL, "torch": "2.8.0"}],
         "shard": "1/2",
         "merged_from": None,
+        "source": {"commit": "a" * 40, "dirty": False},
     }
     (tmp_path / MANIFEST).write_text(json.dumps(written), encoding="utf-8")
     manifest = RunManifest.read(tmp_path)

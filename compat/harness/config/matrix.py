@@ -259,9 +259,31 @@ class Matrix:
         for cell in self.cells:
             if cell.id == cell_id:
                 return cell
-        known = difflib.get_close_matches(cell_id, [c.id for c in self.cells], n=1)
-        hint = f" (did you mean {known[0]!r}?)" if known else ""
-        raise ConfigError(self.path, "cell", f"no cell {cell_id!r} in this matrix{hint}")
+        raise ConfigError(
+            self.path, "cell", f"no cell {cell_id!r} in this matrix{self._hint(cell_id)}"
+        )
+
+    def _hint(self, cell_id: str) -> str:
+        """What was probably meant: the glob of the cells an id begins (``torch2.8.0`` names
+        no cell; ``'torch2.8.0*'`` names its stacks), else the nearest ids."""
+        ids = [c.id for c in self.cells]
+        if not any(ch in cell_id for ch in "*?["):
+            glob = f"{cell_id}*" if cell_id.endswith("-") else f"{cell_id}-*"
+            matched = [i for i in ids if fnmatch.fnmatchcase(i, glob)]
+            if not matched:
+                glob = f"{cell_id}*"
+                matched = [i for i in ids if fnmatch.fnmatchcase(i, glob)]
+            if len(matched) == 1:
+                return f" (did you mean {matched[0]!r}?)"
+            if matched:
+                return f" (did you mean the glob {glob!r}? it names {len(matched)} cell(s): " + (
+                    ", ".join(matched[:4]) + (", ..." if len(matched) > 4 else "") + ")"
+                )
+        known = difflib.get_close_matches(cell_id, ids, n=3, cutoff=0.5)
+        if known:
+            more = f"; also near: {', '.join(known[1:])}" if known[1:] else ""
+            return f" (did you mean {known[0]!r}?{more})"
+        return f" (cells: {', '.join(ids[:4])}{', ...' if len(ids) > 4 else ''})"
 
     @property
     def cell_deps(self) -> tuple[str, ...]:

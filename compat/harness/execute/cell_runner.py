@@ -164,7 +164,7 @@ def _memory_hint(
     return reason
 
 
-def _rootdir(matrix: Matrix) -> Path:
+def rootdir_of(matrix: Matrix) -> Path:
     """The folder node ids are relative to: the nearest common ancestor of the matrix and tests."""
     base = matrix.path.parent
     paths = [str((base / s.path.split("::", 1)[0]).resolve()) for s in matrix.all_suites()]
@@ -347,7 +347,7 @@ def scope_of(matrix: Matrix, cell: Cell) -> Scope:
     only where one of its suites is in scope (``tests = ["tests/core"]`` beside a suite
     for ``tests/core/test_numeric_debugger.py`` runs that file only where the suite
     applies, without listing the folder's other files one by one)."""
-    base, root = matrix.path.parent, _rootdir(matrix)
+    base, root = matrix.path.parent, rootdir_of(matrix)
     inside, outside = matrix.scope(cell)
 
     def nodeids(paths: Sequence[str]) -> set[str]:
@@ -461,7 +461,7 @@ def _file_run(record: Mapping[str, Any]) -> dict[str, Any]:
 def _local_names(matrix: Matrix, scope: Scope) -> set[str]:
     """Top-level module names the user's tree provides (a failed import of one is the user's
     code failing, not a dependency to add): beside the matrix, the rootdir and each file."""
-    root = _rootdir(matrix)
+    root = rootdir_of(matrix)
     folders = {matrix.path.parent, root, *((root / f.nodeid).parent for f in scope.files)}
     names: set[str] = set()
     for folder in folders:
@@ -477,7 +477,7 @@ def _local_names(matrix: Matrix, scope: Scope) -> set[str]:
 def rerun_command(matrix: Matrix, cell: Cell, env_dir: Path, python: Path, nodeid: str) -> str:
     """One copy-paste shell line that reruns ``nodeid`` alone in this cell's env, with the
     cell's environment variables and the pytest settings the cell ran under."""
-    base, root = matrix.path.parent, _rootdir(matrix)
+    base, root = matrix.path.parent, rootdir_of(matrix)
     file, _, rest = nodeid.partition("::")
     arg = os.path.relpath(root / file, base) + (f"::{rest}" if rest else "")
     env = cell_environment(cell, matrix.env, env_dir=env_dir)
@@ -589,7 +589,7 @@ def _common_args(matrix: Matrix, cell: Cell) -> list[str]:
         "-c",
         str(CELL_INI),
         "--rootdir",
-        str(_rootdir(matrix)),
+        str(rootdir_of(matrix)),
         "-p",
         "compat.pytest_plugin",
         "-o",

@@ -115,6 +115,8 @@ class TestResult:
     exc_types: list[str] = field(default_factory=list)  # the failure's exception and its bases
     # Porting snapshots by stage (``compat.shims.snapshot``): what the porting produced.
     snapshots: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # The deepest frame of the failure inside the user's tree (``pkg/mod.py:48``).
+    where: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -496,6 +498,7 @@ _TEST = {
     "expected_reason": _OPT_STR,
     "reruns": (int,),
     "expected_failure": _OPT_STR,
+    "where": _OPT_STR,
 }
 _FINGERPRINT = {
     "torch": _STR,
