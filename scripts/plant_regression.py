@@ -5,9 +5,11 @@ breaks red in every cell, expectations or not. This plants the regression a care
 refactor would make: ``quantization_tag`` drops out of ``_METADATA_TO_PORT`` (only
 ``stack_trace`` is still ported), in torch.ao's or torchao's ``port_metadata_pass.py``.
 
-``--variant numeric-debug-handle`` plants another one: torch.ao's ``prepare.py`` (2.5 -
-2.10) no longer copies a node's numeric debug handle onto its output observer, so the
-observer (and the dequantize node convert puts in its place) carries none. Only the
+``--variant numeric-debug-handle`` plants another one: ``prepare.py`` no longer copies a
+node's numeric debug handle onto its output observer, so the observer (and the dequantize
+node convert puts in its place) carries none. In torch.ao (2.5 - 2.10) the handle is the
+stored ``meta["custom"]`` key; in torchao (0.11+) it is the node's ``from_node`` chain
+(pytorch/ao#2339), which the same block of torchao's ``prepare.py`` copies. Only the
 numeric-debugger tests that follow a handle through prepare/convert should turn red.
 Plant it in a *copy* of an env (``cp -al`` of the folder: hardlinks, and the planted file
 gets a new inode), never in a shared one.
@@ -39,12 +41,12 @@ _TAG = re.compile(r'(_METADATA_TO_PORT = \[[^\]]*?)\s*"quantization_tag",?', re.
 VARIANTS: dict[str, tuple[tuple[str, ...], re.Pattern[str], str, str]] = {
     "quantization-tag": (PASSES, _TAG, r"\1", "quantization_tag no longer ported"),
     "numeric-debug-handle": (
-        ("torch/ao/quantization/pt2e/prepare.py",),
+        ("torch/ao/quantization/pt2e/prepare.py", "torchao/quantization/pt2e/prepare.py"),
         re.compile(
             r"(# propagate numeric debug handle from original node to observer[^\n]*\n\s*)if \("
         ),
         r"\1if False and (",
-        "numeric debug handle no longer copied onto observers",
+        "numeric debug handle / from_node no longer copied onto observers",
     ),
 }
 
