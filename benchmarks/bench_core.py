@@ -43,6 +43,7 @@ except ModuleNotFoundError:  # Python 3.10
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.bench_isolation import bare_env  # noqa: E402
 from compat.harness.execute.cell_runner import BYTECODE_DIR, CELL_INI  # noqa: E402
 from compat.harness.locations import envs_root  # noqa: E402
 
@@ -99,14 +100,7 @@ def harness(matrix: Path, cell: str, out: Path) -> tuple[float, dict[str, float]
 def bare(cell: str, files: list[str], junit: Path) -> tuple[float, dict[str, float]]:
     """Wall time of bare pytest of ``files`` in one process, and each file's test time."""
     env_dir = envs_root() / cell
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPATH")
-    }
-    env.update(
-        PYTHONPYCACHEPREFIX=str(env_dir / BYTECODE_DIR),
-        COMPAT_CELL_ID=cell,
-        COMPAT_PT2E_STACK="torchao" if "torchao" in cell else "torch.ao",
-    )
+    env = bare_env(cell)
     cmd = [str(env_dir / "bin" / "python"), "-m", "pytest", "-c", str(CELL_INI)]
     cmd += ["--rootdir", str(ROOT), "-p", "no:cacheprovider", "-q", f"--junitxml={junit}"]
     wall = _run([*cmd, *(str(ROOT / "tests" / "core" / f) for f in files)], env=env)
