@@ -83,16 +83,23 @@ def harness(matrix: Path, cell: str, scratch: Path) -> float:
     )
 
 
-def bare(cell: str, tests: list[str]) -> float:
-    env_dir = envs_root() / cell
+def bare_env(cell: str) -> dict[str, str]:
+    """The environment a bare pytest of ``cell`` runs in: the cell's own bytecode folder
+    (warm, as the harness's), its id and stack, and nothing of the host's PYTHONPATH."""
     env = {
         k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPATH")
     }
     env.update(
-        PYTHONPYCACHEPREFIX=str(env_dir / BYTECODE_DIR),
+        PYTHONPYCACHEPREFIX=str(envs_root() / cell / BYTECODE_DIR),
         COMPAT_CELL_ID=cell,
         COMPAT_PT2E_STACK="torchao" if "torchao" in cell else "torch.ao",
     )
+    return env
+
+
+def bare(cell: str, tests: list[str]) -> float:
+    env_dir = envs_root() / cell
+    env = bare_env(cell)
     python = env_dir / "bin" / "python"
     return timed(
         [

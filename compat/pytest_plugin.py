@@ -17,6 +17,7 @@ import platform
 import sys
 import time
 import traceback
+from pathlib import Path
 from typing import IO, Any
 
 import pytest
@@ -179,6 +180,7 @@ class _Recorder:
             return  # the call's failure is the one that says what broke
         state["exc_types"] = _exception_types(excinfo.value)
         state["exc_message"] = _clip(str(excinfo.value))
+        state["where"] = _user_frame(excinfo, item.config.rootpath)
 
     def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
         snapshots = sys.modules.get("compat.shims.snapshot")
@@ -225,6 +227,7 @@ class _Recorder:
                 reruns=state["reruns"],
                 exc_types=state.get("exc_types", []),
                 exc_message=state.get("exc_message"),
+                where=state.get("where"),
                 snapshots=_snapshots_of(report.nodeid),
             )
 
@@ -248,6 +251,29 @@ class _Recorder:
             adaptations=adaptations,
             warnings=warnings_seen,
         )
+
+
+_OWN = Path(__file__).resolve().parent  # this tool's package: never the user's code
+
+
+def _user_frame(excinfo: Any, root: Any) -> str | None:
+    """``pkg/mod.py:48``: the deepest frame of the failure inside the user's tree (under
+    pytest's rootdir, not an installed package, not this tool's own package), relative to
+    the rootdir as node ids are; None when no frame is the user's."""
+    top = Path(str(root)).resolve()
+    found = None
+    try:
+        entries = list(excinfo.traceback)
+    except Exception:  # noqa: BLE001 - a traceback pytest cannot walk: no frame, no loss
+        return None
+    for entry in entries:
+        path = Path(str(entry.path)).resolve()
+        if {"site-packages", "dist-packages"} & set(path.parts):
+            continue
+        if _OWN in path.parents or top not in path.parents:
+            continue
+        found = f"{path.relative_to(top).as_posix()}:{entry.lineno + 1}"
+    return found
 
 
 def _snapshots_of(nodeid: str) -> dict[str, Any]:

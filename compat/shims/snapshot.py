@@ -6,13 +6,14 @@ order, every quantize / dequantize / choose_qparams node and every node that car
 ``quantization_tag``, each as::
 
     {"op": "dequantize_per_tensor", "after": "add", "tag": "BackendA_add_1", "source": "add",
-     "keys": ["from_node", "nn_module_stack", "stack_trace"]}
+     "keys": ["stack_trace", "nn_module_stack", "torch_fn"]}
 
 ``op`` drops the op namespace (``quantized_decomposed``, ``pt2e_quant``, ``torchao``) and a
 ``.default`` overload; ``after`` is the first producer that is not itself a q/dq op (what
 the q/dq belongs to); ``source`` is the node's original source from ``from_node``, through
 :mod:`compat.shims.fx_meta`'s normalisation (one shape from torch 2.2 to 2.15); ``keys``
-names the metadata keys consumers read (:data:`WATCHED_KEYS`) that the node carries, so a
+names the metadata keys consumers read (:data:`WATCHED_KEYS`) that a call_function node
+carries (``None`` on other nodes), so a
 key a pass stops porting reads as *metadata key lost* (format 2; a format-1 snapshot has
 no ``keys`` and is compared without them). Node names, ids and graph ids are left out:
 they differ between runs and versions without meaning.
@@ -29,11 +30,12 @@ from typing import Any, Dict, List, Optional
 
 from compat.shims import fx_meta
 
-__all__ = ["WATCHED_KEYS", "begin", "normalise_op", "record", "snapshot", "take"]
+__all__ = ["WATCHED_KEYS", "begin", "normalise_op", "record", "record_entries", "snapshot", "take"]
 
 SNAPSHOT_FORMAT = 2
 # The node.meta keys that quantizers, partitioners and debuggers read, beside the tag and
-# from_node's content: their presence (not their values, which hold ids and paths) is kept.
+# from_node (the entry's ``source`` already says whether it names anything): their
+# presence, not their values (which hold ids and paths), is kept.
 WATCHED_KEYS = (
     "stack_trace",
     "nn_module_stack",
@@ -41,7 +43,6 @@ WATCHED_KEYS = (
     "torch_fn",
     "custom",
     "numeric_debug_handle",
-    "from_node",
 )
 _QDQ_PACKETS = frozenset(
     {
@@ -110,6 +111,15 @@ def _source(node: Any) -> Optional[str]:
     return normalise_op(origin.target) if origin is not None else None
 
 
+def _keys(node: Any) -> Optional[List[str]]:
+    """The watched keys a ``call_function`` node carries; ``None`` for graph inputs and
+    constants (placeholder, get_attr), whose keys no consumer reads and whose presence
+    moves with every export change."""
+    if node.op != "call_function":
+        return None
+    return [key for key in WATCHED_KEYS if node.meta.get(key)]
+
+
 def snapshot(graph_or_module: Any) -> List[Entry]:
     """The canonical, version-independent porting snapshot of one graph."""
     graph = getattr(graph_or_module, "graph", graph_or_module)
@@ -124,7 +134,7 @@ def snapshot(graph_or_module: Any) -> List[Entry]:
                 "after": _after(node),
                 "tag": None if tag is None else str(tag),
                 "source": _source(node),
-                "keys": [key for key in WATCHED_KEYS if node.meta.get(key)],
+                "keys": _keys(node),
             }
         )
     return entries
@@ -140,12 +150,19 @@ def begin(test_id: str) -> None:
 def record(stage: str, graph_or_module: Any) -> List[Entry]:
     """Snapshot a graph under ``stage`` (``prepared``, ``converted``, ``reexported``...) for
     the running test; a stage recorded twice in one test becomes ``stage#2``."""
+    return record_entries(stage, snapshot(graph_or_module))
+
+
+def record_entries(stage: str, entries: List[Entry]) -> List[Entry]:
+    """Record a snapshot taken earlier (:func:`snapshot`) under ``stage`` for the running
+    test: for a suite that builds its graphs once, before the tests that check them, and
+    changes them afterwards (the metadata contracts stamp each stage before the next pass)."""
     taken = _TAKEN.setdefault(_CURRENT, {})
     key, n = str(stage), 1
     while key in taken:
         n += 1
         key = f"{stage}#{n}"
-    taken[key] = snapshot(graph_or_module)
+    taken[key] = [dict(e) for e in entries]
     return taken[key]
 
 

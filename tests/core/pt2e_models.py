@@ -113,3 +113,85 @@ class CustomModuleName(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return getattr(self, "encoder-0")(x)
+
+
+# --- models of upstream's numeric-debugger tests (TestHelperModules, same layers/shapes) ---
+
+
+class Conv2dThenConv1d(torch.nn.Module):
+    """conv2d(3->3, k3) -> squeeze(0) -> conv1d(3->3, k3), on a 1x3x5x5 input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1d = torch.nn.Conv1d(3, 3, 3)
+        self.conv2d = torch.nn.Conv2d(3, 3, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv1d(self.conv2d(x).squeeze(0))
+
+    def example_inputs(self) -> tuple:
+        return (torch.randn(1, 3, 5, 5),)
+
+
+class TwoLinearModule(torch.nn.Module):
+    """linear(8->16, no bias) -> linear(16->8), on a 2x8 input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear1 = torch.nn.Linear(8, 16, bias=False)
+        self.linear2 = torch.nn.Linear(16, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear2(self.linear1(x))
+
+    def example_inputs(self) -> tuple:
+        return (torch.randn(2, 8),)
+
+
+class Conv2dWithSplit(torch.nn.Module):
+    """conv2d -> split(2, dim=1) -> cat: an op whose output is a list of tensors."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(3, 3, 3)
+        self.conv2 = torch.nn.Conv2d(3, 3, 3)  # unused, as upstream's
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        parts = torch.split(self.conv1(x), 2, dim=1)
+        return torch.cat(list(parts), dim=1)
+
+    def example_inputs(self) -> tuple:
+        return (torch.randn(1, 3, 16, 16),)
+
+
+class ControlFlow(torch.nn.Module):
+    """mm, then a ``map`` over rows whose body holds a ``cond`` nesting another ``cond``."""
+
+    def forward(
+        self, xs: torch.Tensor, pred1: torch.Tensor, pred2: torch.Tensor, y: torch.Tensor
+    ) -> torch.Tensor:
+        from functorch.experimental import control_flow
+
+        def inner_true(t: torch.Tensor) -> torch.Tensor:
+            doubled = t + t
+            return torch.mm(doubled, doubled)
+
+        def inner_false(t: torch.Tensor) -> torch.Tensor:
+            return torch.mm(t, t)
+
+        def outer_true(t: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+            return t + control_flow.cond(p, inner_true, inner_false, [t])
+
+        def outer_false(t: torch.Tensor, _p: torch.Tensor) -> torch.Tensor:
+            return t.cos()
+
+        def body(
+            x: torch.Tensor, p1: torch.Tensor, p2: torch.Tensor, t: torch.Tensor
+        ) -> torch.Tensor:
+            chosen = control_flow.cond(p1, outer_true, outer_false, [t, p2])
+            return (x.cos() + chosen).sin()
+
+        return control_flow.map(body, xs, pred1, pred2, torch.mm(y, y))
+
+    def example_inputs(self) -> tuple:
+        return (torch.ones(2, 2), torch.tensor([False]), torch.tensor([False]), torch.ones(2, 2))

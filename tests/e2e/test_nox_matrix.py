@@ -21,6 +21,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.network]
 
 ROOT = Path(__file__).resolve().parents[2]
 MATRIX = "tests/e2e/matrix.toml"
+SEED = ROOT / "tests" / "core" / "test_metadata_porting.py"  # the core's first suite
 SEVEN = {
     "test_simple_metadata_porting",
     "test_metadata_porting_with_no_quant_inbetween",
@@ -223,7 +224,7 @@ def test_prefetch_then_offline_run(tmp_path: Path) -> None:
         f"""
 [matrix]
 name = "offline"
-tests = ["{ROOT / "tests" / "core"}"]
+tests = ["{SEED}"]
 
 [[torch]]
 version = "2.13.0"
@@ -291,9 +292,8 @@ def test_baseline_diff_names_a_deliberately_broken_cell(
         (ROOT / MATRIX)
         .read_text(encoding="utf-8")
         .replace(
-            'tests = ["../core"]',
-            f'tests = ["{ROOT / "tests" / "core"}"]\nenv = {{ COMPAT_CAPTURE = '
-            '"capture_pre_autograd_graph" }',
+            'tests = ["../core/test_metadata_porting.py"]',
+            f'tests = ["{SEED}"]\nenv = {{ COMPAT_CAPTURE = "capture_pre_autograd_graph" }}',
         )
     )
     broken.write_text(text + '\n[[exclude]]\ntorch = "2.13.0"\n', encoding="utf-8")

@@ -116,6 +116,16 @@ def test_the_default_name_is_the_file_name_made_safe(
             'deps = ["--index-url=https://evil.invalid/simple"]',
             "matrix.deps: '--index-url=https://evil.invalid/simple' is not a requirement (PEP 508)",
         ),
+        (
+            'deps = ["-e ."]',
+            "matrix.deps: '-e .' is not a requirement (PEP 508) (the repository itself: "
+            "install-project = true)",
+        ),
+        ('install-project = "yes"', "matrix.install-project: expected true or false, got 'yes'"),
+        (
+            'torch-backend = "cuda"',
+            "matrix.torch-backend: 'cuda' is not a uv torch backend (cpu, auto, cu128",
+        ),
         ('env = { "A-B" = "x" }', 'matrix.env.A-B: expected NAME = "string"'),
         ('env = { A = "x\\u0000y" }', 'matrix.env.A: expected NAME = "string"'),
     ],
@@ -131,6 +141,33 @@ def test_settings_out_of_range_are_one_line(
     for command in (["list"], ["matrix"], ["plan"]):
         line = one_error(capsys, *command, "--matrix", str(path))
         assert f"{path}: {message}" in line, line
+    nothing_created(in_tmp)
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        (
+            '[[torch]]\nversion = "2.8.0"\ndeps = ["executorch>>1"]\n',
+            "torch[0].deps: 'executorch>>1' is not a requirement (PEP 508)",
+        ),
+        ('[[torch]]\nversion = "2.8.0"\ndeps = "executorch"\ndep = []\n', "torch[0].dep: unknown"),
+        (
+            '[[torch]]\nversion = "2.8.0"\n[[include]]\ntorch = "2.9.0"\nstack = "torch.ao"\n'
+            "deps = [1]\n",
+            "include[0].deps: expected a list of strings, got [1]",
+        ),
+    ],
+)
+def test_per_torch_deps_are_checked_where_written(
+    write_matrix: WriteMatrix,
+    in_tmp: Path,
+    capsys: pytest.CaptureFixture[str],
+    entry: str,
+    message: str,
+) -> None:
+    path = write_matrix(entry)
+    assert f"{path}: {message}" in one_error(capsys, "list", "--matrix", str(path))
     nothing_created(in_tmp)
 
 

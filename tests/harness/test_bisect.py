@@ -234,3 +234,80 @@ def test_bisect_on_snapshot_finds_where_the_porting_changed(
         "test_fault.py::test_porting: converted: dequantize_per_tensor after matmul: "
         "tag 'mm' -> 'add'"
     ) in text
+
+
+def test_versions_matrix_names_the_index_versions_it_never_tried(
+    cell_world: Callable[..., Matrix],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Through the command line: the answer says which releases between its two versions
+    the matrix does not declare, so were never run."""
+    from compat.harness.commands import bisect as bisect_command
+    from compat.harness.commands import cli
+
+    index = ["2.2.2", "2.3.0", "2.3.1", "2.4.0", "2.4.1", "2.5.0", "2.6.0"]
+    monkeypatch.setattr(
+        bisect_command,
+        "find_candidates",
+        lambda request, channel, pip: [v for v in index if request.good <= v <= request.bad],
+    )
+    matrix = cell_world("fixed-in-2.4", versions=("2.2.2", "2.4.1", "2.6.0"))
+    out = tmp_path / "bisect"
+    args = ["bisect", "test_porting", "--good", "2.6.0", "--bad", "2.2.2", "--versions"]
+    code = cli.main([*args, "matrix", "--matrix", str(matrix.path), "--out", str(out)])
+    text = capsys.readouterr().out
+    assert code == 0
+    assert (
+        "first good: 2.4.1 (git 0123abc) (last bad 2.2.2; 2.3.0, 2.3.1, 2.4.0 not tried: "
+        "the answer holds for the matrix's versions" in text
+    )
+    saved = json.loads((out / "bisect.json").read_text(encoding="utf-8"))
+    assert saved["untried"] == ["2.3.0", "2.3.1", "2.4.0"]
+
+
+@pytest.mark.parametrize(
+    ("test", "said"),
+    [
+        ("test_portnig", "no test file, function or class of the matrix's test paths"),
+        ("tests/core/test_fault.py::test_portng", "tests/core/test_fault.py defines no "),
+        ("tests/core/test_falt.py::test_porting", "no test file 'tests/core/test_falt.py'"),
+    ],
+)
+def test_a_test_no_cell_would_collect_is_refused_before_any_env(
+    cell_world: Callable[..., Matrix],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    test: str,
+    said: str,
+) -> None:
+    from compat.harness.commands import cli
+    from compat.harness.execute import cell_runner
+
+    matrix = cell_world("fixed-in-2.4", versions=("2.2.2", "2.6.0"))
+    built: list[object] = []
+    monkeypatch.setattr(cell_runner, "ensure_env", lambda *a, **k: built.append(a))
+    out = tmp_path / "bisect"
+    args = ["bisect", test, "--good", "2.6.0", "--bad", "2.2.2", "--versions", "matrix"]
+    code = cli.main([*args, "--matrix", str(matrix.path), "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1
+    assert said in err[0]
+    assert "did you mean" in err[0]
+    assert not built
+    assert not out.exists()
+
+
+def test_a_k_expression_and_a_parametrized_id_pass_the_static_check(
+    cell_world: Callable[..., Matrix],
+) -> None:
+    from compat.harness.commands.test_names import check_test_exists
+
+    matrix = cell_world("fixed-in-2.4", versions=("2.2.2",))
+    check_test_exists(matrix, "porting and not slow")
+    check_test_exists(matrix, "tests/core/test_fault.py::test_porting[x-1]")
+    check_test_exists(matrix, "PORTING")  # -k is case-insensitive
+    check_test_exists(matrix, "test_fault")  # a file's name selects its tests

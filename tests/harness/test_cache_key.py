@@ -137,6 +137,10 @@ def _expectation(world: World) -> None:
     world.tables += '[[expect]]\ntest = "test_a"\nraises = "ValueError"\nreason = "known"\n'
 
 
+def _torch_deps(world: World) -> None:
+    world.tables = 'deps = ["executorch==1.0.0"]\n' + world.tables  # inside [[torch]]
+
+
 def _harness_version(world: World) -> None:
     compat.__version__ = "99.0"  # restored by the monkeypatch in the test
 
@@ -168,6 +172,9 @@ CHANGES: list[tuple[str, Callable[[World], None], str]] = [
     ("pytest args", _set("pytest-args", '["-x"]'), "options"),
     ("preload", _set("preload", '["json"]'), "options"),
     ("strict", _set("strict", "true"), "options"),
+    ("install-project", _set("install-project", "true"), "options"),
+    ("the torch backend", _set("torch-backend", '"cpu"'), "options"),
+    ("a per-torch pin", _torch_deps, "options"),
     ("an expectation", _expectation, "expectations"),
     ("a host variable torch reads", lambda w: w.monkeypatch.setenv("TORCH_LOGS", "+x"), "options"),
 ]  # fmt: skip
@@ -235,3 +242,22 @@ def test_a_sdist_digest_is_not_the_env(tmp_path: Path, monkeypatch: pytest.Monke
     lock.write_text(text, encoding="utf-8")
     assert read_lock(lock)[0].sdist is not None  # a valid lock, with an sdist now
     assert world.keys() == before
+
+
+def test_an_installed_project_is_keyed_by_its_sources_not_its_reports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``install-project``: the editable project's src tree, top-level packages and build
+    files are keyed; a run's own reports beside them are not (or no rerun would ever hit)."""
+    world = World(tmp_path, monkeypatch)
+    world.settings["install-project"] = "true"
+    world.append("src/mypkg/__init__.py", "A = 1\n")
+    world.append("pyproject.toml", "[project]\nname = 'mypkg'\n")
+    before = world.keys()
+    world.append("reports/run-1/summary.md", "# a run\n")
+    assert world.keys() == before
+    for edit in ("src/mypkg/__init__.py", "pyproject.toml"):
+        world.append(edit)
+        after = world.keys()
+        assert changed_parts(before["test_a.py"].parts, after["test_a.py"].parts) == ["project"]
+        before = after

@@ -324,3 +324,26 @@ def test_the_results_schema_describes_every_field_of_the_run_disk_record() -> No
     assert set(schema["properties"]["budget"]["properties"]) == budget
     run_disk = {f.name for f in dataclasses.fields(RunDisk)}
     assert set(schema["properties"]) == run_disk
+
+
+def test_the_disk_line_keeps_this_runs_envs_apart_from_the_shared_cache() -> None:
+    from compat.harness.install.disk_budget import EnvsFootprint, RunDisk
+    from compat.harness.reports.context import envs_footprint
+    from compat.harness.results.model import DiskUsage, InstallRecord
+
+    from .factories import cell_result
+
+    results = [cell_result("2.8.0"), cell_result("2.10.0"), cell_result("2.5.1")]
+    for result, key in zip(results, ("a", "b", "b"), strict=True):  # two cells share env b
+        result.install = InstallRecord(
+            key=key, disk=DiskUsage(apparent_bytes=2 * 2**30, own_bytes=100 * 2**20)
+        )
+    envs = envs_footprint(results)
+    assert envs == EnvsFootprint(2, 4 * 2**30, 200 * 2**20)
+    disk = RunDisk(uv_cache_dir="/cache/uv", uv_cache_bytes=57 * 2**30)
+    [line] = disk.lines(envs)
+    this_run, cache = line.removeprefix("disk: ").split("; the shared uv cache: ")
+    assert this_run.startswith("this run's envs: 2 env(s), 200")
+    assert "57" not in this_run
+    assert cache.startswith("57")
+    assert "/cache/uv" in cache

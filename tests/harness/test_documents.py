@@ -19,7 +19,7 @@ from compat.harness.reports.documents import WRITERS, write_reports
 from compat.harness.reports.grid import build_grid
 from compat.harness.reports.html import render_html
 from compat.harness.reports.results_json import run_document
-from compat.harness.results.baseline import diff_runs
+from compat.harness.results.baseline import BaselineDiff, diff_runs
 from compat.harness.results.model import CellStatus, InstallRecord, Outcome, WheelRecord
 
 from .factories import cell_result
@@ -152,24 +152,19 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 @pytest.mark.skipif(CHROMIUM is None, reason="needs chromium (.ci/run installs it)")
 def test_html_renders_in_a_headless_browser(tmp_path: Path) -> None:
-    write_reports(tmp_path, build_grid(sample()), run_id="r1", matrix={"name": "m"}, exit_code=1)
+    diff = BaselineDiff(
+        "20261120-030000-m/results.json",
+        regressions=["torch2.8.0-torch.ao-py3.11: t.py::test_b: passed -> failed"],
+        fixes=["torch2.13.0-torchao0.18.0-py3.11: t.py::test_c: failed -> passed"],
+        appeared=["torch2.13.0-torch.ao-py3.11"],
+        vanished=["torch2.5.1-torch.ao-py3.11"],
+    )
+    write_reports(
+        tmp_path, build_grid(sample()), run_id="r1", matrix={"name": "m"}, exit_code=1, diff=diff
+    )
     shot = tmp_path / "matrix.png"
     subprocess.run(
-        [
-            str(CHROMIUM),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--window-size=1200,900",
-            f"--screenshot={shot}",
-            (tmp_path / "matrix.html").as_uri(),
-        ],
+        [*_chromium(tmp_path), f"--screenshot={shot}", (tmp_path / "matrix.html").as_uri()],
         check=True,
         capture_output=True,
         timeout=120,
@@ -179,3 +174,40 @@ def test_html_renders_in_a_headless_browser(tmp_path: Path) -> None:
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     assert (width, height) == (1200, 900)
     assert len(data) > 20_000  # a rendered grid, not a blank page
+    # The baseline diff as the browser built it (its DOM after parsing), every section.
+    dom = subprocess.run(
+        [*_chromium(tmp_path), "--dump-dom", (tmp_path / "matrix.html").as_uri()],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    section = dom.split('<section id="baseline-diff">', 1)[1].split("</section>", 1)[0]
+    assert "Against 20261120-030000-m/results.json" in section
+    for said in (
+        "regressions: 1",
+        "t.py::test_b: passed -&gt; failed",
+        "fixed: 1",
+        "cells that appeared: 1",
+        "torch2.13.0-torch.ao-py3.11",
+        "cells that vanished: 1",
+        "torch2.5.1-torch.ao-py3.11",
+    ):
+        assert said in section, said
+    assert "<details open=" in section  # the regressions are open
+
+
+def _chromium(tmp_path: Path) -> list[str]:
+    return [
+        str(CHROMIUM),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1200,900",
+    ]

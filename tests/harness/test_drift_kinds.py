@@ -109,6 +109,26 @@ def test_metadata_key_lost_and_gained_where_snapshots_carry_keys() -> None:
     assert set(found) == {ChangeKind.KEY_LOST, ChangeKind.KEY_GAINED}
 
 
+def test_keys_never_change_which_nodes_match() -> None:
+    """Nodes reordered and a key gained on all of them (2.4.1 -> 2.5.1 gained torch_fn on
+    every call_function node): the order move and the keys, never a tag change from nodes
+    matched wrongly (the alignment once saw BackendA_conv2d_0 -> BackendA_linear_0)."""
+    before = snap("2.5.1", SIMPLE)
+    for entries in before.values():
+        for entry in entries:
+            entry["keys"] = ["stack_trace"]
+    after = copy.deepcopy(before)
+    after["prepared"].reverse()
+    for entries in after.values():
+        for entry in entries:
+            entry["keys"] = ["stack_trace", "torch_fn"]
+    found = kinds(before, after)
+    assert set(found) == {ChangeKind.GRAPH_ORDER, ChangeKind.KEY_GAINED}
+    nodes = sum(len(entries) for entries in after.values())
+    assert len(found[ChangeKind.KEY_GAINED]) == nodes
+    assert {c.after for c in found[ChangeKind.KEY_GAINED]} == {"torch_fn"}
+
+
 def test_node_removed_and_added_by_a_pass() -> None:
     found = kinds(snap("2.2.2", SIMPLE), snap("2.5.1", SIMPLE))
     (removed,) = found[ChangeKind.NODE_REMOVED]  # addmm became linear; its t is gone
@@ -198,6 +218,35 @@ def test_one_finding_per_group_step_kind_merged_across_tests_and_stacks() -> Non
     (renamed,) = [f for f in found if f.kind is ChangeKind.OP_RENAMED]
     assert renamed.tests == (SIMPLE, NO_META)  # two tests, one finding
     assert [f.metadata for f in found] == sorted((f.metadata for f in found), reverse=True)
+
+
+def test_the_same_change_seen_by_two_test_files_is_one_finding() -> None:
+    """A second suite (another file) sees the 2.8.0 -> 2.10.0 source change on its own
+    nodes: one finding over both files, counted, never one per file."""
+    results = run()
+    for result in results:
+        twin = copy.deepcopy(result.tests[0])
+        twin.nodeid = "tests/core/test_contracts.py::" + twin.nodeid.rsplit("::", 1)[-1] + "_2"
+        result.tests.append(twin)
+    found = drift_findings(drifts(results))
+    (source,) = [f for f in found if f.kind is ChangeKind.SOURCE_CHANGED]
+    assert len(source.files) == 2
+    assert "(2 tests in 2 files, " in source.headline(group=True)
+    assert not source.headline(group=True).startswith("test_")  # no single file to name
+    lost = [f for f in found if f.kind is ChangeKind.SOURCE_LOST]
+    assert all(len(f.files) == 2 for f in lost)
+
+
+def test_a_change_no_failure_reports_comes_before_one_a_failing_test_shows() -> None:
+    results = run()
+    failing = next(t for t in results[3].tests if t.nodeid.endswith(SIMPLE))  # 2.10.0
+    failing.outcome = Outcome.XFAILED
+    found = [f for f in drift_findings(drifts(results)) if f.metadata]
+    assert [f.green for f in found if f.kind is not ChangeKind.TAG_CHANGED] == sorted(
+        (f.green for f in found if f.kind is not ChangeKind.TAG_CHANGED), reverse=True
+    )
+    assert any(not f.green for f in found)
+    assert any(f.green for f in found)
 
 
 def test_a_step_that_skips_releases_offers_the_bisect_command() -> None:

@@ -222,6 +222,27 @@ def test_a_suite_runs_only_in_the_cells_it_was_written_for(
     assert [v.text for v in row.values] == ["n/s", "✓"]
 
 
+def test_a_suite_file_inside_a_tests_folder_runs_only_where_its_suite_applies(
+    cell_world: Callable[..., Matrix], tmp_path: Path
+) -> None:
+    matrix = cell_world(
+        "plain",
+        settings='tests = ["tests/core"]\n',
+        tables='[[suite]]\npath = "tests/core/test_new_api.py"\ntorch = ">=2.9"\n',
+        files={"tests/core/test_new_api.py": "def test_new_api(): pass\n"},
+    )
+    results = run_all(matrix, tmp_path / "run")
+    old, new = results["torch2.8.0-torch.ao-py3.11"], results["torch2.9.0-torch.ao-py3.11"]
+    assert old.status is new.status is CellStatus.PASSED, (old.reason, new.reason)
+    assert "test_new_api" not in outcomes(old)  # the folder does not pull it back in
+    assert old.out_of_scope == ["tests/core/test_new_api.py"]
+    assert "test_new_api" in outcomes(new)
+    assert set(outcomes(old)) - {"test_new_api"} == set(outcomes(new)) - {"test_new_api"}
+    grid = build_grid([old, new])
+    row = next(r for r in grid.rows if r.key.endswith("test_new_api"))
+    assert [v.text for v in row.values] == ["n/s", "✓"]
+
+
 def test_pytest_args_reach_every_file_and_the_rerun_command_reruns_the_failure(
     cell_world: Callable[..., Matrix], tmp_path: Path
 ) -> None:

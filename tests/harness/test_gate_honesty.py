@@ -61,7 +61,8 @@ def test_the_known_failure_is_x_and_a_planted_regression_behind_it_is_not(
     assert "Failed differently than expected (a new failure behind a known one):" in console
     assert (
         "torch2.3.1-torch.ao-py3.11: test_walk_back: expected ValueError matching "
-        "'has tag aten\\\\.matmul\\\\.default that is associated'; got AssertionError: "
+        "'has tag aten\\\\.matmul\\\\.default that is associated'; got "
+        "tests/core/test_fault.py:8 AssertionError: "
         "quantization_tag was not ported"
     ) in console
     assert "FAIL (1✓ 1≠)" in console

@@ -196,3 +196,63 @@ def test_a_closed_stdout_is_a_quiet_exit(
     monkeypatch.setattr("sys.stdout", _ClosedReader())
     assert main(["history", "test_simple_metadata_porting", "--reports", str(reports)]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_only_the_tested_trees_commit_changed_names_the_range(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "reports"
+    P, F = Outcome.PASSED, Outcome.FAILED
+    runs = [
+        ("20261120-030000-user", P, {"commit": "a" * 40, "dirty": False}),
+        ("20261121-030000-user", F, {"commit": "b" * 40, "dirty": False}),
+    ]
+    for run_id, outcome, source in runs:
+        result = cell(RELEASE, "2.8.0+cpu", outcome)
+        manifest = RunManifest(
+            run_id, "matrix.toml", "user", "0" * 64, {RELEASE: result.cell}, source=source
+        )
+        manifest.write(folder / run_id)
+        result.write(folder / run_id / "cells" / RELEASE / "result.json")
+    assert main(["history", "test_simple_metadata_porting", "--reports", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "same torch build and packages; the tested tree moved from aaaaaaaaaaaa to "
+        "bbbbbbbbbbbb: the change is in that range (git log aaaaaaaaaaaa..bbbbbbbbbbbb)"
+    ) in out
+    assert "the change is in the tests or the shims" not in out
+
+
+def test_run_json_records_the_tested_trees_commit_and_dirty_flag(tmp_path: Path) -> None:
+    import subprocess
+
+    from compat.harness.config.matrix import load_matrix
+    from compat.harness.source_tree import tree_state
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return done.stdout.strip()
+
+    assert tree_state(tmp_path) is None  # not a git tree: nothing, and no failure
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_x.py").write_text("def test_x(): pass\n", encoding="utf-8")
+    (tmp_path / "matrix.toml").write_text(
+        '[matrix]\ntests = ["tests"]\n[[torch]]\nversion = "2.8.0"\n', encoding="utf-8"
+    )
+    git("init", "-q")
+    git("add", "matrix.toml", "tests/test_x.py")
+    git("commit", "-q", "-m", "x")
+    matrix = load_matrix(tmp_path / "matrix.toml")
+    manifest = RunManifest.for_matrix("r", matrix, list(matrix.cells))
+    assert manifest.source == {"commit": git("rev-parse", "HEAD"), "dirty": False}
+    (tmp_path / "tests" / "test_x.py").write_text("def test_y(): pass\n", encoding="utf-8")
+    manifest = RunManifest.for_matrix("r", matrix, list(matrix.cells))
+    assert manifest.source is not None
+    assert manifest.source["dirty"] is True
+    manifest.write(tmp_path / "run")
+    assert RunManifest.read(tmp_path / "run") == manifest  # read back as written

@@ -148,3 +148,22 @@ def test_tests_the_matrix_expects_to_fail_are_not_rerun(
         0,
     )
     assert tests["test_flaky"]["outcome"] == "flaky"  # the others still get their reruns
+
+
+@pytest.mark.usefixtures("fake_torch")
+def test_a_failure_records_the_deepest_frame_in_the_users_tree(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    pytester.makepyfile(
+        **{
+            "myquant/__init__.py": "",
+            "myquant/quantizer.py": "def annotate(node):\n    return node['meta']\n",
+            "test_q.py": "from myquant.quantizer import annotate\n\n"
+            "def test_q():\n    annotate(object())\n",
+        }
+    )
+    events_path = tmp_path / "events.jsonl"
+    pytester.runpytest("-p", "compat.pytest_plugin", "--compat-events", str(events_path))
+    record = read_events(events_path).tests["test_q.py::test_q"]
+    assert record["where"] == "myquant/quantizer.py:2"
+    assert record["exc_types"][0] == "TypeError"

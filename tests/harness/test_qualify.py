@@ -58,6 +58,10 @@ def test_a_planted_regression_is_not_qualified_and_names_tests_and_lost_tags(
         "torch.ao py3.11: test_porting: tag lost: converted: dequantize_per_tensor after matmul: "
         "tag 'BackendA_mm_0' -> none"
     ]
+    # "What changed in metadata" is the run report's findings, one line per kind.
+    assert verdict["drift"] == [
+        "2.9.0 -> 2.10.0, torch.ao: quantization_tag lost on dequantize_per_tensor (1 test, 1 node)"
+    ]
     markdown = (tmp_path / "q" / "qualification.md").read_text(encoding="utf-8")
     assert "### Quantization tags lost" in markdown
     assert "## ❌ torch 2.10.0: NOT QUALIFIED" in markdown

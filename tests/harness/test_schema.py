@@ -97,6 +97,7 @@ def rich_result() -> CellResult:
         None,
         "https://download.example/torch-2.17.0.whl",
         True,
+        ("executorch==1.2.0",),
     )
     test = Result(
         "t.py::test_a",
@@ -127,6 +128,7 @@ def rich_result() -> CellResult:
             "2026-11-20T23:59:59Z",
             ["--exclude-newer", "2026-11-20T23:59:59Z"],
             "0123456789abcdef",
+            "fedcba9876543210",
         ),
         resolution=ResolutionRecord(
             "2.17.0.dev20261120+cpu",
@@ -266,6 +268,7 @@ CELL = {
     "not_applicable": None,
     "url": None,
     "declared": False,
+    "deps": ["executorch==1.2.0"],
 }
 PLAN = {
     "cell_id": "c",
@@ -277,6 +280,7 @@ PLAN = {
     "deps_cutoff": None,
     "cutoff_args": [],
     "key": "0123456789abcdef",
+    "project_digest": None,
 }
 RESOLUTION = {
     "torch": "2.17.0.dev20261120+cpu",
@@ -311,6 +315,7 @@ WRITTEN = {
             "exc_types": [],
             "snapshots": {},
             "cached": None,
+            "where": None,
         }
     ],
     "fingerprint": {"torch": "2.17.0.dev20261120+cpu"},
@@ -414,6 +419,7 @@ def test_a_run_manifest_reads_back_to_the_same_keys(tmp_path: Path) -> None:
         "all_cells": [{"id": "c", **CELL}, {"id": "d", **CELL, "torch": "2.8.0"}],
         "shard": "1/2",
         "merged_from": None,
+        "source": {"commit": "a" * 40, "dirty": False},
     }
     (tmp_path / MANIFEST).write_text(json.dumps(written), encoding="utf-8")
     manifest = RunManifest.read(tmp_path)

@@ -77,3 +77,23 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
         cli._parser().parse_args(["--version"])
     assert info.value.code == 0
     assert capsys.readouterr().out.startswith("torch-compat-matrix ")
+
+
+@pytest.mark.parametrize(
+    ("given", "hint"),
+    [
+        ("torch2.8.0", "did you mean the glob 'torch2.8.0-*'? it names 2 cell(s): "),
+        ("torch2.8.1-torch.ao-py3.11", "did you mean 'torch2.8.0-torch.ao-py3.11'?"),
+    ],
+)
+def test_cells_naming_no_cell_suggests_the_glob_or_the_nearest_ids(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], given: str, hint: str
+) -> None:
+    matrix = write(tmp_path, '[[torch]]\nversion = "2.8.0"\ntorchao = "0.13.0"\n')
+    out = tmp_path / "run"
+    code = cli.main(["matrix", "--matrix", str(matrix), "--out", str(out), "--cells", given])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1
+    assert f"no cell {given!r} in this matrix ({hint}" in err[0]
+    assert not out.exists()

@@ -53,7 +53,7 @@ def test_a_graph_without_torch_snapshots_qdq_and_tagged_nodes_in_order() -> None
     plain = _node("call_function", "aten.relu.default", (add,))
     graph = SimpleNamespace(nodes=[weight, x, q, dq, add, plain])
     assert snapshot.snapshot(graph) == [
-        {"op": "get_attr", "after": None, "tag": "T", "source": None, "keys": []},
+        {"op": "get_attr", "after": None, "tag": "T", "source": None, "keys": None},
         {
             "op": "quantize_per_tensor",
             "after": "placeholder",
@@ -85,6 +85,21 @@ def test_record_take_and_repeated_stages() -> None:
     snapshot.record("converted", graph)
     assert snapshot.take("t.py::test_a") == {"converted": [], "converted#2": []}
     assert snapshot.take("t.py::test_a") == {}
+
+
+def test_entries_taken_earlier_are_recorded_as_copies() -> None:
+    entries = [{"op": "dequantize_per_tensor", "after": "conv2d", "tag": None, "source": "conv2d"}]
+    snapshot.begin("t.py::test_b")
+    snapshot.record_entries("convert/linear", entries)
+    snapshot.record_entries("convert/linear", [])
+    entries[0]["tag"] = "changed after recording"
+    taken = snapshot.take("t.py::test_b")
+    assert taken == {
+        "convert/linear": [
+            {"op": "dequantize_per_tensor", "after": "conv2d", "tag": None, "source": "conv2d"}
+        ],
+        "convert/linear#2": [],
+    }
 
 
 def test_a_real_converted_graph_snapshot_is_deterministic_and_small() -> None:

@@ -49,9 +49,18 @@ from compat.harness.config.matrix import Cell, Matrix
 from compat.harness.config.suites import NORECURSE_DIRS, TestFile, is_test_file
 from compat.harness.files import read_json_object
 from compat.harness.install.env_folder import Env
+from compat.harness.install.install_plan import PROJECT_FILES
 from compat.harness.install.lockfile import LOCK, installed_tags, read_packages, wheel_for
 
-__all__ = ["KEY_SCHEMA", "FileKey", "Hasher", "cell_parts", "changed_parts", "file_parts"]
+__all__ = [
+    "KEY_SCHEMA",
+    "FileKey",
+    "Hasher",
+    "cell_parts",
+    "changed_parts",
+    "file_parts",
+    "project_sources",
+]
 
 KEY_SCHEMA = 1  # the recipe below: bump it and every stored key is a different one
 PACKAGE = Path(compat.__file__).resolve().parent
@@ -216,6 +225,8 @@ def _options(matrix: Matrix, cell: Cell) -> dict[str, Any]:
         "isolation": matrix.isolation,
         "pytest_args": list(matrix.pytest_args),
         "preload": list(matrix.preload),
+        "install_project": matrix.install_project,
+        "torch_backend": matrix.torch_backend,
         "host_env": _host_env(),
     }
 
@@ -244,8 +255,11 @@ def cell_parts(
     project_roots: Sequence[Path] = (),
 ) -> dict[str, str]:
     """The parts every file of the cell shares. ``project_roots``: the source folders of a
-    user project installed into the env (their every file is hashed)."""
+    user project installed into the env (their every file is hashed); the matrix's own
+    ``install-project`` adds its sources (:func:`project_sources`)."""
     code = [p for name in CELL_CODE for p in _walk_or_file(PACKAGE / name)]
+    if matrix.project_root is not None:
+        project_roots = [*project_roots, *project_sources(matrix.project_root)]
     project = [p for root in project_roots for p in _walk_or_file(root)]
     return {
         "env": _env_part(env_dir),
@@ -254,10 +268,20 @@ def cell_parts(
         "harness": digest(f"compat {compat.__version__}; key {KEY_SCHEMA}"),
         "options": digest_json(_options(matrix, cell)),
         "expectations": digest_json(_expectations(matrix, cell)),
-        "project": digest_json([hasher.files(_walk_or_file(r), r) for r in project_roots])
+        "project": digest_json([hasher.files(_walk_or_file(r), r.parent) for r in project_roots])
         if project
         else digest_json([]),
     }
+
+
+def project_sources(root: Path) -> list[Path]:
+    """What an editable ``install-project`` lets a cell import from the repository: its
+    build files, a ``src/`` layout's tree, and the flat layout's top-level modules and
+    packages. Not the whole folder: its ``reports/`` change at every run."""
+    found = [root / name for name in PROJECT_FILES if (root / name).is_file()]
+    if (root / "src").is_dir():
+        found.append(root / "src")
+    return [*found, *_top_level(root)]
 
 
 def _walk_or_file(path: Path) -> list[Path]:

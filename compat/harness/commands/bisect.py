@@ -28,6 +28,7 @@ from packaging.version import InvalidVersion, Version
 from compat.harness import processes
 from compat.harness.commands.options import writable_folder
 from compat.harness.commands.pipeline import execute
+from compat.harness.commands.test_names import check_test_exists
 from compat.harness.config.channels import Channel, nightly_date
 from compat.harness.config.matrix import NIGHTLY_TORCHAO, RELEASE, Cell, Matrix
 from compat.harness.errors import UsageError
@@ -286,6 +287,10 @@ class BisectRecord:
     snapshot_changes: list[str] | None = None  # --on snapshot: what changed at the boundary
     compare: str | None = None  # the GitHub compare link between the two builds
     versions: str = "index"  # where the candidates came from: the index, or the matrix
+    # --versions matrix: the index's versions between the boundary's two that were never
+    # tried (None: the index could not be listed; ``untried_note`` says why).
+    untried: list[str] | None = None
+    untried_note: str | None = None
 
     @property
     def mode(self) -> str:
@@ -353,6 +358,9 @@ class BisectRecord:
         if self.snapshot_changes is not None:
             data["snapshot_changes"] = self.snapshot_changes
         data["compare"] = self.compare
+        if self.versions == "matrix":
+            data["untried"] = self.untried
+            data["untried_note"] = self.untried_note
         return data
 
     def save(self, path: Path) -> None:
@@ -425,6 +433,7 @@ def _check_request(state: _Search) -> None:
             Version(value)
         except InvalidVersion:
             raise UsageError(f"{option} {value!r}: not a version") from None
+    check_test_exists(state.matrix, request.test)  # a typo must not build envs
     out = state.out
     if out.is_dir() and holds_run(out) and not state.state_path.is_file():
         raise UsageError(f"--out {out}: holds a run already; give a new folder")
@@ -576,8 +585,39 @@ def _conclude(state: _Search) -> int:
     record.compare = (
         COMPARE.format(older=git_before, newer=git_after) if git_before and git_after else None
     )
+    if state.versions == "matrix" and record.endpoints_hold:
+        _untried(state, before, after)
     record.save(state.state_path)
     return 0
+
+
+def _untried(state: _Search, before: str, after: str) -> None:
+    """``--versions matrix`` searched the matrix's versions only: the index's releases
+    strictly between the boundary's two were never tried, and the answer holds for the
+    matrix's versions only. Listing the index costs one page, no install."""
+    request = dataclasses.replace(state.request, good=before, bad=after)  # listed in order
+    try:
+        between = find_candidates(request, state.matrix.channel(request.channel), state.pip_config)
+    except UsageError as exc:
+        state.record.untried, state.record.untried_note = None, str(exc)
+        return
+    low, high = sorted((Version(before), Version(after)))
+    state.record.untried = [v for v in between if low < Version(v) < high]
+
+
+def _untried_text(record: BisectRecord) -> str:
+    """`` (last good 2.5.1; 2.6.0, 2.7.0 not tried: ...)``: what ``--versions matrix`` did
+    not look at between the boundary's two versions."""
+    (older_label, older), _ = record.ends
+    holds = "the answer holds for the matrix's versions; drop --versions matrix to try them"
+    if record.untried is None:
+        return (
+            f" ({older_label} {older}; the index's versions between were not listed "
+            f"({record.untried_note}): the answer holds for the matrix's versions)"
+        )
+    if not record.untried:
+        return f" ({older_label} {older}; no release of the index lies between)"
+    return f" ({older_label} {older}; {', '.join(record.untried)} not tried: {holds})"
 
 
 def render_bisect(record: BisectRecord) -> str:
@@ -608,6 +648,8 @@ def render_bisect(record: BisectRecord) -> str:
         return "\n".join(lines)
     git = record.git
     lines += [f"{label}: {version} (git {git.get(version, '?')})" for label, version in record.ends]
+    if record.versions == "matrix":
+        lines[-1] += _untried_text(record)
     if record.skipped:
         lines.append(
             f"skipped in between (could not install or import): {', '.join(record.skipped)}"

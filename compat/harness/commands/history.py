@@ -36,6 +36,7 @@ class Observation:
 
     run_id: str
     results: dict[str, CellResult]
+    source: dict[str, Any] | None = None  # run.json's git commit of the tested tree
 
 
 @dataclass
@@ -72,7 +73,7 @@ def collect_history(reports: Path, *, matrix_name: str | None = None) -> list[Ob
             f"(runs of: {', '.join(names)})"
         )
     return [
-        Observation(name, {r.cell_id: r for r in run.results})
+        Observation(name, {r.cell_id: r for r in run.results}, run.manifest.source)
         for name, run in loaded
         if run.manifest and run.manifest.matrix_name == wanted
     ]
@@ -167,8 +168,35 @@ def _packages(result: CellResult) -> dict[str, str]:
     return {name.lower(): version for name, version in pins}
 
 
-def _explain(change: Change, test: str | None) -> list[str]:
-    """What differed between the two runs: the torch build (then: bisect it) or the rest."""
+def _short(source: dict[str, Any]) -> str:
+    dirty = " (with uncommitted changes)" if source.get("dirty") else ""
+    return f"{str(source.get('commit'))[:12]}{dirty}"
+
+
+def _tree_moved(old: dict[str, Any] | None, new: dict[str, Any] | None) -> str | None:
+    """``commit a1b2c3..d4e5f6 of the tested tree (git log a1b2c3..d4e5f6)``, when the two
+    runs recorded different commits or uncommitted changes; None when nothing says so."""
+    if not old or not new:
+        return None
+    if old.get("commit") != new.get("commit"):
+        span = f"{str(old['commit'])[:12]}..{str(new['commit'])[:12]}"
+        return (
+            f"the tested tree moved from {_short(old)} to {_short(new)}: "
+            f"the change is in that range (git log {span})"
+        )
+    if old.get("dirty") or new.get("dirty"):
+        return (
+            f"the tested tree is at {_short(new)} in both runs, with uncommitted changes "
+            "in one: the change is in those (or the shims)"
+        )
+    return None
+
+
+def _explain(
+    change: Change, test: str | None, sources: dict[str, dict[str, Any] | None] | None = None
+) -> list[str]:
+    """What differed between the two runs: the torch build (then: bisect it), the other
+    packages, or the tested tree's commit (``run.json``)."""
     (_, old), (_, new) = change.before, change.after
     old_torch, new_torch = torch_build(old), torch_build(new)
     if old_torch != new_torch:
@@ -190,8 +218,13 @@ def _explain(change: Change, test: str | None) -> list[str]:
         for name in sorted(set(before) | set(after))
         if before.get(name) != after.get(name)
     ]
+    sources = sources or {}
+    tree = _tree_moved(sources.get(change.before[0]), sources.get(change.after[0]))
     if moved:
-        return [f"same torch build; other packages changed: {', '.join(moved)}"]
+        said = f"same torch build; other packages changed: {', '.join(moved)}"
+        return [said + (f"; also {tree}" if tree else "")]
+    if tree:
+        return [f"same torch build and packages; {tree}"]
     return ["same torch build and packages: the change is in the tests or the shims"]
 
 
@@ -217,6 +250,7 @@ def render_history(
     rows = [[o.run_id, *(_value(o.results.get(c), test) for c in cells)] for o in history]
     lines.append(render_banded(headers, rows, width=width))
     found = changes(history, test, cells)
+    sources = {o.run_id: o.source for o in history}
     lines += ["", "Changes:" if found else "No change between runs."]
     for change in found:
         (old_run, old), (new_run, new) = change.before, change.after
@@ -224,7 +258,7 @@ def render_history(
             f"  {change.cell_id}: {change.kind} between {old_run} "
             f"(torch {torch_build(old)}) and {new_run} (torch {torch_build(new)})"
         )
-        lines += [f"    {line}" for line in _explain(change, test)]
+        lines += [f"    {line}" for line in _explain(change, test, sources)]
     moved = behaviour_changes(history, test, cells) if test else []
     if moved:
         lines += [

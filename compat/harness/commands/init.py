@@ -177,6 +177,8 @@ def render_matrix(rows: list[Release], *, source: str) -> str:
         'deps = ["pytest", "numpy"]        # installed next to torch / torchao in every cell',
         'deps-as-of = "torch-release"      # numpy, pytest... of each torch\'s own era',
         "strict = true                     # an expected failure that passes fails the gate",
+        "# install-project = true          # this repository (its pyproject.toml) in every cell,",
+        "#                                 # editable: a src/ layout imports as installed",
         "",
         "# One entry per torch minor (its newest patch); torchao is the one released beside",
         "# it, for the torchao stack. Cells the rules rule out are listed as not applicable.",

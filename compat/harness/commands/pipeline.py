@@ -56,9 +56,10 @@ from compat.harness.locations import envs_root, pip_config_file, verdict_store
 from compat.harness.preflight import check_envs_root
 from compat.harness.redact import redact
 from compat.harness.reports.console import render_console
-from compat.harness.reports.context import Writer
+from compat.harness.reports.context import Writer, envs_footprint
 from compat.harness.reports.documents import write_reports
 from compat.harness.reports.grid import build_grid
+from compat.harness.reports.terminal import is_terminal, use_colour, wrap
 from compat.harness.results.baseline import DIFF_LINES, BaselineDiff, diff_runs, render_diff
 from compat.harness.results.classify import flag_missing_tests
 from compat.harness.results.gate import EXIT_INTERRUPTED, EXIT_USAGE, exit_code
@@ -491,18 +492,33 @@ def write_documents(run: Run) -> int:
         appendix=run.appendix,
         writers=run.writers,
     )
+    # A terminal gets colour and lines wrapped to its width; a pipe or a log whole lines.
+    width = console_width()
+    wrap_width = width if is_terminal(sys.stdout) else None
     print()
-    print(render_console(grid, width=console_width(), detail=run.options.drift_detail))
+    print(
+        render_console(
+            grid,
+            width=width,
+            detail=run.options.drift_detail,
+            colour_on=use_colour(sys.stdout),
+            wrap_width=wrap_width,
+        )
+    )
+
+    def say(text: str) -> None:
+        print("\n".join(part for line in text.splitlines() for part in wrap(line, wrap_width)))
+
     if run.diff is not None:
         print()
-        print(render_diff(run.diff, limit=DIFF_LINES))
+        say(render_diff(run.diff, limit=DIFF_LINES))
     for note in run.notes:
         print()
-        print(note)
+        say(note)
     print()
     if run.disk is not None:
-        for line in run.disk.lines(sum(_own_bytes(r) for r in run.results)):
-            print(line)
+        for line in run.disk.lines(envs_footprint(run.results)):
+            say(line)
     if run.reports is not None and run.latest:
         update_latest(run.reports, run.folder)
     print(f"reports: {', '.join(str(p) for p in paths.values())}")
@@ -512,11 +528,6 @@ def write_documents(run: Run) -> int:
     if run.interrupted:
         print(run.interrupted_note, file=sys.stderr)
     return run.code
-
-
-def _own_bytes(result: CellResult) -> int:
-    disk = result.install.disk
-    return (disk.own_bytes or 0) if disk else 0
 
 
 # The run of ``matrix`` and ``cell``; ``qualify`` inserts its verdict after ``judge``.

@@ -83,6 +83,9 @@ class Cell:
     not_applicable: str | None = None
     url: str | None = None  # a direct wheel URL for torch (a nightly that left the index)
     declared: bool = False  # named by an [[include]]: the user vouches for an unsupported pair
+    # ``deps`` of its [[torch]] / [[include]] entry: pins for this torch only (an ExecuTorch,
+    # a backend's package), installed beside the matrix's deps; part of the env's key.
+    deps: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
@@ -97,7 +100,7 @@ class Cell:
 
     def to_dict(self) -> dict[str, Any]:
         """The cell as ``run.json`` and ``result.json`` record it (without its id)."""
-        return asdict(self)
+        return {**asdict(self), "deps": list(self.deps)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Cell:
@@ -105,7 +108,10 @@ class Cell:
         harness does not know (an ``id``, a newer harness's) are ignored, missing optional
         ones (an older harness's) take their defaults."""
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        given = {k: v for k, v in data.items() if k in known}
+        if "deps" in given:  # a JSON list; a frozen cell is hashed
+            given["deps"] = tuple(given["deps"] or ())
+        return cls(**given)
 
 
 @dataclass(frozen=True)
@@ -237,6 +243,14 @@ class Matrix:
     preload: tuple[str, ...] = DEFAULT_PRELOAD  # imported once before the files fork
     warnings: tuple[str, ...] = ()  # what the file says that cannot be what was meant
     cache: bool = True  # reuse unchanged test files' definitive verdicts (compat.harness.cache)
+    install_project: bool = False  # the matrix file's folder installed (editable) in each cell
+    torch_backend: str | None = None  # uv's --torch-backend (``cpu``): which torch builds
+
+    @property
+    def project_root(self) -> Path | None:
+        """The repository installed into every cell (``install-project``): the folder of
+        the matrix file; None when the cells do not install it."""
+        return self.path.parent if self.install_project else None
 
     def channel(self, name: str) -> Channel:
         """The channel a cell names; one the file does not declare is the default index."""
@@ -246,9 +260,31 @@ class Matrix:
         for cell in self.cells:
             if cell.id == cell_id:
                 return cell
-        known = difflib.get_close_matches(cell_id, [c.id for c in self.cells], n=1)
-        hint = f" (did you mean {known[0]!r}?)" if known else ""
-        raise ConfigError(self.path, "cell", f"no cell {cell_id!r} in this matrix{hint}")
+        raise ConfigError(
+            self.path, "cell", f"no cell {cell_id!r} in this matrix{self._hint(cell_id)}"
+        )
+
+    def _hint(self, cell_id: str) -> str:
+        """What was probably meant: the glob of the cells an id begins (``torch2.8.0`` names
+        no cell; ``'torch2.8.0*'`` names its stacks), else the nearest ids."""
+        ids = [c.id for c in self.cells]
+        if not any(ch in cell_id for ch in "*?["):
+            glob = f"{cell_id}*" if cell_id.endswith("-") else f"{cell_id}-*"
+            matched = [i for i in ids if fnmatch.fnmatchcase(i, glob)]
+            if not matched:
+                glob = f"{cell_id}*"
+                matched = [i for i in ids if fnmatch.fnmatchcase(i, glob)]
+            if len(matched) == 1:
+                return f" (did you mean {matched[0]!r}?)"
+            if matched:
+                return f" (did you mean the glob {glob!r}? it names {len(matched)} cell(s): " + (
+                    ", ".join(matched[:4]) + (", ..." if len(matched) > 4 else "") + ")"
+                )
+        known = difflib.get_close_matches(cell_id, ids, n=3, cutoff=0.5)
+        if known:
+            more = f"; also near: {', '.join(known[1:])}" if known[1:] else ""
+            return f" (did you mean {known[0]!r}?{more})"
+        return f" (cells: {', '.join(ids[:4])}{', ...' if len(ids) > 4 else ''})"
 
     @property
     def cell_deps(self) -> tuple[str, ...]:
@@ -524,6 +560,8 @@ def parse_matrix(path: Path, data: Mapping[str, Any]) -> Matrix:
         "deps_as_of": _deps_as_of(settings),
         "disk_budget": _disk_budget(settings),
         "cache": settings.boolean("cache", True),
+        "install_project": settings.boolean("install-project", False),
+        "torch_backend": _torch_backend(settings),
         **_isolation(settings),
     }
     tests_given = settings.data.get("tests")
@@ -588,13 +626,14 @@ def _torch_cells(
         for stack in entry_stacks:
             if stack not in STACKS:
                 raise entry.error("stacks", f"{show(stack)} is not one of {', '.join(STACKS)}")
+        deps = _deps(entry, ())
         entry.finish()
         for python in entry_pythons:
             for stack in entry_stacks:
                 if stack == "torchao" and torchao is None:
                     continue  # no torchao paired with this torch: only torch.ao is meant
                 ao = torchao if stack == "torchao" else None
-                cells.append(Cell(python, version, stack, ao, channel, gating, url=url))
+                cells.append(Cell(python, version, stack, ao, channel, gating, url=url, deps=deps))
         if len(cells) == before:
             warnings.append(
                 entry.error(
@@ -626,6 +665,7 @@ def _include_cells(
                 gating=extra.boolean("gating", channels[channel].gating),
                 url=_url(extra, "url", extra.string("url")),
                 declared=True,
+                deps=_deps(extra, ()),
             )
         )
         extra.finish()
@@ -684,15 +724,35 @@ def _plan(path: Path, cells: Sequence[Cell]) -> list[Cell]:
     return planned
 
 
-def _deps(settings: Table) -> tuple[str, ...]:
-    """Requirements installed next to torch: each one PEP 508 (no pip options)."""
-    deps = settings.strings("deps", DEFAULT_DEPS)
+def _deps(settings: Table, default: Sequence[str] = DEFAULT_DEPS) -> tuple[str, ...]:
+    """Requirements installed next to torch: each one PEP 508 (no pip options; the
+    repository itself is ``install-project``, not ``-e .``)."""
+    deps = settings.strings("deps", default)
     for dep in deps:
         try:
             Requirement(dep)
         except InvalidRequirement:
-            raise settings.error("deps", f"{show(dep)} is not a requirement (PEP 508)") from None
+            hint = " (the repository itself: install-project = true)" if dep.startswith("-") else ""
+            raise settings.error(
+                "deps", f"{show(dep)} is not a requirement (PEP 508){hint}"
+            ) from None
     return deps
+
+
+# uv's --torch-backend values (``uv pip install --help``): cpu, auto, cuXYZ, rocmX.Y, xpu.
+_TORCH_BACKEND = re.compile(r"auto|cpu|xpu|cu[0-9]{2,3}|rocm[0-9]+(\.[0-9]+){1,2}")
+
+
+def _torch_backend(settings: Table) -> str | None:
+    """``torch-backend = "cpu"``: uv's ``--torch-backend``, which takes torch (and the other
+    PyTorch-ecosystem packages) from PyTorch's index for that backend."""
+    value = settings.string("torch-backend")
+    if value is not None and not _TORCH_BACKEND.fullmatch(value):
+        raise settings.error(
+            "torch-backend",
+            f"{show(value)} is not a uv torch backend (cpu, auto, cu128, rocm6.3, xpu...)",
+        )
+    return value
 
 
 def _deps_as_of(settings: Table) -> str | None:

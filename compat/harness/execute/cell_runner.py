@@ -350,9 +350,23 @@ class Scope:
 
 
 def scope_of(matrix: Matrix, cell: Cell) -> Scope:
+    """A file a ``[[suite]]`` names is that suite's, even inside a ``tests`` folder: it runs
+    only where one of its suites is in scope (``tests = ["tests/core"]`` beside a suite
+    for ``tests/core/test_numeric_debugger.py`` runs that file only where the suite
+    applies, without listing the folder's other files one by one)."""
     base, root = matrix.path.parent, rootdir_of(matrix)
     inside, outside = matrix.scope(cell)
-    files = test_files(inside, base=base, rootdir=root)
+
+    def nodeids(paths: Sequence[str]) -> set[str]:
+        return {f.nodeid for f in test_files(paths, base=base, rootdir=root)}
+
+    claimed = nodeids([s.path for s in matrix.suites])
+    own = nodeids([s.path for s in matrix.suites if s.in_scope(cell)])
+    files = [
+        f
+        for f in test_files(inside, base=base, rootdir=root)
+        if f.nodeid not in claimed or f.nodeid in own
+    ]
     names = {f.nodeid for f in files}
     other = [f.nodeid for f in test_files(outside, base=base, rootdir=root)]
     return Scope(tuple(files), tuple(n for n in dict.fromkeys(other) if n not in names))
@@ -566,6 +580,7 @@ def plan_record(plan: InstallPlan) -> PlanRecord:
         deps_cutoff=plan.deps_cutoff,
         cutoff_args=list(plan.cutoff_args),
         key=plan.key,
+        project_digest=plan.project_digest,
     )
 
 

@@ -45,7 +45,7 @@ from compat.harness.install.env_folder import STAMP, Env
 from compat.harness.install.install_plan import InstallPlan
 from compat.harness.install.lockfile import LOCK, read_packages
 
-__all__ = ["SAMPLE_EVERY", "BudgetReport", "DiskBudget", "RunDisk"]
+__all__ = ["SAMPLE_EVERY", "BudgetReport", "DiskBudget", "EnvsFootprint", "RunDisk"]
 
 SAMPLE_EVERY = 5.0  # seconds between footprint samples while an env is being built
 POLL = 0.5  # seconds between looks at a stop while a build waits for another
@@ -137,17 +137,38 @@ class RunDisk:
             data["budget"] = self.budget.to_dict()
         return data
 
-    def lines(self, envs_own_bytes: int) -> list[str]:
-        """For the console, under the grid."""
+    def lines(self, envs: EnvsFootprint | None = None) -> list[str]:
+        """Under the grid: the budget's account, then this run's envs apart from the uv
+        cache every run and project shares (a warm run of two cells owns megabytes of a
+        cache of tens of gigabytes: the two are never one figure)."""
         found = [self.budget.line()] if self.budget is not None else []
+        parts = [envs.text()] if envs is not None and envs.count else []
         if self.uv_cache_bytes is not None:
             when = f", measured {self.uv_cache_measured}" if self.uv_cache_measured else ""
-            found.append(
-                f"disk: uv cache {format_size(self.uv_cache_bytes)} "
-                f"({self.uv_cache_dir}{when}); envs' own files "
-                f"{format_size(envs_own_bytes)} (the rest is hardlinked from the cache)"
+            parts.append(
+                f"the shared uv cache: {format_size(self.uv_cache_bytes)} "
+                f"({self.uv_cache_dir}{when}; shared by every run and project on this machine)"
             )
+        if parts:
+            found.append("disk: " + "; ".join(parts))
         return found
+
+
+@dataclass(frozen=True)
+class EnvsFootprint:
+    """This run's envs: how many, their apparent size, and their own files (what is not
+    hardlinked from the uv cache: what deleting them would give back)."""
+
+    count: int = 0
+    apparent_bytes: int = 0
+    own_bytes: int = 0
+
+    def text(self) -> str:
+        return (
+            f"this run's envs: {self.count} env(s), {format_size(self.own_bytes)} of their "
+            f"own files ({format_size(self.apparent_bytes)} apparent; the rest is hardlinked "
+            "from the uv cache)"
+        )
 
 
 class DiskBudget:

@@ -19,7 +19,16 @@ from compat.harness.install.index import Listings
 from compat.harness.install.pipconfig import PipIndexConfig
 from compat.harness.install.resolve import ResolvedCell, resolve_cell
 
-__all__ = ["ENV_FORMAT", "InstallPlan", "cutoff_args", "plan_cell", "plan_for"]
+__all__ = [
+    "ENV_FORMAT",
+    "PROJECT_FILES",
+    "InstallPlan",
+    "cutoff_args",
+    "plan_cell",
+    "plan_for",
+    "project_digest",
+    "project_requirement",
+]
 
 # Bump when the layout of a cell environment changes, to rebuild every env once.
 ENV_FORMAT = 1
@@ -28,6 +37,35 @@ ENV_FORMAT = 1
 # from PyTorch's index. uv drops every file without an upload time under a cutoff, and
 # PyTorch's HTML pages give none ("--exclude-newer-package NAME=false", uv >= 0.9).
 PINNED = ("torch", "torchao", "pytorch-triton")
+
+
+# What decides a project's dependencies and build: a change to one of them rebuilds the env.
+PROJECT_FILES = ("pyproject.toml", "setup.py", "setup.cfg")
+
+
+def project_requirement(root: Path) -> str:
+    """The repository as a requirement line of every cell: **editable**.
+
+    Editable, because the env is cached and reused while its key is unchanged: a copy of
+    the package (a wheel built once) would go stale at the user's next edit, and the cells
+    would test yesterday's code without saying so. Editable, the cell imports the working
+    tree as it is now, whatever the layout (a ``src/`` layout included: the build backend's
+    editable hook puts the right folder on the path). A compiled extension is built at env
+    build time; a change to its sources needs a rebuild (``gc`` the env, or bump the
+    version in pyproject.toml).
+    """
+    return f"-e {root.resolve()}"
+
+
+def project_digest(root: Path) -> str:
+    """The sha256 of the files that decide the project's dependencies and build
+    (:data:`PROJECT_FILES`): in the env's key, so a new dependency rebuilds the env."""
+    digest = hashlib.sha256()
+    for name in PROJECT_FILES:
+        path = root / name
+        data = path.read_bytes() if path.is_file() else b""
+        digest.update(f"{name}\0{len(data)}\0".encode() + data)
+    return digest.hexdigest()[:16]
 
 
 def cutoff_args(cutoff: str | None, *, own_index: bool) -> list[str]:
@@ -60,6 +98,9 @@ class InstallPlan:
     # flags for it, given to every resolve and install of the cell (a wheelhouse too).
     deps_cutoff: str | None = None
     cutoff_args: tuple[str, ...] = ()
+    # install-project: the digest of the project's build files (its requirement, ``-e
+    # <root>``, is among ``requirements``); None when the cell does not install it.
+    project_digest: str | None = None
 
     @property
     def uv_source_args(self) -> tuple[str, ...]:
@@ -75,6 +116,8 @@ class InstallPlan:
         }
         if self.cutoff_args:  # only then: envs built without a cutoff keep their keys
             identity["cutoff_args"] = list(self.cutoff_args)
+        if self.project_digest:  # likewise: envs without the project keep their keys
+            identity["project_digest"] = self.project_digest
         blob = json.dumps(identity, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -95,21 +138,29 @@ def plan_cell(
     pins: Sequence[str] | None = None,
     wheelhouse: Path | None = None,
     deps_cutoff: str | None = None,
+    project: Path | None = None,
+    torch_backend: str | None = None,
 ) -> InstallPlan:
-    """Exact torch (and torchao) pins first, then ``deps``; the channel's index first.
+    """Exact torch (and torchao) pins first, then the cell's own ``deps`` (its [[torch]]
+    entry's), ``deps``, and the project (editable) last; the channel's index first.
 
     With a channel index uv keeps its first-index rule, so torch comes from the channel
     even where another index has the same version number (an RC and its final release).
+    ``torch_backend`` is uv's ``--torch-backend`` (``cpu``): an index flag, in the key.
     """
     requirements = (
         list(pins)
         if pins is not None
         else [f"torch=={cell.torch}"] + ([f"torchao=={cell.torchao}"] if cell.torchao else [])
     )
-    requirements += [d for d in deps if d not in requirements]
+    requirements += [d for d in (*cell.deps, *deps) if d not in requirements]
+    if project is not None:
+        requirements.append(project_requirement(project))
     channel = channel or Channel(RELEASE)
     own_index = bool(channel.index_url)
     index_args = channel.index_args() + pip_config.uv_args(best_match=not own_index)
+    if torch_backend:
+        index_args += ["--torch-backend", torch_backend]
     return InstallPlan(
         cell_id=cell.id,
         python=cell.python,
@@ -121,6 +172,7 @@ def plan_cell(
         else (),
         deps_cutoff=deps_cutoff,
         cutoff_args=tuple(cutoff_args(deps_cutoff, own_index=own_index)),
+        project_digest=project_digest(project) if project is not None else None,
     )
 
 
@@ -150,5 +202,7 @@ def plan_for(
         pins=resolved.pins,
         wheelhouse=wheelhouse,
         deps_cutoff=resolved.deps_cutoff,
+        project=matrix.project_root,
+        torch_backend=matrix.torch_backend,
     )
     return resolved, plan

@@ -106,11 +106,15 @@ def read_packages(lock: Path) -> list[Package]:
 
 def locked_pins(lock: Path) -> list[str]:
     """``name==version`` for every package of the lock (the complete, resolved set);
-    ``name @ url`` for a package locked to a direct URL (``archive``).
+    ``name @ url`` for a package locked to a direct URL (``archive``); ``-e path`` for the
+    repository itself (``directory``, install-project).
     :class:`LockInvalid` when the lock is unreadable or invalid: nothing to install from."""
     pins = []
     for package in read_lock(lock):
-        if package.archive is not None and package.archive.url:
+        if package.directory is not None:  # install-project: the repository, editable
+            editable = "-e " if package.directory.editable else ""
+            pins.append(f"{editable}{package.directory.path}")
+        elif package.archive is not None and package.archive.url:
             pins.append(f"{package.name} @ {package.archive.url}")
         elif package.version is not None:
             pins.append(f"{package.name}=={package.version}")

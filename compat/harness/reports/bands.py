@@ -11,6 +11,8 @@ from collections.abc import Sequence
 
 from tabulate import tabulate
 
+from compat.harness.reports.terminal import visible_len
+
 __all__ = ["render_banded"]
 
 
@@ -18,7 +20,7 @@ def _column_width(header: str, values: Sequence[str]) -> int:
     """As tabulate's "simple" format sizes it: headers get two characters of padding."""
 
     def widest(texts: Sequence[str]) -> int:
-        return max((len(line) for text in texts for line in text.split("\n")), default=0)
+        return max((visible_len(line) for text in texts for line in text.split("\n")), default=0)
 
     return max(widest(values), widest([header]) + 2)
 

@@ -8,17 +8,17 @@ lists them; this module is what they share, so that no writer imports another.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from compat.harness.install.disk_budget import RunDisk
+from compat.harness.install.disk_budget import EnvsFootprint, RunDisk
 from compat.harness.reports.grid import Grid
 from compat.harness.results.baseline import BaselineDiff
-from compat.harness.results.model import CellResult
+from compat.harness.results.model import CellResult, DiskUsage
 
-__all__ = ["Appendix", "ReportContext", "Writer", "utc_now"]
+__all__ = ["Appendix", "ReportContext", "Writer", "envs_footprint", "utc_now"]
 
 
 def utc_now() -> str:
@@ -53,10 +53,24 @@ class ReportContext:
         return str(self.matrix.get("name", self.run_id))
 
     @property
-    def disk_line(self) -> str | None:
-        """The disk budget's account of the run (peak, what it freed), when it had one."""
-        budget = self.disk.budget if self.disk is not None else None
-        return budget.line() if budget is not None else None
+    def disk_lines(self) -> list[str]:
+        """The disk budget's account of the run (peak, what it freed), when it had one, and
+        this run's envs apart from the shared uv cache."""
+        return self.disk.lines(envs_footprint(self.results)) if self.disk is not None else []
+
+
+def envs_footprint(results: Iterable[CellResult]) -> EnvsFootprint:
+    """The envs the run's cells used (each once: cells may share one), as measured."""
+    seen: dict[str, DiskUsage] = {}
+    for result in results:
+        disk = result.install.disk
+        if disk is not None and disk.apparent_bytes is not None:
+            seen.setdefault(result.install.key or result.cell_id, disk)
+    return EnvsFootprint(
+        len(seen),
+        sum(d.apparent_bytes or 0 for d in seen.values()),
+        sum(d.own_bytes or 0 for d in seen.values()),
+    )
 
 
 Writer = Callable[[Path, ReportContext], Path]

@@ -46,11 +46,33 @@ COLOURS: dict[ChangeKind, str] = {
     ChangeKind.GRAPH_ORDER: "#d0d7de",
 }
 
-_CELL, _GAP, _ROW_LABEL, _HEAD, _FONT = 18, 2, 260, 120, "11px sans-serif"
+_CELL, _GAP, _ROW_LABEL, _HEAD, _FONT = 18, 2, 300, 120, "11px sans-serif"
 
 
 def _e(text: object) -> str:
     return escape(redact(str(text)), quote=True)
+
+
+def _row_label(test: str, most: int = 42) -> str:
+    """A test's row label within ``most`` characters; a parametrized test keeps its
+    parameters, what tells its rows apart, before its name.
+
+    >>> _row_label("test_quantization_tag_survives[export_nonstrict-reexport]")
+    'test_quantizat…[export_nonstrict-reexport]'
+    >>> _row_label("test_tag_survives[capture_pre_autograd_graph-run_decompositions]")
+    '…[capture_pre_autograd_graph-run_decompos…'
+    >>> _row_label("test_simple")
+    'test_simple'
+    """
+    if len(test) <= most:
+        return test
+    name, bracket, params = test.partition("[")
+    if not bracket:
+        return test[: most - 1] + "\u2026"
+    keep = most - len(params) - 2  # the characters of the name that still fit
+    if keep > 0:
+        return name[:keep] + "\u2026[" + params
+    return ("\u2026[" + params)[: most - 1] + "\u2026"
 
 
 def _column(drift: Drift) -> tuple[str, str]:
@@ -119,7 +141,7 @@ def render_drift_map(results: Sequence[CellResult]) -> str:
             last_group, groups = group, groups + 1
     for i, test in enumerate(tests):
         y = _HEAD + i * step
-        shown = test if len(test) <= 40 else test[:39] + "\u2026"
+        shown = _row_label(test)
         parts.append(
             f'<text class="test" x="{_ROW_LABEL - 6}" y="{y + _CELL - 5}" '
             f'text-anchor="end"><title>{_e(test)}</title>{_e(shown)}</text>'

@@ -10,9 +10,10 @@ from collections.abc import Iterable, Sequence
 
 from packaging.version import InvalidVersion, Version
 
-from compat.harness.reports.grid import LINE_TEXT, env_problems, fit, short_message, test_labels
+from compat.harness.reports.grid import LINE_TEXT, env_problems, fit, test_labels
 from compat.harness.results.drift import Finding, cross_stack_drifts, drift_findings, drifts
-from compat.harness.results.model import CellResult, CellStatus, Outcome
+from compat.harness.results.failures import exception_name, short_message, signature, user_frame
+from compat.harness.results.model import CellResult, CellStatus, Outcome, TestResult
 
 __all__ = [
     "DRIFT_LINES",
@@ -21,6 +22,7 @@ __all__ = [
     "IR_TITLE",
     "drift_lines",
     "drift_report",
+    "failure_text",
     "findings",
     "not_applicable_evidence",
     "not_applicable_lines",
@@ -90,17 +92,67 @@ def drift_lines(
     return lines
 
 
+def _first_failure(result: CellResult) -> TestResult | None:
+    return next((t for t in result.tests if t.outcome.unexpected and t.message), None)
+
+
+def failure_text(test: TestResult) -> str:
+    """``myquant/quantizer.py:48 TypeError: 'NodeSource' object is not subscriptable``: the
+    user's frame (when one is known), the exception and its message."""
+    said = short_message(test.message)
+    name = exception_name(test)
+    if name and not said.startswith(name):
+        said = f"{name}: {said}"
+    where = test.where or user_frame(test.message)
+    return f"{where} {said}" if where else said
+
+
+def _span(members: Sequence[CellResult], results: Sequence[CellResult]) -> str:
+    """``since torch 2.8.0`` when every cell of that torch or later that ran is among
+    ``members``, else the versions (``on torch 2.5.1, 2.10.0``)."""
+    versions = sorted({v for r in members if (v := _torch_of(r)) is not None})
+    if not versions:
+        return ""
+    ran = [r for r in results if r.status is not CellStatus.NOT_APPLICABLE and r.tests]
+    later = {r.cell_id for r in ran if (v := _torch_of(r)) is not None and v >= versions[0]}
+    if len(versions) > 1 and later <= {r.cell_id for r in members}:
+        return f" since torch {versions[0].public}"
+    return " on torch " + ", ".join(v.public for v in versions)
+
+
 def _problems(results: Sequence[CellResult]) -> list[str]:
-    """Each cell that did not pass, and the first unexpected failure's telling line."""
+    """Each cell that did not pass and where its first unexpected failure happened (the
+    user's frame); cells that fail identically (same status, exception and frame) are one
+    line (``3 cells since torch 2.8.0: myquant/q.py:48 TypeError: ...``)."""
     label = test_labels(results)
+    failing = [r for r in results if r.status not in (CellStatus.PASSED, CellStatus.NOT_APPLICABLE)]
+    groups: dict[tuple[str, str, str], list[CellResult]] = {}
+    for result in failing:
+        first = _first_failure(result)
+        key = signature(first) if first is not None else None
+        if key is not None:
+            groups.setdefault((result.status.value, *key), []).append(result)
     lines = []
-    for result in results:
-        if result.status in (CellStatus.PASSED, CellStatus.NOT_APPLICABLE):
+    said: set[str] = set()
+    for result in failing:
+        if result.cell_id in said:
+            continue
+        first = _first_failure(result)
+        key = signature(first) if first is not None else None
+        members = groups.get((result.status.value, *key), []) if key is not None else []
+        if first is not None and len(members) > 1:
+            said.update(r.cell_id for r in members)
+            ids = ", ".join(r.cell_id for r in members)
+            lines.append(
+                f"{len(members)} cells{_span(members, results)}: {result.status.value}: "
+                f"{failure_text(first)} ({label[first.nodeid]}; cells: {ids})"
+            )
             continue
         line = f"{result.cell_id}: {result.status.value}: {result.reason or ''}".rstrip()
-        first = next((t for t in result.tests if t.outcome.unexpected and t.message), None)
         if first is not None and first.nodeid not in (result.reason or ""):
-            line += f" (first: {label[first.nodeid]}: {short_message(first.message)})"
+            line += f" (first: {label[first.nodeid]}: {failure_text(first)})"
+        elif first is not None and (where := first.where or user_frame(first.message)):
+            line += f" (at {where})"
         lines.append(line)
     return lines
 
@@ -151,9 +203,7 @@ def _differently(results: Sequence[CellResult]) -> list[str]:
     for r in results:
         for t in r.tests:
             if t.outcome is Outcome.FAILED_DIFFERENTLY:
-                got = short_message(t.message)
-                if t.exc_types and not got.startswith(t.exc_types[0]):
-                    got = f"{t.exc_types[0]}: {got}"
+                got = failure_text(t)  # the user's frame, the exception, its message
                 lines.append(
                     f"{r.cell_id}: {label[t.nodeid]}: expected {t.expected_failure}; got {got}"
                 )

@@ -19,6 +19,7 @@ from enum import Enum
 
 from compat.harness.config.suites import file_of
 from compat.harness.redact import redact
+from compat.harness.results.failures import short_message
 from compat.harness.results.model import (
     CellResult,
     CellStatus,
@@ -29,6 +30,7 @@ from compat.harness.results.model import (
 )
 
 __all__ = [
+    "FILE_FAILED",
     "GRID_TEXT",
     "LEGEND",
     "LINE_TEXT",
@@ -122,13 +124,6 @@ def fit(text: object, limit: int = GRID_TEXT) -> str:
     a long line in a list, never a table that takes minutes to lay out."""
     flat = redact(str(text))
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def short_message(message: str | None) -> str:
-    """The line that says what went wrong: pytest's first ``E`` line, else the last line."""
-    lines = [ln.strip() for ln in redact(message or "").splitlines() if ln.strip()]
-    errors = [ln[1:].strip() for ln in lines if ln.startswith("E ")]
-    return (errors[0] if errors else lines[-1] if lines else "")[:300]
 
 
 def name_of_test(nodeid: str) -> str:

@@ -33,6 +33,7 @@ from compat.harness.reports.grid import (
     short_message,
     status_counts,
 )
+from compat.harness.results.baseline import BaselineDiff, diff_sections
 from compat.harness.results.drift import Finding, snapshot_classes
 from compat.harness.results.gate import EXIT_INFRA, EXIT_OK, describe_exit_code
 from compat.harness.results.model import CellResult, CellStatus
@@ -258,10 +259,41 @@ def _drift_section(results: Sequence[CellResult]) -> str:
     )
 
 
+_DIFF_CLASS = {"regressions": "bad", "fixed": "ok", "still failing": "bad"}
+
+
+def _diff_section(diff: BaselineDiff | None) -> str:
+    """The baseline diff summary.md shows, section by section: regressions first and open,
+    each empty section a count; every line (summary.md cuts at DIFF_LINES)."""
+    if diff is None:
+        return ""
+    parts = []
+    empty = [label for label, items in diff_sections(diff) if not items]
+    for label, items in diff_sections(diff):
+        if not items:
+            continue
+        klass = _DIFF_CLASS.get(label, "")
+        counted = f'<span class="verdict {klass}">{_e(label)}: {len(items)}</span>'
+        opened = " open" if label == "regressions" else ""
+        lines = "".join(f"<li><code>{_e(item)}</code></li>" for item in items)
+        parts.append(f"<details{opened}><summary>{counted}</summary><ul>{lines}</ul></details>")
+    if empty:
+        parts.append(f"<p><small>none: {_e(', '.join(empty))}</small></p>")
+    heading = f"<h2>Against {_e(diff.baseline)}</h2>"
+    return f'<section id="baseline-diff">{heading}{"".join(parts)}</section>'
+
+
 def render_html(
-    grid: Grid, *, title: str, exit_code: int, created: str = "", appendix: str = ""
+    grid: Grid,
+    *,
+    title: str,
+    exit_code: int,
+    created: str = "",
+    appendix: str = "",
+    diff: BaselineDiff | None = None,
 ) -> str:
-    """The page: verdict and counts, the grid, the lists, then every cell in detail."""
+    """The page: verdict and counts, the grid, the baseline diff (if any), the lists, then
+    every cell in detail."""
     results = grid.results
     klass, verdict = _VERDICT_CLASS.get(exit_code, "bad"), describe_exit_code(exit_code)
     summary = ", ".join(f"{n} {k}" for k, n in sorted(status_counts(results).items()))
@@ -293,6 +325,7 @@ def render_html(
 {appendix}
 {_grid(grid)}
 <p><small>{_e(LEGEND)}. Click a symbol for its failure message, a column for its cell.</small></p>
+{_diff_section(diff)}
 {sections}
 <h2>Cells</h2>
 {details}
@@ -301,8 +334,8 @@ def render_html(
 """
 
 
-def _disk_note(line: str | None) -> str:
-    return f'<p class="disk">{_e(line)}</p>' if line else ""
+def _disk_note(lines: Sequence[str]) -> str:
+    return "".join(f'<p class="disk">{_e(line)}</p>' for line in lines)
 
 
 def write(run_dir: Path, report: ReportContext) -> Path:
@@ -315,7 +348,8 @@ def write(run_dir: Path, report: ReportContext) -> Path:
             exit_code=report.exit_code,
             created=report.created,
             appendix=(report.appendix.html if report.appendix else "")
-            + _disk_note(report.disk_line),
+            + _disk_note(report.disk_lines),
+            diff=report.diff,
         ),
     )
     return path

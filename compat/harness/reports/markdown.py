@@ -120,8 +120,8 @@ def summary(report: ReportContext) -> str:
     text = render_markdown(report.grid, title=report.title, exit_code=report.exit_code)
     if report.diff is not None:
         text += "\n" + render_diff(report.diff, markdown=True, limit=DIFF_LINES) + "\n"
-    if report.disk_line:
-        text += f"\n{report.disk_line}\n"
+    for line in report.disk_lines:
+        text += f"\n{line}\n"
     if report.appendix is not None:
         text = report.appendix.markdown + "\n" + text
     return text

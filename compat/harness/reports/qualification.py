@@ -45,7 +45,7 @@ def _sections(q: Qualification) -> list[tuple[str, list[str]]]:
         ("Candidate cells not passing (strict expectations)", q.candidate_problems),
         ("Quantization tags lost", q.lost_tags),
         ("Fixes (fail on the reference, pass on the candidate)", q.fixes),
-        ("Porting drift (snapshot changes; not a failure)", q.drift),
+        ("Porting drift (findings: what changed in metadata; not a failure)", q.drift),
         ("No verdict for (infrastructure)", q.infrastructure),
     ]
 
@@ -54,7 +54,7 @@ def _headline(q: Qualification) -> str:
     return (
         f"torch {q.candidate} against {q.reference}: {q.verdict} "
         f"({len(q.regressions)} regression(s), {len(q.fixes)} fix(es), "
-        f"{len(q.drift)} drift line(s); columns: {', '.join(q.columns) or 'none'})"
+        f"{len(q.drift)} drift finding(s); columns: {', '.join(q.columns) or 'none'})"
     )
 
 
@@ -84,7 +84,7 @@ def render_qualification_markdown(q: Qualification) -> str:
         f"| regressions | {len(q.regressions)} |",
         f"| fixes | {len(q.fixes)} |",
         f"| quantization tags lost | {len(q.lost_tags)} |",
-        f"| porting drift lines | {len(q.drift)} |",
+        f"| porting drift findings | {len(q.drift)} |",
         f"| columns without a verdict | {len(q.infrastructure)} |",
     ]
     for title, items in _sections(q):

@@ -27,6 +27,7 @@ __all__ = [
     "BaselineDiff",
     "baseline_cells",
     "diff_runs",
+    "diff_sections",
     "load_baseline",
     "render_diff",
 ]
@@ -197,13 +198,9 @@ def _snapshot_changes(result: CellResult, old: BaselineCell) -> list[str]:
     return lines
 
 
-def render_diff(diff: BaselineDiff, *, markdown: bool = False, limit: int | None = None) -> str:
-    """The diff by section; with ``limit``, at most that many lines of each section (the
-    rest counted, and all of them kept in results.json)."""
-    bullet = "- " if markdown else "  "
-    title = f"Against {diff.baseline}:"
-    lines = [f"### {title}" if markdown else title]
-    sections = [
+def diff_sections(diff: BaselineDiff) -> list[tuple[str, list[str]]]:
+    """The diff's sections in reading order, (label, lines): what every report shows."""
+    return [
         ("regressions", diff.regressions),
         ("fixed", diff.fixes),
         ("still failing", diff.still_failing),
@@ -212,7 +209,15 @@ def render_diff(diff: BaselineDiff, *, markdown: bool = False, limit: int | None
         ("other changes", diff.changed),
         ("behaviour changed (porting snapshot; not a failure)", diff.behaviour_changed),
     ]
-    for label, items in sections:
+
+
+def render_diff(diff: BaselineDiff, *, markdown: bool = False, limit: int | None = None) -> str:
+    """The diff by section; with ``limit``, at most that many lines of each section (the
+    rest counted, and all of them kept in results.json)."""
+    bullet = "- " if markdown else "  "
+    title = f"Against {diff.baseline}:"
+    lines = [f"### {title}" if markdown else title]
+    for label, items in diff_sections(diff):
         lines.append(f"{'**' if markdown else ''}{label}: {len(items)}{'**' if markdown else ''}")
         shown = items if limit is None else items[:limit]
         lines += [f"{bullet}{item}" for item in shown]

@@ -29,6 +29,7 @@ from compat.events import (
 from compat.harness.config.suites import file_of
 from compat.harness.files import read_regular
 from compat.harness.redact import redact
+from compat.harness.results.failures import short_message, user_frame
 from compat.harness.results.model import CellResult, CellStatus, Outcome, TestResult
 
 __all__ = [
@@ -241,6 +242,14 @@ def _exception_of(text: str) -> tuple[list[str], str]:
     return types, found.group(2)
 
 
+def _frame_of(record: Mapping[str, Any]) -> str | None:
+    """The user's frame of a failure: as the plugin found it, else read from its report."""
+    if record.get("outcome") not in ("failed", "error", "flaky", "xfailed"):
+        return None
+    given = record.get("where")
+    return str(given) if isinstance(given, str) and given else user_frame(record.get("message"))
+
+
 def _test_rows(events: Events, expected: Mapping[str, Expected]) -> list[TestResult]:
     tests: list[TestResult] = []
     for nodeid, record in events.tests.items():
@@ -260,6 +269,7 @@ def _test_rows(events: Events, expected: Mapping[str, Expected]) -> list[TestRes
                 expectation.describe() if expectation is not None else None,
                 [str(t) for t in record.get("exc_types") or []],
                 _snapshots(record.get("snapshots")),
+                _frame_of(record),
             )
         )
     return tests
@@ -285,7 +295,17 @@ def _collect_rows(
             how = expectation.describe()
         rows.setdefault(
             nodeid,
-            TestResult(nodeid, outcome, 0.0, f"E   {text}\n\n{message}", reason, 0, how, types),
+            TestResult(
+                nodeid,
+                outcome,
+                0.0,
+                f"E   {text}\n\n{message}",
+                reason,
+                0,
+                how,
+                types,
+                where=user_frame(message),
+            ),
         )
     return list(rows.values())
 
@@ -475,7 +495,7 @@ def _verdict(
         dict.fromkeys(
             m
             for t in collect
-            if (m := missing_dependency(short(t.message), local_names)) is not None
+            if (m := missing_dependency(short_message(t.message), local_names)) is not None
         )
     )
     parts += [f"missing dependency {m!r} (add it to deps)" for m in missing]
@@ -483,12 +503,14 @@ def _verdict(
         first = collect[0]
         parts.append(
             f"{len(collect)} file(s) failed to import or collect (first: {first.nodeid}: "
-            f"{short(first.message)})"
+            f"{short_message(first.message)})"
         )
     other = [t for t in errors if t not in collect and not any(t.nodeid in p for p in parts)]
     if other:
         first = other[0]
-        parts.append(f"{len(other)} error(s) (first: {first.nodeid}: {short(first.message)})")
+        parts.append(
+            f"{len(other)} error(s) (first: {first.nodeid}: {short_message(first.message)})"
+        )
     if crashed:
         return CellStatus.CRASHED, "; ".join(parts), tests
     if files_timed_out:
@@ -514,16 +536,6 @@ def _verdict(
             tests,
         )
     return CellStatus.PASSED, None, tests
-
-
-def short(message: str | None) -> str:
-    """A row's message as one line: the exception its first ``E`` line names, else its
-    last line."""
-    lines = _E_LINE.findall(message or "")
-    if lines:
-        return lines[0].strip()
-    rest = [ln.strip() for ln in (message or "").splitlines() if ln.strip()]
-    return rest[-1] if rest else ""
 
 
 def flag_missing_tests(results: Sequence[CellResult]) -> list[CellResult]:

@@ -43,6 +43,7 @@ __all__ = [
     "drift_findings",
     "drifts",
     "node_changes",
+    "pair_drifts",
     "snapshot_classes",
 ]
 
@@ -81,6 +82,9 @@ _FIELD_KINDS = {
     "tag": (ChangeKind.TAG_CHANGED, ChangeKind.TAG_LOST, ChangeKind.TAG_GAINED),
     "source": (ChangeKind.SOURCE_CHANGED, ChangeKind.SOURCE_LOST, ChangeKind.SOURCE_GAINED),
 }
+
+
+_KEY_KINDS = (ChangeKind.KEY_LOST, ChangeKind.KEY_GAINED)
 
 
 def _show(value: Any) -> str:
@@ -202,19 +206,54 @@ def _places(entries: Sequence[Entry]) -> list[str]:
 
 
 def _content(entry: Entry, renames: Mapping[str, str] | None = None) -> str:
+    """What makes a node the same node in another place: all but its metadata keys, which
+    are compared once nodes are matched (a key lost is a change of the node, not another
+    node)."""
     after = entry.get("after")
     if renames:
         after = renames.get(str(after), after)
-    return json.dumps({**entry, "after": after}, sort_keys=True, default=str)
+    fields = {k: v for k, v in entry.items() if k != "keys"}
+    return json.dumps({**fields, "after": after}, sort_keys=True, default=str)
+
+
+def _key_changes(stage: str, op: str, where: str, a: Entry, b: Entry) -> list[NodeChange]:
+    """Metadata keys one matched node lost or gained (format-1 snapshots carry none)."""
+    keys_a, keys_b = a.get("keys"), b.get("keys")
+    if keys_a is None or keys_b is None:
+        return []
+    lost = [NodeChange(ChangeKind.KEY_LOST, stage, op, where, str(k)) for k in keys_a]
+    gained = [NodeChange(ChangeKind.KEY_GAINED, stage, op, where, None, str(k)) for k in keys_b]
+    return [c for c in lost if c.before not in keys_b] + [
+        c for c in gained if c.after not in keys_a
+    ]
+
+
+def _same_content_pairs(old: Sequence[Entry], new: Sequence[Entry]) -> list[tuple[int, int]]:
+    """Each old node paired with the first unpaired new node of the same content."""
+    free = list(range(len(new)))
+    pairs = []
+    for i, entry in enumerate(old):
+        j = next((j for j in free if _content(new[j]) == _content(entry)), None)
+        if j is not None:
+            free.remove(j)
+            pairs.append((i, j))
+    return pairs
 
 
 def _stage_changes(stage: str, old: Sequence[Entry], new: Sequence[Entry]) -> list[NodeChange]:
     if [_content(e) for e in old] != [_content(e) for e in new] and sorted(
         map(_content, old)
     ) == sorted(map(_content, new)):
-        return [
-            NodeChange(ChangeKind.GRAPH_ORDER, stage, "", "the same nodes in another graph order")
+        new_at = _places(new)
+        keys = [
+            change
+            for i, j in _same_content_pairs(old, new)
+            for change in _key_changes(stage, str(new[j].get("op")), new_at[j], old[i], new[j])
         ]
+        order = NodeChange(
+            ChangeKind.GRAPH_ORDER, stage, "", "the same nodes in another graph order"
+        )
+        return [order, *keys]
     renames: dict[str, str] = {}
     for _ in range(2):  # the second pass sees q/dq nodes' producers through the renames
         pairs = _align(old, new, renames)
@@ -275,16 +314,10 @@ def _stage_changes(stage: str, old: Sequence[Entry], new: Sequence[Entry]) -> li
             if x != y:
                 kind = changed if x is not None and y is not None else lost if y is None else gained
                 changes.append(NodeChange(kind, stage, op_b, new_at[j], _opt(x), _opt(y)))
-        keys_a, keys_b = a.get("keys"), b.get("keys")
-        if keys_a is not None and keys_b is not None:
-            for key in sorted(set(keys_a) - set(keys_b)):
-                changes.append(NodeChange(ChangeKind.KEY_LOST, stage, op_b, new_at[j], str(key)))
-            for key in sorted(set(keys_b) - set(keys_a)):
-                changes.append(
-                    NodeChange(ChangeKind.KEY_GAINED, stage, op_b, new_at[j], None, str(key))
-                )
-    for _i, j in moved:
+        changes += _key_changes(stage, op_b, new_at[j], a, b)
+    for i, j in moved:
         changes.append(NodeChange(ChangeKind.GRAPH_ORDER, stage, str(new[j].get("op")), new_at[j]))
+        changes += _key_changes(stage, str(new[j].get("op")), new_at[j], old[i], new[j])
     for i in removed:
         changes.append(
             NodeChange(
@@ -381,6 +414,7 @@ class Drift:
     stacks: tuple[str, ...] = ()
     python: str = ""
     across: bool = False  # torch.ao against torchao at one torch
+    green: bool = True  # the test passed in both cells: a change no failure reports
 
     def headline(self) -> str:
         if not self.changes:
@@ -450,8 +484,14 @@ def snapshot_classes(results: Iterable[Any]) -> dict[str, list[SnapshotClass]]:
     return {test: list(groups.values()) for test, groups in classes.items()}
 
 
+def _passed(result: Any, nodeid: str) -> bool:
+    outcome = next((t.outcome for t in result.tests if t.nodeid == nodeid), None)
+    return bool(outcome is not None and getattr(outcome, "passing", False))
+
+
 def _drift(test: str, older: Any, newer: Any, old: Snapshots, new: Snapshots, **kw: Any) -> Drift:
     nodes = tuple(node_changes(old, new))
+    kw.setdefault("green", _passed(older, test) and _passed(newer, test))
     return Drift(
         redact(test).rsplit("::", 1)[-1],
         kw.pop("line", _cell_line(newer)),
@@ -484,6 +524,17 @@ def drifts(results: Sequence[Any]) -> list[Drift]:
                 stacks=(_stack(newer),),
             )
     return found
+
+
+def pair_drifts(older: Any, newer: Any) -> list[Drift]:
+    """Each test's snapshot change from one cell to another of the same stack (a
+    reference release and its candidate): the drifts ``drift_findings`` folds."""
+    return _pair_drifts(
+        older,
+        newer,
+        step=(_step_label(older), _step_label(newer)),
+        stacks=(_stack(newer),),
+    )
 
 
 def _pair_drifts(older: Any, newer: Any, **kw: Any) -> list[Drift]:
@@ -557,6 +608,15 @@ def _pattern(change: NodeChange) -> str:
     return ""
 
 
+def _coarse(change: NodeChange) -> str:
+    """The change as a reader names it, for merging: a source that changed from a module
+    path to an op name is one change whichever nodes and names it touched."""
+    if change.kind is ChangeKind.SOURCE_CHANGED:
+        shapes = (_source_shape(change.before), _source_shape(change.after))
+        return f"from {shapes[0]} to {shapes[1]}" if shapes[0] != shapes[1] else shapes[0]
+    return _pattern(change)
+
+
 _WHAT = {
     ChangeKind.TAG_CHANGED: "quantization_tag changed",
     ChangeKind.TAG_LOST: "quantization_tag lost",
@@ -587,6 +647,8 @@ class Occurrence:
     before_cell: str
     after_cell: str
     change: NodeChange
+    green: bool = True  # the test passed on both sides
+    group: str = ""  # the test's file (and class): "test_metadata_porting.py::TestMetaDataPorting"
 
     def text(self) -> str:
         return f"{self.test} [{self.line}]: {_stage_text(self.change)}"
@@ -611,6 +673,11 @@ class Finding:
     @property
     def metadata(self) -> bool:
         return self.kind.metadata
+
+    @property
+    def green(self) -> bool:
+        """Every test it was seen in passed on both sides: news no failure carries."""
+        return all(o.green for o in self.occurrences)
 
     @property
     def ops(self) -> list[str]:
@@ -641,11 +708,21 @@ class Finding:
         ops = self.ops
         return f"{_WHAT[k]}{how}" + (f" on {_listing(ops)}" if ops else "")
 
+    @property
+    def files(self) -> list[str]:
+        """The test files (and classes) it was seen in."""
+        return [g for g in self.group.split(", ") if g]
+
     def headline(self, *, group: bool = False) -> str:
-        """The finding in one line; ``group`` names the test group (a run of several)."""
-        tests, nodes = len(self.tests), len(self.occurrences)
-        count = f"{tests} test{'s' if tests != 1 else ''}, {nodes} node{'s' if nodes != 1 else ''}"
-        prefix = f"{self.group}: " if group and self.group else ""
+        """The finding in one line; ``group`` (a run of several test files) names the file
+        of a finding seen in one, and counts the files of one seen in several."""
+        tests, nodes, files = len(self.tests), len(self.occurrences), len(self.files)
+        where = f" in {files} files" if group and files > 1 else ""
+        count = (
+            f"{tests} test{'s' if tests != 1 else ''}{where}, "
+            f"{nodes} node{'s' if nodes != 1 else ''}"
+        )
+        prefix = f"{self.group}: " if group and files == 1 else ""
         return f"{prefix}{self.where()}: {self.what()} ({count})"
 
 
@@ -713,29 +790,39 @@ def _merge_across_torches(findings: list[Finding]) -> list[Finding]:
 
 
 def drift_findings(found: Sequence[Drift]) -> list[Finding]:
-    """One finding per (test group, step, kind), merged over tests and over stacks whose
-    change is the same; tag findings first, then the other metadata findings step by step,
-    then torch.ao against torchao, renames and graph order last."""
-    # (group, step, across, kind) -> line -> occurrences
-    buckets: dict[tuple[str, tuple[str, str], bool, ChangeKind], dict[str, list[Occurrence]]] = {}
+    """One finding per (step, kind), merged over tests, test files and stacks whose change
+    is the same (the same ``from_node`` source change seen by two suites is one finding);
+    tag findings first, then the other metadata findings step by step, then torch.ao
+    against torchao, renames and graph order last."""
+    # (step, across, kind) -> line -> occurrences
+    buckets: dict[tuple[tuple[str, str], bool, ChangeKind], dict[str, list[Occurrence]]] = {}
     stacks_of: dict[str, tuple[str, ...]] = {}
     python_of: dict[str, str] = {}
     for drift in found:
         stacks_of[drift.line], python_of[drift.line] = drift.stacks, drift.python
         for change in drift.nodes:
-            key = (_group(drift.nodeid), drift.step, drift.across, change.kind)
+            key = (drift.step, drift.across, change.kind)
             buckets.setdefault(key, {}).setdefault(drift.line, []).append(
-                Occurrence(drift.line, drift.test, drift.before_cell, drift.after_cell, change)
+                Occurrence(
+                    drift.line,
+                    drift.test,
+                    drift.before_cell,
+                    drift.after_cell,
+                    change,
+                    drift.green,
+                    _group(drift.nodeid),
+                )
             )
     findings: list[Finding] = []
-    for (group, step, across, kind), by_line in buckets.items():
+    for (step, across, kind), by_line in buckets.items():
         # Lines (stacks) whose changes are the same change merge into one finding.
         merged: dict[tuple[str, ...], list[str]] = {}
         for line, occurrences in by_line.items():
-            signature = tuple(sorted({_pattern(o.change) for o in occurrences}))
+            signature = tuple(sorted({_coarse(o.change) for o in occurrences}))
             merged.setdefault(signature, []).append(line)
         for lines in merged.values():
             occurrences = [o for line in lines for o in by_line[line]]
+            group = ", ".join(dict.fromkeys(o.group for o in occurrences if o.group))
             stacks = tuple(dict.fromkeys(s for line in lines for s in stacks_of[line]))
             pythons = tuple(dict.fromkeys(python_of[line] for line in lines))
             tests = tuple(dict.fromkeys(o.test for o in occurrences))
@@ -761,10 +848,16 @@ def drift_findings(found: Sequence[Drift]) -> list[Finding]:
     findings = _merge_across_torches(findings)
 
     def order(f: Finding) -> tuple[Any, ...]:
+        # Tags first (what porting is about), then sources and nodes, then the other
+        # metadata keys; within each, changes of tests green on both sides (which no
+        # failure reports) before those of a test failing on a side (its x or ✗ already
+        # says something changed), and along the torch axes before torch.ao vs torchao.
+        tier = 0 if f.kind in _FIELD_KINDS["tag"] else 2 if f.kind in _KEY_KINDS else 1
         return (
             not f.metadata,
+            tier,
+            not f.green,
             f.across,
-            f.kind not in _FIELD_KINDS["tag"],  # tags are what porting is about
             _version(f.step[0].split()[-1]),
             f.kind.rank,
             f.group,

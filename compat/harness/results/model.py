@@ -117,6 +117,8 @@ class TestResult:
     snapshots: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     # Reused from the verdict cache, not run: "from run <id>, <date>" (``compat.harness.cache``)
     cached: str | None = None
+    # The deepest frame of the failure inside the user's tree (``pkg/mod.py:48``).
+    where: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -192,6 +194,7 @@ class PlanRecord:
     deps_cutoff: str | None = None  # deps-as-of: the time other packages were resolved as of
     cutoff_args: list[str] = field(default_factory=list)
     key: str | None = None
+    project_digest: str | None = None  # install-project: the project's build files' digest
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -501,6 +504,7 @@ _TEST = {
     "reruns": (int,),
     "expected_failure": _OPT_STR,
     "cached": _OPT_STR,
+    "where": _OPT_STR,
 }
 _FINGERPRINT = {
     "torch": _STR,

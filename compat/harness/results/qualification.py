@@ -13,7 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from compat.harness.results.drift import ChangeKind, NodeChange, node_changes
+from compat.harness.results.drift import (
+    ChangeKind,
+    Drift,
+    NodeChange,
+    drift_findings,
+    node_changes,
+    pair_drifts,
+)
 from compat.harness.results.gate import EXIT_INFRA, EXIT_OK, EXIT_UNEXPECTED
 from compat.harness.results.model import CellResult, CellStatus
 
@@ -67,6 +74,7 @@ def _outcomes(result: CellResult) -> dict[str, Any]:
 def qualify(columns: Sequence[Column], *, candidate: str, reference: str) -> Qualification:
     """Compare each column's candidate with its reference; the verdict and its evidence."""
     q = Qualification(candidate, reference, columns=[c.label for c in columns])
+    changed: list[Drift] = []
     for column in columns:
         ref, cand = column.reference, column.candidate
         for side, result in (("reference", ref), ("candidate", cand)):
@@ -102,15 +110,15 @@ def qualify(columns: Sequence[Column], *, candidate: str, reference: str) -> Qua
                 and new.snapshots
                 and old.snapshots != new.snapshots
             ):
-                # What changed in metadata, by kind: an op the IR renamed or a node that
-                # only moved is not a metadata change and is left out here.
                 for change in node_changes(old.snapshots, new.snapshots):
-                    if not change.kind.metadata:
-                        continue
-                    line = f"{column.label}: {test}: {change.kind.value}: {change.text()}"
-                    q.drift.append(line)
                     if _loses_tag(change):
-                        q.lost_tags.append(line)
+                        q.lost_tags.append(
+                            f"{column.label}: {test}: {change.kind.value}: {change.text()}"
+                        )
+        changed += pair_drifts(ref, cand)
+    # What changed in metadata: the run report's findings (one per kind, merged over tests
+    # and columns); an op the IR renamed or a node that only moved is left out here.
+    q.drift = [f.headline() for f in drift_findings(changed) if f.metadata]
     if q.regressions or q.candidate_problems:
         q.verdict, q.exit_code = NOT_QUALIFIED, EXIT_UNEXPECTED
     elif q.infrastructure or not columns:

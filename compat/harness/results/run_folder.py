@@ -21,6 +21,7 @@ from compat.harness.errors import ResultFileError
 from compat.harness.files import atomic_symlink, atomic_write_text, read_text_file, redact_file
 from compat.harness.locations import envs_root
 from compat.harness.results.model import CellResult, CellStatus, is_safe_id
+from compat.harness.source_tree import tree_state
 
 __all__ = [
     "LOCK",
@@ -82,6 +83,8 @@ class RunManifest:
     all_cells: dict[str, Cell] = field(default_factory=dict)  # the whole matrix
     shard: str | None = None
     merged_from: list[str] | None = None  # a merge of CI shards: the folders it read
+    # The git commit (and dirty flag) of the tree holding the tests, when it is one.
+    source: dict[str, Any] | None = None
 
     @classmethod
     def for_matrix(
@@ -96,6 +99,7 @@ class RunManifest:
             {c.id: c for c in cells},
             {c.id: c for c in matrix.cells},
             shard,
+            source=tree_state(matrix.path.parent),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -109,6 +113,7 @@ class RunManifest:
             "all_cells": _cell_list(self.all_cells),
             "shard": self.shard,
             "merged_from": self.merged_from,
+            "source": self.source,
         }
 
     def write(self, run_dir: Path) -> None:
@@ -160,6 +165,13 @@ def _checked_manifest(data: object) -> dict[str, Any]:
         isinstance(merged, list) and all(isinstance(m, str) for m in merged)
     ):
         raise TypeError("merged_from: expected a list of strings")
+    source = data.get("source")
+    if source is not None and not (
+        isinstance(source, dict)
+        and isinstance(source.get("commit"), str)
+        and isinstance(source.get("dirty"), (bool, type(None)))
+    ):
+        raise TypeError("source: expected {commit: string, dirty: true/false}")
     if "cells" not in data:
         raise TypeError("cells: missing")
     for key in ("cells", "all_cells"):

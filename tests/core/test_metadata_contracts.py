@@ -6,22 +6,33 @@ of ``from_node`` (torchao's numeric debugger), and they count on ``stack_trace``
 ``nn_module_stack``, ``custom`` and ``quantization_tag`` surviving the passes between
 capture and lowering. For small models, every capture route this torch offers
 (``compat.shims.export.capture_routes()``) and each stage (export, prepare, convert,
-re-export, ``torch.export.save``/``load``, ``run_decompositions``) this file checks:
+re-export, ``torch.export.save``/``load``, ``run_decompositions``) this file checks one
+contract per test, so that one failing id has one cause (docs/metadata-contracts.md):
 
-* ``test_consumer_view[route-stage]``: every call_function node of the exported graph has
-  ``stack_trace`` and ``nn_module_stack``, and every later node derived from a node that
-  had them keeps them; ``get_source_partitions`` finds a partition for each source of
-  the model; the module-name filter selects the nodes of each named submodule.
-* ``test_pass_survival[route-stage]``: ``from_node`` (through ``compat.shims.fx_meta``)
-  of every node the pass made names a real node of the previous stage (save/load: the same
-  nodes as before saving); ``custom`` and ``quantization_tag`` set on the previous stage
-  before the pass survive on every node derived from it; the output node keeps the
-  ``custom`` set on it.
+* ``test_stack_info[route-stage]``: every call_function node of the exported graph has
+  ``stack_trace`` and ``nn_module_stack``; a later node derived from one that had them
+  keeps them.
+* ``test_source_partitions[route-stage]``: ``get_source_partitions`` finds a partition for
+  each source of the model.
+* ``test_module_name_filter[route-stage]``: the module-name filter behind
+  ``set_module_name`` selects the nodes of each named submodule (``conv``,
+  ``block.leaf.linear``...); ``test_module_name_filter_non_identifier``: the same for a
+  submodule whose name is not a Python identifier (``encoder-0``).
+* ``test_custom_survives`` / ``test_quantization_tag_survives[route-pass]``: ``custom`` /
+  ``quantization_tag`` set on the previous stage before the pass are on every node
+  derived from a stamped node; ``test_output_node_custom_survives``: the output node keeps
+  the ``custom`` set on it.
+* ``test_from_node_names_previous_stage[route-pass]``: ``from_node`` (through
+  ``compat.shims.fx_meta``) of every node the pass made names a real node of the previous
+  stage (save/load: the same nodes as before saving).
 
+Each (route, model) pipeline runs once per file process and every test reads it; a model
+that did not reach a stage is reported after the contract has been checked on the others.
 A route or stage this torch lacks is skipped (its id is the same in every cell). Where a
-key moves while the consumer call still answers (module paths, the partition key), the
-form is recorded as a route (``contracts ...`` rows), not failed. Verdicts per cell, with
-the upstream references of every failure: docs/metadata-contracts.md.
+key moves while the consumer call still answers (module paths), the form is recorded as a
+route (``contracts ...`` rows), not failed; each stage's porting snapshot is recorded for
+the drift view by ``test_quantization_tag_survives``. Verdicts per cell, with the upstream
+reference of every failure: docs/metadata-contracts.md.
 """
 
 from __future__ import annotations
@@ -31,7 +42,7 @@ import dataclasses
 import operator
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, FrozenSet, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, FrozenSet, Iterator, List, Optional, Set, Tuple
 
 import pytest
 import torch
@@ -44,7 +55,8 @@ from pt2e_models import (
 )
 
 from compat.shims import export as capture_shim
-from compat.shims import fx_meta, meta_consumers, routes
+from compat.shims import fx_meta, meta_consumers, routes, snapshot
+from compat.shims.pattern_cache import cached_pattern_capture
 from compat.shims.pt2e import api
 
 ROUTES = capture_shim.ROUTE_NAMES
@@ -59,6 +71,7 @@ PREVIOUS = {
 KEPT_KEYS = ("stack_trace", "nn_module_stack")
 CUSTOM_KEY = "contract"
 OUTPUT_STAMP = "c:output"
+TAG_PREFIX = "t:"
 REBUILDING = ("reexport", "run_decompositions")  # passes that trace a new graph
 
 
@@ -116,14 +129,15 @@ class Stage:
 
     nodes: Dict[str, NodeInfo] = field(default_factory=dict)
     output_custom: Optional[str] = None
-    consumer_problems: List[str] = field(default_factory=list)
-    module_paths: Dict[str, str] = field(default_factory=dict)
+    problems: Dict[str, List[str]] = field(default_factory=dict)  # contract -> problems
+    module_path: str = "none"
+    porting: List[Dict[str, Optional[str]]] = field(default_factory=list)  # its snapshot
     graph: Any = None  # the live graph, stamped before the next pass
     stamped: bool = False
 
 
 class NotReached(Exception):
-    """An earlier stage of the pipeline failed; its own test names the exception."""
+    """An earlier stage of the pipeline failed; its message names that exception."""
 
 
 def _walk(record: fx_meta.SourceRecord, out: Set[Tuple[str, str]]) -> None:
@@ -177,13 +191,23 @@ def _stamp(stage: Stage) -> None:
             custom = dict(node.meta.get("custom") or {})
             custom[CUSTOM_KEY] = f"c:{node.name}"
             node.meta["custom"] = custom
-            node.meta["quantization_tag"] = f"t:{node.name}"
+            node.meta["quantization_tag"] = f"{TAG_PREFIX}{node.name}"
     out = _output(stage.graph)
     custom = dict(out.meta.get("custom") or {})
     custom[CUSTOM_KEY] = OUTPUT_STAMP
     out.meta["custom"] = custom
     stage.nodes = _observe(stage.graph)
     stage.stamped = True
+
+
+def _porting(graph: torch.fx.Graph) -> List[Dict[str, Optional[str]]]:
+    """The stage's porting snapshot; a tag this suite stamped reads ``stamped`` (the node
+    names inside it differ between versions without meaning)."""
+    entries = snapshot.snapshot(graph)
+    for entry in entries:
+        if (entry.get("tag") or "").startswith(TAG_PREFIX):
+            entry["tag"] = "stamped"
+    return entries
 
 
 def _module_path_form(graph: torch.fx.Graph) -> str:
@@ -201,25 +225,35 @@ def _module_path_form(graph: torch.fx.Graph) -> str:
     return f"key {'<id>' if str(key).isdigit() else key} path {path}"
 
 
-def _consumer_view(name: str, case: ModelCase, stage_name: str, graph: Any) -> List[str]:
-    problems: List[str] = []
-    calls = [n for n in graph.nodes if n.op == "call_function"]
-    if stage_name == "export":
-        for node in calls:
-            missing = [k for k in KEPT_KEYS if node.meta.get(k) is None]
-            if missing:
-                problems.append(f"{name}: {node.name} ({node.target}) has no {missing}")
+def _is_identifier_path(module_name: str) -> bool:
+    return all(part.isidentifier() for part in module_name.split("."))
+
+
+def _missing_keys(name: str, calls: List[torch.fx.Node]) -> List[str]:
+    problems = []
+    for node in calls:
+        missing = [k for k in KEPT_KEYS if node.meta.get(k) is None]
+        if missing:
+            problems.append(f"{name}: {node.name} ({node.target}) has no {missing}")
+    return problems
+
+
+def _partition_problems(name: str, case: ModelCase, stage_name: str, graph: Any) -> List[str]:
     wanted = [s for s in case.sources if stage_name == "export" or s not in case.export_only]
     try:
         found = meta_consumers.source_partitions(graph, wanted)
     except Exception as exc:  # noqa: BLE001 - a consumer call that stops answering
-        found = {}
-        problems.append(f"{name}: get_source_partitions raised {type(exc).__name__}: {exc}")
-    for source in wanted:
-        if not found.get(source):
-            label = getattr(source, "__name__", str(source))
-            problems.append(f"{name}: get_source_partitions finds no {label} partition")
-    for module_name in case.module_names:
+        return [f"{name}: get_source_partitions raised {type(exc).__name__}: {exc}"]
+    return [
+        f"{name}: get_source_partitions finds no {getattr(s, '__name__', str(s))} partition"
+        for s in wanted
+        if not found.get(s)
+    ]
+
+
+def _filter_problems(name: str, names: List[str], calls: List[torch.fx.Node]) -> List[str]:
+    problems = []
+    for module_name in names:
         try:
             keep = meta_consumers.module_name_filter(module_name)
             selected = [n for n in calls if keep(n)]
@@ -232,11 +266,23 @@ def _consumer_view(name: str, case: ModelCase, stage_name: str, graph: Any) -> L
 
 
 def _make_stage(name: str, case: ModelCase, stage_name: str, graph: Any) -> Stage:
+    calls = [n for n in graph.nodes if n.op == "call_function"]
+    names = list(case.module_names)
     stage = Stage(graph=graph)
     stage.nodes = _observe(graph)
     stage.output_custom = _custom(_output(graph))
-    stage.consumer_problems = _consumer_view(name, case, stage_name, graph)
-    stage.module_paths[name] = _module_path_form(graph)
+    stage.problems = {
+        "stack_info": _missing_keys(name, calls) if stage_name == "export" else [],
+        "partitions": _partition_problems(name, case, stage_name, graph),
+        "module_filter": _filter_problems(
+            name, [n for n in names if _is_identifier_path(n)], calls
+        ),
+        "module_filter_odd": _filter_problems(
+            name, [n for n in names if not _is_identifier_path(n)], calls
+        ),
+    }
+    stage.module_path = _module_path_form(graph)
+    stage.porting = _porting(graph)
     return stage
 
 
@@ -349,14 +395,15 @@ def _record_drift(route_name: str, runs: Dict[str, Dict[str, Any]]) -> None:
     for stage_name in STAGES:
         stage = runs.get("nested", {}).get(stage_name)
         if isinstance(stage, Stage):
-            form = stage.module_paths.get("nested", "none")
+            form = stage.module_path
             forms.setdefault(form, []).append(stage_name)
     text = "; ".join(f"{'/'.join(stages)}: {form}" for form, stages in forms.items())
     routes.record(f"contracts module path {route_name}", text or "none")
 
 
-def _stages_of(route_name: str, stage_name: str) -> Dict[str, Stage]:
-    """The stage of every model, skipping what this torch lacks, raising what failed."""
+def _stages_of(route_name: str, stage_name: str) -> Tuple[Dict[str, Stage], List[BaseException]]:
+    """The stage of every model that reached it, and the exceptions of those that did not;
+    skips what this torch lacks."""
     runs = _pipelines(route_name)
     if not runs:
         pytest.skip(f"this torch has no {route_name} capture route")
@@ -368,12 +415,17 @@ def _stages_of(route_name: str, stage_name: str) -> Dict[str, Stage]:
             pytest.skip(f"this torch has no {stage_name}")
         if isinstance(result, BaseException):
             errors.append(result)
-            continue
-        stages[name] = result
+        else:
+            stages[name] = result
+    return stages, errors
+
+
+def _verdict(problems: List[str], errors: List[BaseException]) -> None:
+    """Fail with every broken contract; else with the exception of a model that did not
+    reach the stage (as the stage raised it: type and message intact)."""
+    assert not problems, "\n".join(problems)
     if errors:
-        first = next((e for e in errors if not isinstance(e, NotReached)), errors[0])
-        raise first  # the exception as the stage raised it (type and message intact)
-    return stages
+        raise next((e for e in errors if not isinstance(e, NotReached)), errors[0])
 
 
 ROUTE_STAGE = [(r, s) for r in ROUTES for s in STAGES]
@@ -382,30 +434,72 @@ ROUTE_PASS = [(r, s) for r in ROUTES for s in STAGES if s in PREVIOUS]
 ROUTE_LINEAGE = [(r, s) for r, s in ROUTE_PASS if s != "prepare"]
 
 
-@pytest.mark.parametrize(
-    ("route_name", "stage_name"), ROUTE_STAGE, ids=[f"{r}-{s}" for r, s in ROUTE_STAGE]
-)
-def test_consumer_view(route_name: str, stage_name: str) -> None:
-    stages = _stages_of(route_name, stage_name)
+def _ids(pairs: List[Tuple[str, str]]) -> List[str]:
+    return [f"{r}-{s}" for r, s in pairs]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _shared_pattern_capture() -> Iterator[None]:
+    """convert_pt2e's conv-bn fold patterns are captured once for the whole file (torch
+    2.2 re-captures 24 of them in every convert: ~11 s each); the graphs under test are
+    converted exactly as before (compat.shims.pattern_cache)."""
+    with cached_pattern_capture():
+        yield
+
+
+def _stage_contract(route_name: str, stage_name: str, contract: str) -> None:
+    stages, errors = _stages_of(route_name, stage_name)
+    problems: List[str] = []
+    for stage in stages.values():
+        problems.extend(_dedupe(stage.problems[contract]))
+    _verdict(problems, errors)
+
+
+@pytest.mark.parametrize(("route_name", "stage_name"), ROUTE_STAGE, ids=_ids(ROUTE_STAGE))
+def test_stack_info(route_name: str, stage_name: str) -> None:
+    """At export every call_function node has ``stack_trace`` and ``nn_module_stack``;
+    after a pass, a node derived from one that had them keeps them."""
+    stages, errors = _stages_of(route_name, stage_name)
     runs = _pipelines(route_name)
     problems: List[str] = []
     for name, stage in stages.items():
-        problems.extend(stage.consumer_problems)
+        found = list(stage.problems["stack_info"])
         previous = PREVIOUS.get(stage_name)
-        if previous is None:
-            continue
-        before = runs[name][previous]
-        for node in stage.nodes.values():
-            if node.op != "call_function":
-                continue
-            for origin in _derived_from(node, before, stage_name):
-                lost = [k for k in origin.keys if k not in node.keys]
-                if lost:
-                    problems.append(
-                        f"{name}: {node.name} ({node.target}) lost {lost} of {origin.name}"
-                    )
-                    break
-    assert not problems, "\n".join(problems)
+        if previous is not None:
+            before = runs[name][previous]
+            for node in stage.nodes.values():
+                if node.op != "call_function":
+                    continue
+                for origin in _derived_from(node, before, stage_name):
+                    lost = [k for k in origin.keys if k not in node.keys]
+                    if lost:
+                        found.append(
+                            f"{name}: {node.name} ({node.target}) lost {lost} of {origin.name}"
+                        )
+                        break
+        problems.extend(_dedupe(found))
+    _verdict(problems, errors)
+
+
+@pytest.mark.parametrize(("route_name", "stage_name"), ROUTE_STAGE, ids=_ids(ROUTE_STAGE))
+def test_source_partitions(route_name: str, stage_name: str) -> None:
+    """``get_source_partitions`` finds a partition for every source of each model
+    (BatchNorm2d only at export: prepare fuses it into the conv)."""
+    _stage_contract(route_name, stage_name, "partitions")
+
+
+@pytest.mark.parametrize(("route_name", "stage_name"), ROUTE_STAGE, ids=_ids(ROUTE_STAGE))
+def test_module_name_filter(route_name: str, stage_name: str) -> None:
+    """The module-name filter selects a node of each named submodule (identifier paths:
+    ``conv``, ``linear``, ``block.conv``, ``block.leaf.linear``)."""
+    _stage_contract(route_name, stage_name, "module_filter")
+
+
+@pytest.mark.parametrize(("route_name", "stage_name"), ROUTE_STAGE, ids=_ids(ROUTE_STAGE))
+def test_module_name_filter_non_identifier(route_name: str, stage_name: str) -> None:
+    """The module-name filter selects the nodes of a submodule registered under a name
+    that is not a Python identifier (``encoder-0``, reachable only through getattr)."""
+    _stage_contract(route_name, stage_name, "module_filter_odd")
 
 
 def _derived_from(node: NodeInfo, before: Stage, stage_name: str) -> List[NodeInfo]:
@@ -423,34 +517,45 @@ def _derived_from(node: NodeInfo, before: Stage, stage_name: str) -> List[NodeIn
     ]
 
 
-@pytest.mark.parametrize(
-    ("route_name", "stage_name"), ROUTE_PASS, ids=[f"{r}-{s}" for r, s in ROUTE_PASS]
-)
-def test_custom_meta_survives(route_name: str, stage_name: str) -> None:
-    """``custom`` and ``quantization_tag`` set on the previous stage (and ``custom`` on its
-    output node) before the pass are still there after it."""
-    problems = _problems(route_name, stage_name, _custom_problems)
-    assert not problems, "\n".join(problems)
+@pytest.mark.parametrize(("route_name", "stage_name"), ROUTE_PASS, ids=_ids(ROUTE_PASS))
+def test_custom_survives(route_name: str, stage_name: str) -> None:
+    """``custom`` set on the previous stage before the pass is on every node derived from
+    a stamped node, and at least one node derives from one."""
+    _pass_contract(route_name, stage_name, _custom_problems)
 
 
-@pytest.mark.parametrize(
-    ("route_name", "stage_name"), ROUTE_LINEAGE, ids=[f"{r}-{s}" for r, s in ROUTE_LINEAGE]
-)
+@pytest.mark.parametrize(("route_name", "stage_name"), ROUTE_PASS, ids=_ids(ROUTE_PASS))
+def test_quantization_tag_survives(route_name: str, stage_name: str) -> None:
+    """``quantization_tag`` set on the previous stage before the pass is on every node
+    derived from a stamped node. Records each model's porting snapshot of the stage."""
+    stages, _ = _stages_of(route_name, stage_name)
+    for name, stage in stages.items():
+        snapshot.record_entries(f"{stage_name}/{name}", stage.porting)
+    _pass_contract(route_name, stage_name, _tag_problems)
+
+
+@pytest.mark.parametrize(("route_name", "stage_name"), ROUTE_PASS, ids=_ids(ROUTE_PASS))
+def test_output_node_custom_survives(route_name: str, stage_name: str) -> None:
+    """The output node keeps the ``custom`` set on it before the pass."""
+    _pass_contract(route_name, stage_name, _output_problems)
+
+
+@pytest.mark.parametrize(("route_name", "stage_name"), ROUTE_LINEAGE, ids=_ids(ROUTE_LINEAGE))
 def test_from_node_names_previous_stage(route_name: str, stage_name: str) -> None:
     """``from_node`` of the nodes a pass made names real nodes of the previous stage
-    (save/load: the same nodes it named before saving)."""
-    problems = _problems(route_name, stage_name, _lineage_problems)
-    assert not problems, "\n".join(problems)
+    (save/load: the same nodes it named before saving); ``fx_meta.original_source``
+    answers for every node of every stage."""
+    _pass_contract(route_name, stage_name, _lineage_problems)
 
 
-def _problems(route_name: str, stage_name: str, check: Callable) -> List[str]:
-    stages = _stages_of(route_name, stage_name)
+def _pass_contract(route_name: str, stage_name: str, check: Callable) -> None:
+    stages, errors = _stages_of(route_name, stage_name)
     runs = _pipelines(route_name)
     problems: List[str] = []
     for name, stage in stages.items():
         before: Stage = runs[name][PREVIOUS[stage_name]]
         problems.extend(_dedupe(check(name, stage, before, stage_name)))
-    return problems
+    _verdict(problems, errors)
 
 
 def _lineage_problems(name: str, stage: Stage, before: Stage, stage_name: str) -> List[str]:
@@ -486,29 +591,44 @@ def _lineage_problems(name: str, stage: Stage, before: Stage, stage_name: str) -
     return problems
 
 
-def _custom_problems(name: str, stage: Stage, before: Stage, stage_name: str) -> List[str]:
+def _stamped_origins(node: NodeInfo, before: Stage, stage_name: str) -> List[NodeInfo]:
+    return [o for o in _derived_from(node, before, stage_name) if o.custom]
+
+
+def _carried(name: str, stage: Stage, before: Stage, stage_name: str, key: str) -> List[str]:
+    """``key`` (``custom`` or ``tag``) on every call_function node derived from a stamped
+    node of the previous stage; at least one node must derive from one."""
     problems: List[str] = []
     derived = 0
     for node in stage.nodes.values():
         if node.op != "call_function":
             continue
-        origins = [o for o in _derived_from(node, before, stage_name) if o.custom]
+        origins = _stamped_origins(node, before, stage_name)
         if not origins:
             continue
         derived += 1
-        if node.custom is None:
-            problems.append(f"{name}: {node.name} ({node.target}) lost custom of {origins[0].name}")
-        if node.tag is None:
+        if getattr(node, key) is None:
+            label = "custom" if key == "custom" else "quantization_tag"
             problems.append(
-                f"{name}: {node.name} ({node.target}) lost quantization_tag of {origins[0].name}"
+                f"{name}: {node.name} ({node.target}) lost {label} of {origins[0].name}"
             )
     if not derived:
         problems.append(f"{name}: no node of {stage_name} derives from a stamped node")
-    if stage.output_custom != OUTPUT_STAMP:
-        problems.append(
-            f"{name}: output node custom {stage.output_custom!r} (set {OUTPUT_STAMP!r})"
-        )
     return problems
+
+
+def _custom_problems(name: str, stage: Stage, before: Stage, stage_name: str) -> List[str]:
+    return _carried(name, stage, before, stage_name, "custom")
+
+
+def _tag_problems(name: str, stage: Stage, before: Stage, stage_name: str) -> List[str]:
+    return _carried(name, stage, before, stage_name, "tag")
+
+
+def _output_problems(name: str, stage: Stage, before: Stage, stage_name: str) -> List[str]:
+    if stage.output_custom != OUTPUT_STAMP:
+        return [f"{name}: output node custom {stage.output_custom!r} (set {OUTPUT_STAMP!r})"]
+    return []
 
 
 def _names(pairs: FrozenSet[Tuple[str, str]]) -> str:
