@@ -269,7 +269,7 @@ def _test_rows(events: Events, expected: Mapping[str, Expected]) -> list[TestRes
                 expectation.describe() if expectation is not None else None,
                 [str(t) for t in record.get("exc_types") or []],
                 _snapshots(record.get("snapshots")),
-                _frame_of(record),
+                where=_frame_of(record),
             )
         )
     return tests
