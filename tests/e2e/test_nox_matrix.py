@@ -218,18 +218,34 @@ stacks = ["torchao"]
 
 
 def test_prefetch_then_offline_run(tmp_path: Path) -> None:
-    """Wheels of a torchao-era cell into a wheelhouse, then a run with no index at all."""
+    """Wheels of a torchao-era cell into a wheelhouse, then a run with no index at all;
+    the repository itself installed in the cell (``install-project``, a hatchling build:
+    its backend and the ``editables`` its editable hook adds come from the wheelhouse)."""
     matrix = tmp_path / "matrix.toml"
     matrix.write_text(
         f"""
 [matrix]
 name = "offline"
-tests = ["{SEED}"]
+tests = ["{SEED}", "tests"]
+install-project = true
 
 [[torch]]
 version = "2.13.0"
 torchao = "0.18.0"
 """,
+        encoding="utf-8",
+    )
+    (tmp_path / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n'
+        '[project]\nname = "offproj"\nversion = "0.1.0"\n'
+        '[tool.hatch.build.targets.wheel]\npackages = ["src/offproj"]\n',
+        encoding="utf-8",
+    )
+    (tmp_path / "src" / "offproj").mkdir(parents=True)
+    (tmp_path / "src" / "offproj" / "__init__.py").write_text("VALUE = 42\n", encoding="utf-8")
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_offproj.py").write_text(
+        "def test_project_in_the_cell():\n    import offproj\n    assert offproj.VALUE == 42\n",
         encoding="utf-8",
     )
     wheelhouse = tmp_path / "wheelhouse"
@@ -248,6 +264,8 @@ torchao = "0.18.0"
     torch_files = [f for f in manifest["files"] if f.startswith("torch-2.13.0")]
     assert len(torch_files) == 1
     assert len(manifest["files"][torch_files[0]]["sha256"]) == 64
+    built_by = {f.split("-")[0] for f in manifest["files"]}
+    assert {"hatchling", "editables"} <= built_by, sorted(built_by)
     # A cold uv cache, uv told to stay offline, and no index: only the wheelhouse is left.
     out = tmp_path / "run"
     proc = nox(
@@ -268,6 +286,8 @@ torchao = "0.18.0"
     assert cell["status"] == "passed"
     assert cell["install"]["reused"] is False
     assert cell["install"]["wheels"]["torch"]["file"] == torch_files[0]
+    project_test = [t for t in cell["tests"] if t["nodeid"].endswith("test_project_in_the_cell")]
+    assert [t["outcome"] for t in project_test] == ["passed"]
 
 
 def test_real_results_match_the_schema(first_run: tuple[Path, Path, str]) -> None:

@@ -5,16 +5,23 @@ a ``pylock.toml``, uv's output in ``.locks/<cell>/compile.log``), the wheel buil
 cell's interpreter is downloaded once, and ``manifest.json`` records file, sha256 and
 origin. ``matrix --offline`` then builds every env from that folder alone, on a machine or
 CI cache without index access.
+
+With ``install-project``, the project is built (editable) in every cell, so the wheels of
+its ``[build-system] requires`` (hatchling, setuptools...) are fetched too, resolved for
+the cell's interpreter into ``.locks/<cell>/build``: offline, uv's isolated build env
+finds its backend in the wheelhouse, or nowhere.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+
+from packaging.pylock import Package
 
 from compat.harness.config.matrix import Cell, Matrix
 from compat.harness.errors import ErrorKind, InstallError
@@ -24,11 +31,18 @@ from compat.harness.install.install_plan import plan_for
 from compat.harness.install.interpreters import find_interpreter
 from compat.harness.install.lockfile import read_packages, wheel_for
 from compat.harness.install.pipconfig import PipIndexConfig
+from compat.harness.install.project_build import dynamic_requires, static_requires
 from compat.harness.install.uv_cli import compile_lock
 from compat.harness.install.wheel_tags import cell_tags
 from compat.harness.redact import redact
 
-__all__ = ["MANIFEST", "FetchedWheel", "PrefetchedCell", "WheelhouseManifest", "prefetch"]
+__all__ = [
+    "MANIFEST",
+    "FetchedWheel",
+    "PrefetchedCell",
+    "WheelhouseManifest",
+    "prefetch",
+]
 
 MANIFEST = "manifest.json"
 _WHEEL_FILE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]*\.whl")
@@ -169,9 +183,88 @@ def _prefetch_cell(
         )
     except InstallError as exc:
         return _failed(cell, exc.kind, exc.message)
+    fetched = _fetch(cell, read_packages(lock), wheelhouse=wheelhouse, files=files)
+    if isinstance(fetched, PrefetchedCell):
+        return fetched
+    names = fetched
+    if matrix.project_root is not None:  # its backend, for an offline editable build
+        build = _fetch_build_requires(
+            cell,
+            matrix.project_root,
+            python=interpreter,
+            args=[*plan.index_args, *plan.cutoff_args],
+            folder=folder / "build",
+            timeout=matrix.install_timeout,
+            wheelhouse=wheelhouse,
+            files=files,
+        )
+        if isinstance(build, PrefetchedCell):
+            return build
+        names += [n for n in build if n not in names]
+    print(f"prefetch: {cell.id}: {len(names)} wheels", flush=True)
+    return PrefetchedCell(list(plan.requirements), names, plan.deps_cutoff)
+
+
+def _fetch_build_requires(
+    cell: Cell,
+    root: Path,
+    *,
+    python: str,
+    args: list[str],
+    folder: Path,
+    timeout: float,
+    wheelhouse: Path,
+    files: dict[str, FetchedWheel],
+) -> list[str] | PrefetchedCell:
+    """The wheels an editable build of the project needs (:mod:`project_build`): its
+    ``[build-system] requires`` first, then what its backend's hook adds, asked with the
+    first ones installed from the wheelhouse. Each list is resolved for the cell's
+    interpreter and fetched like the cell's own lock."""
+    names: list[str] = []
+    try:
+        for step in ("static", "dynamic"):
+            wanted = (
+                static_requires(root)
+                if step == "static"
+                else dynamic_requires(
+                    root,
+                    python=python,
+                    find_links=wheelhouse,
+                    log=folder / "hooks.log",
+                    timeout=timeout,
+                )
+            )
+            if not wanted:
+                continue
+            lock = compile_lock(
+                wanted,
+                python=python,
+                args=args,
+                folder=folder / step,
+                log=folder / "compile.log",
+                timeout=timeout,
+            )
+            fetched = _fetch(cell, read_packages(lock), wheelhouse=wheelhouse, files=files)
+            if isinstance(fetched, PrefetchedCell):
+                return fetched
+            names += fetched
+    except InstallError as exc:
+        return _failed(cell, exc.kind, f"the project's build requirements: {exc.message}")
+    return names
+
+
+def _fetch(
+    cell: Cell,
+    packages: Iterable[Package],
+    *,
+    wheelhouse: Path,
+    files: dict[str, FetchedWheel],
+) -> list[str] | PrefetchedCell:
+    """Download the wheel of each locked package for the cell's interpreter (one already
+    there with the lock's sha256 is kept): their file names, or the cell's failure."""
     tags = cell_tags(cell.python)
     names: list[str] = []
-    for package in read_packages(lock):
+    for package in packages:
         wheel = wheel_for(package, tags)
         if wheel is None:
             continue
@@ -197,8 +290,7 @@ def _prefetch_cell(
                 )
         files[wheel.file] = FetchedWheel(digest, redact(wheel.url), target.stat().st_size)
         names.append(wheel.file)
-    print(f"prefetch: {cell.id}: {len(names)} wheels", flush=True)
-    return PrefetchedCell(list(plan.requirements), names, plan.deps_cutoff)
+    return names
 
 
 def _failed(cell: Cell, kind: ErrorKind, message: str) -> PrefetchedCell:
