@@ -3,6 +3,7 @@ and says which part changed; what a file cannot see leaves its key alone."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -59,6 +60,8 @@ class World:
         (site / "torch-2.8.0.dist-info" / "WHEEL").write_text(
             "Wheel-Version: 1.0\nTag: py3-none-any\n", encoding="utf-8"
         )
+        (site / "torch" / "ao").mkdir(parents=True)
+        (site / "torch" / "ao" / "port.py").write_text("PORTED = ['tag']\n", "utf-8")
         (self.env / "pylock.toml").write_text(LOCK, encoding="utf-8")
         (self.env / "pyvenv.cfg").write_text(
             "implementation = CPython\nversion_info = 3.11.7\n", encoding="utf-8"
@@ -128,6 +131,23 @@ def _freeze(world: World) -> None:
     (world.env / ".compat-env.json").write_text('{"freeze": ["torch==2.8.0", "x==1"]}', "utf-8")
 
 
+def _installed(world: World) -> Path:
+    return world.env / "lib" / "python3.11" / "site-packages" / "torch" / "ao" / "port.py"
+
+
+def _replace_installed(world: World) -> None:  # as scripts/plant_regression.py does
+    path = _installed(world)
+    (path.parent / "port.tmp").write_text("PORTED = []\n", encoding="utf-8")
+    os.replace(path.parent / "port.tmp", path)
+
+
+def _edit_installed(world: World) -> None:  # same size, in place: only the mtime moves
+    path = _installed(world)
+    stat = path.stat()
+    path.write_text(path.read_text("utf-8").replace("tag", "tog"), encoding="utf-8")
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+
+
 def _interpreter(world: World) -> None:
     cfg = world.env / "pyvenv.cfg"
     cfg.write_text(cfg.read_text("utf-8").replace("3.11.7", "3.11.8"), encoding="utf-8")
@@ -148,6 +168,9 @@ def _harness_version(world: World) -> None:
 CHANGES: list[tuple[str, Callable[[World], None], str]] = [
     ("a wheel's sha256 (another build)", _lock_hash, "env"),
     ("the env's freeze", _freeze, "env"),
+    ("an installed source replaced", _replace_installed, "installed"),
+    ("an installed source edited in place", _edit_installed, "installed"),
+    ("a .pth file added", lambda w: w.append(f"{_installed(w).parents[2]}/x.pth"), "installed"),
     ("the interpreter's version", _interpreter, "interpreter"),
     ("the test file", lambda w: w.append("tests/core/test_a.py"), "test_file"),
     ("the conftest beside it", lambda w: w.append("tests/core/conftest.py"), "imports"),

@@ -5,6 +5,9 @@ Parts, each a sha256 (``parts``), so a rerun can say which one changed:
 - ``env``: every package the env's lock holds, with the sha256 of the wheel installed
   (a nightly that resolves to the same build is the same key; a new build is a new one),
   and the env's ``pip freeze``;
+- ``installed``: the content of every source file installed in the env
+  (:mod:`compat.harness.cache.installed`): an env edited after its build (a patched
+  pass, a debugging print) is not the lock's env, and its files rerun;
 - ``interpreter``: the env's Python, its implementation and exact version, and the
   machine (architecture, OS);
 - ``cell_code``: what runs inside the cell besides the tests (the shims, the pytest plugin,
@@ -45,6 +48,7 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 import compat
+from compat.harness.cache.installed import installed_sources
 from compat.harness.config.matrix import Cell, Matrix
 from compat.harness.config.suites import NORECURSE_DIRS, TestFile, is_test_file
 from compat.harness.files import read_json_object
@@ -62,7 +66,7 @@ __all__ = [
     "project_sources",
 ]
 
-KEY_SCHEMA = 1  # the recipe below: bump it and every stored key is a different one
+KEY_SCHEMA = 2  # the recipe below: bump it and every stored key is a different one
 PACKAGE = Path(compat.__file__).resolve().parent
 CELL_CODE = ("__init__.py", "events.py", "pytest_plugin.py", "file_runner.py", "shims")
 CELL_INI = PACKAGE / "cell_pytest.ini"
@@ -263,6 +267,7 @@ def cell_parts(
     project = [p for root in project_roots for p in _walk_or_file(root)]
     return {
         "env": _env_part(env_dir),
+        "installed": digest_json(sorted(installed_sources(env_dir).items())),
         "interpreter": _interpreter_part(env_dir),
         "cell_code": hasher.files([*code, CELL_INI], PACKAGE),
         "harness": digest(f"compat {compat.__version__}; key {KEY_SCHEMA}"),

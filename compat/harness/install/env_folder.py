@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["STAMP", "Env"]
 
 STAMP = ".compat-env.json"  # inside the env: the key it was built for, what it holds
+SOURCES_MEMO = ".compat-sources.json"  # inside the env: its sources' digests (cache/installed)
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,10 @@ class Env:
     @property
     def stamp_path(self) -> Path:
         return self.path / STAMP
+
+    @property
+    def sources_memo_path(self) -> Path:
+        return self.path / SOURCES_MEMO
 
     def site_packages(self) -> Path | None:
         """The env's ``lib/pythonX.Y/site-packages``; None when it has none (not built)."""
