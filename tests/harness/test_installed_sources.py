@@ -66,3 +66,14 @@ def test_a_corrupt_memo_is_recomputed_and_rewritten(tmp_path: Path) -> None:
 
 def test_an_env_without_site_packages_has_no_sources(tmp_path: Path) -> None:
     assert installed_sources(tmp_path / "missing") == {}
+
+
+def test_an_env_of_links_sees_through_them_and_a_cycle_ends(tmp_path: Path) -> None:
+    real = _env(tmp_path / "real")
+    links = tmp_path / "links" / real.name
+    site = links / "lib" / "python3.11" / "site-packages"
+    site.mkdir(parents=True)
+    for entry in (real / "lib" / "python3.11" / "site-packages").iterdir():
+        (site / entry.name).symlink_to(entry)
+    (site / "loop").symlink_to(site)
+    assert installed_sources(links) == installed_sources(real)

@@ -32,13 +32,25 @@ _MEMO_VERSION = 1
 
 
 def _sources(site: Path) -> list[os.DirEntry[str]]:
-    """Every source file under ``site`` (bytecode caches left out: a run writes them)."""
+    """Every source file under ``site`` (bytecode caches left out: a run writes them).
+
+    Symlinked folders are followed (an env of links to another, as benchmarks make), each
+    real folder once, so a link cycle ends."""
     found: list[os.DirEntry[str]] = []
+    seen: set[tuple[int, int]] = set()
     stack = [str(site)]
     while stack:
-        with os.scandir(stack.pop()) as entries:
+        folder = stack.pop()
+        try:
+            st = os.stat(folder)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) in seen:
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        with os.scandir(folder) as entries:
             for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
+                if entry.is_dir():
                     if entry.name != "__pycache__":
                         stack.append(entry.path)
                 elif entry.name.endswith(SOURCE_SUFFIXES):
