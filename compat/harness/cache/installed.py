@@ -42,7 +42,7 @@ def _sources(site: Path) -> list[os.DirEntry[str]]:
     while stack:
         folder = stack.pop()
         try:
-            st = os.stat(folder)
+            st = Path(folder).stat()
         except OSError:
             continue
         if (st.st_dev, st.st_ino) in seen:
