@@ -6,7 +6,6 @@ from compat.harness.reports.bands import render_banded
 from compat.harness.reports.findings import (
     DRIFT_TITLE,
     drift_lines,
-    drift_report,
     findings,
     not_applicable_lines,
 )
@@ -110,7 +109,7 @@ def render_console(
         ]
     for title, items in findings(grid.results):
         lines += ["", f"{title}:", *(f"  {item}" for item in items)]
-    drift = drift_report(grid.results)
+    drift = grid.drift_findings
     if drift:
         text = drift_lines(drift, detail=detail)
         lines += ["", f"{DRIFT_TITLE}:", *(f"  {fit(line, LINE_TEXT)}" for line in text)]

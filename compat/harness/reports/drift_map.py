@@ -82,9 +82,11 @@ def _column(drift: Drift) -> tuple[str, str]:
     return (drift.line, f"{drift.step[0]} \u2192 {drift.step[1]}")
 
 
-def render_drift_map(results: Sequence[CellResult]) -> str:
-    """The SVG document (no XML declaration: it is embedded in HTML as it is)."""
-    found = [*drifts(results), *cross_stack_drifts(results)]
+def render_drift_map(results: Sequence[CellResult], found: Sequence[Drift] | None = None) -> str:
+    """The SVG document (no XML declaration: it is embedded in HTML as it is). ``found``:
+    the run's drifts when the caller has them (``Grid.drifts``), else computed here."""
+    if found is None:
+        found = [*drifts(results), *cross_stack_drifts(results)]
     findings = drift_findings(found)
     # Which findings each (test, column) square belongs to, for its tooltip.
     by_square: dict[tuple[str, tuple[str, str]], list[Finding]] = {}
@@ -174,6 +176,8 @@ def render_drift_map(results: Sequence[CellResult]) -> str:
 
 def write(run_dir: Path, report: ReportContext) -> Path:
     path = run_dir / "drift.svg"
-    text = '<?xml version="1.0" encoding="utf-8"?>\n' + render_drift_map(report.results)
+    text = '<?xml version="1.0" encoding="utf-8"?>\n' + render_drift_map(
+        report.results, report.grid.drifts
+    )
     atomic_write_text(path, text)
     return path

@@ -16,9 +16,11 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import cached_property
 
 from compat.harness.config.suites import file_of
 from compat.harness.redact import redact
+from compat.harness.results.drift import Drift, Finding, cross_stack_drifts, drift_findings, drifts
 from compat.harness.results.failures import short_message
 from compat.harness.results.model import (
     CellResult,
@@ -281,6 +283,18 @@ class Grid:
     rows: list[Row]
     results: list[CellResult]
     route_legend: list[str] = field(default_factory=list)
+
+    @cached_property
+    def drifts(self) -> list[Drift]:
+        """Every porting drift of the run: along each stack's torch axis, then torch.ao
+        against torchao. Computed once: the console, summary.md, matrix.html and
+        drift.svg all show it, and it is the costliest thing a report draws."""
+        return [*drifts(self.results), *cross_stack_drifts(self.results)]
+
+    @cached_property
+    def drift_findings(self) -> list[Finding]:
+        """:attr:`drifts` as findings, metadata ones first (``findings.drift_report``)."""
+        return drift_findings(self.drifts)
 
     def row(self, kind: RowKind, key: str = "") -> Row:
         """The row of ``kind`` (and ``key``: a test's node id, a route)."""

@@ -18,7 +18,6 @@ from compat.harness.reports.drift_map import render_drift_map
 from compat.harness.reports.findings import (
     DRIFT_TITLE,
     IR_TITLE,
-    drift_report,
     findings,
     not_applicable_evidence,
 )
@@ -231,9 +230,9 @@ def _finding(finding: Finding, *, group: bool) -> str:
     )
 
 
-def _drift_section(results: Sequence[CellResult]) -> str:
+def _drift_section(grid: Grid) -> str:
     """The drift map, each finding (click it for its nodes), IR-only findings collapsed."""
-    found = drift_report(results)
+    found = grid.drift_findings
     if not found:
         return ""
     group = len({f.group for f in found}) > 1
@@ -249,11 +248,11 @@ def _drift_section(results: Sequence[CellResult]) -> str:
     classes = "".join(
         f"<li>{_e(test.rsplit('::', 1)[-1])}: "
         f"{_e('; '.join('[' + ', '.join(c.cells) + ']' for c in groups))}</li>"
-        for test, groups in snapshot_classes(results).items()
+        for test, groups in snapshot_classes(grid.results).items()
     )
     return (
         f"<h2>{_e(DRIFT_TITLE)}</h2>"
-        f'<div class="scroll">{render_drift_map(results)}</div>{metadata}{ir}'
+        f'<div class="scroll">{render_drift_map(grid.results, grid.drifts)}</div>{metadata}{ir}'
         f"<details><summary>Snapshot classes (cells in which a test's porting is identical)"
         f"</summary><ul>{classes}</ul></details>"
     )
@@ -313,7 +312,7 @@ def render_html(
         for title, items in findings(results)
         if title != DRIFT_TITLE
     )
-    sections += _drift_section(results)
+    sections += _drift_section(grid)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">

@@ -8,7 +8,6 @@ CI's, and other steps append to it too).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 from tabulate import tabulate
@@ -20,7 +19,6 @@ from compat.harness.reports.findings import (
     DRIFT_SHOWN,
     DRIFT_TITLE,
     IR_TITLE,
-    drift_report,
     findings,
     not_applicable_evidence,
 )
@@ -28,7 +26,7 @@ from compat.harness.reports.grid import LEGEND, Grid
 from compat.harness.results.baseline import DIFF_LINES, render_diff
 from compat.harness.results.drift import Finding, snapshot_classes
 from compat.harness.results.gate import EXIT_OK
-from compat.harness.results.model import CellResult, CellStatus
+from compat.harness.results.model import CellStatus
 
 __all__ = ["render_markdown", "summary", "write"]
 
@@ -45,10 +43,10 @@ def _finding(finding: Finding, *, group: bool, nodes: bool) -> list[str]:
     return lines
 
 
-def _drift(results: Sequence[CellResult]) -> list[str]:
+def _drift(grid: Grid) -> list[str]:
     """The first findings, "and N more", then every finding node by node (collapsed), the
     IR-only findings (collapsed) and each test's snapshot classes (collapsed)."""
-    found = drift_report(results)
+    results, found = grid.results, grid.drift_findings
     if not found:
         return []
     group = len({f.group for f in found}) > 1
@@ -99,7 +97,7 @@ def render_markdown(grid: Grid, *, title: str, exit_code: int) -> str:
     lines = [f"## torch-compat-matrix: {title}", "", f"**{verdict}**", "", table, "", f"_{LEGEND}_"]
     for heading, items in findings(grid.results):
         lines += ["", f"### {heading}", "", *(f"- {_md_escape(i)}" for i in items)]
-    lines += _drift(grid.results)
+    lines += _drift(grid)
     na = [r for r in grid.results if r.status is CellStatus.NOT_APPLICABLE]
     if na:
         lines += [
