@@ -75,5 +75,14 @@ def test_an_env_of_links_sees_through_them_and_a_cycle_ends(tmp_path: Path) -> N
     site.mkdir(parents=True)
     for entry in (real / "lib" / "python3.11" / "site-packages").iterdir():
         (site / entry.name).symlink_to(entry)
-    (site / "loop").symlink_to(site)
+    (site / "loop").symlink_to(site)  # a cycle
+    (site / "torch" / "again").symlink_to(site / "torch")  # a cycle below a link
+    (real / "lib" / "python3.11" / "site-packages" / "alias").symlink_to(
+        real / "lib" / "python3.11" / "site-packages" / "torch" / "ao"
+    )  # inside site-packages: walked once, by its real path
+    assert sorted(installed_sources(real)) == [
+        "distutils-precedence.pth",
+        "torch/__init__.py",
+        "torch/ao/port.py",
+    ]
     assert installed_sources(links) == installed_sources(real)

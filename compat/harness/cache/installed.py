@@ -34,25 +34,31 @@ _MEMO_VERSION = 1
 def _sources(site: Path) -> list[os.DirEntry[str]]:
     """Every source file under ``site`` (bytecode caches left out: a run writes them).
 
-    Symlinked folders are followed (an env of links to another, as benchmarks make), each
-    real folder once, so a link cycle ends."""
+    Symlinked folders elsewhere are followed (an env of links to another, as benchmarks
+    make), each once; a link into ``site`` or to a folder holding it only repeats what the
+    walk sees anyway, or never ends, so it is not. Only links can make a cycle, so only they
+    are resolved: a stat of every folder cost a third of an all-cached rerun's key."""
     found: list[os.DirEntry[str]] = []
-    seen: set[tuple[int, int]] = set()
+    root = os.path.realpath(site)
+    seen: set[str] = set()
     stack = [str(site)]
     while stack:
-        folder = stack.pop()
         try:
-            st = Path(folder).stat()
+            entries = os.scandir(stack.pop())
         except OSError:
             continue
-        if (st.st_dev, st.st_ino) in seen:
-            continue
-        seen.add((st.st_dev, st.st_ino))
-        with os.scandir(folder) as entries:
+        with entries:
             for entry in entries:
                 if entry.is_dir():
-                    if entry.name != "__pycache__":
-                        stack.append(entry.path)
+                    if entry.name == "__pycache__":
+                        continue
+                    if entry.is_symlink():
+                        real = os.path.realpath(entry.path)
+                        inside = os.path.commonpath([real, root]) in (real, root)
+                        if inside or real in seen:
+                            continue
+                        seen.add(real)
+                    stack.append(entry.path)
                 elif entry.name.endswith(SOURCE_SUFFIXES):
                     found.append(entry)
     return found

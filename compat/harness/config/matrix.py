@@ -181,9 +181,12 @@ class Expectation:
         return f" ({', '.join(refs)})" if refs else ""
 
     def matches(self, cell: Cell, test_id: str) -> bool:
+        return self.names(test_id) and self.where.matches(cell)
+
+    def names(self, test_id: str) -> bool:
+        """Whether ``test`` names this node id, or its bare test name (whatever the cell)."""
         name = test_id.rsplit("::", 1)[-1]
-        hit = fnmatch.fnmatchcase(test_id, self.test) or fnmatch.fnmatchcase(name, self.test)
-        return hit and self.where.matches(cell)
+        return fnmatch.fnmatchcase(test_id, self.test) or fnmatch.fnmatchcase(name, self.test)
 
     def explains(self, exc_types: Sequence[str], message: str) -> bool:
         """Whether a failure with these exception types and message is the expected one."""

@@ -241,6 +241,8 @@ def _same_content_pairs(old: Sequence[Entry], new: Sequence[Entry]) -> list[tupl
 
 
 def _stage_changes(stage: str, old: Sequence[Entry], new: Sequence[Entry]) -> list[NodeChange]:
+    if old == new:  # most neighbours: nothing to align (and no tie to break the wrong way)
+        return []
     if [_content(e) for e in old] != [_content(e) for e in new] and sorted(
         map(_content, old)
     ) == sorted(map(_content, new)):
