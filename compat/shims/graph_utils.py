@@ -7,8 +7,11 @@ Homes, found by import (never by version number):
 * ``find_sequential_partitions``, ``get_equivalent_types``, ``update_equivalent_types_dict``:
   ``torch.ao.quantization.pt2e.graph_utils`` (torch.ao 2.1 - 2.10) or
   ``torchao.quantization.pt2e.graph_utils`` (torchao 0.11+).
-* ``bfs_trace_with_node_process`` (walks control-flow submodules too): the same module, from
-  torch.ao 2.6 and torchao 0.11; where absent, :func:`walk_nodes` walks the top graph only.
+* ``bfs_trace_with_node_process`` (walks control-flow submodules too, skipping placeholders
+  and the output): the same module, from torch.ao 2.7 and torchao 0.11. Where absent,
+  :func:`walk_nodes` walks every node of the top graph and, through
+  ``get_control_flow_submodules`` (public in torch.ao 2.6 only), of its cond/map
+  submodules: the walk each release's own numeric-debugger test reads handles with.
 * ``collect_producer_nodes``: ``torchao.quantization.pt2e.graph_utils`` from torchao 0.18 (in
   torch.ao it is the private ``_collect_producer_nodes`` of ``pt2e.utils``, not a graph util).
 
@@ -36,6 +39,7 @@ _STACK_NAMES = (
     "get_equivalent_types",
     "update_equivalent_types_dict",
     "bfs_trace_with_node_process",
+    "get_control_flow_submodules",
     "collect_producer_nodes",
 )
 _MATCHER_NAMES = ("get_source_partitions", "SourcePartition")
@@ -83,12 +87,21 @@ def graph_utils() -> GraphUtils:
 
 
 def walk_nodes(model: Any, process: Callable[[Any], None]) -> None:
-    """Call ``process`` on every node of ``model`` (GraphModule or ExportedProgram), in
-    control-flow submodules too where the stack's ``bfs_trace_with_node_process`` exists."""
+    """Call ``process`` on the nodes of ``model`` (GraphModule or ExportedProgram), the
+    way this stack walks a graph for the numeric debugger: its
+    ``bfs_trace_with_node_process`` where it has one (control-flow submodules too, no
+    placeholders nor output); else every node of the top graph and of the cond/map
+    submodules ``get_control_flow_submodules`` finds (torch.ao 2.6), or of the top graph
+    only (torch.ao 2.5)."""
     utils = graph_utils()
     if utils.has("bfs_trace_with_node_process"):
         utils.bfs_trace_with_node_process(model, process)
         return
     graph_module: Optional[Any] = getattr(model, "graph_module", None) or model
-    for node in graph_module.graph.nodes:
-        process(node)
+    queue = [graph_module]
+    while queue:
+        current = queue.pop(0)
+        for node in current.graph.nodes:
+            process(node)
+        if utils.has("get_control_flow_submodules"):
+            queue.extend(sub for _, sub, _ in utils.get_control_flow_submodules(current))

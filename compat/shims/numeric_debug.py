@@ -4,11 +4,23 @@ The handle a node carries, and who puts it there, moved three times (found by fe
 detection on the installed stack, never by version number; recorded as route
 ``numeric_debug``):
 
-``custom-graphmodule``  torch.ao 2.5 - 2.7: ``generate_numeric_debug_handle(graph_module)``
+``custom-graphmodule``  torch.ao 2.5: ``generate_numeric_debug_handle(graph_module)``
                         writes ``node.meta["custom"]["numeric_debug_handle"]`` (the key moved
-                        under ``custom`` in pytorch#134040, so it survives re-export).
-``custom-program``      torch.ao 2.8 - 2.10: the same key, but ``generate_numeric_debug_handle``
-                        takes the ``ExportedProgram`` and walks control-flow submodules.
+                        under ``custom`` in pytorch#134040, so it survives re-export) on
+                        every node of the top graph but placeholders and the output, ids
+                        from 0 (an id already present is kept, but a new node may reuse it).
+``custom-program``      torch.ao 2.6 - 2.10: the same key, but ``generate_numeric_debug_handle``
+                        takes the ``ExportedProgram``, walks control-flow submodules and
+                        numbers new nodes after the greatest id present. The walk helper
+                        moved: inside the function in 2.6 (``get_control_flow_submodules``
+                        public in graph_utils), ``graph_utils.bfs_trace_with_node_process``
+                        from 2.7 (:func:`compat.shims.graph_utils.walk_nodes` follows both).
+
+On both ``custom`` routes generate skips placeholders and the output, so those need no
+handle (:meth:`NumericDebugger.needs_handle`); a placeholder may still *carry* one (a
+re-export lifts a handled get_attr into a placeholder), and :meth:`NumericDebugger.handles`
+reports it wherever the stack's walk visits placeholders (2.5 and 2.6: every node, as
+those releases' own tests read them; 2.7+: the bfs walk, which skips them).
 ``from_node``           torchao 0.11+ (pytorch/ao#2339, #2452): no stored handle; a node's
                         handle is the (name, graph_id) of the oldest ``NodeSource`` in its
                         ``from_node`` chain (``_extract_node_source_debug_info``), so any
@@ -98,13 +110,27 @@ class NumericDebugger:
 
     def needs_handle(self, node: Any) -> bool:
         """Whether the contract wants a handle on ``node``: on the ``custom`` routes every
-        node generate_numeric_debug_handle walks; on ``from_node`` every node but
-        placeholders, the output and the 2.9+ guard call."""
-        if self.route != ROUTE_FROM_NODE:
-            return True
+        node generate_numeric_debug_handle walks (all but placeholders and the output, on
+        every release); on ``from_node`` every node but placeholders, the output and the
+        2.9+ guard call."""
         if node.op in ("placeholder", "output"):
             return False
+        if self.route != ROUTE_FROM_NODE:
+            return True
         return not (node.op == "call_module" and node.target == _GUARD_TARGET)
+
+    def walked(self, model: Any) -> list:
+        """``str(node)`` of every node ``generate`` gives a handle to in ``model`` (the
+        top graph and, where the stack walks them, its control-flow submodules): the
+        count upstream's tests hard-code as their number of loggers."""
+        found: list = []
+
+        def visit(node: Any) -> None:
+            if self.needs_handle(node):
+                found.append(str(node))
+
+        walk_nodes(model, visit)
+        return found
 
     def has_handle(self, node: Any) -> bool:
         """Whether the node carries what its handle is read from (the ``custom`` key, or

@@ -2,11 +2,16 @@
 
 Our own code; the contracts, models, inputs and test names are upstream's, test for test:
 pytorch/pytorch ``test/quantization/pt2e/test_numeric_debugger.py`` of the
-``generate_numeric_debug_handle(ExportedProgram)`` era (torch 2.8 - 2.10), read at the index
-copy ROCm/pytorch@3539e1d233cc445a86dbb07c99d6a7da3d97d845 (a merge whose two sides are the
-2.8 text, ``export_for_training``, and the 2.9/2.10 text, ``export``); sha256 and the
+``generate_numeric_debug_handle(ExportedProgram)`` era with ``bfs_trace_with_node_process``
+in graph_utils (torch 2.7 - 2.10), read at the index copy
+ROCm/pytorch@3539e1d233cc445a86dbb07c99d6a7da3d97d845 (a merge whose two sides are the
+2.8 text, ``export_for_training``, and the 2.9/2.10 text, ``export``) and, for 2.7, the
+index copy zhe-thoughts/pytorch@b849ad8326f74bd589889febb0d7985eca10155c (the same 12 tests,
+``export_for_training`` without ``strict``, 14,895 chars, sha256
+``876c0ae1811c81a02888b8b52f5355c62e98e262ea7f905d6bbc62c038ffa367``); sha256 and the
 per-cell verdicts against upstream in docs/ported-suites-vs-upstream.md. Scoped in
-matrix.toml to the torch.ao stack, torch 2.8 - 2.10.
+matrix.toml to the torch.ao stack, torch 2.7 - 2.10 (2.6: test_numeric_debugger_v2_6.py,
+2.5: test_numeric_debugger_graph_module.py, each ported from that release's own text).
 
 Where upstream hard-codes handle numbers (``[1, 2, 3]`` repeated after prepare), we assert
 what the numbers mean: the handles of conv2d, squeeze and conv1d each appear twice. Handles
