@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 from pathlib import Path
 
-from compat.harness.cache.installed import installed_sources
+import pytest
+
+from compat.harness.cache import installed
+from compat.harness.cache.installed import installed_digest, installed_sources
 from compat.harness.install.env_folder import Env
 
 
@@ -86,3 +90,56 @@ def test_an_env_of_links_sees_through_them_and_a_cycle_ends(tmp_path: Path) -> N
         "torch/ao/port.py",
     ]
     assert installed_sources(links) == installed_sources(real)
+
+
+def _walked_digest(env: Path) -> str:
+    return hashlib.sha256(json.dumps(sorted(installed_sources(env).items())).encode()).hexdigest()
+
+
+@pytest.mark.parametrize("find", ["gnu", "none"])
+def test_the_digest_follows_an_edit_with_or_without_gnu_find(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, find: str
+) -> None:
+    """The stat listing only decides whether to walk; the digest is always the walk's."""
+    if find == "none":
+        monkeypatch.setattr(installed.shutil, "which", lambda name: None)
+    elif installed._stat_listing(tmp_path) is None:
+        pytest.skip("no GNU find here")
+    env = _env(tmp_path)
+    first = installed_digest(env)
+    assert first == _walked_digest(env)
+    assert installed_digest(env) == first  # the listing's answer, same value
+    port = env / "lib/python3.11/site-packages/torch/ao/port.py"
+    port.write_text("PORTED = []\n", encoding="utf-8")  # in place, a new mtime and size
+    os.utime(port, ns=(1, port.stat().st_mtime_ns + 1))
+    assert installed_digest(env) != first
+    assert installed_digest(env) == _walked_digest(env)
+    assert (Env.at(env).sources_digest_path.exists()) is (find == "gnu")
+
+
+def test_the_listing_answers_only_its_own_digest(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    if installed._stat_listing(Env.at(env).site_packages() or tmp_path) is None:
+        pytest.skip("no GNU find here")
+    real = installed_digest(env)
+    record = Env.at(env).sources_digest_path
+    data = json.loads(record.read_text("utf-8"))
+    record.write_text(json.dumps({**data, "digest": "d" * 64}), encoding="utf-8")
+    assert installed_digest(env) == "d" * 64  # an unchanged listing: its digest, unread
+    record.write_text("{torn", encoding="utf-8")
+    assert installed_digest(env) == real  # a corrupt record: walked again, rewritten
+    assert json.loads(record.read_text("utf-8"))["digest"] == real
+    new = env / "lib/python3.11/site-packages/torch/ao/new.py"
+    record.write_text(json.dumps({**data, "digest": "d" * 64}), encoding="utf-8")
+    new.write_text("X = 1\n", encoding="utf-8")  # another listing: never the old digest
+    assert installed_digest(env) == _walked_digest(env) != real
+
+
+def test_a_link_in_the_env_leaves_the_listing_to_the_walk(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    site = Env.at(env).site_packages()
+    assert site is not None
+    (site / "alias.py").symlink_to(site / "torch" / "ao" / "port.py")
+    assert installed._stat_listing(site) is None
+    assert installed_digest(env) == _walked_digest(env)
+    assert "alias.py" in installed_sources(env)

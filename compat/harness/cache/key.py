@@ -48,7 +48,7 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 import compat
-from compat.harness.cache.installed import installed_sources
+from compat.harness.cache.installed import installed_digest
 from compat.harness.config.matrix import Cell, Matrix
 from compat.harness.config.suites import NORECURSE_DIRS, TestFile, is_test_file
 from compat.harness.files import read_json_object
@@ -279,7 +279,7 @@ def cell_parts(
     project = [p for root in project_roots for p in _walk_or_file(root)]
     return {
         "env": _env_part(env_dir),
-        "installed": digest_json(sorted(installed_sources(env_dir).items())),
+        "installed": installed_digest(env_dir),
         "interpreter": _interpreter_part(env_dir),
         "cell_code": hasher.tree(("cell_code",), _cell_code_digest(hasher)),
         "harness": digest(f"compat {compat.__version__}; key {KEY_SCHEMA}"),

@@ -31,6 +31,7 @@ __all__ = ["STAMP", "Env"]
 
 STAMP = ".compat-env.json"  # inside the env: the key it was built for, what it holds
 SOURCES_MEMO = ".compat-sources.json"  # inside the env: its sources' digests (cache/installed)
+SOURCES_DIGEST = ".compat-sources-digest.json"  # and their one digest, by their stat listing
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,10 @@ class Env:
     @property
     def sources_memo_path(self) -> Path:
         return self.path / SOURCES_MEMO
+
+    @property
+    def sources_digest_path(self) -> Path:
+        return self.path / SOURCES_DIGEST
 
     def site_packages(self) -> Path | None:
         """The env's ``lib/pythonX.Y/site-packages``; None when it has none (not built)."""
