@@ -135,11 +135,23 @@ def test_the_listing_answers_only_its_own_digest(tmp_path: Path) -> None:
     assert installed_digest(env) == _walked_digest(env) != real
 
 
-def test_a_link_in_the_env_leaves_the_listing_to_the_walk(tmp_path: Path) -> None:
-    env = _env(tmp_path)
-    site = Env.at(env).site_packages()
-    assert site is not None
-    (site / "alias.py").symlink_to(site / "torch" / "ao" / "port.py")
+def test_the_listing_sees_through_links_and_leaves_broken_ones_to_the_walk(
+    tmp_path: Path,
+) -> None:
+    real = _env(tmp_path / "real")
+    links = tmp_path / "links" / real.name
+    site = links / "lib" / "python3.11" / "site-packages"
+    site.mkdir(parents=True)
+    for entry in (real / "lib" / "python3.11" / "site-packages").iterdir():
+        (site / entry.name).symlink_to(entry)
+    if installed._stat_listing(site) is None:
+        pytest.skip("no GNU find here")
+    first = installed_digest(links)
+    assert first == _walked_digest(links) == _walked_digest(real)
+    port = real / "lib/python3.11/site-packages/torch/ao/port.py"
+    port.write_text("PORTED = []\n", encoding="utf-8")  # edited through the real env
+    assert installed_digest(links) == _walked_digest(real) != first
+    (site / "gone.py").symlink_to(tmp_path / "missing.py")
     assert installed._stat_listing(site) is None
-    assert installed_digest(env) == _walked_digest(env)
-    assert "alias.py" in installed_sources(env)
+    assert installed_sources(links)["gone.py"].startswith("unreadable:")
+    assert installed_digest(links) == _walked_digest(links)

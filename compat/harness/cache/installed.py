@@ -18,9 +18,11 @@ Even the stats cost: walking 22 envs of ~6,800 sources in Python was half of an
 all-cached rerun of the default matrix. So :func:`installed_digest` first asks GNU
 ``find`` for the stat listing (one process per env, off the GIL, in C) and, when it is
 byte for byte the listing of the last digest, answers that digest without reading a
-memo. Anything else (another listing, a symlink in the tree, no GNU find: macOS's
-``find`` has no ``-printf``) takes the Python walk above, which then records the new
-listing for next time.
+memo. Anything else (another listing, a link cycle or a broken link, no GNU find:
+macOS's ``find`` has no ``-printf``) takes the Python walk above, which then records the
+new listing for next time. ``find -L`` sees through every link, so its listing covers all
+the walk reads (and links the walk skips as repeats): whatever changes for the walk
+changes the listing.
 """
 
 from __future__ import annotations
@@ -128,8 +130,9 @@ def installed_sources(env_dir: Path) -> dict[str, str]:
     return digests
 
 
-# %P: the path under site-packages; %i, %s, %T@: the memo's inode, size and mtime. A link
-# prints "L" instead: links are resolved the walk's way, so their trees take the walk.
+# -L: through links (an env of links, as benchmarks make), stats of their targets, as the
+# walk's. %P: the path under site-packages; %i, %s, %T@: the memo's inode, size and mtime.
+# A link still seen as one is broken: "L", and the walk marks it unreadable.
 _FIND_EXPR = (
     "(", "-name", "__pycache__", "-prune", ")",
     "-o", "(", "-type", "l", "-printf", "L\\n", ")",
@@ -145,12 +148,13 @@ def _stat_listing(site: Path) -> str | None:
         return None
     try:
         done = subprocess.run(
-            [find, str(site), *_FIND_EXPR], capture_output=True, timeout=60, check=False
+            [find, "-L", str(site), *_FIND_EXPR], capture_output=True, timeout=60, check=False
         )
     except (OSError, subprocess.SubprocessError):
         return None
     if done.returncode != 0 or done.stderr:
-        return None  # BSD find (no -printf), an unreadable folder: the walk decides
+        return None  # BSD find (no -printf), a link cycle, an unreadable folder: the walk
+
     lines = done.stdout.decode("utf-8", "surrogateescape").splitlines()
     if any(line == "L" for line in lines):
         return None
