@@ -97,3 +97,22 @@ def test_cells_naming_no_cell_suggests_the_glob_or_the_nearest_ids(
     assert len(err) == 1
     assert f"no cell {given!r} in this matrix ({hint}" in err[0]
     assert not out.exists()
+
+
+@pytest.mark.parametrize("cells", [[], ["--cells", "torch2.11.0-torch.ao*"]])
+def test_a_run_in_which_no_cell_is_applicable_exits_2_with_the_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], cells: list[str]
+) -> None:
+    """Not a green run of nothing: every chosen cell is ruled out, so nothing would run."""
+    body = '[[torch]]\nversion = "2.11.0"\nstacks = ["torch.ao"]\n'
+    if cells:
+        body += '[[torch]]\nversion = "2.8.0"\nstacks = ["torch.ao"]\n'
+    matrix = write(tmp_path, body)
+    out = tmp_path / "run"
+    code = cli.main(["matrix", "--matrix", str(matrix), "--out", str(out), *cells])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1
+    assert "none of the 1 cell(s) chosen is applicable, nothing would run: " in err[0]
+    assert "torch.ao pt2e was removed in torch 2.11" in err[0]
+    assert not out.exists()

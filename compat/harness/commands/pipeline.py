@@ -210,6 +210,12 @@ def check_options(run: Run) -> None:
             f"{'--shard ' + options.shard if options.shard else '--cells'}: "
             "selects no applicable cell of the matrix"
         )
+    if not any(c.applicable for c in run.cells):  # a green run of nothing is a trap
+        reasons = sorted({str(c.not_applicable) for c in run.cells})
+        raise UsageError(
+            f"{run.the_matrix.path.name}: none of the {len(run.cells)} cell(s) chosen is "
+            f"applicable, nothing would run: {'; '.join(reasons)}"
+        )
     run.baseline = load_baseline_option(options.baseline)
     run.wheelhouse = offline_wheelhouse(options.offline)
     budget = options.disk_budget
