@@ -119,11 +119,11 @@ class NumericDebugger:
             return True
         return not (node.op == "call_module" and node.target == _GUARD_TARGET)
 
-    def walked(self, model: Any) -> list:
+    def walked(self, model: Any) -> list[str]:
         """``str(node)`` of every node ``generate`` gives a handle to in ``model`` (the
         top graph and, where the stack walks them, its control-flow submodules): the
         count upstream's tests hard-code as their number of loggers."""
-        found: list = []
+        found: list[str] = []
 
         def visit(node: Any) -> None:
             if self.needs_handle(node):

@@ -153,8 +153,7 @@ def _stat_listing(site: Path) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     if done.returncode != 0 or done.stderr:
-        return None  # BSD find (no -printf), a link cycle, an unreadable folder: the walk
-
+        return None  # BSD find (no -printf), a link cycle, an unreadable folder: walk
     lines = done.stdout.decode("utf-8", "surrogateescape").splitlines()
     if any(line == "L" for line in lines):
         return None
