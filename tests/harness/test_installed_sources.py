@@ -72,13 +72,20 @@ def test_an_env_without_site_packages_has_no_sources(tmp_path: Path) -> None:
     assert installed_sources(tmp_path / "missing") == {}
 
 
-def test_an_env_of_links_sees_through_them_and_a_cycle_ends(tmp_path: Path) -> None:
-    real = _env(tmp_path / "real")
-    links = tmp_path / "links" / real.name
+def _links_to(real: Path, root: Path) -> tuple[Path, Path]:
+    """An env of links to ``real``'s site-packages entries (as bench_cache makes), and its
+    site-packages."""
+    links = root / real.name
     site = links / "lib" / "python3.11" / "site-packages"
     site.mkdir(parents=True)
     for entry in (real / "lib" / "python3.11" / "site-packages").iterdir():
         (site / entry.name).symlink_to(entry)
+    return links, site
+
+
+def test_an_env_of_links_sees_through_them_and_a_cycle_ends(tmp_path: Path) -> None:
+    real = _env(tmp_path / "real")
+    links, site = _links_to(real, tmp_path / "links")
     (site / "loop").symlink_to(site)  # a cycle
     (site / "torch" / "again").symlink_to(site / "torch")  # a cycle below a link
     (real / "lib" / "python3.11" / "site-packages" / "alias").symlink_to(
@@ -139,11 +146,7 @@ def test_the_listing_sees_through_links_and_leaves_broken_ones_to_the_walk(
     tmp_path: Path,
 ) -> None:
     real = _env(tmp_path / "real")
-    links = tmp_path / "links" / real.name
-    site = links / "lib" / "python3.11" / "site-packages"
-    site.mkdir(parents=True)
-    for entry in (real / "lib" / "python3.11" / "site-packages").iterdir():
-        (site / entry.name).symlink_to(entry)
+    links, site = _links_to(real, tmp_path / "links")
     if installed._stat_listing(site) is None:
         pytest.skip("no GNU find here")
     first = installed_digest(links)
