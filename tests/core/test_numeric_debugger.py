@@ -26,12 +26,11 @@ from typing import Any
 
 import pytest
 import torch
+from numeric_debug_support import handles_of_ops, xnnpack_quantizer
 from pt2e_models import ControlFlow, Conv2dThenConv1d, Conv2dWithSplit, TwoLinearModule
 
 from compat.shims.numeric_debug import NumericDebugger, debugger
 from compat.shims.pt2e import Pt2eApi, api
-
-_OPS = ("conv2d", "squeeze", "conv1d")  # the call_function ops of Conv2dThenConv1d
 
 
 @pytest.fixture(scope="module")
@@ -46,22 +45,6 @@ def pt2e() -> Pt2eApi:
 
 def _export(model: torch.nn.Module, example_inputs: tuple) -> Any:
     return torch.export.export(model, example_inputs, strict=True)
-
-
-def _quantizer(pt2e: Pt2eApi) -> Any:
-    return pt2e.XNNPACKQuantizer().set_global(
-        pt2e.get_symmetric_quantization_config(is_per_channel=False)
-    )
-
-
-def _op_handles(nd: NumericDebugger, model: Any) -> list:
-    """The handles of the model's conv2d, squeeze and conv1d nodes."""
-    graph = getattr(model, "graph_module", model).graph
-    return [
-        nd.handle(n)
-        for n in graph.nodes
-        if n.op == "call_function" and any(op in str(n.target) for op in _OPS)
-    ]
 
 
 def _assert_unique(nd: NumericDebugger, program: Any) -> None:
@@ -89,10 +72,10 @@ def test_quantize_pt2e_preserve_handle(nd: NumericDebugger, pt2e: Pt2eApi) -> No
     example_inputs = m.example_inputs()
     ep = _export(m, example_inputs)
     nd.generate(ep)
-    op_handles = _op_handles(nd, ep)
+    op_handles = handles_of_ops(nd, ep)
     assert len(op_handles) == 3
     assert None not in op_handles
-    gm = pt2e.prepare_pt2e(ep.module(), _quantizer(pt2e))
+    gm = pt2e.prepare_pt2e(ep.module(), xnnpack_quantizer(pt2e))
     counts = Counter(nd.handles(gm).values())
     # each op's handle is copied onto its output observer
     assert [counts[h] for h in op_handles] == [2, 2, 2]
@@ -180,7 +163,7 @@ def _sqnrs(nd: NumericDebugger, pt2e: Pt2eApi, m: torch.nn.Module) -> list:
     nd.generate(ep)
     gm = ep.module()
     m_ref_logger = nd.prepare_for_propagation_comparison(gm)
-    gm = pt2e.prepare_pt2e(gm, _quantizer(pt2e))
+    gm = pt2e.prepare_pt2e(gm, xnnpack_quantizer(pt2e))
     gm(*example_inputs)
     gm = pt2e.convert_pt2e(gm)
     m_quant_logger = nd.prepare_for_propagation_comparison(gm)

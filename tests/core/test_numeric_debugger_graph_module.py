@@ -33,6 +33,7 @@ from typing import Any
 
 import pytest
 import torch
+from numeric_debug_support import exported, handles_of_ops, xnnpack_quantizer
 from pt2e_models import Conv2dThenConv1d
 
 from compat.shims.export import (
@@ -44,8 +45,6 @@ from compat.shims.export import (
 )
 from compat.shims.numeric_debug import NumericDebugger, debugger
 from compat.shims.pt2e import Pt2eApi, api
-
-_OPS = ("conv2d", "squeeze", "conv1d")  # the call_function ops of Conv2dThenConv1d
 
 
 @pytest.fixture(scope="module")
@@ -69,31 +68,9 @@ def _cpag(captures: dict, m: torch.nn.Module, example_inputs: tuple) -> Any:
     return route(m, example_inputs)
 
 
-def _program(captures: dict, name: str, m: Any, example_inputs: tuple) -> Any:
-    """``torch.export.export`` / ``export_for_training`` of ``m``: an ExportedProgram."""
-    route: CaptureRoute = captures[name]
-    return route.program(m, example_inputs)
-
-
-def _quantizer(pt2e: Pt2eApi) -> Any:
-    return pt2e.XNNPACKQuantizer().set_global(
-        pt2e.get_symmetric_quantization_config(is_per_channel=False)
-    )
-
-
-def _op_handles(nd: NumericDebugger, model: Any) -> list:
-    """The handles of the model's conv2d, squeeze and conv1d nodes."""
-    graph = getattr(model, "graph_module", model).graph
-    return [
-        nd.handle(n)
-        for n in graph.nodes
-        if n.op == "call_function" and any(op in str(n.target) for op in _OPS)
-    ]
-
-
 def test_simple(nd: NumericDebugger, captures: dict) -> None:
     m = Conv2dThenConv1d()
-    ep = _program(captures, ROUTE_EXPORT_STRICT, m, m.example_inputs())
+    ep = exported(captures, ROUTE_EXPORT_STRICT, m, m.example_inputs())
     nd.generate(ep)
     handles = nd.handles(ep)
     assert len(set(handles.values())) == len(handles)
@@ -104,10 +81,10 @@ def test_quantize_pt2e_preserve_handle(nd: NumericDebugger, pt2e: Pt2eApi, captu
     example_inputs = m.example_inputs()
     gm = _cpag(captures, m, example_inputs)
     nd.generate(gm)
-    op_handles = _op_handles(nd, gm)
+    op_handles = handles_of_ops(nd, gm)
     assert len(op_handles) == 3
     assert None not in op_handles
-    gm = pt2e.prepare_pt2e(gm, _quantizer(pt2e))
+    gm = pt2e.prepare_pt2e(gm, xnnpack_quantizer(pt2e))
     counts = Counter(nd.handles(gm).values())
     # each op's handle is copied onto its output observer (upstream: ids [2, 3, 6])
     assert [counts[h] for h in op_handles] == [2, 2, 2]
@@ -120,7 +97,7 @@ def test_quantize_pt2e_preserve_handle(nd: NumericDebugger, pt2e: Pt2eApi, captu
 
 def test_copy_preserve_handle(nd: NumericDebugger, captures: dict) -> None:
     m = Conv2dThenConv1d()
-    ep = _program(captures, ROUTE_EXPORT_STRICT, m, m.example_inputs())
+    ep = exported(captures, ROUTE_EXPORT_STRICT, m, m.example_inputs())
     nd.generate(ep)
     ref = nd.handles(ep)
     assert nd.handles(copy.copy(ep)) == ref
@@ -128,7 +105,7 @@ def test_copy_preserve_handle(nd: NumericDebugger, captures: dict) -> None:
 
 def test_deepcopy_preserve_handle(nd: NumericDebugger, captures: dict) -> None:
     m = Conv2dThenConv1d()
-    ep = _program(captures, ROUTE_EXPORT_STRICT, m, m.example_inputs())
+    ep = exported(captures, ROUTE_EXPORT_STRICT, m, m.example_inputs())
     nd.generate(ep)
     ref = nd.handles(ep)
     assert nd.handles(copy.deepcopy(ep)) == ref
@@ -137,10 +114,10 @@ def test_deepcopy_preserve_handle(nd: NumericDebugger, captures: dict) -> None:
 def test_re_export_preserve_handle(nd: NumericDebugger, captures: dict) -> None:
     m = Conv2dThenConv1d()
     example_inputs = m.example_inputs()
-    ep = _program(captures, ROUTE_EXPORT_FOR_TRAINING, m, example_inputs)
+    ep = exported(captures, ROUTE_EXPORT_FOR_TRAINING, m, example_inputs)
     nd.generate(ep)
     ref = nd.handles(ep)
-    ep_again = _program(captures, ROUTE_EXPORT_FOR_TRAINING, ep.module(), example_inputs)
+    ep_again = exported(captures, ROUTE_EXPORT_FOR_TRAINING, ep.module(), example_inputs)
     again = nd.handles(ep_again)
     assert again == ref, (
         f"re-export changed the handles: only after {sorted(set(again) - set(ref))}, "
@@ -150,7 +127,7 @@ def test_re_export_preserve_handle(nd: NumericDebugger, captures: dict) -> None:
 
 def test_run_decompositions_preserve_handle(nd: NumericDebugger, captures: dict) -> None:
     m = Conv2dThenConv1d()
-    ep = _program(captures, ROUTE_EXPORT_STRICT, m, m.example_inputs())
+    ep = exported(captures, ROUTE_EXPORT_STRICT, m, m.example_inputs())
     nd.generate(ep)
     ref = nd.handles(ep)
     decomposed = copy.copy(ep).run_decompositions()
@@ -179,7 +156,7 @@ def test_extract_results_from_loggers(nd: NumericDebugger, pt2e: Pt2eApi, captur
     gm = _cpag(captures, m, example_inputs)
     nd.generate(gm)
     m_ref_logger = nd.prepare_for_propagation_comparison(gm)
-    gm = pt2e.prepare_pt2e(gm, _quantizer(pt2e))
+    gm = pt2e.prepare_pt2e(gm, xnnpack_quantizer(pt2e))
     gm(*example_inputs)
     gm = pt2e.convert_pt2e(gm)
     m_quant_logger = nd.prepare_for_propagation_comparison(gm)

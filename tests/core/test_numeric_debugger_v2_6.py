@@ -32,18 +32,16 @@ from typing import Any
 
 import pytest
 import torch
+from numeric_debug_support import exported, handles_of_ops, xnnpack_quantizer
 from pt2e_models import ControlFlow, Conv2dThenConv1d
 
 from compat.shims.export import (
     ROUTE_EXPORT_FOR_TRAINING,
     ROUTE_EXPORT_STRICT,
-    CaptureRoute,
     capture_routes,
 )
 from compat.shims.numeric_debug import NumericDebugger, debugger
 from compat.shims.pt2e import Pt2eApi, api
-
-_OPS = ("conv2d", "squeeze", "conv1d")  # the call_function ops of Conv2dThenConv1d
 
 
 @pytest.fixture(scope="module")
@@ -61,30 +59,8 @@ def captures() -> dict:
     return capture_routes()
 
 
-def _program(captures: dict, name: str, m: Any, example_inputs: tuple) -> Any:
-    """``export_for_training`` / ``torch.export.export`` of ``m``: an ExportedProgram."""
-    route: CaptureRoute = captures[name]
-    return route.program(m, example_inputs)
-
-
 def _for_training(captures: dict, m: Any, example_inputs: tuple) -> Any:
-    return _program(captures, ROUTE_EXPORT_FOR_TRAINING, m, example_inputs)
-
-
-def _quantizer(pt2e: Pt2eApi) -> Any:
-    return pt2e.XNNPACKQuantizer().set_global(
-        pt2e.get_symmetric_quantization_config(is_per_channel=False)
-    )
-
-
-def _op_handles(nd: NumericDebugger, model: Any) -> list:
-    """The handles of the model's conv2d, squeeze and conv1d nodes."""
-    graph = getattr(model, "graph_module", model).graph
-    return [
-        nd.handle(n)
-        for n in graph.nodes
-        if n.op == "call_function" and any(op in str(n.target) for op in _OPS)
-    ]
+    return exported(captures, ROUTE_EXPORT_FOR_TRAINING, m, example_inputs)
 
 
 def _assert_unique(handles: dict) -> None:
@@ -110,10 +86,10 @@ def test_quantize_pt2e_preserve_handle(nd: NumericDebugger, pt2e: Pt2eApi, captu
     example_inputs = m.example_inputs()
     ep = _for_training(captures, m, example_inputs)
     nd.generate(ep)
-    op_handles = _op_handles(nd, ep)
+    op_handles = handles_of_ops(nd, ep)
     assert len(op_handles) == 3
     assert None not in op_handles
-    gm = pt2e.prepare_pt2e(ep.module(), _quantizer(pt2e))
+    gm = pt2e.prepare_pt2e(ep.module(), xnnpack_quantizer(pt2e))
     counts = Counter(nd.handles(gm).values())
     # each op's handle is copied onto its output observer (upstream: ids [1, 2, 3])
     assert [counts[h] for h in op_handles] == [2, 2, 2]
@@ -126,7 +102,7 @@ def test_quantize_pt2e_preserve_handle(nd: NumericDebugger, pt2e: Pt2eApi, captu
 
 def test_copy_preserve_handle(nd: NumericDebugger, captures: dict) -> None:
     m = Conv2dThenConv1d()
-    ep = _program(captures, ROUTE_EXPORT_STRICT, m, m.example_inputs())
+    ep = exported(captures, ROUTE_EXPORT_STRICT, m, m.example_inputs())
     nd.generate(ep)
     ref = nd.handles(ep)
     assert nd.handles(copy.copy(ep)) == ref
@@ -134,7 +110,7 @@ def test_copy_preserve_handle(nd: NumericDebugger, captures: dict) -> None:
 
 def test_deepcopy_preserve_handle(nd: NumericDebugger, captures: dict) -> None:
     m = Conv2dThenConv1d()
-    ep = _program(captures, ROUTE_EXPORT_STRICT, m, m.example_inputs())
+    ep = exported(captures, ROUTE_EXPORT_STRICT, m, m.example_inputs())
     nd.generate(ep)
     ref = nd.handles(ep)
     assert nd.handles(copy.deepcopy(ep)) == ref
@@ -187,7 +163,7 @@ def test_extract_results_from_loggers(nd: NumericDebugger, pt2e: Pt2eApi, captur
     nd.generate(ep)
     gm = ep.module()
     m_ref_logger = nd.prepare_for_propagation_comparison(gm)
-    gm = pt2e.prepare_pt2e(gm, _quantizer(pt2e))
+    gm = pt2e.prepare_pt2e(gm, xnnpack_quantizer(pt2e))
     gm(*example_inputs)
     gm = pt2e.convert_pt2e(gm)
     m_quant_logger = nd.prepare_for_propagation_comparison(gm)
