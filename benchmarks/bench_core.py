@@ -75,8 +75,9 @@ def _matrix_text(tests: list[str], with_suites: bool) -> str:
         lines += [] if torchao else ['stacks = ["torch.ao"]']
     if with_suites:
         default = tomllib.loads((ROOT / "matrix.toml").read_text(encoding="utf-8"))
+        _, wanted = _suites_for_these_cells()
         for suite in default.get("suite", []):
-            if suite["path"] not in _suites_for_these_cells():
+            if suite["path"] not in wanted:
                 continue  # another era's file: the matrix refuses a suite no cell runs
             lines += ["", "[[suite]]", f"path = {json.dumps('../' + suite['path'])}"]
             lines += [f"{k} = {json.dumps(v)}" for k, v in suite.items() if k != "path"]
@@ -85,22 +86,23 @@ def _matrix_text(tests: list[str], with_suites: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _suites_for_these_cells() -> set[str]:
-    """The default matrix's ``[[suite]]`` paths in scope of at least one benchmark cell."""
+def _suites_for_these_cells() -> tuple[set[str], set[str]]:
+    """The default matrix's ``[[suite]]`` paths: all, and those in scope of at least one
+    benchmark cell."""
     matrix = load_matrix(ROOT / "matrix.toml")
     cells = [c for c in matrix.cells if c.id in CELLS]
-    return {s.path for s in matrix.suites if any(s.in_scope(c) for c in cells)}
+    every = {s.path for s in matrix.suites}
+    return every, {s.path for s in matrix.suites if any(s.in_scope(c) for c in cells)}
 
 
 def core_files() -> list[str]:
     """tests/core's files, less the era suites no benchmark cell runs (listed, since a
     folder would run them unscoped)."""
-    suites = {s.path for s in load_matrix(ROOT / "matrix.toml").suites}
-    wanted = _suites_for_these_cells()
+    every, wanted = _suites_for_these_cells()
     return [
         f"tests/core/{p.name}"
         for p in sorted((ROOT / "tests" / "core").glob("test_*.py"))
-        if f"tests/core/{p.name}" not in suites - wanted
+        if f"tests/core/{p.name}" not in every - wanted
     ]
 
 

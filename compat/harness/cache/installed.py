@@ -34,7 +34,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from compat.harness.files import atomic_writer
+from compat.harness.files import atomic_writer, read_json_object
 from compat.harness.install.env_folder import Env
 
 __all__ = ["SOURCE_SUFFIXES", "installed_digest", "installed_sources"]
@@ -171,14 +171,9 @@ def installed_digest(env_dir: Path) -> str:
     )
     path = env.sources_digest_path
     if stamp is not None:
-        try:
-            known = json.loads(path.read_bytes())
-        except (OSError, ValueError):
-            known = None
-        if isinstance(known, dict) and known.get("listing") == stamp:
-            digest = known.get("digest")
-            if isinstance(digest, str):
-                return digest
+        known = read_json_object(path)
+        if known.get("listing") == stamp and isinstance(known.get("digest"), str):
+            return str(known["digest"])
     sources = installed_sources(env_dir)
     digest = hashlib.sha256(json.dumps(sorted(sources.items())).encode()).hexdigest()
     if stamp is not None:

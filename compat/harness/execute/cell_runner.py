@@ -13,7 +13,7 @@ import shlex
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +22,7 @@ from typing import Any
 from compat.harness.cache import reuse
 from compat.harness.cache.reuse import CachePolicy, FilePlan
 from compat.harness.config.applicability import checked_rule, not_applicable_reason
-from compat.harness.config.matrix import Cell, Expectation, Matrix
+from compat.harness.config.matrix import Cell, Matrix
 from compat.harness.config.suites import TestFile, test_files
 from compat.harness.errors import ErrorKind, InstallError
 from compat.harness.execute.progress import Progress
@@ -173,20 +173,6 @@ def rootdir_of(matrix: Matrix) -> Path:
     base = matrix.path.parent
     paths = [str((base / s.path.split("::", 1)[0]).resolve()) for s in matrix.all_suites()]
     return Path(os.path.commonpath([str(base), *paths]))
-
-
-def _expected_failures(
-    matrix: Matrix, cell: Cell, nodeids: Iterable[str]
-) -> dict[str, Expectation]:
-    # The cell's expectations first: matching each test against every cell's would cost an
-    # all-cached rerun of the default matrix a tenth of its time.
-    mine = [e for e in matrix.expectations if e.where.matches(cell)]
-    found = {}
-    for nodeid in nodeids:
-        expectation = next((e for e in mine if e.names(nodeid)), None)
-        if expectation is not None:
-            found[nodeid] = expectation
-    return found
 
 
 def run_cell(
@@ -449,8 +435,7 @@ def _run_tests(
         _count_bytecode(install, env_dir / BYTECODE_DIR)
     if supervisor.interrupted.is_set() and not timed_out:
         return _interrupted(cell, cell_dir, "interrupted while testing", events)
-    expected = _expected_failures(
-        matrix,
+    expected = matrix.expectations_met(
         cell,
         [*events.tests, *events.started, *(str(c.get("nodeid")) for c in events.collect_errors)],
     )
